@@ -1,0 +1,293 @@
+"""``LatentModel``: the interface every probspace family shares."""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from ._random import as_generator, child_generator
+from ._tags import ModelTags
+from ._validation import check_lengths, check_n_samples, validate_params, validate_X
+from .posteriors import Posterior
+
+__all__ = ["LatentModel"]
+
+
+class LatentModel(BaseEstimator, metaclass=ABCMeta):
+    """Base class of probspace models: a posterior over latent variables.
+
+    Subclasses implement the hooks ``_fit``, ``_posterior``,
+    ``_log_likelihood`` and ``_sample``, and declare ``_parameter_constraints``
+    and ``_tags``. Everything public (validation, fitted checks, randomness,
+    shapes) lives here, once.
+
+    Notes
+    -----
+    ``__init__`` of a subclass stores its keyword arguments verbatim and does
+    nothing else; the backend is built in ``fit``.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+    _tags: ClassVar[ModelTags] = ModelTags()
+    #: Name of the latent variable in ArviZ output.
+    _latent_name: ClassVar[str] = "z"
+    #: ``{check_name: reason}`` of conformance checks expected to fail (strict xfail).
+    _expected_failures: ClassVar[dict[str, str]] = {}
+
+    # -- tags -------------------------------------------------------------------
+    def _model_tags(self) -> ModelTags:
+        """Tags of this instance (may depend on its parameters)."""
+        return self._tags
+
+    def __sklearn_tags__(self):  # noqa: D105
+        tags = super().__sklearn_tags__()
+        mt = self._model_tags()
+        tags.estimator_type = "density_estimator"
+        tags.input_tags.allow_nan = mt.allow_nan
+        tags.input_tags.sparse = mt.accept_sparse
+        tags.input_tags.positive_only = mt.non_negative
+        return tags
+
+    def __sklearn_is_fitted__(self) -> bool:  # noqa: D105
+        return hasattr(self, "backend_")
+
+    # -- checks -----------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    def _check_X(self, X: Any, lengths: Any, *, reset: bool) -> tuple[Any, np.ndarray | None]:
+        tags = self._model_tags()
+        X = validate_X(
+            self,
+            X,
+            reset=reset,
+            allow_nan=tags.allow_nan,
+            non_negative=tags.non_negative,
+            accept_sparse=tags.accept_sparse,
+            min_samples=tags.min_samples if reset else 1,
+        )
+        lengths = check_lengths(lengths, X.shape[0], sequential=tags.sequential, owner=type(self).__name__)
+        return X, lengths
+
+    def _check_input(self, X: Any, lengths: Any) -> tuple[Any, np.ndarray | None]:
+        self._check_fitted()
+        return self._check_X(X, lengths, reset=False)
+
+    def _generator(self, random_state: Any) -> np.random.Generator:
+        return self.rng_ if random_state is None else as_generator(random_state)
+
+    # -- public API -------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None, *, lengths: Any = None) -> LatentModel:
+        """Fit the model to ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (for sequential families: sequences concatenated
+            along the first axis).
+        y : None
+            Ignored; present so that scikit-learn tools can pass it.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X`` (sequential families only).
+
+        Returns
+        -------
+        self
+            The fitted model.
+        """
+        validate_params(self)
+        X, lengths = self._check_X(X, lengths, reset=True)
+        self.rng_ = as_generator(self.random_state)
+        self._fit(X, lengths, self.rng_)
+        return self
+
+    def posterior(self, X: Any, *, lengths: Any = None) -> Posterior:
+        """Posterior over the latent variables of ``X`` under the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, optional
+            Sequence lengths (sequential families only).
+
+        Returns
+        -------
+        Posterior
+            A distribution object with ``sample``, ``mean``, ``log_prob`` and
+            ``entropy``; its unseeded draws come from a child of ``rng_``.
+        """
+        X, lengths = self._check_input(X, lengths)
+        post = self._posterior(X, lengths)
+        post._rng = child_generator(self.rng_)
+        return post
+
+    def embed(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+        """Deterministic point summary of the posterior: ``posterior(X).mean`` as 2-D.
+
+        For discrete latents this is the posterior probability of each label
+        (state, component); for continuous latents the posterior mean. It
+        collapses a belief distribution to a point: use :meth:`posterior` to
+        keep the uncertainty.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_latent)
+        """
+        X, lengths = self._check_input(X, lengths)
+        mean = np.asarray(self._posterior(X, lengths).mean)
+        return mean.reshape(mean.shape[0], -1)
+
+    def sample(self, n_samples: int = 1, *, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw new data from the fitted generative model.
+
+        Latent variables are drawn from the prior first, then the data given
+        them.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of observations (time steps, documents) to generate.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call; without it the draw continues ``rng_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Generated data.
+        Z : ndarray
+            The latent values that generated it, laid out as in
+            :meth:`Posterior.sample`.
+        """
+        self._check_fitted()
+        n_samples = check_n_samples(n_samples)
+        return self._sample(n_samples, self._generator(random_state))
+
+    def log_likelihood(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+        """Log-likelihood ``log p(x)`` of each observation (sequence, document).
+
+        Exact unless the class docstring says it is a bound or an estimate.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) (or (n_sequences,))
+        """
+        X, lengths = self._check_input(X, lengths)
+        return np.asarray(self._log_likelihood(X, lengths), dtype=np.float64)
+
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None) -> float:
+        """Mean of :meth:`log_likelihood` (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.log_likelihood(X, lengths=lengths)))
+
+    def sample_parameters(self, n_samples: int = 1, *, random_state: Any = None) -> dict[str, np.ndarray]:
+        """Draw model parameters from their posterior (Bayesian fits only).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : None, int or numpy.random.Generator, optional
+
+        Returns
+        -------
+        dict of str to ndarray
+            Each array has a leading axis of length ``n_samples``.
+        """
+        self._check_fitted()
+        if not self._model_tags().parameter_posterior:
+            raise ValueError(
+                f"This {type(self).__name__} has point estimates of its parameters, not a posterior "
+                "over them; fit a Bayesian variant to draw parameters."
+            )
+        n_samples = check_n_samples(n_samples)
+        return self._sample_parameters(n_samples, self._generator(random_state))
+
+    def to_arviz(self, X: Any, n_samples: int = 500, *, random_state: Any = None, lengths: Any = None):
+        """Posterior draws for ``X`` as an ArviZ object.
+
+        A thin wrapper of :func:`probspace.to_inference_data`: ``InferenceData``
+        with ArviZ 0.x, ``xarray.DataTree`` with ArviZ 1.x.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        n_samples : int, default=500
+            Number of posterior draws.
+        random_state : None, int or numpy.random.Generator, optional
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        arviz.InferenceData or xarray.DataTree
+        """
+        from .diagnostics import to_inference_data
+
+        return to_inference_data(self, X, n_draws=n_samples, random_state=random_state, lengths=lengths)
+
+    # -- hooks for families -----------------------------------------------------
+    @abstractmethod
+    def _fit(self, X: Any, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
+        """Fit the backend; set ``backend_``, ``n_iter_``, ``converged_``, ``history_``."""
+
+    @abstractmethod
+    def _posterior(self, X: Any, lengths: np.ndarray | None) -> Posterior:
+        """Return the posterior for validated ``X``."""
+
+    @abstractmethod
+    def _log_likelihood(self, X: Any, lengths: np.ndarray | None) -> np.ndarray:
+        """Return per-observation (per-sequence) log-likelihoods for validated ``X``."""
+
+    @abstractmethod
+    def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(X, Z)`` drawn from the fitted generative model."""
+
+    def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} does not draw parameters.")
+
+    # Hooks read by the ArviZ bridge (diagnostics/_arviz.py).
+    def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
+        """Dims (after chain and draw) of each variable the bridge writes."""
+        return {}
+
+    def _pointwise_log_likelihood(
+        self, X: Any, lengths: np.ndarray | None, params: dict[str, np.ndarray] | None
+    ) -> np.ndarray:
+        """Pointwise log-likelihood: ``(n_draws, n_obs)`` given parameter draws, else ``(n_obs,)``."""
+        return self._log_likelihood(X, lengths)
+
+    def _posterior_predictive(
+        self,
+        latents: np.ndarray,
+        params: dict[str, np.ndarray] | None,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        """Replicated data given latent (and parameter) draws, ``(n_draws,) + X.shape``."""
+        return None

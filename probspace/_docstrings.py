@@ -1,0 +1,54 @@
+"""Shared numpydoc fragments, filled into docstrings explicitly with :func:`fill`.
+
+A test checks that no ``{placeholder}`` survives in any public docstring.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+__all__ = ["FRAGMENTS", "fill"]
+
+FRAGMENTS: dict[str, str] = {
+    "random_state": """\
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds the fit and every later call made without its own
+        ``random_state``. ``fit`` builds ``rng_`` from it: with an int, a refit
+        replays the same sequence of draws; consecutive unseeded calls differ.""",
+    "common_attributes": """\
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    n_iter_ : int
+        Number of iterations the backend ran in its best initialisation.
+    converged_ : bool
+        Whether the backend's iterations converged.
+    history_ : ndarray of shape (n_iter_,)
+        Objective after each iteration (a log-likelihood or its lower bound,
+        per observation), for diagnosing the fit.
+    rng_ : numpy.random.Generator
+        The model's random stream; calls without ``random_state`` draw from it.
+    backend_ : object
+        The fitted backend estimator.""",
+}
+
+
+def fill(doc: str | None, **extra: str) -> str:
+    """Substitute ``{name}`` fragments into ``doc`` (dedented first).
+
+    Parameters
+    ----------
+    doc : str
+        Docstring template with ``{name}`` placeholders.
+    **extra : str
+        Fragments beyond :data:`FRAGMENTS`.
+
+    Returns
+    -------
+    str
+    """
+    text = inspect.cleandoc(doc or "")
+    fragments = {**FRAGMENTS, **extra}
+    for name, value in fragments.items():
+        text = text.replace("{" + name + "}", textwrap.dedent(value).strip("\n"))
+    return text

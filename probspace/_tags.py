@@ -1,0 +1,44 @@
+"""Capabilities of a model family, read by the base class, the tests and the docs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ModelTags"]
+
+
+@dataclass(frozen=True)
+class ModelTags:
+    """What a model family can do, declared once next to the class.
+
+    Attributes
+    ----------
+    sequential : bool
+        Observations form sequences (``lengths`` is accepted).
+    allow_nan : bool
+        Missing values (NaN) in ``X`` are marginalised rather than rejected.
+    non_negative : bool
+        ``X`` holds non-negative counts (topic models).
+    accept_sparse : bool
+        ``X`` may be a SciPy sparse matrix.
+    discrete_latent : bool
+        Latent draws are integer codes (labels, states).
+    exact_posterior : bool
+        ``posterior`` is exact given the fitted parameters, not variational.
+    exact_log_likelihood : bool
+        ``log_likelihood`` is exact, not a bound or an estimate.
+    parameter_posterior : bool
+        The fit has a posterior over parameters that ``sample_parameters`` draws from.
+    min_samples : int
+        Fewest rows ``fit`` accepts.
+    """
+
+    sequential: bool = False
+    allow_nan: bool = False
+    non_negative: bool = False
+    accept_sparse: bool = False
+    discrete_latent: bool = False
+    exact_posterior: bool = True
+    exact_log_likelihood: bool = True
+    parameter_posterior: bool = False
+    min_samples: int = 1

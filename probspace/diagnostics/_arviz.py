@@ -1,0 +1,150 @@
+"""The ArviZ bridge: the only module in probspace that imports arviz.
+
+Builds a plain ``{group: {variable: array}}`` mapping from a fitted model and
+makes one ``from_dict`` call, in the form of the installed ArviZ line:
+ArviZ 0.x (one keyword per group, ``<group>_attrs``) returns
+``arviz.InferenceData``; ArviZ 1.x (one nested mapping, attrs keyed by group)
+returns ``xarray.DataTree``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+__all__ = ["arviz_major_version", "to_inference_data"]
+
+
+def _import_arviz():
+    with warnings.catch_warnings():
+        # ArviZ 0.23 announces its 1.0 refactor with a FutureWarning at import.
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+    return arviz
+
+
+def arviz_major_version() -> int:
+    """Major version of the installed ArviZ (0 or 1).
+
+    Returns
+    -------
+    int
+    """
+    return int(_import_arviz().__version__.split(".")[0])
+
+
+def _coords(model: Any, groups: dict, dims: dict) -> dict[str, np.ndarray]:
+    sizes: dict[str, int] = {}
+    for data in groups.values():
+        for name, arr in data.items():
+            var_dims = dims.get(name, ())
+            lead = 2 if arr.ndim > len(var_dims) else 0
+            for dim, size in zip(var_dims, arr.shape[lead:]):
+                sizes.setdefault(dim, size)
+    coords = {dim: np.arange(size) for dim, size in sizes.items()}
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and "feature" in coords and len(names) == coords["feature"].size:
+        coords["feature"] = np.asarray(names)
+        if "feature_bis" in coords:
+            coords["feature_bis"] = np.asarray(names)
+    return coords
+
+
+def to_inference_data(
+    model: Any,
+    X: Any,
+    *,
+    n_draws: int = 500,
+    random_state: Any = None,
+    lengths: Any = None,
+):
+    """Posterior draws of a fitted probspace model for data ``X``, as an ArviZ object.
+
+    Groups:
+
+    - ``posterior``: ``n_draws`` joint draws of the latent variables of ``X``
+      (and, for Bayesian fits, paired draws of the parameters), with a chain
+      axis of length 1. Attrs record ``inference_method``.
+    - ``log_likelihood``: pointwise ``log p(x_i)``; per parameter draw for
+      Bayesian fits (so ``arviz.loo`` works), the fitted value repeated across
+      draws otherwise (``plug_in`` attr set).
+    - ``posterior_predictive``: replicated data given each latent draw.
+    - ``observed_data``: ``X``.
+    - ``sample_stats``: the fit's objective trace ``history_`` (dim ``iteration``).
+
+    R-hat and ESS on independent posterior draws are not evidence of
+    convergence of an EM or variational fit; diagnose those with ``history_``.
+
+    Parameters
+    ----------
+    model : LatentModel
+        A fitted probspace model.
+    X : array-like of shape (n_samples, n_features)
+    n_draws : int, default=500
+    random_state : None, int or numpy.random.Generator, optional
+    lengths : array-like of int, optional
+        Sequence lengths (sequential families only).
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+        ``InferenceData`` with ArviZ 0.x, ``DataTree`` with ArviZ 1.x.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import GaussianMixture, to_inference_data
+    >>> X = np.random.default_rng(0).normal(size=(40, 2))
+    >>> idata = to_inference_data(GaussianMixture(2, random_state=0).fit(X), X, n_draws=20)
+    >>> idata.posterior["label"].shape
+    (1, 20, 40)
+    """
+    from .._validation import check_n_samples
+
+    model._check_fitted()
+    n_draws = check_n_samples(n_draws, name="n_draws")
+    rng = model._generator(random_state)
+    Xc, lengths = model._check_input(X, lengths)
+    tags = model._model_tags()
+    post = model._posterior(Xc, lengths)
+    latents = post.sample(n_draws, random_state=rng)
+    params = model._sample_parameters(n_draws, rng) if tags.parameter_posterior else None
+
+    latent_name = model._latent_name
+    posterior = {latent_name: latents, **(params or {})}
+    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params), dtype=np.float64)
+    plug_in = loglik.ndim == 1
+    if plug_in:
+        loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
+    groups: dict[str, dict[str, np.ndarray]] = {
+        "posterior": {k: np.asarray(v)[None] for k, v in posterior.items()},
+        "log_likelihood": {"x": np.ascontiguousarray(loglik)[None]},
+    }
+    predictive = model._posterior_predictive(latents, params, rng)
+    if predictive is not None:
+        groups["posterior_predictive"] = {"x": np.asarray(predictive)[None]}
+    groups["observed_data"] = {"x": np.asarray(Xc.toarray() if hasattr(Xc, "toarray") else Xc)}
+    groups["sample_stats"] = {"objective": np.asarray(model.history_, dtype=np.float64)[None, None, :]}
+
+    dims = {k: list(v) for k, v in model._arviz_dims().items()}
+    dims["objective"] = ["iteration"]
+    coords = _coords(model, groups, dims)
+    from .. import __version__
+
+    attrs = {
+        "posterior": {"inference_method": post.method, "model": type(model).__name__,
+                      "latent_variable": latent_name, "probspace_version": __version__},
+        "log_likelihood": {"plug_in": int(plug_in),
+                           "exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)},
+        "sample_stats": {"objective": "history_ of the fit, one value per iteration"},
+    }
+    az = _import_arviz()
+    if arviz_major_version() >= 1:
+        return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
+    obs = groups.pop("observed_data")
+    group_attrs = {f"{g}_attrs": a for g, a in attrs.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return az.from_dict(observed_data=obs, coords=coords, dims=dims, **groups, **group_attrs)

@@ -1,0 +1,1 @@
+"""Inference kernels: pure functions over arrays (no model objects)."""

@@ -1,0 +1,5 @@
+"""Model families."""
+
+from ._gmm import GaussianMixture
+
+__all__ = ["GaussianMixture"]

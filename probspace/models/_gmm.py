@@ -1,0 +1,305 @@
+"""Gaussian mixtures over scikit-learn's ``GaussianMixture`` and ``BayesianGaussianMixture``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import mixture
+
+from .._base import LatentModel
+from .._docstrings import fill
+from .._random import sklearn_seed
+from .._tags import ModelTags
+from .._validation import Interval, Options
+from ..inference._gaussian import (
+    as_full,
+    log_gaussian,
+    sample_components,
+    sample_normal_wishart,
+    sample_stick_breaking,
+)
+from ..posteriors import Categorical
+from ..posteriors._categorical import sample_categorical
+
+__all__ = ["GaussianMixture"]
+
+_PRIORS = ("weight_concentration_prior", "mean_precision_prior", "mean_prior",
+           "degrees_of_freedom_prior", "covariance_prior")
+
+
+class GaussianMixture(LatentModel):
+    r"""Gaussian mixture with an exact posterior over each observation's component label.
+
+    The model: :math:`z_i \sim \mathrm{Categorical}(w)` and
+    :math:`x_i \mid z_i = k \sim \mathcal{N}(\mu_k, \Sigma_k)`. Fitted by EM with
+    :class:`sklearn.mixture.GaussianMixture`, or by variational Bayes with
+    :class:`sklearn.mixture.BayesianGaussianMixture` when ``bayesian=True``.
+    :meth:`posterior` returns :class:`~probspace.posteriors.Categorical`
+    responsibilities :math:`p(z_i = k \mid x_i)`: exact given EM parameters,
+    variational for a Bayesian fit, whose posterior over weights, means and
+    precisions :meth:`sample_parameters` draws from.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        Shape of the component covariances.
+    bayesian : bool, default=False
+        Fit by variational Bayes, with a posterior over the parameters.
+    tol : float, default=1e-3
+        Convergence threshold on the per-sample lower bound.
+    reg_covar : float, default=1e-6
+        Non-negative ridge added to the covariance diagonals.
+    max_iter : int, default=100
+        EM (or VB) iterations per initialisation.
+    n_init : int, default=1
+        Number of initialisations; the best is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+        How responsibilities are initialised.
+    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, \
+default="dirichlet_process"
+        Prior over the weights (``bayesian=True`` only).
+    weight_concentration_prior, mean_precision_prior, degrees_of_freedom_prior : float, optional
+        Scalar priors of the Bayesian fit; ``None`` takes scikit-learn's defaults.
+        Setting any prior without ``bayesian=True`` is an error.
+    mean_prior : array-like of shape (n_features,), optional
+        Prior mean of the component means (``bayesian=True`` only).
+    covariance_prior : float or array-like, optional
+        Prior on the covariances (``bayesian=True`` only).
+    {random_state}
+    verbose : int, default=0
+        Verbosity passed to the backend.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+        Mixing weights (the variational posterior mean for a Bayesian fit).
+    means_ : ndarray of shape (n_components, n_features)
+        Component means.
+    covariances_ : ndarray
+        Component covariances, shaped by ``covariance_type``.
+    precisions_ : ndarray
+        Inverses of ``covariances_``.
+    {common_attributes}
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : The EM backend.
+    probspace.posteriors.Categorical : The posterior over labels.
+
+    Notes
+    -----
+    ``log_likelihood`` is exact for EM fits; for a Bayesian fit it is the
+    mixture density at the variational posterior means of the parameters (a
+    plug-in value, not a marginal likelihood). Label draws use the smallest
+    integer dtype that holds the labels (``int8`` up to 127 components).
+    Example: ``examples/mixture/plot_old_faithful.py``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import GaussianMixture
+    >>> X = np.r_[np.random.default_rng(0).normal(-3, 1, (50, 1)), np.random.default_rng(1).normal(3, 1, (50, 1))]
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> post = gm.posterior(X)
+    >>> post.sample(10).shape
+    (10, 100)
+    >>> post.mean.shape
+    (100, 2)
+    """
+
+    _latent_name = "label"
+    _parameter_constraints = {
+        "n_components": [Interval("int", 1, None)],
+        "covariance_type": [Options("full", "tied", "diag", "spherical")],
+        "bayesian": ["boolean"],
+        "tol": [Interval("real", 0, None)],
+        "reg_covar": [Interval("real", 0, None)],
+        "max_iter": [Interval("int", 1, None)],
+        "n_init": [Interval("int", 1, None)],
+        "init_params": [Options("kmeans", "k-means++", "random", "random_from_data")],
+        "weight_concentration_prior_type": [Options("dirichlet_process", "dirichlet_distribution")],
+        "weight_concentration_prior": [None, Interval("real", 0, None, "neither")],
+        "mean_precision_prior": [None, Interval("real", 0, None, "neither")],
+        "mean_prior": [None, "array-like"],
+        "degrees_of_freedom_prior": [None, Interval("real", 0, None, "neither")],
+        "covariance_prior": [None, Interval("real", 0, None, "neither"), "array-like"],
+        "random_state": ["random_state"],
+        "verbose": [Interval("int", 0, None)],
+    }
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "full", bayesian: bool = False,
+                 tol: float = 1e-3, reg_covar: float = 1e-6, max_iter: int = 100, n_init: int = 1,
+                 init_params: str = "kmeans", weight_concentration_prior_type: str = "dirichlet_process",
+                 weight_concentration_prior: float | None = None, mean_precision_prior: float | None = None,
+                 mean_prior: Any = None, degrees_of_freedom_prior: float | None = None,
+                 covariance_prior: Any = None, random_state: Any = None, verbose: int = 0) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.bayesian = bayesian
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _model_tags(self) -> ModelTags:
+        return ModelTags(discrete_latent=True, exact_posterior=not self.bayesian,
+                         exact_log_likelihood=not self.bayesian, parameter_posterior=bool(self.bayesian))
+
+    # -- fitted parameters: read-only views of the backend ---------------------
+    weights_ = property(lambda self: self.backend_.weights_, doc="Mixing weights.")
+    means_ = property(lambda self: self.backend_.means_, doc="Component means.")
+    covariances_ = property(lambda self: self.backend_.covariances_, doc="Component covariances.")
+    precisions_ = property(lambda self: self.backend_.precisions_, doc="Component precisions.")
+
+    # -- hooks ------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, lengths: None, rng: np.random.Generator) -> None:
+        if self.n_components > X.shape[0]:
+            raise ValueError(
+                f"n_components={self.n_components} must be at most the number of samples in X "
+                f"(n_samples={X.shape[0]})."
+            )
+        common = dict(n_components=self.n_components, covariance_type=self.covariance_type, tol=self.tol,
+                      reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
+                      init_params=self.init_params, random_state=sklearn_seed(rng), verbose=self.verbose)
+        if self.bayesian:
+            priors = {name: getattr(self, name) for name in _PRIORS}
+            backend = mixture.BayesianGaussianMixture(
+                weight_concentration_prior_type=self.weight_concentration_prior_type, **priors, **common)
+        else:
+            given = [name for name in _PRIORS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply with bayesian=True; got bayesian=False.")
+            backend = mixture.GaussianMixture(**common)
+        self.backend_ = backend.fit(X)
+        self.n_iter_ = int(backend.n_iter_)
+        self.converged_ = bool(backend.converged_)
+        self.history_ = np.asarray(backend.lower_bounds_, dtype=np.float64)
+
+    def _posterior(self, X: np.ndarray, lengths: None) -> Categorical:
+        method = "variational" if self.bayesian else "exact"
+        return Categorical(self.backend_.predict_proba(X), method=method)
+
+    def _log_likelihood(self, X: np.ndarray, lengths: None) -> np.ndarray:
+        return self.backend_.score_samples(X)
+
+    def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        labels = sample_categorical(self.weights_[None, :], n_samples, rng)[:, 0]
+        X = sample_components(self.means_, self.covariances_, self.covariance_type, labels, rng)
+        return X, labels
+
+    def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        b = self.backend_
+        if self.weight_concentration_prior_type == "dirichlet_process":
+            weights = sample_stick_breaking(*b.weight_concentration_, n_samples, rng)
+        else:
+            weights = rng.dirichlet(b.weight_concentration_, size=n_samples)
+        means, precisions = sample_normal_wishart(b.means_, b.mean_precision_, b.covariances_,
+                                                  b.degrees_of_freedom_, self.covariance_type, n_samples, rng)
+        return {"weights": weights, "means": means, "precisions": precisions}
+
+    # -- extras -------------------------------------------------------------------
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable component of each observation (``posterior(X).mode``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        X, _ = self._check_input(X, None)
+        return self._posterior(X, None).mode
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Posterior probability of each component (``posterior(X).probs``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        X, _ = self._check_input(X, None)
+        return self._posterior(X, None).probs
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion of an EM fit on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        return self._criterion(X, "bic")
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion of an EM fit on ``X`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+        """
+        return self._criterion(X, "aic")
+
+    def _criterion(self, X: Any, name: str) -> float:
+        X, _ = self._check_input(X, None)
+        if self.bayesian:
+            raise ValueError(f"{name} needs a maximum-likelihood (EM) fit; this model has bayesian=True. "
+                             "Compare Bayesian fits with to_arviz and arviz.loo.")
+        return float(getattr(self.backend_, name)(X))
+
+    # -- ArviZ hooks ----------------------------------------------------------------
+    def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
+        prec = {"full": ("component", "feature", "feature_bis"), "tied": ("feature", "feature_bis"),
+                "diag": ("component", "feature"), "spherical": ("component",)}[self.covariance_type]
+        return {"label": ("obs",), "weights": ("component",), "means": ("component", "feature"),
+                "precisions": prec, "x": ("obs", "feature")}
+
+    def _pointwise_log_likelihood(self, X, lengths, params):
+        if params is None:
+            return self._log_likelihood(X, lengths)
+        out = np.empty((params["weights"].shape[0], X.shape[0]))
+        for s in range(out.shape[0]):
+            logp = log_gaussian(X, params["means"][s], params["precisions"][s], self.covariance_type)
+            logp += np.log(params["weights"][s])
+            top = logp.max(axis=1, keepdims=True)
+            out[s] = (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
+        return out
+
+    def _posterior_predictive(self, latents, params, rng):
+        n_draws, n_obs = latents.shape
+        if params is None:
+            flat = sample_components(self.means_, self.covariances_, self.covariance_type, latents.ravel(), rng)
+            return flat.reshape(n_draws, n_obs, -1)
+        out = np.empty((n_draws, n_obs, self.n_features_in_))
+        K, D = self.n_components, self.n_features_in_
+        for s in range(n_draws):
+            cov = np.linalg.inv(as_full(params["precisions"][s], self.covariance_type, K, D))
+            out[s] = sample_components(params["means"][s], cov, "full", latents[s], rng)
+        return out
+
+
+GaussianMixture.__doc__ = fill(GaussianMixture.__doc__)
