@@ -115,6 +115,7 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
         lengths : array-like of int, optional
             Sequence lengths (sequential families only).
 
@@ -140,7 +141,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
         lengths : array-like of int, optional
+            Lengths of the sequences in ``X`` (sequential families only).
 
         Returns
         -------
@@ -183,7 +186,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
         lengths : array-like of int, optional
+            Lengths of the sequences in ``X`` (sequential families only).
 
         Returns
         -------
@@ -198,9 +203,11 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
         y : None
             Ignored.
         lengths : array-like of int, optional
+            Lengths of the sequences in ``X`` (sequential families only).
 
         Returns
         -------
@@ -214,7 +221,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         n_samples : int, default=1
+            Number of draws.
         random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only; without it the draws continue the model's ``rng_``.
 
         Returns
         -------
@@ -239,10 +248,13 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
         n_samples : int, default=500
             Number of posterior draws.
         random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only; without it the draws continue the model's ``rng_``.
         lengths : array-like of int, optional
+            Lengths of the sequences in ``X`` (sequential families only).
 
         Returns
         -------

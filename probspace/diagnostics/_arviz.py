@@ -82,8 +82,11 @@ def to_inference_data(
     model : LatentModel
         A fitted probspace model.
     X : array-like of shape (n_samples, n_features)
+        Data, one row per observation (per time step for sequences).
     n_draws : int, default=500
+        Number of joint posterior draws.
     random_state : None, int or numpy.random.Generator, optional
+        Seed for this call only; without it the draws continue the model's ``rng_``.
     lengths : array-like of int, optional
         Sequence lengths (sequential families only).
 

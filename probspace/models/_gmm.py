@@ -58,14 +58,15 @@ class GaussianMixture(LatentModel):
         Number of initialisations; the best is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
         How responsibilities are initialised.
-    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, \
-default="dirichlet_process"
+    weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}, default="dirichlet_process"
         Prior over the weights (``bayesian=True`` only).
-    weight_concentration_prior, mean_precision_prior, degrees_of_freedom_prior : float, optional
+    weight_concentration_prior, mean_precision_prior : float, optional
         Scalar priors of the Bayesian fit; ``None`` takes scikit-learn's defaults.
         Setting any prior without ``bayesian=True`` is an error.
     mean_prior : array-like of shape (n_features,), optional
         Prior mean of the component means (``bayesian=True`` only).
+    degrees_of_freedom_prior : float, optional
+        Prior degrees of freedom of the precision (``bayesian=True`` only).
     covariance_prior : float or array-like, optional
         Prior on the covariances (``bayesian=True`` only).
     {random_state}
@@ -153,6 +154,17 @@ default="dirichlet_process"
         self.random_state = random_state
         self.verbose = verbose
 
+    # Fit recipe for probspace.testing: fast settings, non-default settings, data.
+    _conformance_params = {"n_components": 2, "max_iter": 50}
+    _conformance_alt_params = {"covariance_type": "diag", "bayesian": True, "max_iter": 30,
+                               "weight_concentration_prior_type": "dirichlet_distribution"}
+
+    @staticmethod
+    def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, None]:
+        centres = np.array([[-2.0, 0.0], [2.0, 0.5]])
+        X = centres[rng.integers(0, 2, 60)] + rng.normal(scale=1.0, size=(60, 2))
+        return X, None
+
     def _model_tags(self) -> ModelTags:
         return ModelTags(discrete_latent=True, exact_posterior=not self.bayesian,
                          exact_log_likelihood=not self.bayesian, parameter_posterior=bool(self.bayesian))
@@ -216,6 +228,7 @@ default="dirichlet_process"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
 
         Returns
         -------
@@ -230,6 +243,7 @@ default="dirichlet_process"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
 
         Returns
         -------
@@ -244,6 +258,7 @@ default="dirichlet_process"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
 
         Returns
         -------
@@ -257,6 +272,7 @@ default="dirichlet_process"
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Data, one row per observation (per time step for sequences).
 
         Returns
         -------

@@ -112,8 +112,14 @@ class Posterior(metaclass=ABCMeta):
     def log_prob(self, value: Any) -> np.ndarray:
         """Log posterior density (or mass) of ``value``.
 
-        ``value`` has shape ``sample_shape + batch_shape + event_shape``; the
-        result has shape ``sample_shape + batch_shape``.
+        Parameters
+        ----------
+        value : array-like
+            Latent values of shape ``sample_shape + batch_shape + event_shape``.
+
+        Returns
+        -------
+        ndarray of shape ``sample_shape + batch_shape``
         """
 
     @property

@@ -68,7 +68,9 @@ class Categorical(Posterior):
     probs : array-like of shape (N, K)
         Rows must be non-negative and sum to one.
     method : {"exact", "variational", "amortized_variational"}, default="exact"
+        How the probabilities were obtained.
     random_state : None, int or numpy.random.Generator, optional
+        Source of randomness for unseeded :meth:`sample` calls.
 
     Attributes
     ----------
@@ -115,7 +117,17 @@ class Categorical(Posterior):
         return sample_categorical(self.probs, n, rng)
 
     def log_prob(self, value: Any) -> np.ndarray:
-        """Log posterior mass of labels ``value`` (shape ``(..., N)``)."""
+        """Log posterior mass of labels.
+
+        Parameters
+        ----------
+        value : array-like of int, shape (..., N)
+            One label per observation, with any leading sample shape.
+
+        Returns
+        -------
+        ndarray of shape (..., N)
+        """
         z = self._split_value(value)
         if not np.issubdtype(z.dtype, np.integer):
             raise ValueError(f"labels passed to log_prob must be integers; got dtype {z.dtype}.")
@@ -141,7 +153,12 @@ class Categorical(Posterior):
         return np.argmax(self.probs, axis=1)
 
     def entropy(self) -> np.ndarray:
-        """Entropy in nats per observation, shape (N,)."""
+        """Entropy in nats of each observation's label distribution.
+
+        Returns
+        -------
+        ndarray of shape (N,)
+        """
         p = self.probs
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(p > 0, p * np.log(p), 0.0)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up and run every automated check, in order:
+#   1. the default test suite (Python 3.11, ArviZ 0.x)           ~1-2 min
+#   2. the slow statistical checks (-m slow)
+#   3. the ArviZ bridge under ArviZ 1.x, in a Python 3.12 venv without torch
+#   4. the documentation build, with warnings as errors
+# Set PROBSPACE_SKIP_ARVIZ1=1 or PROBSPACE_SKIP_DOCS=1 to skip steps 3 or 4.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MPLBACKEND=Agg PROBSPACE_EXAMPLES_FAST=1
+
+echo "== 1. default test suite"
+.venv/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
+
+echo "== 2. slow statistical checks"
+set +e
+.venv/bin/python -m pytest -m slow -p no:cacheprovider
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || [ "$rc" -eq 5 ] || exit "$rc"   # 5: no slow tests collected
+
+if [ "${PROBSPACE_SKIP_ARVIZ1:-0}" != "1" ]; then
+    echo "== 3. ArviZ 1.x bridge (Python 3.12)"
+    PY312="$(command -v python3.12 || true)"
+    if [ -z "$PY312" ]; then PY312="$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1 || true)"; fi
+    if [ -z "$PY312" ]; then
+        echo "Python 3.12 not found: cannot test the ArviZ 1.x line (set PROBSPACE_SKIP_ARVIZ1=1 to skip)" >&2
+        exit 1
+    fi
+    [ -x .venv312/bin/python ] || "$PY312" -m venv .venv312
+    .venv312/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    # No torch here: the bridge and the mixture family need only numpy, scipy, scikit-learn, xarray and arviz.
+    .venv312/bin/python -m pip install --quiet "arviz>=1" numpy scipy scikit-learn xarray matplotlib pandas pytest \
+        numpydoc 2>&1 | grep -v "^WARNING: Location" || true
+    .venv312/bin/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+    .venv312/bin/python -c "import arviz; assert int(arviz.__version__.split('.')[0]) >= 1, arviz.__version__; print('arviz', arviz.__version__)"
+    .venv312/bin/python -m pytest -p no:cacheprovider tests/test_arviz.py tests/test_conformance.py tests/models/test_gmm.py
+fi
+
+if [ "${PROBSPACE_SKIP_DOCS:-0}" != "1" ]; then
+    echo "== 4. documentation build (warnings are errors)"
+    (cd docs && ../.venv/bin/python -m sphinx -W --keep-going -q -b html . _build/html)
+    echo "docs built: docs/_build/html/index.html"
+fi

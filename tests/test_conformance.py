@@ -1,0 +1,40 @@
+"""Every registered model family runs the public conformance suite."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from probspace import GaussianMixture
+from probspace.testing import check_model, parametrize_with_model_checks
+
+MODELS = [
+    GaussianMixture(),
+    GaussianMixture(covariance_type="tied"),
+    GaussianMixture(covariance_type="diag"),
+    GaussianMixture(covariance_type="spherical"),
+    GaussianMixture(bayesian=True),
+    GaussianMixture(bayesian=True, covariance_type="diag", weight_concentration_prior_type="dirichlet_distribution"),
+]
+
+
+@parametrize_with_model_checks(MODELS)
+def test_model_conformance(model, check):
+    check()
+
+
+# scikit-learn's own estimator checks, for the non-sequential families.
+@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True)], legacy=False)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_check_model_reports_declared_failures_that_pass(monkeypatch):
+    monkeypatch.setattr(GaussianMixture, "_expected_failures", {"check_log_likelihood": "pretend"})
+    with pytest.raises(AssertionError, match="declared as an expected failure"):
+        check_model(GaussianMixture())
+
+
+def test_check_model_catches_a_broken_family(monkeypatch):
+    # A family whose embed disagrees with its posterior must fail the suite.
+    monkeypatch.setattr(GaussianMixture, "embed", lambda self, X, lengths=None: self.predict_proba(X) * 0.5)
+    with pytest.raises(AssertionError, match="check_embed_is_posterior_mean"):
+        check_model(GaussianMixture())

@@ -1,0 +1,140 @@
+"""Posterior objects: closed forms, draws against exact probabilities, errors."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from probspace.posteriors import Categorical, Posterior
+from probspace.posteriors._categorical import sample_categorical
+
+
+@pytest.fixture
+def probs():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4) * 0.7, size=30)
+    p[0] = [0.0, 1.0, 0.0, 0.0]  # degenerate row
+    p[1] = [0.5, 0.0, 0.0, 0.5]  # zero-probability middle labels
+    return p
+
+
+def test_is_a_posterior(probs):
+    post = Categorical(probs)
+    assert isinstance(post, Posterior)
+    assert post.batch_shape == (30,) and post.event_shape == ()
+    assert post.is_exact and "Categorical" in repr(post)
+
+
+def test_label_frequencies_match_probabilities(probs):
+    """Chi-square goodness of fit of label draws, per observation, seeded."""
+    n = 20000
+    draws = Categorical(probs).sample(n, random_state=123)
+    pvalues = []
+    for i in range(probs.shape[0]):
+        counts = np.bincount(draws[:, i], minlength=4)
+        support = probs[i] > 0
+        assert counts[~support].sum() == 0, "a zero-probability label was drawn"
+        if support.sum() > 1:
+            pvalues.append(stats.chisquare(counts[support], n * probs[i, support]).pvalue)
+    # With independent tests, the smallest p-value is Beta(1, m): Bonferroni at 1e-3.
+    assert min(pvalues) > 1e-3 / len(pvalues)
+    # And the p-values themselves are uniform.
+    assert stats.kstest(pvalues, "uniform").pvalue > 1e-3
+
+
+def test_draws_are_independent_across_observations():
+    # Two observations with p = (0.5, 0.5): their labels must be independent.
+    draws = Categorical(np.full((2, 2), 0.5)).sample(40000, random_state=5)
+    table = np.histogram2d(draws[:, 0], draws[:, 1], bins=2)[0]
+    assert stats.chi2_contingency(table).pvalue > 1e-3
+
+
+def test_closed_forms(probs):
+    post = Categorical(probs)
+    np.testing.assert_array_equal(post.mean, probs)
+    np.testing.assert_allclose(post.variance, probs * (1 - probs))
+    np.testing.assert_array_equal(post.mode, probs.argmax(axis=1))
+    expected = np.array([stats.entropy(row) for row in probs])
+    np.testing.assert_allclose(post.entropy(), expected, atol=1e-12)
+    z = np.array([[1] * 30, [0] * 30])
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(post.log_prob(z), np.log(probs[np.arange(30), z]))
+
+
+def test_sample_shapes_and_dtype(probs):
+    post = Categorical(probs)
+    assert post.sample(()).shape == (30,)
+    assert post.sample().shape == (1, 30)
+    assert post.sample((2, 5)).shape == (2, 5, 30)
+    assert post.sample(3).dtype == np.int8
+    assert Categorical(np.full((3, 200), 1 / 200)).sample(2).dtype == np.int32
+
+
+def test_single_category():
+    assert np.all(Categorical(np.ones((5, 1))).sample(4, random_state=0) == 0)
+
+
+def test_sampler_blocks_cover_every_observation():
+    # More observations than one block, with labels known exactly.
+    N = 300_001
+    probs = np.zeros((N, 3))
+    probs[np.arange(N), np.arange(N) % 3] = 1.0
+    draws = sample_categorical(probs, 3, np.random.default_rng(0))
+    np.testing.assert_array_equal(draws, np.broadcast_to(np.arange(N) % 3, (3, N)))
+
+
+def test_seeding(probs):
+    post = Categorical(probs, random_state=7)
+    np.testing.assert_array_equal(post.sample(4, random_state=1), post.sample(4, random_state=1))
+    first = post.sample(4)
+    assert not np.array_equal(first, post.sample(4))
+    np.testing.assert_array_equal(first, Categorical(probs, random_state=7).sample(4))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.ones(3) / 3, "shape"),
+        (np.array([[0.5, 0.6]]), "sum to one"),
+        (np.array([[-0.5, 1.5]]), "non-negative"),
+        (np.array([[np.nan, 1.0]]), "finite"),
+    ],
+)
+def test_bad_probs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        Categorical(bad)
+
+
+@pytest.mark.parametrize("n", [0, -2, 1.5, True, (2, 0)])
+def test_bad_sample_sizes(probs, n):
+    with pytest.raises(ValueError, match="n_samples"):
+        Categorical(probs).sample(n)
+
+
+def test_bad_log_prob_values(probs):
+    post = Categorical(probs)
+    with pytest.raises(ValueError, match="shape"):
+        post.log_prob(np.zeros(29, dtype=int))
+    with pytest.raises(ValueError, match="integers"):
+        post.log_prob(np.zeros(30))
+    with pytest.raises(ValueError, match=r"\[0, 3\]"):
+        post.log_prob(np.full(30, 4))
+
+
+def test_base_moments_raise_naming_the_class():
+    class Bare(Posterior):
+        batch_shape = (1,)
+        event_shape = ()
+
+        def _sample_n(self, rng, n):
+            return np.zeros((n, 1))
+
+        def log_prob(self, value):
+            return np.zeros(np.shape(value))
+
+    for attr in ("mean", "variance", "mode"):
+        with pytest.raises(NotImplementedError, match="Bare"):
+            getattr(Bare(), attr)
+    with pytest.raises(NotImplementedError, match="Bare"):
+        Bare().entropy()
+    with pytest.raises(ValueError, match="method"):
+        Bare(method="guess")
