@@ -4,12 +4,13 @@
 # CPU wheel, where any other version would download gigabytes of CUDA packages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_pip.sh
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install --quiet "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install --quiet -e ".[test,docs,examples]" 2>&1 | grep -v "^WARNING: Location" || true
+pip_quiet .venv/bin/python --upgrade pip
+pip_quiet .venv/bin/python "torch==2.13.0"
+pip_quiet .venv/bin/python -e ".[test,docs,examples]"
 .venv/bin/python -c "import torch, probspace; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('probspace', probspace.__version__, '| torch', torch.__version__)"

@@ -7,6 +7,7 @@
 # Set PROBSPACE_SKIP_ARVIZ1=1 or PROBSPACE_SKIP_DOCS=1 to skip steps 3 or 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/_pip.sh
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MPLBACKEND=Agg PROBSPACE_EXAMPLES_FAST=1
 
@@ -29,11 +30,11 @@ if [ "${PROBSPACE_SKIP_ARVIZ1:-0}" != "1" ]; then
         exit 1
     fi
     [ -x .venv312/bin/python ] || "$PY312" -m venv .venv312
-    .venv312/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+    pip_quiet .venv312/bin/python --upgrade pip
     # No torch here: the bridge and the mixture family need only numpy, scipy, scikit-learn, xarray and arviz.
-    .venv312/bin/python -m pip install --quiet "arviz>=1" numpy scipy scikit-learn xarray matplotlib pandas pytest \
-        numpydoc 2>&1 | grep -v "^WARNING: Location" || true
-    .venv312/bin/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location" || true
+    pip_quiet .venv312/bin/python "arviz>=1" numpy scipy scikit-learn xarray matplotlib pandas pytest \
+        numpydoc
+    pip_quiet .venv312/bin/python --no-deps -e .
     .venv312/bin/python -c "import arviz; assert int(arviz.__version__.split('.')[0]) >= 1, arviz.__version__; print('arviz', arviz.__version__)"
     .venv312/bin/python -m pytest -p no:cacheprovider tests/test_arviz.py tests/test_conformance.py tests/models/test_gmm.py
 fi
