@@ -85,27 +85,6 @@ sphinx_gallery_conf = {
     "reference_url": {"probspace": None},
 }
 
-# -- TEMPORARY docstring fix-ups ---------------------------------------------------
-# The shared "common_attributes" fragment in probspace/_docstrings.py writes
-# ``history_ : ndarray of shape (n_iter_,)``; reST reads ``n_iter_`` as a
-# hyperlink reference and docutils reports 'Unknown target name: "n_iter"'.
-# Until the fragment is fixed (write ``(n_iter_,)`` with the underscore
-# escaped, or ``(n_iterations,)``), escape exactly that text here. The hook is a
-# no-op once the source is fixed; delete it then.
-_DOCSTRING_FIXUPS = {"(n_iter_,)": "(n_iter\\_,)"}
-
-
-def _fix_docstrings(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        for old, new in _DOCSTRING_FIXUPS.items():
-            if old in line:
-                lines[i] = line.replace(old, new)
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _fix_docstrings)
-
-
 # -- HTML --------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"probspace {release}"

@@ -23,9 +23,11 @@ FRAGMENTS: dict[str, str] = {
         Number of iterations the backend ran in its best initialisation.
     converged_ : bool
         Whether the backend's iterations converged.
-    history_ : ndarray of shape (n_iter_,)
-        Objective after each iteration (a log-likelihood or its lower bound,
-        per observation), for diagnosing the fit.
+    history_ : ndarray of shape (n_iterations,)
+        Objective after each iteration of the kept initialisation: the mean
+        log-likelihood per observation (EM) or the evidence lower bound
+        divided by the number of observations (variational fits). Diagnose
+        EM and variational fits with it, not with R-hat.
     rng_ : numpy.random.Generator
         The model's random stream; calls without ``random_state`` draw from it.
     backend_ : object

@@ -84,7 +84,7 @@ def _documented_attributes(cls: type) -> set[str]:
 # -- API checks -----------------------------------------------------------------
 @_check
 def check_init_stores_params(model: LatentModel) -> None:
-    """Constructor stores its parameters verbatim and sets nothing else; clone round-trips."""
+    """Check that the constructor stores its parameters verbatim and sets nothing else; clone round-trips."""
     params = model.get_params(deep=False)
     assert set(vars(model)) == set(params), f"__init__ set extra attributes: {set(vars(model)) - set(params)}"
     sig = inspect.signature(type(model).__init__)
@@ -192,7 +192,7 @@ def check_bad_input(model: LatentModel) -> None:
 
 @_check
 def check_pickle_roundtrip(model: LatentModel) -> None:
-    """A pickled and restored model gives an identical posterior mean."""
+    """Check that a pickled and restored model gives an identical posterior mean."""
     est, X, lengths = _fitted(model)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, restored.posterior(X, **_kw(lengths)).mean)
@@ -225,7 +225,7 @@ def check_posterior_shapes(model: LatentModel) -> None:
 
 @_check
 def check_monte_carlo_mean(model: LatentModel) -> None:
-    """The Monte Carlo mean of draws matches ``mean`` (one-hot for discrete) within MC error."""
+    """Check that the Monte Carlo mean of draws matches ``mean`` (one-hot for discrete) within MC error."""
     est, X, lengths = _fitted(model)
     post = est.posterior(X, **_kw(lengths))
     n = 4000
@@ -315,7 +315,7 @@ def check_generative_sample(model: LatentModel) -> None:
 
 @_check
 def check_to_arviz(model: LatentModel) -> None:
-    """The ArviZ object has the declared groups, dims, coords and inference method."""
+    """Check that the ArviZ object has the declared groups, dims, coords and inference method."""
     est, X, lengths = _fitted(model)
     data = est.to_arviz(X, n_samples=6, random_state=0, **_kw(lengths))
     for group in ("posterior", "log_likelihood", "observed_data", "sample_stats"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from probspace._random import as_generator, child_generator, torch_fork_rng
-from probspace._validation import InvalidParameterError, Interval, Options, check_lengths, check_n_samples
+from probspace._validation import Interval, InvalidParameterError, Options, check_lengths, check_n_samples
 
 
 def test_interval_and_options():

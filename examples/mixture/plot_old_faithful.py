@@ -70,13 +70,16 @@ print(f"eruptions with entropy above 0.01 nats: {np.sum(entropy > 0.01)} of {len
 hard = gm.predict(X)
 assert np.array_equal(hard, post.mode)
 
-lo, hi = X.min(axis=0), X.max(axis=0)
-g0, g1 = np.meshgrid(*(np.linspace(a - 0.05 * (b - a), b + 0.05 * (b - a), 200) for a, b in zip(lo, hi)))
+pad = 0.05 * np.ptp(X, axis=0)
+lo, hi = X.min(axis=0) - pad, X.max(axis=0) + pad
+g0, g1 = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
 grid = np.column_stack([g0.ravel(), g1.ravel()])
 p_grid = gm.posterior(grid).probs[:, short].reshape(g0.shape)
 
 fig, (ax_hard, ax_post) = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
-ax_hard.scatter(X[:, 0], X[:, 1], c=np.where(hard == short, "tab:blue", "tab:red"), s=15)
+for k, colour, name in ((short, "tab:blue", "short"), (1 - short, "tab:red", "long")):
+    ax_hard.scatter(*X[hard == k].T, c=colour, s=15, label=f"label {k} ({name})")
+ax_hard.legend(loc="upper left")
 ax_hard.contour(g0, g1, p_grid, levels=[0.5], colors="k", linewidths=1)
 ax_hard.set_title("Hard labels: gm.predict(X)")
 sc = ax_post.scatter(X[:, 0], X[:, 1], c=p_short, cmap="coolwarm_r", vmin=0, vmax=1, s=15)
@@ -122,6 +125,7 @@ fig, ax = plt.subplots(figsize=(6, 3.5))
 values, counts = np.unique(n_short, return_counts=True)
 ax.bar(values, counts / counts.sum(), width=0.8, label="label draws")
 ax.axvline(np.sum(hard == short), color="k", linestyle="--", label="hard labels")
+ax.set_xticks(values)
 ax.set_xlabel("number of short eruptions")
 ax.set_ylabel("fraction of draws")
 ax.legend()
@@ -152,8 +156,9 @@ fig.tight_layout()
 # and parameters together and returns an ArviZ object (``InferenceData`` on
 # ArviZ 0.x, a ``DataTree`` on 1.x). The draws are independent, from a single
 # "chain", so R-hat is undefined and the ESS only reflects the number of
-# draws: neither says anything about whether the fit converged. For that,
-# look at the fit's objective trace, ``history_``.
+# draws (ArviZ 0.x also logs a warning about the single chain): neither says
+# anything about whether the fit converged. For that, look at the fit's
+# objective trace, ``history_``, which should rise and level off.
 import arviz as az
 
 bgm = probspace.GaussianMixture(2, bayesian=True, weight_concentration_prior_type="dirichlet_distribution",
@@ -172,7 +177,7 @@ def plot_means(data):
     """Plot the posterior of ``means`` with whichever ArviZ is installed."""
     if arviz_major_version() >= 1:
         return az.plot_dist(data, var_names=["means"])
-    return az.plot_posterior(data, var_names=["means"])
+    return az.plot_posterior(data, var_names=["means"], grid=(2, 2), figsize=(8, 5))
 
 
 plot_means(idata)

@@ -41,7 +41,7 @@ def _coords(model: Any, groups: dict, dims: dict) -> dict[str, np.ndarray]:
         for name, arr in data.items():
             var_dims = dims.get(name, ())
             lead = 2 if arr.ndim > len(var_dims) else 0
-            for dim, size in zip(var_dims, arr.shape[lead:]):
+            for dim, size in zip(var_dims, arr.shape[lead:], strict=False):
                 sizes.setdefault(dim, size)
     coords = {dim: np.arange(size) for dim, size in sizes.items()}
     names = getattr(model, "feature_names_in_", None)

@@ -197,7 +197,9 @@ class GaussianMixture(LatentModel):
         self.backend_ = backend.fit(X)
         self.n_iter_ = int(backend.n_iter_)
         self.converged_ = bool(backend.converged_)
-        self.history_ = np.asarray(backend.lower_bounds_, dtype=np.float64)
+        # sklearn's EM bound is per sample already; its variational bound is a total.
+        scale = X.shape[0] if self.bayesian else 1
+        self.history_ = np.asarray(backend.lower_bounds_, dtype=np.float64) / scale
 
     def _posterior(self, X: np.ndarray, lengths: None) -> Categorical:
         method = "variational" if self.bayesian else "exact"
