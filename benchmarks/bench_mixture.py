@@ -17,7 +17,8 @@ Gaussians (default N=1,000,000, D=10, K=10, see
    ``(u[..., None] > cdf[None]).sum(-1)`` on the same probabilities, applied to chunks
    of draws so that its (draws, N, K) boolean temporary stays within a memory budget.
 
-Timings are repeated, A and B interleaved (A, B, A, B, ...), and medians reported;
+Timings are repeated, A and B interleaved (A, B, then B, A, ...: alternating which goes
+first cancels order effects), and medians reported;
 ratios always come from measurements taken in this run. Single-threaded by default
 (the thread variables below are set before numpy is imported; the environment wins).
 
@@ -26,6 +27,7 @@ Usage::
     python benchmarks/bench_mixture.py            # full run, N = 1,000,000 (a few minutes)
     python benchmarks/bench_mixture.py --quick    # smoke run, N = 100,000
     python benchmarks/bench_mixture.py --n 300000 --repeats 5
+    python benchmarks/bench_mixture.py --stable-malloc   # less noisy: no page-fault storms
 
 Exits with status 1 when a goal is not met.
 """
@@ -56,6 +58,9 @@ GOAL_LABELS_PER_S = 1e8
 GOAL_OVERHEAD_RATIO = 1.05
 # Largest (draws, N, K) boolean temporary the broadcast reference may build, in bytes.
 REFERENCE_BOOL_BUDGET = 200 * 2**20
+# --stable-malloc: large blocks come from the heap and freed memory is kept, so repeated large
+# temporaries (scikit-learn's EM allocates many) stop costing page faults on every iteration.
+MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(4 * 2**30), "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30)}
 
 
 # -- data -------------------------------------------------------------------------
@@ -118,27 +123,29 @@ def bench_overhead(X, k, max_iter, repeats, seed):
     ps_fit, ps_post, sk_fit, sk_post = [], [], [], []
     same = None
     model = None
-    for _ in range(repeats):
-        gc.collect()
-        f, p, model, post = run_probspace(X, settings, seed)
-        ps_fit.append(f)
-        ps_post.append(p)
-        gc.collect()
-        f, p, est, probs = run_sklearn(X, settings, backend_seed)
-        sk_fit.append(f)
-        sk_post.append(p)
-        if same is None:
+    for rep in range(repeats):
+        for side in ("probspace", "sklearn") if rep % 2 == 0 else ("sklearn", "probspace"):
+            gc.collect()
+            if side == "probspace":
+                f, p, model, post = run_probspace(X, settings, seed)
+                ps_fit.append(f)
+                ps_post.append(p)
+            else:
+                f, p, est, probs = run_sklearn(X, settings, backend_seed)
+                sk_fit.append(f)
+                sk_post.append(p)
+        if same is None:  # both sides ran once: check that they computed the same thing
             same = (model.n_iter_ == est.n_iter_ == max_iter
                     and np.allclose(model.means_, est.means_, rtol=1e-10, atol=1e-10)
                     and np.allclose(post.probs, probs, rtol=1e-8, atol=1e-10))
         del post, est, probs
-    ps_tot = [a + b for a, b in zip(ps_fit, ps_post)]
-    sk_tot = [a + b for a, b in zip(sk_fit, sk_post)]
-    pair_ratios = [a / b for a, b in zip(ps_tot, sk_tot)]
+    ps_tot = [a + b for a, b in zip(ps_fit, ps_post, strict=True)]
+    sk_tot = [a + b for a, b in zip(sk_fit, sk_post, strict=True)]
+    pair_ratios = [a / b for a, b in zip(ps_tot, sk_tot, strict=True)]
     ratio = median(ps_tot) / median(sk_tot)
 
     print(f"[1] fit (max_iter={max_iter}, tol=0, init_params='random_from_data', n_init=1) + posterior, "
-          f"{repeats} interleaved runs")
+          f"{repeats} interleaved runs (ABBA order)")
     print(f"    scikit-learn seed = probspace-derived seed {backend_seed}; identical fits: "
           f"{'yes' if same else 'NO'}")
     print(f"    {'step':<40}{'probspace s':>13}{'sklearn s':>11}{'ratio':>8}   per-run probspace | sklearn")
@@ -190,34 +197,34 @@ def bench_draws(post, n_draws, repeats):
 
     ps_t, ref_t = [], []
     z_ps = z_ref = None
-    for _ in range(repeats):
-        gc.collect()
-        t0 = clock()
-        labels = post.sample(n_draws, random_state=0)
-        ps_t.append(clock() - t0)
-        if z_ps is None:
-            assert labels.shape == (n_draws, N)
-            z_ps = count_check(labels, probs)
-        del labels
-        gc.collect()
-        t0 = clock()
-        labels = broadcast_sampler(probs, n_draws, np.random.default_rng(0), chunk)
-        ref_t.append(clock() - t0)
-        if z_ref is None:
-            z_ref = count_check(labels, probs)
-        del labels
+    for rep in range(repeats):
+        for side in ("probspace", "reference") if rep % 2 == 0 else ("reference", "probspace"):
+            gc.collect()
+            t0 = clock()
+            if side == "probspace":
+                labels = post.sample(n_draws, random_state=0)
+                ps_t.append(clock() - t0)
+                if z_ps is None:
+                    assert labels.shape == (n_draws, N)
+                    z_ps = count_check(labels, probs)
+            else:
+                labels = broadcast_sampler(probs, n_draws, np.random.default_rng(0), chunk)
+                ref_t.append(clock() - t0)
+                if z_ref is None:
+                    z_ref = count_check(labels, probs)
+            del labels
     rate = n_labels / median(ps_t)
     ref_rate = n_labels / median(ref_t)
 
     print(f"[2] label draws: posterior(X).sample({n_draws}, random_state=0) = {n_labels:.3g} labels, "
-          f"{repeats} interleaved runs")
+          f"{repeats} interleaved runs (ABBA order)")
     print(f"    {'sampler':<46}{'median s':>10}{'labels/s':>11}{'max|z|':>8}   per-run s")
     print(f"    {'probspace Categorical.sample':<46}{median(ps_t):>10.3f}{rate:>11.3g}{z_ps:>8.2f}   "
           f"{fmt_runs(ps_t)}")
     name = f"numpy broadcast inverse-CDF ({chunk} draws/chunk)"
     print(f"    {name:<46}{median(ref_t):>10.3f}{ref_rate:>11.3g}{z_ref:>8.2f}   {fmt_runs(ref_t)}")
     print(f"    probspace / broadcast throughput: {rate / ref_rate:.2f}x  (per-pair: "
-          f"{' '.join(f'{b / a:.2f}' for a, b in zip(ps_t, ref_t))})")
+          f"{' '.join(f'{b / a:.2f}' for a, b in zip(ps_t, ref_t, strict=True))})")
     print("    (max|z|: largest z-score of the per-label counts against sum_i p_ik; |z| < 5 is expected)")
     print()
     return rate, max(z_ps, z_ref)
@@ -233,7 +240,15 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", type=int, default=100, help="label draws per observation")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of each timing")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stable-malloc", action="store_true",
+                        help="re-run under glibc malloc settings that keep freed memory mapped (no page-fault "
+                             "storms from large temporaries): much less noisy timings, but not the default "
+                             "environment users see")
     args = parser.parse_args(argv)
+    if args.stable_malloc and "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        env = dict(os.environ, **MALLOC_SETTINGS)
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
     n = args.n if args.n is not None else (100_000 if args.quick else 1_000_000)
 
     warnings.simplefilter("ignore", ConvergenceWarning)  # tol=0 never "converges"
@@ -242,6 +257,10 @@ def main(argv=None) -> int:
     print(f"python {platform.python_version()}, numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
           f"probspace {getattr(probspace, '__version__', '?')}; {os.cpu_count()} cpus; "
           + ", ".join(f"{k}={v}" for k, v in threads.items()))
+    print("load average at start (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+          + "  (other processes on this machine distort the timings)")
+    malloc = {k: os.environ[k] for k in MALLOC_SETTINGS if k in os.environ}
+    print("glibc malloc: " + (", ".join(f"{k}={v}" for k, v in malloc.items()) if malloc else "default settings"))
     t0 = clock()
     X = make_data(n, args.d, args.k, args.seed)
     print(f"data: {X.shape} float64 ({X.nbytes / 2**20:.0f} MiB), generated in {clock() - t0:.2f} s")
@@ -252,6 +271,7 @@ def main(argv=None) -> int:
     del model
     rate, z = bench_draws(post, args.draws, args.repeats)
 
+    print("load average at end (1, 5, 15 min): " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     ok_rate = rate >= GOAL_LABELS_PER_S and z < 5
     ok_ratio = ratio <= GOAL_OVERHEAD_RATIO and bool(same)
     print(f"GOAL label draws >= {GOAL_LABELS_PER_S:.0e} labels/s: {rate:.3g} labels/s "

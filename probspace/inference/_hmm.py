@@ -1,0 +1,470 @@
+"""HMM inference kernels: pure functions over arrays, compiled with numba.
+
+Every function takes the initial distribution ``startprob`` (K,), the
+transition matrix ``transmat`` (K, K), per-frame emission log-likelihoods
+``log_frameprob`` (T, K) and hmmlearn-style ``lengths`` (sequences
+concatenated along the first axis), and returns arrays. No model objects.
+
+Numerics: forward-backward runs in probability space with per-step
+normalisation (each frame is rescaled by its largest emission likelihood, and
+each filtered vector by its sum), which is exact in float64 and does not
+underflow at any length. A sequence whose normaliser hits zero (a transition
+structure that forbids every state the data allows) is recomputed in log
+space. Viterbi runs in log space.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+__all__ = [
+    "ForwardBackward",
+    "entropy",
+    "forward_backward",
+    "pairwise_marginals",
+    "path_log_prob",
+    "sample_paths",
+    "sequence_bounds",
+    "viterbi",
+]
+
+_JIT = {"cache": True, "nogil": True, "fastmath": False}
+
+
+class ForwardBackward(NamedTuple):
+    """Result of :func:`forward_backward`.
+
+    Attributes
+    ----------
+    marginals : ndarray of shape (T, K)
+        Smoothed marginals ``p(z_t = k | x_{1:T})`` of each sequence.
+    filtered : ndarray of shape (T, K)
+        Filtered distributions ``p(z_t = k | x_{1:t})``.
+    log_likelihood : ndarray of shape (n_sequences,)
+        ``log p(x)`` of each sequence.
+    transition_counts : ndarray of shape (n_sequences, K, K)
+        Expected number of ``i -> j`` transitions in each sequence.
+    log_predictive : ndarray of shape (T,)
+        One-step-ahead terms ``log p(x_t | x_{1:t-1})``; per sequence they sum
+        to ``log_likelihood``.
+    """
+
+    marginals: np.ndarray
+    filtered: np.ndarray
+    log_likelihood: np.ndarray
+    transition_counts: np.ndarray
+    log_predictive: np.ndarray
+
+
+def sequence_bounds(lengths: np.ndarray | None, n_frames: int) -> np.ndarray:
+    """Start offsets of each sequence plus the end, shape (n_sequences + 1,)."""
+    if lengths is None:
+        return np.array([0, n_frames], dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+@numba.njit(**_JIT)
+def _fb_scaled(startprob, transmat, frame, shift, lo, hi, filtered, marginals, counts, logpred):
+    """Scaled forward-backward on frames [lo, hi). Returns False if a normaliser vanished."""
+    K = startprob.shape[0]
+    c = np.empty(hi - lo)
+    # forward
+    s = 0.0
+    for k in range(K):
+        v = startprob[k] * frame[lo, k]
+        filtered[lo, k] = v
+        s += v
+    if not (s > 0.0) or not np.isfinite(s):
+        return False
+    c[0] = s
+    for k in range(K):
+        filtered[lo, k] /= s
+    for t in range(lo + 1, hi):
+        s = 0.0
+        for j in range(K):
+            acc = 0.0
+            for i in range(K):
+                acc += filtered[t - 1, i] * transmat[i, j]
+            v = acc * frame[t, j]
+            filtered[t, j] = v
+            s += v
+        if not (s > 0.0) or not np.isfinite(s):
+            return False
+        c[t - lo] = s
+        for j in range(K):
+            filtered[t, j] /= s
+    for t in range(lo, hi):
+        logpred[t] = np.log(c[t - lo]) + shift[t]
+    # backward: beta_{T-1} = 1; marginals = filtered * beta
+    beta = np.ones(K)
+    nxt = np.empty(K)
+    for k in range(K):
+        marginals[hi - 1, k] = filtered[hi - 1, k]
+    for t in range(hi - 2, lo - 1, -1):
+        inv = 1.0 / c[t + 1 - lo]
+        for j in range(K):
+            nxt[j] = frame[t + 1, j] * beta[j] * inv
+        for i in range(K):
+            acc = 0.0
+            fi = filtered[t, i]
+            for j in range(K):
+                w = transmat[i, j] * nxt[j]
+                acc += w
+                counts[i, j] += fi * w
+            beta[i] = acc
+        for i in range(K):
+            marginals[t, i] = filtered[t, i] * beta[i]
+    return True
+
+
+@numba.njit(**_JIT)
+def _logsumexp(v):
+    m = -np.inf
+    for x in v:
+        if x > m:
+            m = x
+    if m == -np.inf:
+        return m
+    s = 0.0
+    for x in v:
+        s += np.exp(x - m)
+    return m + np.log(s)
+
+
+@numba.njit(**_JIT)
+def _fb_log(log_start, log_trans, logb, lo, hi, filtered, marginals, counts, logpred):
+    """Log-space forward-backward on frames [lo, hi) (the robust fallback)."""
+    K = log_start.shape[0]
+    T = hi - lo
+    la = np.empty((T, K))
+    tmp = np.empty(K)
+    for k in range(K):
+        la[0, k] = log_start[k] + logb[lo, k]
+    prev = 0.0
+    for t in range(1, T):
+        for j in range(K):
+            for i in range(K):
+                tmp[i] = la[t - 1, i] + log_trans[i, j]
+            la[t, j] = _logsumexp(tmp) + logb[lo + t, j]
+    for t in range(T):
+        norm = _logsumexp(la[t])
+        logpred[lo + t] = norm - prev
+        prev = norm
+        for k in range(K):
+            filtered[lo + t, k] = np.exp(la[t, k] - norm)
+    total = prev
+    lb = np.zeros((T, K))
+    for t in range(T - 2, -1, -1):
+        for i in range(K):
+            for j in range(K):
+                tmp[j] = log_trans[i, j] + logb[lo + t + 1, j] + lb[t + 1, j]
+            lb[t, i] = _logsumexp(tmp)
+    for t in range(T):
+        for k in range(K):
+            marginals[lo + t, k] = np.exp(la[t, k] + lb[t, k] - total)
+    for t in range(T - 1):
+        for i in range(K):
+            for j in range(K):
+                counts[i, j] += np.exp(la[t, i] + log_trans[i, j] + logb[lo + t + 1, j] + lb[t + 1, j] - total)
+
+
+@numba.njit(**_JIT)
+def _fb_all(startprob, transmat, log_frameprob, bounds, filtered, marginals, counts, logpred):
+    T, K = log_frameprob.shape
+    shift = np.empty(T)
+    frame = np.empty((T, K))
+    for t in range(T):
+        m = -np.inf
+        for k in range(K):
+            if log_frameprob[t, k] > m:
+                m = log_frameprob[t, k]
+        if m == -np.inf:
+            m = 0.0
+        shift[t] = m
+        for k in range(K):
+            frame[t, k] = np.exp(log_frameprob[t, k] - m)
+    log_start = np.log(startprob)
+    log_trans = np.log(transmat)
+    for s in range(bounds.shape[0] - 1):
+        lo, hi = bounds[s], bounds[s + 1]
+        ok = _fb_scaled(startprob, transmat, frame, shift, lo, hi, filtered, marginals, counts[s], logpred)
+        if ok:
+            for t in range(lo, hi):
+                for k in range(K):
+                    if not np.isfinite(marginals[t, k]):
+                        ok = False
+        if not ok:
+            counts[s, :, :] = 0.0
+            _fb_log(log_start, log_trans, log_frameprob, lo, hi, filtered, marginals, counts[s], logpred)
+
+
+def forward_backward(
+    startprob: np.ndarray, transmat: np.ndarray, log_frameprob: np.ndarray, lengths: np.ndarray | None = None
+) -> ForwardBackward:
+    """Smoothed and filtered state marginals and the log-likelihood of each sequence.
+
+    Parameters
+    ----------
+    startprob : ndarray of shape (K,)
+    transmat : ndarray of shape (K, K)
+        Rows sum to one.
+    log_frameprob : ndarray of shape (T, K)
+        ``log p(x_t | z_t = k)``; a row of zeros is a missing frame.
+    lengths : ndarray of int, optional
+        Sequence lengths summing to ``T``.
+
+    Returns
+    -------
+    ForwardBackward
+    """
+    log_frameprob = np.ascontiguousarray(log_frameprob, dtype=np.float64)
+    T, K = log_frameprob.shape
+    bounds = sequence_bounds(lengths, T)
+    filtered = np.empty((T, K))
+    marginals = np.empty((T, K))
+    counts = np.zeros((bounds.shape[0] - 1, K, K))
+    logpred = np.empty(T)
+    _fb_all(np.ascontiguousarray(startprob, dtype=np.float64), np.ascontiguousarray(transmat, dtype=np.float64),
+            log_frameprob, bounds, filtered, marginals, counts, logpred)
+    loglik = np.add.reduceat(logpred, bounds[:-1]) if T else np.zeros(0)
+    return ForwardBackward(marginals, filtered, loglik, counts, logpred)
+
+
+@numba.njit(**_JIT)
+def _viterbi_all(log_start, log_trans, logb, bounds, path, best):
+    T, K = logb.shape
+    delta = np.empty(K)
+    new = np.empty(K)
+    back = np.empty((T, K), dtype=np.int32)
+    for s in range(bounds.shape[0] - 1):
+        lo, hi = bounds[s], bounds[s + 1]
+        for k in range(K):
+            delta[k] = log_start[k] + logb[lo, k]
+        for t in range(lo + 1, hi):
+            for j in range(K):
+                arg = 0
+                m = -np.inf
+                for i in range(K):
+                    v = delta[i] + log_trans[i, j]
+                    if v > m:
+                        m = v
+                        arg = i
+                new[j] = m + logb[t, j]
+                back[t, j] = arg
+            for j in range(K):
+                delta[j] = new[j]
+        arg = 0
+        m = -np.inf
+        for k in range(K):
+            if delta[k] > m:
+                m = delta[k]
+                arg = k
+        best[s] = m
+        path[hi - 1] = arg
+        for t in range(hi - 1, lo, -1):
+            path[t - 1] = back[t, path[t]]
+
+
+def viterbi(
+    startprob: np.ndarray, transmat: np.ndarray, log_frameprob: np.ndarray, lengths: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Most probable state path of each sequence (Viterbi, log space).
+
+    Parameters
+    ----------
+    startprob : ndarray of shape (K,)
+    transmat : ndarray of shape (K, K)
+    log_frameprob : ndarray of shape (T, K)
+    lengths : ndarray of int, optional
+
+    Returns
+    -------
+    path : ndarray of shape (T,), int
+        The concatenated MAP paths.
+    log_joint : ndarray of shape (n_sequences,)
+        ``log p(x, path)`` of each sequence.
+    """
+    log_frameprob = np.ascontiguousarray(log_frameprob, dtype=np.float64)
+    T = log_frameprob.shape[0]
+    bounds = sequence_bounds(lengths, T)
+    path = np.empty(T, dtype=np.int64)
+    best = np.empty(bounds.shape[0] - 1)
+    with np.errstate(divide="ignore"):
+        _viterbi_all(np.log(startprob), np.log(transmat), log_frameprob, bounds, path, best)
+    return path, best
+
+
+@numba.njit(**_JIT)
+def _ffbs_block(filtered, transmat, u, out, t_hi, t_lo, seq_end):
+    """Backward sampling over frames t_hi-1 down to t_lo (u row r is frame t_lo + r)."""
+    K = transmat.shape[0]
+    n = out.shape[0]
+    cdf = np.empty(K)
+    table = np.empty((K, K))
+    t = t_hi - 1
+    if t_hi == seq_end:
+        acc = 0.0
+        for k in range(K):
+            acc += filtered[t, k]
+            cdf[k] = acc
+        for s in range(n):
+            x = u[t - t_lo, s] * acc
+            k = 0
+            while k < K - 1 and x >= cdf[k]:
+                k += 1
+            out[s, t] = k
+        t -= 1
+    while t >= t_lo:
+        # table[j] = cumulative of filtered[t, i] * transmat[i, j] over i
+        for j in range(K):
+            acc = 0.0
+            for i in range(K):
+                acc += filtered[t, i] * transmat[i, j]
+                table[j, i] = acc
+        for s in range(n):
+            j = out[s, t + 1]
+            x = u[t - t_lo, s] * table[j, K - 1]
+            k = 0
+            while k < K - 1 and x >= table[j, k]:
+                k += 1
+            out[s, t] = k
+        t -= 1
+
+
+def sample_paths(
+    filtered: np.ndarray,
+    transmat: np.ndarray,
+    lengths: np.ndarray | None,
+    n_samples: int,
+    rng: np.random.Generator,
+    *,
+    block: int = 4096,
+) -> np.ndarray:
+    """Joint draws of whole state paths by forward filtering, backward sampling.
+
+    ``z_T ~ p(z_T | x_{1:T})`` and then ``z_t | z_{t+1} ~ p(z_t | x_{1:t}) A[z_t, z_{t+1}]``
+    (normalised), which draws from the exact joint posterior ``p(z_{1:T} | x)``.
+
+    Parameters
+    ----------
+    filtered : ndarray of shape (T, K)
+        Filtered distributions from :func:`forward_backward`.
+    transmat : ndarray of shape (K, K)
+    lengths : ndarray of int or None
+    n_samples : int
+    rng : numpy.random.Generator
+    block : int, default=4096
+        Frames per block of uniforms (bounds memory at ``block * n_samples``).
+
+    Returns
+    -------
+    ndarray of shape (n_samples, T)
+        ``int8`` when ``K <= 127``, else ``int32``.
+    """
+    T, K = filtered.shape
+    dtype = np.int8 if K <= 127 else np.int32
+    out = np.empty((n_samples, T), dtype=dtype)
+    filtered = np.ascontiguousarray(filtered)
+    transmat = np.ascontiguousarray(transmat, dtype=np.float64)
+    bounds = sequence_bounds(lengths, T)
+    for s in range(bounds.shape[0] - 1):
+        lo, hi = int(bounds[s]), int(bounds[s + 1])
+        t_hi = hi
+        while t_hi > lo:
+            t_lo = max(lo, t_hi - block)
+            u = rng.random((t_hi - t_lo, n_samples))
+            _ffbs_block(filtered, transmat, u, out, t_hi, t_lo, hi)
+            t_hi = t_lo
+    return out
+
+
+def path_log_prob(
+    paths: np.ndarray,
+    startprob: np.ndarray,
+    transmat: np.ndarray,
+    log_frameprob: np.ndarray,
+    lengths: np.ndarray | None,
+    log_likelihood: np.ndarray,
+) -> np.ndarray:
+    """Exact log posterior ``log p(z | x)`` of whole paths, per sequence.
+
+    Parameters
+    ----------
+    paths : ndarray of int, shape (..., T)
+    startprob, transmat, log_frameprob, lengths
+        As in :func:`forward_backward`.
+    log_likelihood : ndarray of shape (n_sequences,)
+        ``log p(x)`` per sequence.
+
+    Returns
+    -------
+    ndarray of shape (..., n_sequences)
+    """
+    paths = np.asarray(paths, dtype=np.intp)
+    T = log_frameprob.shape[0]
+    bounds = sequence_bounds(lengths, T)
+    with np.errstate(divide="ignore"):
+        log_start, log_trans = np.log(startprob), np.log(transmat)
+    emit = np.take_along_axis(np.broadcast_to(log_frameprob, paths.shape + (log_frameprob.shape[1],)),
+                              paths[..., None], axis=-1)[..., 0]
+    step = np.empty(paths.shape)
+    step[..., 1:] = log_trans[paths[..., :-1], paths[..., 1:]]
+    starts = bounds[:-1]
+    step[..., starts] = log_start[paths[..., starts]]
+    joint = np.add.reduceat(step + emit, starts, axis=-1)
+    return joint - log_likelihood
+
+
+def entropy(
+    fb: ForwardBackward, startprob: np.ndarray, transmat: np.ndarray, log_frameprob: np.ndarray,
+    lengths: np.ndarray | None,
+) -> np.ndarray:
+    """Exact entropy of the posterior over whole paths, per sequence (nats).
+
+    ``H = log p(x) - E_q[log p(x, z)]``, with the expectation from the
+    smoothed and pairwise marginals; terms with zero probability contribute 0.
+
+    Returns
+    -------
+    ndarray of shape (n_sequences,)
+    """
+    T = log_frameprob.shape[0]
+    bounds = sequence_bounds(lengths, T)
+    with np.errstate(divide="ignore"):
+        log_start, log_trans = np.log(startprob), np.log(transmat)
+    with np.errstate(invalid="ignore"):
+        return _entropy_terms(fb, log_start, log_trans, log_frameprob, bounds)
+
+
+def _entropy_terms(fb, log_start, log_trans, log_frameprob, bounds):
+    first = fb.marginals[bounds[:-1]]
+    e_start = np.where(first > 0, first * log_start, 0.0).sum(axis=1)
+    e_trans = np.where(fb.transition_counts > 0, fb.transition_counts * log_trans, 0.0).sum(axis=(1, 2))
+    per_frame = np.where(fb.marginals > 0, fb.marginals * log_frameprob, 0.0).sum(axis=1)
+    e_emit = np.add.reduceat(per_frame, bounds[:-1])
+    return fb.log_likelihood - (e_start + e_trans + e_emit)
+
+
+def pairwise_marginals(fb: ForwardBackward, transmat: np.ndarray, log_frameprob: np.ndarray,
+                       lengths: np.ndarray | None) -> np.ndarray:
+    """Pairwise marginals ``p(z_t = i, z_{t+1} = j | x)`` of consecutive frames.
+
+    Returns
+    -------
+    ndarray of shape (T, K, K)
+        Entry ``t`` pairs frame ``t`` with ``t + 1``; the last frame of each
+        sequence has an all-zero entry.
+    """
+    T, K = fb.marginals.shape
+    bounds = sequence_bounds(lengths, T)
+    out = np.zeros((T, K, K))
+    pred = fb.filtered[:-1] @ transmat  # p(z_{t+1} | x_{1:t})
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(pred > 0, fb.marginals[1:] / pred, 0.0)
+    out[:-1] = fb.filtered[:-1, :, None] * transmat[None] * ratio[:, None, :]
+    out[bounds[1:-1] - 1] = 0.0
+    out[-1] = 0.0
+    return out

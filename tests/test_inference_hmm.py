@@ -1,0 +1,157 @@
+"""HMM kernels against brute-force enumeration of every path."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from probspace.inference import _hmm as hmm
+
+
+def random_hmm(K, T, seed, sparse=False, spread=1.0):
+    rng = np.random.default_rng(seed)
+    start = rng.dirichlet(np.ones(K))
+    trans = rng.dirichlet(np.ones(K) * 0.7, size=K)
+    if sparse:
+        trans[0, 1:] = 0.0
+        trans[0, 0] = 0.6
+        trans[0, -1] = 0.4  # 0 -> {0, K-1}
+        trans /= trans.sum(axis=1, keepdims=True)
+    logb = rng.normal(scale=spread, size=(T, K))
+    return start, trans, logb
+
+
+def brute_force(start, trans, logb, lengths):
+    """Per sequence: all paths, their log joint, and the derived exact quantities."""
+    K = start.shape[0]
+    out = []
+    lo = 0
+    with np.errstate(divide="ignore"):
+        ls, lt = np.log(start), np.log(trans)
+    for L in lengths:
+        paths = np.array(list(itertools.product(range(K), repeat=L)))
+        joint = ls[paths[:, 0]] + logb[lo + np.arange(L), paths].sum(axis=1)
+        if L > 1:
+            joint = joint + lt[paths[:, :-1], paths[:, 1:]].sum(axis=1)
+        loglik = logsumexp(joint)
+        post = np.exp(joint - loglik)
+        marg = np.stack([np.bincount(paths[:, t], weights=post, minlength=K) for t in range(L)])
+        pair = np.zeros((L, K, K))
+        for t in range(L - 1):
+            np.add.at(pair[t], (paths[:, t], paths[:, t + 1]), post)
+        with np.errstate(invalid="ignore"):
+            ent = -np.sum(np.where(post > 0, post * (joint - loglik), 0.0))
+        best = paths[np.argmax(joint)]
+        out.append(dict(paths=paths, joint=joint, loglik=loglik, post=post, marg=marg, pair=pair, ent=ent,
+                        best=best, best_joint=joint.max()))
+        lo += L
+    return out
+
+
+CASES = [
+    dict(K=3, lengths=[5], seed=0),
+    dict(K=2, lengths=[8], seed=1),
+    dict(K=3, lengths=[1, 4, 2], seed=2),
+    dict(K=3, lengths=[5], seed=3, sparse=True),
+    dict(K=3, lengths=[3, 3], seed=4, spread=400.0),  # emissions 1000s of nats apart
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"K{c['K']}-L{c['lengths']}-{c['seed']}")
+def test_forward_backward_matches_enumeration(case):
+    lengths = np.array(case["lengths"])
+    start, trans, logb = random_hmm(case["K"], lengths.sum(), case["seed"], case.get("sparse", False),
+                                    case.get("spread", 1.0))
+    truth = brute_force(start, trans, logb, lengths)
+    fb = hmm.forward_backward(start, trans, logb, lengths)
+    np.testing.assert_allclose(fb.log_likelihood, [t["loglik"] for t in truth], rtol=1e-12, atol=1e-8)
+    np.testing.assert_allclose(fb.marginals, np.concatenate([t["marg"] for t in truth]), atol=1e-8)
+    np.testing.assert_allclose(fb.transition_counts, [t["pair"].sum(axis=0) for t in truth], atol=1e-8)
+    pair = hmm.pairwise_marginals(fb, trans, logb, lengths)
+    np.testing.assert_allclose(pair, np.concatenate([t["pair"] for t in truth]), atol=1e-8)
+    np.testing.assert_allclose(hmm.entropy(fb, start, trans, logb, lengths), [t["ent"] for t in truth], atol=1e-8)
+    # One-step-ahead terms add up to each sequence's log-likelihood.
+    bounds = hmm.sequence_bounds(lengths, lengths.sum())
+    np.testing.assert_allclose(np.add.reduceat(fb.log_predictive, bounds[:-1]), fb.log_likelihood, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"K{c['K']}-L{c['lengths']}-{c['seed']}")
+def test_viterbi_and_path_log_prob_match_enumeration(case):
+    lengths = np.array(case["lengths"])
+    start, trans, logb = random_hmm(case["K"], lengths.sum(), case["seed"], case.get("sparse", False),
+                                    case.get("spread", 1.0))
+    truth = brute_force(start, trans, logb, lengths)
+    path, best = hmm.viterbi(start, trans, logb, lengths)
+    np.testing.assert_array_equal(path, np.concatenate([t["best"] for t in truth]))
+    np.testing.assert_allclose(best, [t["best_joint"] for t in truth], atol=1e-8)
+    fb = hmm.forward_backward(start, trans, logb, lengths)
+    if len(lengths) == 1:
+        lp = hmm.path_log_prob(truth[0]["paths"], start, trans, logb, lengths, fb.log_likelihood)
+        with np.errstate(divide="ignore"):
+            expected = np.log(truth[0]["post"])
+        finite = np.isfinite(expected)
+        np.testing.assert_allclose(lp[finite, 0], expected[finite], atol=1e-8)
+        assert np.all(lp[~finite, 0] == -np.inf)
+
+
+def test_ffbs_draws_follow_the_joint_posterior():
+    """Chi-square of whole-path frequencies against the exact posterior.
+
+    The chain is sticky, so sampling each step from its marginal (ignoring the
+    coupling) gives a very different path distribution; the same test rejects it.
+    """
+    K, T = 2, 6
+    start = np.array([0.5, 0.5])
+    trans = np.array([[0.95, 0.05], [0.05, 0.95]])
+    logb = np.log(np.full((T, K), 0.5))
+    logb[2] = np.log([0.6, 0.4])
+    truth = brute_force(start, trans, logb, [T])[0]
+    fb = hmm.forward_backward(start, trans, logb)
+    n = 200_000
+    draws = hmm.sample_paths(fb.filtered, trans, None, n, np.random.default_rng(0))
+    codes = (draws.astype(np.int64) * (K ** np.arange(T)[::-1])).sum(axis=1)
+    truth_codes = (truth["paths"] * (K ** np.arange(T)[::-1])).sum(axis=1)
+    counts = np.bincount(codes, minlength=K**T)[truth_codes]
+    expected = n * truth["post"]
+    keep = expected > 5
+    chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
+    # Independent per-step draws from the marginals fail the same test.
+    rng = np.random.default_rng(1)
+    indep = (rng.random((n, T)) > fb.marginals[:, 0]).astype(np.int64)
+    icodes = (indep * (K ** np.arange(T)[::-1])).sum(axis=1)
+    icounts = np.bincount(icodes, minlength=K**T)[truth_codes]
+    chi2_indep = ((icounts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
+    assert stats.chi2.sf(chi2_indep, keep.sum() - 1) < 1e-12
+
+
+def test_ffbs_with_several_sequences_and_a_sparse_chain():
+    lengths = np.array([3, 1, 4])
+    start, trans, logb = random_hmm(3, 8, seed=7, sparse=True)
+    fb = hmm.forward_backward(start, trans, logb, lengths)
+    draws = hmm.sample_paths(fb.filtered, trans, lengths, 50_000, np.random.default_rng(2), block=2)
+    # Monte Carlo marginals within MC error of the exact ones.
+    freq = np.stack([(draws == k).mean(axis=0) for k in range(3)], axis=1)
+    se = np.sqrt(fb.marginals * (1 - fb.marginals) / 50_000) + 1e-12
+    assert np.all(np.abs(freq - fb.marginals) < 5 * se)
+    # No forbidden transitions within a sequence.
+    lp = hmm.path_log_prob(draws, start, trans, logb, lengths, fb.log_likelihood)
+    assert np.all(np.isfinite(lp))
+
+
+def test_long_sequence_is_stable():
+    rng = np.random.default_rng(0)
+    T, K = 1_000_000, 4
+    start = np.full(K, 1 / K)
+    trans = rng.dirichlet(np.ones(K) * 5, size=K)
+    logb = rng.normal(scale=3.0, size=(T, K)) - 50.0  # tiny likelihoods: a plain product underflows
+    fb = hmm.forward_backward(start, trans, logb)
+    assert np.all(np.isfinite(fb.marginals)) and np.all(np.isfinite(fb.log_likelihood))
+    np.testing.assert_allclose(fb.marginals.sum(axis=1), 1.0, atol=1e-10)
+    assert fb.log_likelihood[0] < -4e7  # about -50 nats per frame
+    draws = hmm.sample_paths(fb.filtered, trans, None, 2, rng)
+    assert draws.shape == (2, T)
+    path, best = hmm.viterbi(start, trans, logb)
+    assert np.isfinite(best[0]) and best[0] <= fb.log_likelihood[0]
