@@ -116,9 +116,10 @@ def bench_overhead(X, k, max_iter, repeats, seed):
                     init_params="random_from_data")
     backend_seed = sklearn_seed(as_generator(seed))  # the int seed probspace hands scikit-learn
 
-    # Warm-up (imports, BLAS, first-call costs) on a slice, not timed.
-    run_probspace(X[:20000], {**settings, "max_iter": 1}, seed)
-    run_sklearn(X[:20000], {**settings, "max_iter": 1}, backend_seed)
+    # Warm-up, not timed: first-call costs, and at full size so that the heap has grown to its
+    # working size before the first timed run (otherwise whichever side runs first pays for it).
+    run_probspace(X, {**settings, "max_iter": 1}, seed)
+    run_sklearn(X, {**settings, "max_iter": 1}, backend_seed)
 
     ps_fit, ps_post, sk_fit, sk_post = [], [], [], []
     same = None
@@ -192,8 +193,9 @@ def bench_draws(post, n_draws, repeats):
     n_labels = n_draws * N
     chunk = int(max(1, min(n_draws, REFERENCE_BOOL_BUDGET // (N * K))))
 
-    post.sample(2, random_state=0)  # warm-up
-    broadcast_sampler(probs[:1000], 2, np.random.default_rng(0), chunk)
+    # Warm-up at full size, not timed (see bench_overhead).
+    post.sample(n_draws, random_state=0)
+    broadcast_sampler(probs, chunk, np.random.default_rng(0), chunk)
 
     ps_t, ref_t = [], []
     z_ps = z_ref = None

@@ -295,6 +295,10 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Pointwise log-likelihood: ``(n_draws, n_obs)`` given parameter draws, else ``(n_obs,)``."""
         return self._log_likelihood(X, lengths)
 
+    def _arviz_constant_data(self, X: Any, lengths: np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """Exact quantities derived from ``X`` (no draw axis), written to ``constant_data``."""
+        return None
+
     def _posterior_predictive(
         self,
         latents: np.ndarray,

@@ -234,7 +234,7 @@ def check_monte_carlo_mean(model: LatentModel) -> None:
     if est._model_tags().discrete_latent:
         K = mean.shape[-1]
         est_mean = np.stack([(draws == k).mean(axis=0) for k in range(K)], axis=-1).reshape(mean.shape)
-        var = mean * (1.0 - mean)
+        var = np.clip(mean * (1.0 - mean), 0.0, None)
     else:
         est_mean = draws.mean(axis=0)
         var = np.asarray(post.variance)
@@ -289,6 +289,19 @@ def check_random_state(model: LatentModel) -> None:
     np.testing.assert_array_equal(first.sample(10)[0], second.sample(10)[0])
     np.testing.assert_array_equal(first.posterior(X, **_kw(lengths)).sample(3),
                                   second.posterior(X, **_kw(lengths)).sample(3))
+
+
+@_check
+def check_sampling_leaves_model_unchanged(model: LatentModel) -> None:
+    """Check that drawing from the model and its posterior never changes the fitted model."""
+    est, X, lengths = _fitted(model)
+    mean = np.array(est.posterior(X, **_kw(lengths)).mean, copy=True)
+    loglik = est.log_likelihood(X, **_kw(lengths)).copy()
+    est.sample(50, random_state=0)
+    est.posterior(X, **_kw(lengths)).sample(5, random_state=0)
+    est.to_arviz(X, n_samples=3, random_state=0, **_kw(lengths))
+    np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, mean)
+    np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)), loglik)
 
 
 @_check

@@ -23,17 +23,23 @@ set -e
 
 if [ "${PROBSPACE_SKIP_ARVIZ1:-0}" != "1" ]; then
     echo "== 3. ArviZ 1.x bridge (Python 3.12)"
-    PY312="$(command -v python3.12 || true)"
-    if [ -z "$PY312" ]; then PY312="$(ls -d "$HOME"/.pyenv/versions/3.12*/bin/python 2>/dev/null | tail -1 || true)"; fi
+    PY312=""
+    for candidate in python3.12 python3.13 "$HOME"/.pyenv/versions/3.12*/bin/python "$HOME"/.pyenv/versions/3.13*/bin/python; do
+        if "$candidate" -c "import sys; assert sys.version_info >= (3, 12)" >/dev/null 2>&1; then
+            PY312="$candidate"
+            break
+        fi
+    done
     if [ -z "$PY312" ]; then
-        echo "Python 3.12 not found: cannot test the ArviZ 1.x line (set PROBSPACE_SKIP_ARVIZ1=1 to skip)" >&2
+        echo "No Python >= 3.12 found: cannot test the ArviZ 1.x line (set PROBSPACE_SKIP_ARVIZ1=1 to skip)" >&2
         exit 1
     fi
+    echo "using $PY312 for the ArviZ 1.x line"
     [ -x .venv312/bin/python ] || "$PY312" -m venv .venv312
     pip_quiet .venv312/bin/python --upgrade pip
-    # No torch here: the bridge and the mixture family need only numpy, scipy, scikit-learn, xarray and arviz.
-    pip_quiet .venv312/bin/python "arviz>=1" numpy scipy scikit-learn xarray matplotlib pandas pytest \
-        numpydoc
+    # No torch here: the bridge, the mixtures and the HMMs need no torch (import probspace does not load it).
+    pip_quiet .venv312/bin/python "arviz>=1" numpy scipy scikit-learn hmmlearn numba xarray matplotlib pandas \
+        pytest numpydoc
     pip_quiet .venv312/bin/python --no-deps -e .
     .venv312/bin/python -c "import arviz; assert int(arviz.__version__.split('.')[0]) >= 1, arviz.__version__; print('arviz', arviz.__version__)"
     .venv312/bin/python -m pytest -p no:cacheprovider tests/test_arviz.py tests/test_conformance.py tests/models/test_gmm.py

@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from probspace import GaussianMixture
+from probspace import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -13,6 +13,15 @@ MODELS = [
     GaussianMixture(covariance_type="spherical"),
     GaussianMixture(bayesian=True),
     GaussianMixture(bayesian=True, covariance_type="diag", weight_concentration_prior_type="dirichlet_distribution"),
+    GaussianHMM(),
+    GaussianHMM(covariance_type="full"),
+    GaussianHMM(covariance_type="tied"),
+    GaussianHMM(covariance_type="spherical"),
+    GaussianHMM(bayesian=True),
+    CategoricalHMM(),
+    CategoricalHMM(bayesian=True),
+    PoissonHMM(),
+    GMMHMM(),
 ]
 
 

@@ -138,3 +138,10 @@ def test_base_moments_raise_naming_the_class():
         Bare().entropy()
     with pytest.raises(ValueError, match="method"):
         Bare(method="guess")
+
+
+def test_sampling_never_mutates_the_probabilities():
+    for probs in (np.array([[0.3, 0.7]]), np.array([[0.2], [1.0]]) * np.array([[1.0]]), np.full((5, 3), 1 / 3)):
+        before = probs.copy()
+        sample_categorical(probs, 10, np.random.default_rng(0))
+        np.testing.assert_array_equal(probs, before)

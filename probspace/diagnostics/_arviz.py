@@ -128,6 +128,9 @@ def to_inference_data(
     predictive = model._posterior_predictive(latents, params, rng)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": np.asarray(predictive)[None]}
+    constant = model._arviz_constant_data(Xc, lengths)
+    if constant:
+        groups["constant_data"] = {k: np.asarray(v) for k, v in constant.items()}
     groups["observed_data"] = {"x": np.asarray(Xc.toarray() if hasattr(Xc, "toarray") else Xc)}
     groups["sample_stats"] = {"objective": np.asarray(model.history_, dtype=np.float64)[None, None, :]}
 
@@ -146,8 +149,7 @@ def to_inference_data(
     az = _import_arviz()
     if arviz_major_version() >= 1:
         return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
-    obs = groups.pop("observed_data")
     group_attrs = {f"{g}_attrs": a for g, a in attrs.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return az.from_dict(observed_data=obs, coords=coords, dims=dims, **groups, **group_attrs)
+        return az.from_dict(coords=coords, dims=dims, **groups, **group_attrs)

@@ -468,3 +468,52 @@ def pairwise_marginals(fb: ForwardBackward, transmat: np.ndarray, log_frameprob:
     out[bounds[1:-1] - 1] = 0.0
     out[-1] = 0.0
     return out
+
+
+@numba.njit(**_JIT)
+def _chain_kernel(p0, transmat, u, out):
+    K = p0.shape[0]
+    n_paths, T = out.shape
+    for s in range(n_paths):
+        acc = 0.0
+        x = u[s, 0]
+        k = K - 1
+        for i in range(K):
+            acc += p0[s, i]
+            if x < acc:
+                k = i
+                break
+        out[s, 0] = k
+        for t in range(1, T):
+            prev = out[s, t - 1]
+            acc = 0.0
+            x = u[s, t]
+            k = K - 1
+            for i in range(K):
+                acc += transmat[prev, i]
+                if x < acc:
+                    k = i
+                    break
+            out[s, t] = k
+
+
+def sample_chain(initial: np.ndarray, transmat: np.ndarray, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw state paths from a Markov chain.
+
+    Parameters
+    ----------
+    initial : ndarray of shape (K,) or (n_paths, K)
+        Distribution of the first state (one per path when 2-D).
+    transmat : ndarray of shape (K, K)
+    n_steps : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of shape (n_steps,) or (n_paths, n_steps), int64
+    """
+    p0 = np.atleast_2d(np.asarray(initial, dtype=np.float64))
+    out = np.empty((p0.shape[0], n_steps), dtype=np.int64)
+    _chain_kernel(np.ascontiguousarray(p0), np.ascontiguousarray(transmat, dtype=np.float64),
+                  rng.random((p0.shape[0], n_steps)), out)
+    return out[0] if np.ndim(initial) == 1 else out

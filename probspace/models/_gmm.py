@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import mixture
+from sklearn import config_context, mixture
 
 from .._base import LatentModel
 from .._docstrings import fill
@@ -203,10 +203,13 @@ class GaussianMixture(LatentModel):
 
     def _posterior(self, X: np.ndarray, lengths: None) -> Categorical:
         method = "variational" if self.bayesian else "exact"
-        return Categorical(self.backend_.predict_proba(X), method=method)
+        with config_context(assume_finite=True):  # X was validated by the base class
+            probs = self.backend_.predict_proba(X)
+        return Categorical._trusted(probs, method)
 
     def _log_likelihood(self, X: np.ndarray, lengths: None) -> np.ndarray:
-        return self.backend_.score_samples(X)
+        with config_context(assume_finite=True):
+            return self.backend_.score_samples(X)
 
     def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         labels = sample_categorical(self.weights_[None, :], n_samples, rng)[:, 0]

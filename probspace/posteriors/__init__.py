@@ -2,5 +2,6 @@
 
 from ._base import Posterior
 from ._categorical import Categorical
+from ._markov import MarkovChain
 
-__all__ = ["Categorical", "Posterior"]
+__all__ = ["Categorical", "MarkovChain", "Posterior"]

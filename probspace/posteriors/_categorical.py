@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
 from ._base import Posterior
 
 __all__ = ["Categorical", "sample_categorical"]
 
-# Uniforms per block when drawing labels: keeps the block's uniforms, the
-# comparison mask and the running label counts in cache while scanning the
-# K-1 cumulative columns (2**18 doubles = 2 MiB).
+# Uniforms per block when drawing labels: the block's uniforms and label
+# counts stay in cache while the kernel scans the K-1 cumulative columns
+# (2**18 doubles = 2 MiB).
 _BLOCK_ELEMENTS = 2**18
 
 
@@ -20,12 +21,27 @@ def _label_dtype(n_categories: int) -> np.dtype:
     return np.dtype(np.int8) if n_categories <= 127 else np.dtype(np.int32)
 
 
+@numba.njit(cache=True, nogil=True)
+def _count_below(u, cdf, start, out):
+    """out[j, start + i] = number of cumulative thresholds below u[j, i] (the inverse CDF)."""
+    n, b = u.shape
+    for j in range(n):
+        row = out[j, start:start + b]
+        uj = u[j]
+        row[:] = 0
+        for k in range(cdf.shape[0]):
+            ck = cdf[k, start:start + b]
+            for i in range(b):
+                row[i] += uj[i] > ck[i]
+
+
 def sample_categorical(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Draw ``n`` independent labels for every row of ``probs``.
 
-    Inverse-CDF sampling, one pass per category over a block of observations,
-    so the cost is ``O(n * N * K)`` simple comparisons with no ``(n, N, K)``
-    temporary.
+    Inverse-CDF sampling: one uniform per label, compared with the K-1
+    cumulative thresholds of its row in a compiled loop over blocks of
+    observations, so the cost is ``O(n * N * K)`` comparisons with no
+    ``(n, N, K)`` temporary. A label of probability zero is never drawn.
 
     Parameters
     ----------
@@ -34,6 +50,7 @@ def sample_categorical(probs: np.ndarray, n: int, rng: np.random.Generator) -> n
     n : int
         Number of draws per row.
     rng : numpy.random.Generator
+        Source of the uniforms.
 
     Returns
     -------
@@ -41,19 +58,20 @@ def sample_categorical(probs: np.ndarray, n: int, rng: np.random.Generator) -> n
         ``int8`` when ``K <= 127`` (labels are small), else ``int32``.
     """
     N, K = probs.shape
-    cdf = np.cumsum(probs, axis=1)
-    cdf /= cdf[:, -1:]
-    cdf = cdf[:, :-1].T.copy()  # (K-1, N): contiguous columns
-    out = np.zeros((n, N), dtype=_label_dtype(K))
+    cdf = np.array(probs.T, dtype=np.float64, order="C", copy=True)  # (K, N); a copy: cumsum runs in place
+    np.cumsum(cdf, axis=0, out=cdf)
+    cdf[:-1] /= cdf[-1]
+    cdf = cdf[:-1]
+    out = np.empty((n, N), dtype=_label_dtype(K))
+    if N == 0:
+        return out
     block = max(64, _BLOCK_ELEMENTS // max(n, 1))
+    buf = np.empty((n, min(block, N)))
     for start in range(0, N, block):
         stop = min(start + block, N)
-        u = rng.random((n, stop - start))
-        step = np.empty(u.shape, dtype=bool)
-        ob = out[:, start:stop]
-        for k in range(K - 1):
-            np.greater(u, cdf[k, start:stop], out=step)
-            ob += step
+        u = buf if stop - start == buf.shape[1] else np.empty((n, stop - start))
+        rng.random(out=u)
+        _count_below(u, cdf, start, out)
     return out
 
 
@@ -97,6 +115,14 @@ class Categorical(Posterior):
         if probs.shape[0] and not np.allclose(probs.sum(axis=1), 1.0, atol=1e-6):
             raise ValueError("Every row of 'probs' must sum to one.")
         self.probs = probs
+
+    @classmethod
+    def _trusted(cls, probs: np.ndarray, method: str) -> Categorical:
+        """Build from probabilities the library computed itself, skipping the O(NK) checks."""
+        self = cls.__new__(cls)
+        Posterior.__init__(self, method=method)
+        self.probs = probs
+        return self
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -145,7 +171,7 @@ class Categorical(Posterior):
     @property
     def variance(self) -> np.ndarray:
         """Variance of the one-hot code, ``probs * (1 - probs)``, shape (N, K)."""
-        return self.probs * (1.0 - self.probs)
+        return np.clip(self.probs * (1.0 - self.probs), 0.0, None)
 
     @property
     def mode(self) -> np.ndarray:

@@ -1,0 +1,781 @@
+"""Hidden Markov models over hmmlearn: Gaussian, categorical, Poisson and GMM emissions.
+
+The four families share one private base, ``_HMM``: everything but the
+emission model (fitting through hmmlearn, the exact state-path posterior,
+sampling, forecasting and the ArviZ hooks) is the same for all of them. That
+is a second level of inheritance, against STYLE's depth-1 rule, because the
+alternative is the same eight hooks copied four times.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+from hmmlearn import base as hmm_base
+from hmmlearn import hmm, vhmm
+from scipy.special import gammaln, logsumexp
+
+from .._base import LatentModel
+from .._docstrings import fill
+from .._random import sklearn_seed
+from .._tags import ModelTags
+from .._validation import Interval, Options, check_n_samples
+from ..inference import _hmm
+from ..inference._gaussian import sample_components
+from ..posteriors import MarkovChain
+
+__all__ = ["CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]
+
+_COMMON_CONSTRAINTS = {
+    "n_components": [Interval("int", 1, None)],
+    "bayesian": ["boolean"],
+    "max_iter": [Interval("int", 1, None)],
+    "tol": [Interval("real", 0, None)],
+    "implementation": [Options("log", "scaling")],
+    "random_state": ["random_state"],
+    "verbose": ["boolean"],
+    "progress": ["boolean"],
+}
+
+
+class _RecordingMonitor(hmm_base.ConvergenceMonitor):
+    """hmmlearn's public convergence monitor, keeping the whole objective trace and a progress bar."""
+
+    def __init__(self, tol, n_iter, verbose, progress, n_frames):
+        super().__init__(tol, n_iter, verbose)
+        self.trace: list[float] = []
+        self.n_frames = n_frames
+        self.bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=n_iter, desc="EM", unit="iter", leave=False)
+
+    def report(self, log_prob):
+        super().report(log_prob)
+        self.trace.append(float(log_prob))
+        if self.bar is not None:
+            self.bar.set_postfix(loglik_per_frame=f"{log_prob / self.n_frames:.4f}")
+            self.bar.update(1)
+
+
+def _gaussian_frames(X, means, covs):
+    """Log N(x_t | means[k], covs[k]) for every frame and state, marginalising NaN entries.
+
+    ``covs`` are full matrices (K, D, D). Rows with some NaN use the marginal
+    Gaussian of their observed coordinates; all-NaN rows give 0.
+    """
+    T, D = X.shape
+    K = means.shape[0]
+    out = np.zeros((T, K))
+    missing = np.isnan(X)
+    patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        rows = np.flatnonzero(inverse.ravel() == p)
+        obs = ~pattern
+        if not obs.any():
+            continue
+        x = X[np.ix_(rows, obs)]
+        for k in range(K):
+            cov = covs[k][np.ix_(obs, obs)]
+            chol = np.linalg.cholesky(cov)
+            y = np.linalg.solve(chol, (x - means[k, obs]).T)
+            out[rows, k] = -0.5 * (y * y).sum(axis=0) - np.log(np.diag(chol)).sum() - 0.5 * obs.sum() * np.log(
+                2 * np.pi)
+    return out
+
+
+class _HMM(LatentModel):
+    """Shared machinery of the HMM families (private)."""
+
+    _latent_name = "path"
+    _tags = ModelTags(sequential=True, allow_nan=True, discrete_latent=True)
+    _conformance_params = {"n_components": 2, "max_iter": 15}
+
+    def _model_tags(self) -> ModelTags:
+        return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=not self.bayesian,
+                         exact_log_likelihood=not self.bayesian)
+
+    # -- what each family supplies ---------------------------------------------------
+    @abstractmethod
+    def _backend_class(self) -> tuple[type, dict[str, Any]]:
+        """Return the hmmlearn class and its family-specific keyword arguments."""
+
+    @abstractmethod
+    def _log_frameprob(self, X: np.ndarray) -> np.ndarray:
+        """Per-frame emission log-likelihoods (T, K) from the public parameters; 0 for missing frames."""
+
+    @abstractmethod
+    def _emit(self, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw one observation per state in the 1-D array ``states``, shape (len(states), n_features)."""
+
+    def _check_data(self, X: np.ndarray) -> None:
+        """Family-specific checks of validated data (integer symbols, counts)."""
+
+    # -- fitted parameters ------------------------------------------------------------
+    startprob_ = property(lambda self: self.backend_.startprob_, doc="Initial state probabilities (K,).")
+    transmat_ = property(lambda self: self.backend_.transmat_, doc="Transition matrix (K, K).")
+
+    # -- hooks -----------------------------------------------------------------------
+    def _check_X(self, X, lengths, *, reset):
+        X, lengths = super()._check_X(X, lengths, reset=reset)
+        self._check_data(X)
+        return X, lengths
+
+    def _fit(self, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
+        if np.isnan(X).any():
+            raise ValueError(
+                f"{type(self).__name__}.fit does not accept missing values (NaN) yet; posterior, embed and "
+                "log_likelihood do, marginalising them out. Fit on complete sequences, or drop the missing frames."
+            )
+        if self.n_components > X.shape[0]:
+            raise ValueError(f"n_components={self.n_components} must be at most the number of frames in X "
+                             f"(n_samples={X.shape[0]}).")
+        cls, kwargs = self._backend_class()
+        backend = cls(n_components=self.n_components, n_iter=self.max_iter, tol=self.tol,
+                      implementation=self.implementation, random_state=sklearn_seed(rng), verbose=self.verbose,
+                      **kwargs)
+        monitor = _RecordingMonitor(self.tol, self.max_iter, self.verbose, self.progress, X.shape[0])
+        backend.monitor_ = monitor
+        try:
+            backend.fit(X, lengths)
+        finally:
+            if monitor.bar is not None:
+                monitor.bar.close()
+        self.backend_ = backend
+        self.n_iter_ = int(monitor.iter)
+        self.converged_ = bool(monitor.converged)
+        self.history_ = np.asarray(monitor.trace, dtype=np.float64) / X.shape[0]
+
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray) -> MarkovChain:
+        return MarkovChain(self.startprob_, self.transmat_, self._log_frameprob(X), lengths,
+                           method="variational" if self.bayesian else "exact")
+
+    def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return self._posterior(X, lengths).log_likelihood
+
+    def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        states = _hmm.sample_chain(self.startprob_, self.transmat_, n_samples, rng)
+        return self._emit(states, rng), states
+
+    def predict(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+        """Most probable state path (Viterbi), as hmmlearn's ``predict``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The MAP path.
+        """
+        return self.posterior(X, lengths=lengths).map()
+
+    def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
+                 random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample continuations of the last sequence in ``X``: future states and observations.
+
+        The state after the observed prefix is drawn from the filtered
+        distribution at its last frame, then the chain and the emissions run
+        forward, so the spread of the draws is the forecast uncertainty.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observed prefix (the last sequence is continued).
+        n_steps : int
+            Number of future frames.
+        n_samples : int, default=100
+            Number of independent continuations.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only.
+
+        Returns
+        -------
+        X_future : ndarray of shape (n_samples, n_steps, n_features)
+            Forecast observations.
+        Z_future : ndarray of shape (n_samples, n_steps)
+            The states behind them.
+        """
+        n_steps = check_n_samples(n_steps, name="n_steps")
+        n_samples = check_n_samples(n_samples)
+        X, lengths = self._check_input(X, lengths)
+        rng = self._generator(random_state)
+        last = self._posterior(X, lengths).filtered[-1]
+        predictive = last @ self.transmat_
+        states = _hmm.sample_chain(np.broadcast_to(predictive, (n_samples, predictive.size)), self.transmat_,
+                                   n_steps, rng)
+        obs = self._emit(states.ravel(), rng).reshape(n_samples, n_steps, -1)
+        return obs, states
+
+    # -- ArviZ hooks ----------------------------------------------------------------------
+    def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
+        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state")}
+
+    def _pointwise_log_likelihood(self, X, lengths, params):
+        # One-step-ahead terms log p(x_t | x_1..x_{t-1}): per sequence they sum to its log-likelihood.
+        return self._posterior(X, lengths).log_predictive
+
+    def _posterior_predictive(self, latents, params, rng):
+        n_draws, T = latents.shape
+        return self._emit(latents.ravel(), rng).reshape(n_draws, T, -1)
+
+    def _arviz_constant_data(self, X, lengths):
+        return {"state_marginals": self._posterior(X, lengths).marginals}
+
+
+def _two_state_data(rng: np.random.Generator, emit) -> tuple[np.ndarray, np.ndarray]:
+    """Two sequences (lengths 70 and 50) from a sticky two-state chain, for the conformance suite."""
+    lengths = np.array([70, 50])
+    states = _hmm.sample_chain(np.array([0.5, 0.5]), np.array([[0.9, 0.1], [0.15, 0.85]]), lengths.sum(), rng)
+    return emit(states, rng), lengths
+
+
+class GaussianHMM(_HMM):
+    r"""Hidden Markov model with Gaussian emissions and an exact posterior over state paths.
+
+    The model: :math:`z_1 \sim \pi`, :math:`z_t \mid z_{t-1} \sim A_{z_{t-1}}` and
+    :math:`x_t \mid z_t = k \sim \mathcal{N}(\mu_k, \Sigma_k)`. Fitted by EM with
+    :class:`hmmlearn.hmm.GaussianHMM` (variational Bayes with
+    :class:`hmmlearn.vhmm.VariationalGaussianHMM` when ``bayesian=True``).
+    :meth:`posterior` returns a :class:`~probspace.posteriors.MarkovChain`, the
+    exact posterior over whole state paths given the fitted parameters:
+    smoothed marginals, the Viterbi path, joint path draws (forward filtering,
+    backward sampling), path log-probabilities and entropy. Missing values
+    (NaN) are marginalised out of the emissions in ``posterior``,
+    ``log_likelihood`` and ``embed``; a fully missing frame follows the
+    dynamics alone.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    covariance_type : {"diag", "full", "tied", "spherical"}, default="diag"
+        Shape of the state covariances.
+    bayesian : bool, default=False
+        Fit by variational Bayes (hmmlearn's own priors; the prior parameters
+        below apply to EM fits).
+    min_covar : float, default=1e-3
+        Floor on the covariance diagonals.
+    startprob_prior, transmat_prior : float, default=1.0
+        Dirichlet priors of the EM (MAP) fit.
+    means_prior, means_weight, covars_prior, covars_weight : float
+        Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
+    max_iter : int, default=10
+        EM iterations.
+    tol : float, default=1e-2
+        Convergence threshold on the total log-likelihood gain.
+    implementation : {"log", "scaling"}, default="log"
+        hmmlearn's forward-backward during the fit. Inference after the fit
+        always uses probspace's kernels.
+    {random_state}
+    verbose : bool, default=False
+        Print hmmlearn's per-iteration report.
+    progress : bool, default=False
+        Show a progress bar with the log-likelihood per frame during the fit.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        Initial state probabilities.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Transition matrix.
+    means_ : ndarray of shape (n_components, n_features)
+        State means.
+    covars_ : ndarray of shape (n_components, n_features, n_features)
+        State covariances as full matrices, whatever ``covariance_type``.
+    {common_attributes}
+
+    See Also
+    --------
+    hmmlearn.hmm.GaussianHMM : The EM backend.
+    probspace.posteriors.MarkovChain : The posterior over paths.
+
+    Notes
+    -----
+    ``log_likelihood`` returns one exact value per sequence (a variational
+    plug-in value when ``bayesian=True``); ``score`` is their mean, not their
+    sum as in hmmlearn. hmmlearn 0.3.3 returns mis-shaped ``covars_`` for
+    spherical models after a fit; probspace's ``covars_`` repairs that.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import GaussianHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(0, 1, (60, 1)), rng.normal(5, 1, (40, 1))]
+    >>> model = GaussianHMM(2, random_state=0).fit(X)
+    >>> post = model.posterior(X)
+    >>> post.sample(20).shape
+    (20, 100)
+    >>> post.marginals.shape
+    (100, 2)
+    """
+
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS,
+        "covariance_type": [Options("diag", "full", "tied", "spherical")],
+        "min_covar": [Interval("real", 0, None, "neither")],
+        "startprob_prior": [Interval("real", 0, None), "array-like"],
+        "transmat_prior": [Interval("real", 0, None), "array-like"],
+        "means_prior": [Interval("real", None, None), "array-like"],
+        "means_weight": [Interval("real", 0, None), "array-like"],
+        "covars_prior": [Interval("real", 0, None), "array-like"],
+        "covars_weight": [Interval("real", None, None), "array-like"],
+    }
+    _conformance_alt_params = {"covariance_type": "full", "bayesian": True, "max_iter": 10}
+
+    def __init__(self, n_components: int = 1, *, covariance_type: str = "diag", bayesian: bool = False,
+                 min_covar: float = 1e-3, startprob_prior: Any = 1.0, transmat_prior: Any = 1.0,
+                 means_prior: Any = 0.0, means_weight: Any = 0.0, covars_prior: Any = 1e-2, covars_weight: Any = 1.0,
+                 max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
+                 verbose: bool = False, progress: bool = False) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.bayesian = bayesian
+        self.min_covar = min_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.max_iter = max_iter
+        self.tol = tol
+        self.implementation = implementation
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress = progress
+
+    @staticmethod
+    def _conformance_data(rng):
+        means = np.array([[-2.0, 0.0], [2.0, 1.0]])
+        return _two_state_data(rng, lambda z, r: means[z] + r.normal(size=(len(z), 2)))
+
+    def _backend_class(self):
+        if self.bayesian:
+            return vhmm.VariationalGaussianHMM, {"covariance_type": self.covariance_type}
+        return hmm.GaussianHMM, {
+            "covariance_type": self.covariance_type, "min_covar": self.min_covar,
+            "startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior,
+            "means_prior": self.means_prior, "means_weight": self.means_weight,
+            "covars_prior": self.covars_prior, "covars_weight": self.covars_weight,
+        }
+
+    means_ = property(lambda self: self.backend_.means_, doc="State means (K, D).")
+
+    @property
+    def covars_(self) -> np.ndarray:
+        """State covariances as full matrices, shape (K, D, D)."""
+        covs = self.backend_.covars_
+        K, D = self.backend_.means_.shape
+        if covs.shape[0] == K * D and K * D != K:  # hmmlearn 0.3.3 spherical bug: each state repeated D times
+            covs = covs[::D]
+        return covs
+
+    def _log_frameprob(self, X):
+        means, covs = self.means_, self.covars_
+        if self.covariance_type in ("diag", "spherical"):
+            var = np.diagonal(covs, axis1=1, axis2=2)  # (K, D)
+            obs = ~np.isnan(X)
+            x0 = np.where(obs, X, 0.0)
+            per_state = np.log(2 * np.pi * var) + means**2 / var
+            quad = obs @ per_state.T - 2.0 * x0 @ (means / var).T + (x0**2) @ (1.0 / var).T
+            return -0.5 * quad
+        return _gaussian_frames(X, means, covs)
+
+    def _emit(self, states, rng):
+        return sample_components(self.means_, self.covars_, "full", states, rng)
+
+
+GaussianHMM.__doc__ = fill(GaussianHMM.__doc__)
+
+
+def _check_integer_values(model: LatentModel, X: np.ndarray, what: str, upper: int | None = None) -> None:
+    values = X[~np.isnan(X)]
+    bad = values[(values < 0) | (values != np.round(values))]
+    if bad.size:
+        raise ValueError(f"X passed to {type(model).__name__} must hold non-negative integer {what} "
+                         f"(NaN for missing); got values such as {bad[:3]}.")
+    if upper is not None and values.size and values.max() >= upper:
+        raise ValueError(f"X passed to {type(model).__name__} holds symbol {int(values.max())}, but the model "
+                         f"knows {upper} symbols (0 to {upper - 1}).")
+
+
+class CategoricalHMM(_HMM):
+    r"""Hidden Markov model with categorical emissions (one symbol per frame).
+
+    The model: :math:`z_t` a Markov chain as in :class:`GaussianHMM`, and
+    :math:`x_t \mid z_t = k \sim \mathrm{Categorical}(B_k)` over ``n_symbols``
+    symbols. Fitted by :class:`hmmlearn.hmm.CategoricalHMM` (EM), or by
+    :class:`hmmlearn.vhmm.VariationalCategoricalHMM` when ``bayesian=True``.
+    The posterior over state paths is an exact
+    :class:`~probspace.posteriors.MarkovChain`. ``X`` has one column of
+    integer symbols; NaN marks a missing frame.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    n_symbols : int, optional
+        Size of the alphabet; inferred from the data (largest symbol + 1) when ``None``.
+    bayesian : bool, default=False
+        Fit by variational Bayes (with hmmlearn's default priors).
+    startprob_prior, transmat_prior, emissionprob_prior : float, default=1.0
+        Dirichlet priors of the EM (MAP) fit.
+    max_iter : int, default=10
+        EM iterations.
+    tol : float, default=1e-2
+        Convergence threshold on the total log-likelihood gain.
+    implementation : {"log", "scaling"}, default="log"
+        hmmlearn's forward-backward during the fit.
+    {random_state}
+    verbose : bool, default=False
+        Print hmmlearn's per-iteration report.
+    progress : bool, default=False
+        Show a progress bar during the fit.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        Initial state probabilities.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Transition matrix.
+    emissionprob_ : ndarray of shape (n_components, n_symbols)
+        Symbol probabilities of each state.
+    {common_attributes}
+
+    See Also
+    --------
+    hmmlearn.hmm.CategoricalHMM : The EM backend.
+    GaussianHMM : Gaussian emissions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import CategoricalHMM
+    >>> X = np.array([[0, 0, 1, 0, 2, 2, 2, 1, 2, 2]]).T
+    >>> model = CategoricalHMM(2, random_state=0).fit(X)
+    >>> model.posterior(X).sample(3).shape
+    (3, 10)
+    """
+
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS,
+        "n_symbols": [None, Interval("int", 1, None)],
+        "startprob_prior": [Interval("real", 0, None), "array-like"],
+        "transmat_prior": [Interval("real", 0, None), "array-like"],
+        "emissionprob_prior": [Interval("real", 0, None), "array-like"],
+    }
+    _conformance_alt_params = {"bayesian": True, "n_symbols": 4, "max_iter": 10}
+
+    def __init__(self, n_components: int = 1, *, n_symbols: int | None = None, bayesian: bool = False,
+                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, emissionprob_prior: Any = 1.0,
+                 max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
+                 verbose: bool = False, progress: bool = False) -> None:
+        self.n_components = n_components
+        self.n_symbols = n_symbols
+        self.bayesian = bayesian
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.emissionprob_prior = emissionprob_prior
+        self.max_iter = max_iter
+        self.tol = tol
+        self.implementation = implementation
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress = progress
+
+    @staticmethod
+    def _conformance_data(rng):
+        B = np.array([[0.7, 0.2, 0.05, 0.05], [0.05, 0.05, 0.3, 0.6]])
+        return _two_state_data(rng, lambda z, r: (r.random(len(z))[:, None] > np.cumsum(B[z], axis=1)[:, :-1])
+                               .sum(axis=1, keepdims=True).astype(float))
+
+    def _check_data(self, X):
+        if X.shape[1] != 1:
+            raise ValueError(f"X passed to CategoricalHMM must have one column of symbols; got {X.shape[1]} columns.")
+        fitted = hasattr(self, "backend_")
+        upper = self.backend_.emissionprob_.shape[1] if fitted else self.n_symbols
+        _check_integer_values(self, X, "symbols", upper)
+
+    def _backend_class(self):
+        if self.bayesian:
+            return vhmm.VariationalCategoricalHMM, {"n_features": self.n_symbols}
+        return hmm.CategoricalHMM, {"n_features": self.n_symbols, "startprob_prior": self.startprob_prior,
+                                    "transmat_prior": self.transmat_prior,
+                                    "emissionprob_prior": self.emissionprob_prior}
+
+    def _fit(self, X, lengths, rng):
+        super()._fit(X.astype(np.int64) if not np.isnan(X).any() else X, lengths, rng)
+
+    emissionprob_ = property(lambda self: self.backend_.emissionprob_, doc="Symbol probabilities (K, n_symbols).")
+
+    def _log_frameprob(self, X):
+        obs = ~np.isnan(X[:, 0])
+        out = np.zeros((X.shape[0], self.n_components))
+        with np.errstate(divide="ignore"):
+            out[obs] = np.log(self.emissionprob_[:, X[obs, 0].astype(np.int64)]).T
+        return out
+
+    def _emit(self, states, rng):
+        cdf = np.cumsum(self.emissionprob_, axis=1)[states]
+        u = rng.random(len(states))[:, None] * cdf[:, -1:]
+        return (u >= cdf[:, :-1]).sum(axis=1, keepdims=True).astype(np.int64)
+
+
+CategoricalHMM.__doc__ = fill(CategoricalHMM.__doc__)
+
+
+class PoissonHMM(_HMM):
+    r"""Hidden Markov model with independent Poisson counts per feature.
+
+    The model: :math:`z_t` a Markov chain and :math:`x_{td} \mid z_t = k \sim
+    \mathrm{Poisson}(\lambda_{kd})`. Fitted by :class:`hmmlearn.hmm.PoissonHMM`
+    (EM; hmmlearn has no variational Poisson HMM, so ``bayesian=True`` is an
+    error). The posterior over state paths is an exact
+    :class:`~probspace.posteriors.MarkovChain`; NaN entries are marginalised.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    bayesian : bool, default=False
+        Must be False (no variational backend exists).
+    startprob_prior, transmat_prior : float, default=1.0
+        Dirichlet priors of the EM (MAP) fit.
+    lambdas_prior, lambdas_weight : float, default=0.0
+        Gamma prior on the rates (hmmlearn's parametrisation).
+    max_iter : int, default=10
+        EM iterations.
+    tol : float, default=1e-2
+        Convergence threshold on the total log-likelihood gain.
+    implementation : {"log", "scaling"}, default="log"
+        hmmlearn's forward-backward during the fit.
+    {random_state}
+    verbose : bool, default=False
+        Print hmmlearn's per-iteration report.
+    progress : bool, default=False
+        Show a progress bar during the fit.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        Initial state probabilities.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Transition matrix.
+    lambdas_ : ndarray of shape (n_components, n_features)
+        Poisson rates of each state.
+    {common_attributes}
+
+    See Also
+    --------
+    hmmlearn.hmm.PoissonHMM : The EM backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import PoissonHMM
+    >>> X = np.array([[1, 0, 2, 1, 9, 12, 8, 11, 1, 0]]).T
+    >>> model = PoissonHMM(2, random_state=0).fit(X)
+    >>> model.posterior(X).map().shape
+    (10,)
+    """
+
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS,
+        "startprob_prior": [Interval("real", 0, None), "array-like"],
+        "transmat_prior": [Interval("real", 0, None), "array-like"],
+        "lambdas_prior": [Interval("real", 0, None), "array-like"],
+        "lambdas_weight": [Interval("real", 0, None), "array-like"],
+    }
+    _conformance_alt_params = {"startprob_prior": 2.0, "implementation": "scaling", "max_iter": 10}
+
+    def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
+                 transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0, max_iter: int = 10,
+                 tol: float = 1e-2, implementation: str = "log", random_state: Any = None, verbose: bool = False,
+                 progress: bool = False) -> None:
+        self.n_components = n_components
+        self.bayesian = bayesian
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.lambdas_prior = lambdas_prior
+        self.lambdas_weight = lambdas_weight
+        self.max_iter = max_iter
+        self.tol = tol
+        self.implementation = implementation
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress = progress
+
+    @staticmethod
+    def _conformance_data(rng):
+        rates = np.array([[1.0, 4.0], [8.0, 0.5]])
+        return _two_state_data(rng, lambda z, r: r.poisson(rates[z]).astype(float))
+
+    def _check_data(self, X):
+        _check_integer_values(self, X, "counts")
+
+    def _backend_class(self):
+        if self.bayesian:
+            raise ValueError("PoissonHMM has no Bayesian variant: hmmlearn offers no variational Poisson HMM. "
+                             "Use bayesian=False.")
+        return hmm.PoissonHMM, {"startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior,
+                                "lambdas_prior": self.lambdas_prior, "lambdas_weight": self.lambdas_weight}
+
+    lambdas_ = property(lambda self: self.backend_.lambdas_, doc="Poisson rates (K, D).")
+
+    def _log_frameprob(self, X):
+        lam = self.lambdas_
+        obs = ~np.isnan(X)
+        x0 = np.where(obs, X, 0.0)
+        with np.errstate(divide="ignore"):
+            log_lam = np.log(lam)
+        # sum_d obs * (x log lam - lam - log x!), with 0 * log 0 = 0
+        return (np.where(x0 > 0, x0, 0.0) @ np.where(np.isfinite(log_lam), log_lam, -1e300).T
+                - obs @ lam.T - (gammaln(x0 + 1.0) * obs).sum(axis=1, keepdims=True))
+
+    def _emit(self, states, rng):
+        return rng.poisson(self.lambdas_[states]).astype(np.int64)
+
+
+PoissonHMM.__doc__ = fill(PoissonHMM.__doc__)
+
+
+class GMMHMM(_HMM):
+    r"""Hidden Markov model whose states emit Gaussian mixtures.
+
+    The model: :math:`z_t` a Markov chain and :math:`x_t \mid z_t = k \sim
+    \sum_m w_{km} \mathcal{N}(\mu_{km}, \Sigma_{km})`. Fitted by
+    :class:`hmmlearn.hmm.GMMHMM` (EM; no variational variant exists, so
+    ``bayesian=True`` is an error). The posterior over state paths is an
+    exact :class:`~probspace.posteriors.MarkovChain`, with the mixture
+    component summed out; NaN entries are marginalised.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    n_mix : int, default=1
+        Mixture components per state.
+    covariance_type : {"diag", "full", "tied", "spherical"}, default="diag"
+        Shape of the component covariances.
+    bayesian : bool, default=False
+        Must be False.
+    min_covar : float, default=1e-3
+        Floor on the covariance diagonals.
+    max_iter : int, default=10
+        EM iterations.
+    tol : float, default=1e-2
+        Convergence threshold on the total log-likelihood gain.
+    implementation : {"log", "scaling"}, default="log"
+        hmmlearn's forward-backward during the fit.
+    {random_state}
+    verbose : bool, default=False
+        Print hmmlearn's per-iteration report.
+    progress : bool, default=False
+        Show a progress bar during the fit.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        Initial state probabilities.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Transition matrix.
+    weights_ : ndarray of shape (n_components, n_mix)
+        Mixture weights of each state.
+    means_ : ndarray of shape (n_components, n_mix, n_features)
+        Component means.
+    covars_ : ndarray of shape (n_components, n_mix, n_features, n_features)
+        Component covariances as full matrices.
+    {common_attributes}
+
+    See Also
+    --------
+    hmmlearn.hmm.GMMHMM : The EM backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import GMMHMM
+    >>> X = np.random.default_rng(0).normal(size=(80, 2))
+    >>> GMMHMM(2, n_mix=2, random_state=0).fit(X).posterior(X).marginals.shape
+    (80, 2)
+    """
+
+    _parameter_constraints = {
+        **_COMMON_CONSTRAINTS,
+        "n_mix": [Interval("int", 1, None)],
+        "covariance_type": [Options("diag", "full", "tied", "spherical")],
+        "min_covar": [Interval("real", 0, None, "neither")],
+    }
+    _conformance_params = {"n_components": 2, "n_mix": 2, "max_iter": 10}
+    _conformance_alt_params = {"covariance_type": "full", "n_mix": 1, "max_iter": 5}
+
+    def __init__(self, n_components: int = 1, *, n_mix: int = 1, covariance_type: str = "diag",
+                 bayesian: bool = False, min_covar: float = 1e-3, max_iter: int = 10, tol: float = 1e-2,
+                 implementation: str = "log", random_state: Any = None, verbose: bool = False,
+                 progress: bool = False) -> None:
+        self.n_components = n_components
+        self.n_mix = n_mix
+        self.covariance_type = covariance_type
+        self.bayesian = bayesian
+        self.min_covar = min_covar
+        self.max_iter = max_iter
+        self.tol = tol
+        self.implementation = implementation
+        self.random_state = random_state
+        self.verbose = verbose
+        self.progress = progress
+
+    @staticmethod
+    def _conformance_data(rng):
+        return GaussianHMM._conformance_data(rng)
+
+    def _backend_class(self):
+        if self.bayesian:
+            raise ValueError("GMMHMM has no Bayesian variant in hmmlearn. Use bayesian=False.")
+        return hmm.GMMHMM, {"n_mix": self.n_mix, "covariance_type": self.covariance_type,
+                            "min_covar": self.min_covar}
+
+    weights_ = property(lambda self: self.backend_.weights_, doc="Mixture weights (K, M).")
+    means_ = property(lambda self: self.backend_.means_, doc="Component means (K, M, D).")
+
+    @property
+    def covars_(self) -> np.ndarray:
+        """Component covariances as full matrices, shape (K, M, D, D)."""
+        covs = self.backend_.covars_
+        K, M, D = self.backend_.means_.shape
+        eye = np.eye(D)
+        if self.covariance_type == "diag":
+            return covs[..., None] * eye
+        if self.covariance_type == "spherical":
+            return covs[..., None, None] * eye
+        if self.covariance_type == "tied":
+            return np.broadcast_to(covs[:, None], (K, M, D, D))
+        return covs
+
+    def _log_frameprob(self, X):
+        covs = self.covars_
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights_)
+        parts = [_gaussian_frames(X, self.means_[:, m], covs[:, m]) + log_w[:, m] for m in range(self.n_mix)]
+        return logsumexp(np.stack(parts), axis=0)
+
+    def _emit(self, states, rng):
+        w = self.weights_[states]
+        mix = (rng.random(len(states))[:, None] * w.sum(axis=1, keepdims=True) >= np.cumsum(w, axis=1)[:, :-1]).sum(1)
+        flat = states * self.n_mix + mix
+        K, M, D = self.means_.shape
+        return sample_components(self.means_.reshape(K * M, D), self.covars_.reshape(K * M, D, D), "full", flat, rng)
+
+
+GMMHMM.__doc__ = fill(GMMHMM.__doc__)
