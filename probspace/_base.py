@@ -47,7 +47,7 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         tags = super().__sklearn_tags__()
         mt = self._model_tags()
         tags.estimator_type = "density_estimator"
-        tags.input_tags.allow_nan = mt.allow_nan
+        tags.input_tags.allow_nan = mt.allow_nan and mt.allow_nan_in_fit
         tags.input_tags.sparse = mt.accept_sparse
         tags.input_tags.positive_only = mt.non_negative
         return tags

@@ -16,7 +16,10 @@ class ModelTags:
     sequential : bool
         Observations form sequences (``lengths`` is accepted).
     allow_nan : bool
-        Missing values (NaN) in ``X`` are marginalised rather than rejected.
+        Missing values (NaN) in ``X`` are marginalised rather than rejected
+        by ``posterior``, ``embed`` and ``log_likelihood``.
+    allow_nan_in_fit : bool
+        ``fit`` accepts missing values too.
     non_negative : bool
         ``X`` holds non-negative counts (topic models).
     accept_sparse : bool
@@ -35,6 +38,7 @@ class ModelTags:
 
     sequential: bool = False
     allow_nan: bool = False
+    allow_nan_in_fit: bool = False
     non_negative: bool = False
     accept_sparse: bool = False
     discrete_latent: bool = False

@@ -232,15 +232,19 @@ def check_monte_carlo_mean(model: LatentModel) -> None:
     draws = post.sample(n, random_state=1)
     mean = np.asarray(post.mean)
     if est._model_tags().discrete_latent:
+        # Each one-hot coordinate's count is Binomial(n, p): exact two-sided test, Bonferroni over coordinates.
         K = mean.shape[-1]
-        est_mean = np.stack([(draws == k).mean(axis=0) for k in range(K)], axis=-1).reshape(mean.shape)
-        var = np.clip(mean * (1.0 - mean), 0.0, None)
-    else:
-        est_mean = draws.mean(axis=0)
-        var = np.asarray(post.variance)
-        np.testing.assert_array_less(
-            np.abs(draws.var(axis=0) - var), _z_bound(var.size) * np.sqrt(2.0 / n) * var + 1e-12
-        )
+        counts = np.stack([(draws == k).sum(axis=0) for k in range(K)], axis=-1).reshape(mean.shape)
+        p = np.clip(mean, 0.0, 1.0)
+        pvalue = np.minimum(1.0, 2.0 * np.minimum(stats.binom.cdf(counts, n, p), stats.binom.sf(counts - 1, n, p)))
+        worst = pvalue.min()
+        assert worst >= 1e-3 / mean.size, f"label frequencies disagree with mean (smallest p-value {worst:.2e})"
+        return
+    est_mean = draws.mean(axis=0)
+    var = np.asarray(post.variance)
+    np.testing.assert_array_less(
+        np.abs(draws.var(axis=0) - var), _z_bound(var.size) * np.sqrt(2.0 / n) * var + 1e-12
+    )
     tol = _z_bound(mean.size) * np.sqrt(var / n) + 1e-12
     worst = np.max(np.abs(est_mean - mean) - tol)
     assert worst <= 0, f"Monte Carlo mean off by {worst:g} beyond {_z_bound(mean.size):.2f} standard errors"

@@ -31,7 +31,16 @@ def test_model_conformance(model, check):
 
 
 # scikit-learn's own estimator checks, for the non-sequential families.
-@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True)], legacy=False)
+# hmmlearn's own GaussianHMM fails 23 of the 41 legacy checks; the wrapper passes them. (Count-valued
+# families are left out: the generic checks feed real-valued data.)
+def _sklearn_expected_failures(estimator):
+    if estimator._model_tags().allow_nan:
+        return {"check_estimators_nan_inf": "predict/posterior marginalise NaN frames by design; fit rejects them"}
+    return {}
+
+
+@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True), GaussianHMM()], legacy=True,
+                         expected_failed_checks=_sklearn_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 

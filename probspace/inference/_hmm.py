@@ -472,7 +472,7 @@ def pairwise_marginals(fb: ForwardBackward, transmat: np.ndarray, log_frameprob:
 
 @numba.njit(**_JIT)
 def _chain_kernel(p0, transmat, u, out):
-    K = p0.shape[0]
+    K = p0.shape[1]
     n_paths, T = out.shape
     for s in range(n_paths):
         acc = 0.0
