@@ -8,12 +8,14 @@ import pytest
 import probspace
 import probspace.datasets
 import probspace.diagnostics
+import probspace.inference
 import probspace.posteriors
 import probspace.testing
 
 numpydoc_validate = pytest.importorskip("numpydoc.validate")
 
-PUBLIC = [probspace, probspace.posteriors, probspace.datasets, probspace.diagnostics, probspace.testing]
+PUBLIC = [probspace, probspace.posteriors, probspace.datasets, probspace.diagnostics, probspace.inference,
+          probspace.testing]
 # Checks we do not enforce: see-also on everything, examples on every method, summary starting with infinitive verb.
 IGNORED = {"SA01", "EX01", "ES01", "GL08", "RT02", "PR02", "SS05", "GL01", "GL02", "SS06", "YD01", "RT03"}
 

@@ -1,1 +1,23 @@
 """Inference kernels: pure functions over arrays (no model objects)."""
+
+from ._hmm import (
+    ForwardBackward,
+    entropy,
+    forward_backward,
+    pairwise_marginals,
+    path_log_prob,
+    sample_chain,
+    sample_paths,
+    viterbi,
+)
+
+__all__ = [
+    "ForwardBackward",
+    "entropy",
+    "forward_backward",
+    "pairwise_marginals",
+    "path_log_prob",
+    "sample_chain",
+    "sample_paths",
+    "viterbi",
+]

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .._docstrings import fill
+
 __all__ = [
     "ForwardBackward",
     "entropy",
@@ -31,13 +33,23 @@ __all__ = [
     "viterbi",
 ]
 
+_HMM_PARAMS = """\
+    startprob : ndarray of shape (K,)
+        Initial state probabilities.
+    transmat : ndarray of shape (K, K)
+        Transition matrix; rows sum to one.
+    log_frameprob : ndarray of shape (T, K)
+        Emission log-likelihoods ``log p(x_t | z_t = k)``; a row of zeros is a missing frame.
+    lengths : ndarray of int or None
+        Lengths of the concatenated sequences (``None``: one sequence)."""
+
 _JIT = {"cache": True, "nogil": True, "fastmath": False}
 
 
 class ForwardBackward(NamedTuple):
     """Result of :func:`forward_backward`.
 
-    Attributes
+    Parameters
     ----------
     marginals : ndarray of shape (T, K)
         Smoothed marginals ``p(z_t = k | x_{1:T})`` of each sequence.
@@ -208,17 +220,12 @@ def forward_backward(
 
     Parameters
     ----------
-    startprob : ndarray of shape (K,)
-    transmat : ndarray of shape (K, K)
-        Rows sum to one.
-    log_frameprob : ndarray of shape (T, K)
-        ``log p(x_t | z_t = k)``; a row of zeros is a missing frame.
-    lengths : ndarray of int, optional
-        Sequence lengths summing to ``T``.
+    {hmm_params}
 
     Returns
     -------
     ForwardBackward
+        Marginals, filtered distributions, log-likelihoods, expected transition counts.
     """
     log_frameprob = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     T, K = log_frameprob.shape
@@ -275,10 +282,7 @@ def viterbi(
 
     Parameters
     ----------
-    startprob : ndarray of shape (K,)
-    transmat : ndarray of shape (K, K)
-    log_frameprob : ndarray of shape (T, K)
-    lengths : ndarray of int, optional
+    {hmm_params}
 
     Returns
     -------
@@ -353,9 +357,13 @@ def sample_paths(
     filtered : ndarray of shape (T, K)
         Filtered distributions from :func:`forward_backward`.
     transmat : ndarray of shape (K, K)
+        Transition matrix.
     lengths : ndarray of int or None
+        Lengths of the concatenated sequences.
     n_samples : int
+        Number of joint path draws.
     rng : numpy.random.Generator
+        Source of the uniforms.
     block : int, default=4096
         Frames per block of uniforms (bounds memory at ``block * n_samples``).
 
@@ -394,8 +402,8 @@ def path_log_prob(
     Parameters
     ----------
     paths : ndarray of int, shape (..., T)
-    startprob, transmat, log_frameprob, lengths
-        As in :func:`forward_backward`.
+        Whole state paths, laid out like the frames.
+    {hmm_params}
     log_likelihood : ndarray of shape (n_sequences,)
         ``log p(x)`` per sequence.
 
@@ -427,6 +435,12 @@ def entropy(
     ``H = log p(x) - E_q[log p(x, z)]``, with the expectation from the
     smoothed and pairwise marginals; terms with zero probability contribute 0.
 
+    Parameters
+    ----------
+    fb : ForwardBackward
+        Output of :func:`forward_backward` for the same arguments.
+    {hmm_params}
+
     Returns
     -------
     ndarray of shape (n_sequences,)
@@ -451,6 +465,17 @@ def _entropy_terms(fb, log_start, log_trans, log_frameprob, bounds):
 def pairwise_marginals(fb: ForwardBackward, transmat: np.ndarray, log_frameprob: np.ndarray,
                        lengths: np.ndarray | None) -> np.ndarray:
     """Pairwise marginals ``p(z_t = i, z_{t+1} = j | x)`` of consecutive frames.
+
+    Parameters
+    ----------
+    fb : ForwardBackward
+        Output of :func:`forward_backward`.
+    transmat : ndarray of shape (K, K)
+        Transition matrix.
+    log_frameprob : ndarray of shape (T, K)
+        Emission log-likelihoods (used for their shape).
+    lengths : ndarray of int or None
+        Lengths of the concatenated sequences.
 
     Returns
     -------
@@ -505,8 +530,11 @@ def sample_chain(initial: np.ndarray, transmat: np.ndarray, n_steps: int, rng: n
     initial : ndarray of shape (K,) or (n_paths, K)
         Distribution of the first state (one per path when 2-D).
     transmat : ndarray of shape (K, K)
+        Transition matrix.
     n_steps : int
+        Length of each path.
     rng : numpy.random.Generator
+        Source of the uniforms.
 
     Returns
     -------
@@ -517,3 +545,7 @@ def sample_chain(initial: np.ndarray, transmat: np.ndarray, n_steps: int, rng: n
     _chain_kernel(np.ascontiguousarray(p0), np.ascontiguousarray(transmat, dtype=np.float64),
                   rng.random((p0.shape[0], n_steps)), out)
     return out[0] if np.ndim(initial) == 1 else out
+
+
+for _func in (forward_backward, viterbi, path_log_prob, entropy):
+    _func.__doc__ = fill(_func.__doc__, hmm_params=_HMM_PARAMS)
