@@ -28,7 +28,7 @@ identical models. Four measurements per T, each ratio printed with its goal:
    ``GaussianHMM(8, covariance_type="diag", max_iter=10, tol=0, implementation="log")`` against
    hmmlearn ``GaussianHMM`` with identical settings and the integer seed probspace derives for
    it (``sklearn_seed(as_generator(random_state))``), so both run the same computation
-   (checked: 10 iterations each, equal means and final log-likelihoods). ``tol=0`` (probspace
+   (checked: 10 iterations each, equal means and log-likelihoods). ``tol=0`` (probspace
    rejects negative tolerances) stops only if the log-likelihood decreases, which the check
    rules out. Goal: ratio <= 1. ``implementation="scaling"`` for both, for information.
 
@@ -75,6 +75,7 @@ GOAL_PATHS_RATIO = 2.0  # probspace posterior(X).sample(100) / ONE hmmlearn pred
 GOAL_VITERBI_RATIO = 1.0  # probspace predict / hmmlearn predict
 GOAL_EM_RATIO = 1.0  # probspace fit / hmmlearn fit, identical settings, implementation="log"
 MARGINALS_ATOL = 1e-8  # largest accepted |probspace - hmmlearn| in the marginals
+EM_ATOL = 1e-7  # largest accepted |probspace - hmmlearn| in fitted means and per-frame log-likelihoods
 N_PATHS = 100
 # --stable-malloc: large blocks come from the heap and freed memory is kept (see bench_mixture.py).
 MALLOC_SETTINGS = {"MALLOC_MMAP_THRESHOLD_": str(4 * 2**30), "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30)}
@@ -275,13 +276,17 @@ def bench_em(X, k, max_iter, repeats, seed):
     ps("log", 1)(0)  # warm-up (one iteration each), not timed
     hl("log", 1)(0)
     times, first = interleaved(funcs, repeats)
-    same = {}
+    same, detail = {}, {}
     for impl in ("log", "scaling"):
         m, h = first[names["probspace", impl]], first[names["hmmlearn", impl]]
-        last = np.asarray(h.monitor_.history) / X.shape[0]  # hmmlearn keeps the last two values only
-        same[impl] = (m.n_iter_ == h.monitor_.iter == max_iter
-                      and np.allclose(m.means_, h.means_, rtol=1e-10, atol=1e-10)
-                      and np.allclose(m.history_[-len(last):], last, rtol=1e-12, atol=0))
+        last = np.asarray(h.monitor_.history) / X.shape[0]  # hmmlearn's monitor may keep only the last values
+        d_means = float(np.abs(m.means_ - h.means_).max())
+        d_trace = float(np.abs(m.history_[-len(last):] - last).max())
+        detail[impl] = f"{m.n_iter_}/{h.monitor_.iter} iterations, max|means diff| {d_means:.1e}, " \
+                       f"max|loglik/frame diff| {d_trace:.1e}"
+        # Same computation: bit-identical today (probspace fits through hmmlearn); the tolerances admit an
+        # E-step of probspace's own that agrees with hmmlearn to rounding.
+        same[impl] = (m.n_iter_ == h.monitor_.iter == max_iter and d_means <= EM_ATOL and d_trace <= EM_ATOL)
     ratio = median(times[names["probspace", "log"]]) / median(times[names["hmmlearn", "log"]])
     ratio_s = median(times[names["probspace", "scaling"]]) / median(times[names["hmmlearn", "scaling"]])
     print(f"[4] EM fit (max_iter={max_iter}, tol=0, same seed {backend_seed}), {repeats} interleaved runs "
@@ -291,8 +296,8 @@ def bench_em(X, k, max_iter, repeats, seed):
           f"{pair_ratios(times[names['probspace', 'log']], times[names['hmmlearn', 'log']])}; "
           f"(scaling): {pair_ratios(times[names['probspace', 'scaling']], times[names['hmmlearn', 'scaling']])}")
     print(f"    probspace / hmmlearn with scaling: {ratio_s:.3f}")
-    print(f"    identical fits ({max_iter} iterations each, equal means and final log-likelihoods): log "
-          f"{'yes' if same['log'] else 'NO'}, scaling {'yes' if same['scaling'] else 'NO'}")
+    for impl in ("log", "scaling"):
+        print(f"    same fit ({impl}): {'yes' if same[impl] else 'NO'} ({detail[impl]})")
     print()
     return ratio, same["log"]
 
@@ -355,7 +360,7 @@ def main(argv=None) -> int:
         if t <= args.em_max_t:
             em_ratio, em_same = bench_em(X, args.k, args.max_iter, args.repeats, args.seed)
             goals.append((f"T={t:,} EM fit ({args.max_iter} iterations, log): probspace / hmmlearn "
-                          f"<= {GOAL_EM_RATIO}", f"{em_ratio:.3f} (fits {'identical' if em_same else 'DIFFER'})",
+                          f"<= {GOAL_EM_RATIO}", f"{em_ratio:.3f} (same fits: {'yes' if em_same else 'NO'})",
                           em_ratio <= GOAL_EM_RATIO and em_same))
         else:
             print(f"[4] EM fit skipped at T={t:,} (--em-max-t {args.em_max_t:,}: hmmlearn's log-space EM "

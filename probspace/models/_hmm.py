@@ -125,19 +125,21 @@ class _HMM(LatentModel):
         return X, lengths
 
     def _fit(self, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
-        if np.isnan(X).any():
-            raise ValueError(
-                f"{type(self).__name__}.fit does not accept missing values (NaN) yet; posterior, embed and "
-                "log_likelihood do, marginalising them out. Fit on complete sequences, or drop the missing frames."
-            )
         if self.n_components > X.shape[0]:
             raise ValueError(f"n_components={self.n_components} must be at most the number of frames in X "
                              f"(n_samples={X.shape[0]}).")
+        missing = np.isnan(X)
+        if missing.any():
+            self._fit_with_missing(X, lengths, rng, missing)
+            return
+        self._fit_backend(X, lengths, rng, self.max_iter)
+
+    def _fit_backend(self, X, lengths, rng, n_iter):
         cls, kwargs = self._backend_class()
-        backend = cls(n_components=self.n_components, n_iter=self.max_iter, tol=self.tol,
+        backend = cls(n_components=self.n_components, n_iter=n_iter, tol=self.tol,
                       implementation=self.implementation, random_state=sklearn_seed(rng), verbose=self.verbose,
                       **kwargs)
-        monitor = _RecordingMonitor(self.tol, self.max_iter, self.verbose, self.progress, X.shape[0])
+        monitor = _RecordingMonitor(self.tol, n_iter, self.verbose, self.progress, X.shape[0])
         backend.monitor_ = monitor
         try:
             backend.fit(X, lengths)
@@ -148,6 +150,73 @@ class _HMM(LatentModel):
         self.n_iter_ = int(monitor.iter)
         self.converged_ = bool(monitor.converged)
         self.history_ = np.asarray(monitor.trace, dtype=np.float64) / X.shape[0]
+
+    # -- EM with missing values ---------------------------------------------------------
+    def _missing_supported(self, missing: np.ndarray) -> bool:
+        """Whether this family can fit with this missingness pattern (default: whole frames only)."""
+        partial = missing.any(axis=1) & ~missing.all(axis=1)
+        return not partial.any()
+
+    def _m_step(self, X: np.ndarray, gamma: np.ndarray) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot fit with missing values.")
+
+    def _fit_with_missing(self, X, lengths, rng, missing):
+        """Exact EM on the observed-data likelihood, missing values marginalised.
+
+        hmmlearn cannot fit with NaN, so it initialises the parameters on the
+        complete frames (a few EM iterations, gaps closed up); then probspace
+        runs EM with its own E-step (forward-backward with the missing values
+        summed out of the emissions) and closed-form M-steps, writing the
+        parameters back into the hmmlearn backend. With the hidden state as
+        the only latent variable and missing values marginalised analytically,
+        the M-step uses the observed values only, and the likelihood never
+        decreases.
+        """
+        if self.bayesian:
+            raise ValueError(f"{type(self).__name__}(bayesian=True).fit does not accept missing values (NaN); "
+                             "the variational backend has no missing-data update. Use bayesian=False.")
+        if not self._missing_supported(missing):
+            raise ValueError(f"{type(self).__name__} with these settings fits with whole missing frames only "
+                             "(rows of NaN); partly missing rows are supported for diagonal or spherical Gaussian "
+                             "and Poisson emissions. posterior and log_likelihood accept partly missing rows.")
+        complete = ~missing.any(axis=1)
+        if complete.sum() < self.n_components:
+            raise ValueError(f"X has {complete.sum()} complete frames; at least n_components={self.n_components} "
+                             "are needed to initialise the fit.")
+        bounds = np.r_[0, np.cumsum(lengths)]
+        init_lengths = np.array([complete[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
+        self._fit_backend(X[complete], init_lengths[init_lengths > 0], rng, min(5, self.max_iter))
+        trace = []
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.max_iter, desc="EM (missing values)", unit="iter", leave=False)
+        converged = False
+        try:
+            for _ in range(self.max_iter):
+                fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
+                total = float(fb.log_likelihood.sum())
+                trace.append(total)
+                if bar is not None:
+                    bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
+                    bar.update(1)
+                if len(trace) > 1 and trace[-1] - trace[-2] < self.tol:
+                    converged = True
+                    break
+                b = self.backend_
+                start = np.maximum(b.startprob_prior - 1.0 + fb.marginals[bounds[:-1]].sum(axis=0), 0.0)
+                trans = np.maximum(b.transmat_prior - 1.0 + fb.transition_counts.sum(axis=0), 0.0)
+                b.startprob_ = start / start.sum()
+                rows = trans.sum(axis=1, keepdims=True)
+                b.transmat_ = np.where(rows > 0, trans / np.where(rows > 0, rows, 1.0), b.transmat_)
+                self._m_step(X, fb.marginals)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.n_iter_ = len(trace)
+        self.converged_ = converged
+        self.history_ = np.asarray(trace) / X.shape[0]
 
     def _posterior(self, X: np.ndarray, lengths: np.ndarray) -> MarkovChain:
         return MarkovChain(self.startprob_, self.transmat_, self._log_frameprob(X), lengths,
@@ -251,7 +320,10 @@ class GaussianHMM(_HMM):
     smoothed marginals, the Viterbi path, joint path draws (forward filtering,
     backward sampling), path log-probabilities and entropy. Missing values
     (NaN) are marginalised out of the emissions in ``posterior``,
-    ``log_likelihood`` and ``embed``; a fully missing frame follows the
+    ``log_likelihood`` and ``embed``, and in ``fit`` (whole frames for every
+    ``covariance_type``, single entries for ``"diag"`` and ``"spherical"``):
+    hmmlearn initialises on the complete frames, then probspace runs exact EM
+    on the observed-data likelihood. A fully missing frame follows the
     dynamics alone.
 
     Parameters
@@ -395,6 +467,41 @@ class GaussianHMM(_HMM):
     def _emit(self, states, rng):
         return sample_components(self.means_, self.covars_, "full", states, rng)
 
+    def _missing_supported(self, missing):
+        return self.covariance_type in ("diag", "spherical") or super()._missing_supported(missing)
+
+    def _m_step(self, X, gamma):
+        """Weighted Gaussian updates over the observed values (missing ones are marginalised)."""
+        obs = ~np.isnan(X)
+        x0 = np.where(obs, X, 0.0)
+        den = gamma.T @ obs  # (K, D): posterior weight of the observed entries
+        num = gamma.T @ x0
+        old_means = self.means_
+        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), old_means)
+        b = self.backend_
+        if self.covariance_type in ("diag", "spherical"):
+            sq = gamma.T @ (x0**2) - 2 * means * num + means**2 * den
+            if self.covariance_type == "diag":
+                var = np.where(den > 0, sq / np.where(den > 0, den, 1.0), np.diagonal(self.covars_, axis1=1, axis2=2))
+                b.means_, b.covars_ = means, var + self.min_covar
+            else:
+                tot = den.sum(axis=1)
+                var = np.where(tot > 0, sq.sum(axis=1) / np.where(tot > 0, tot, 1.0), self.covars_[:, 0, 0])
+                b.means_, b.covars_ = means, var + self.min_covar
+            return
+        rows = ~np.isnan(X).any(axis=1)  # only whole frames are missing here
+        Xo, go = X[rows], gamma[rows]
+        covs = np.empty((self.n_components, X.shape[1], X.shape[1]))
+        for k in range(self.n_components):
+            diff = Xo - means[k]
+            covs[k] = (go[:, k, None] * diff).T @ diff / max(go[:, k].sum(), 1e-300)
+        covs += self.min_covar * np.eye(X.shape[1])
+        if self.covariance_type == "tied":
+            w = go.sum(axis=0)
+            b.means_, b.covars_ = means, np.tensordot(w / w.sum(), covs, axes=1)
+        else:
+            b.means_, b.covars_ = means, covs
+
 
 GaussianHMM.__doc__ = fill(GaussianHMM.__doc__)
 
@@ -514,8 +621,8 @@ class CategoricalHMM(_HMM):
                                     "transmat_prior": self.transmat_prior,
                                     "emissionprob_prior": self.emissionprob_prior}
 
-    def _fit(self, X, lengths, rng):
-        super()._fit(X.astype(np.int64) if not np.isnan(X).any() else X, lengths, rng)
+    def _fit_backend(self, X, lengths, rng, n_iter):
+        super()._fit_backend(X.astype(np.int64), lengths, rng, n_iter)
 
     emissionprob_ = property(lambda self: self.backend_.emissionprob_, doc="Symbol probabilities (K, n_symbols).")
 
@@ -525,6 +632,14 @@ class CategoricalHMM(_HMM):
         with np.errstate(divide="ignore"):
             out[obs] = np.log(self.emissionprob_[:, X[obs, 0].astype(np.int64)]).T
         return out
+
+    def _m_step(self, X, gamma):
+        obs = ~np.isnan(X[:, 0])
+        counts = np.zeros_like(self.emissionprob_)
+        np.add.at(counts.T, X[obs, 0].astype(np.int64), gamma[obs])
+        new = np.maximum(self.backend_.emissionprob_prior - 1.0 + counts, 0.0)
+        rows = new.sum(axis=1, keepdims=True)
+        self.backend_.emissionprob_ = np.where(rows > 0, new / np.where(rows > 0, rows, 1.0), self.emissionprob_)
 
     def _emit(self, states, rng):
         cdf = np.cumsum(self.emissionprob_, axis=1)[states]
@@ -642,6 +757,17 @@ class PoissonHMM(_HMM):
         # sum_d obs * (x log lam - lam - log x!), with 0 * log 0 = 0
         return (np.where(x0 > 0, x0, 0.0) @ np.where(np.isfinite(log_lam), log_lam, -1e300).T
                 - obs @ lam.T - (gammaln(x0 + 1.0) * obs).sum(axis=1, keepdims=True))
+
+    def _missing_supported(self, missing):
+        return True
+
+    def _m_step(self, X, gamma):
+        """Rate updates over the observed counts, with hmmlearn's Gamma prior per state."""
+        obs = ~np.isnan(X)
+        num = gamma.T @ np.where(obs, X, 0.0)
+        den = gamma.T @ obs
+        lam = (self.lambdas_prior + num) / (self.lambdas_weight + den)
+        self.backend_.lambdas_ = np.where(den > 0, lam, self.lambdas_)
 
     def _emit(self, states, rng):
         return rng.poisson(self.lambdas_[states]).astype(np.int64)
