@@ -136,8 +136,8 @@ post = model.posterior(X)
 p_high = post.marginals[:, high]
 viterbi = post.map()
 n_found = optima[tuple(np.round(np.sort(model.lambdas_[:, 0]), 1))][3]
-print(f"kept the fit of seed {seed} (found by {n_found} of {N_RESTARTS[2]} restarts): log-likelihood {loglik:.3f}, rates {model.lambdas_[low, 0]:.2f} (low) "
-      f"and {model.lambdas_[high, 0]:.2f} (high) per year")
+print(f"kept the fit of seed {seed} (found by {n_found} of {N_RESTARTS[2]} restarts): log-likelihood {loglik:.3f}, "
+      f"rates {model.lambdas_[low, 0]:.2f} (low) and {model.lambdas_[high, 0]:.2f} (high) per year")
 print(f"transition matrix (rows: from state {low} (low), {high} (high)):\n"
       f"{np.array2string(model.transmat_[np.ix_([low, high], [low, high])], precision=3)}")
 runs = np.split(year[viterbi == high], np.flatnonzero(np.diff(year[viterbi == high]) > 1) + 1)
@@ -160,8 +160,8 @@ lo90, hi90 = np.quantile(n_high_years, [0.05, 0.95], method="inverted_cdf")
 print(f"high-rate years: median {np.median(n_high_years):.0f}, 90% interval {lo90}-{hi90} "
       f"(Viterbi: {np.sum(viterbi == high)}; expected from the marginals: {p_high.sum():.1f})")
 values, freq = np.unique(n_bursts, return_counts=True)
-print("separate high-rate bursts per path draw:",
-      ", ".join(f"{v}: {f / N_PATHS:.3f}" for v, f in zip(values, freq, strict=True)))
+print(f"separate high-rate bursts per path draw (counts out of {N_PATHS}):",
+      ", ".join(f"{v}: {f}" for v, f in zip(values, freq, strict=True)))
 print(f"the Viterbi path has {len(runs)} bursts and posterior probability {np.exp(post.log_prob(viterbi)):.2e}")
 print(f"entropy of the path posterior: {post.entropy():.2f} nats")
 

@@ -197,6 +197,9 @@ print(f"log-likelihood: plain EM {best_loglik:.3f}, with transmat_prior=2 {stick
 print(f"P(leave the low regime) = {sticky.transmat_[low_s, 1 - low_s]:.4f} per year")
 print(f"same Viterbi regimes as the plain fit: {np.array_equal(post_sticky.map() == low_s, viterbi == low)}")
 print(f"entropy of the path posterior: {post_sticky.entropy():.3f} nats (plain fit: {post.entropy():.3f})")
+p_back = post_sticky.marginals[:, 1 - low_s]
+print("years after 1900 with P(high flow) > 0.05:",
+      ", ".join(f"{year[t]} ({p_back[t]:.2f})" for t in np.flatnonzero((year > 1900) & (p_back > 0.05))))
 
 after = year >= 1900
 p_low_s = post_sticky.marginals[after, low_s]

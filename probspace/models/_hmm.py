@@ -148,7 +148,9 @@ class _HMM(LatentModel):
                 monitor.bar.close()
         self.backend_ = backend
         self.n_iter_ = int(monitor.iter)
-        self.converged_ = bool(monitor.converged)
+        # hmmlearn's monitor counts reaching n_iter as "converged"; ours means the gain fell below tol.
+        trace = monitor.trace
+        self.converged_ = bool(len(trace) >= 2 and trace[-1] - trace[-2] < self.tol)
         self.history_ = np.asarray(monitor.trace, dtype=np.float64) / X.shape[0]
 
     # -- EM with missing values ---------------------------------------------------------

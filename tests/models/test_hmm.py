@@ -316,3 +316,11 @@ def test_m_step_maximises_expected_log_likelihood(family, params):
         q = np.sum(gamma * other._log_frameprob(X))
         # min_covar shifts the Gaussian optimum by a hair; allow for it.
         assert q <= q_best + 1e-6 * abs(q_best)
+
+
+def test_converged_means_the_gain_fell_below_tol():
+    X = _data(GaussianHMM)
+    stopped = GaussianHMM(2, max_iter=2, tol=1e-12, random_state=0).fit(X)
+    assert stopped.n_iter_ == 2 and not stopped.converged_
+    done = GaussianHMM(2, max_iter=500, tol=1e-2, random_state=0).fit(X)
+    assert done.converged_ and done.n_iter_ < 500
