@@ -87,6 +87,59 @@ def _gaussian_frames(X, means, covs):
     return out
 
 
+def _diag_frames(X, means, var):
+    """log N(x_t | means[k], diag(var[k])) summed over the observed (non-NaN) entries, shape (T, K)."""
+    obs = ~np.isnan(X)
+    if obs.all():
+        const = np.log(2 * np.pi * var).sum(axis=1) + (means**2 / var).sum(axis=1)
+        return -0.5 * (const - 2.0 * X @ (means / var).T + (X**2) @ (1.0 / var).T)
+    x0 = np.where(obs, X, 0.0)
+    per_state = np.log(2 * np.pi * var) + means**2 / var
+    return -0.5 * (obs @ per_state.T - 2.0 * x0 @ (means / var).T + (x0**2) @ (1.0 / var).T)
+
+
+class _KernelEStepGaussianHMM(hmm.GaussianHMM):
+    """hmmlearn's GaussianHMM with probspace's compiled E-step (same fit, about 4x faster).
+
+    hmmlearn's initialisation, M-step and priors are untouched; only the
+    E-step (emission log-likelihoods, forward-backward, expected transition
+    counts) runs in probspace's float64 kernels. This overrides two private
+    hmmlearn hooks (``_compute_log_likelihood`` and ``_do_estep``) and reads
+    the private ``_covars_``, here and nowhere else;
+    ``tests/models/test_hmm.py::test_kernel_e_step_reproduces_hmmlearn`` fails
+    loudly if an hmmlearn release changes them.
+    """
+
+    def _compute_log_likelihood(self, X):
+        if self.covariance_type == "diag":
+            return _diag_frames(X, self.means_, self._covars_)
+        if self.covariance_type == "spherical":
+            # hmmlearn keeps spherical variances as (K,) after init but (K, D) after its M-step.
+            var = self._covars_ if self._covars_.ndim == 2 else self._covars_[:, None]
+            return _diag_frames(X, self.means_, np.broadcast_to(var, self.means_.shape))
+        return super()._compute_log_likelihood(X)
+
+    def _do_estep(self, X, lengths):
+        stats = self._initialize_sufficient_statistics()
+        fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._compute_log_likelihood(X), lengths)
+        bounds = _hmm.sequence_bounds(lengths, X.shape[0])
+        post = fb.marginals
+        stats["nobs"] = bounds.shape[0] - 1
+        if "s" in self.params:
+            stats["start"] += post[bounds[:-1]].sum(axis=0)
+        if "t" in self.params:
+            stats["trans"] += fb.transition_counts.sum(axis=0)
+        if "m" in self.params or "c" in self.params:
+            stats["post"] += post.sum(axis=0)
+            stats["obs"] += post.T @ X
+        if "c" in self.params:
+            if self.covariance_type in ("spherical", "diag"):
+                stats["obs**2"] += post.T @ X**2
+            else:
+                stats["obs*obs.T"] += np.einsum("ij,ik,il->jkl", post, X, X)
+        return stats, float(fb.log_likelihood.sum())
+
+
 class _HMM(LatentModel):
     """Shared machinery of the HMM families (private)."""
 
@@ -246,7 +299,11 @@ class _HMM(LatentModel):
         ndarray of shape (n_samples,)
             The MAP path.
         """
-        return self.posterior(X, lengths=lengths).map()
+        X, lengths = self._check_input(X, lengths)
+        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
+        if not np.all(np.isfinite(log_joint)):
+            raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
+        return path
 
     def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
                  random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -348,8 +405,10 @@ class GaussianHMM(_HMM):
     tol : float, default=1e-2
         Convergence threshold on the total log-likelihood gain.
     implementation : {"log", "scaling"}, default="log"
-        hmmlearn's forward-backward during the fit. Inference after the fit
-        always uses probspace's kernels.
+        hmmlearn's forward-backward, for calls made on ``backend_`` directly.
+        EM fits (``bayesian=False``) run their E-step in probspace's float64
+        kernels (the same fit as hmmlearn's, about 4x faster), and inference
+        after the fit always uses probspace's kernels.
     {random_state}
     verbose : bool, default=False
         Print hmmlearn's per-iteration report.
@@ -437,7 +496,7 @@ class GaussianHMM(_HMM):
     def _backend_class(self):
         if self.bayesian:
             return vhmm.VariationalGaussianHMM, {"covariance_type": self.covariance_type}
-        return hmm.GaussianHMM, {
+        return _KernelEStepGaussianHMM, {
             "covariance_type": self.covariance_type, "min_covar": self.min_covar,
             "startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior,
             "means_prior": self.means_prior, "means_weight": self.means_weight,
@@ -458,12 +517,7 @@ class GaussianHMM(_HMM):
     def _log_frameprob(self, X):
         means, covs = self.means_, self.covars_
         if self.covariance_type in ("diag", "spherical"):
-            var = np.diagonal(covs, axis1=1, axis2=2)  # (K, D)
-            obs = ~np.isnan(X)
-            x0 = np.where(obs, X, 0.0)
-            per_state = np.log(2 * np.pi * var) + means**2 / var
-            quad = obs @ per_state.T - 2.0 * x0 @ (means / var).T + (x0**2) @ (1.0 / var).T
-            return -0.5 * quad
+            return _diag_frames(X, means, np.diagonal(covs, axis1=1, axis2=2))
         return _gaussian_frames(X, means, covs)
 
     def _emit(self, states, rng):

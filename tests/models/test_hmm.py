@@ -324,3 +324,27 @@ def test_converged_means_the_gain_fell_below_tol():
     assert stopped.n_iter_ == 2 and not stopped.converged_
     done = GaussianHMM(2, max_iter=500, tol=1e-2, random_state=0).fit(X)
     assert done.converged_ and done.n_iter_ < 500
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
+def test_kernel_e_step_reproduces_hmmlearn(covariance_type):
+    """The EM fit with probspace's E-step equals stock hmmlearn's fit from the same seed.
+
+    Guards the two private hmmlearn hooks the E-step overrides: an hmmlearn
+    release that changes them makes this fail.
+    """
+    from hmmlearn import hmm as hmmlearn_hmm
+
+    from probspace._random import as_generator, sklearn_seed
+
+    X = _data(GaussianHMM)
+    ours = GaussianHMM(3, covariance_type=covariance_type, max_iter=15, tol=0.0, random_state=0).fit(X, lengths=LENGTHS)
+    stock = hmmlearn_hmm.GaussianHMM(3, covariance_type=covariance_type, n_iter=15, tol=0.0,
+                                     random_state=sklearn_seed(as_generator(0))).fit(X, LENGTHS)
+    assert type(ours.backend_).__mro__[1] is hmmlearn_hmm.GaussianHMM
+    np.testing.assert_allclose(ours.means_, stock.means_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.transmat_, stock.transmat_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.startprob_, stock.startprob_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.backend_.covars_, stock.covars_, rtol=1e-7, atol=1e-9)
+    assert ours.n_iter_ == stock.monitor_.iter
+    assert ours.history_[-1] * len(X) == pytest.approx(stock.monitor_.history[-1], rel=1e-9)
