@@ -88,7 +88,7 @@ def _gaussian_frames(X, means, covs):
 
 
 def _diag_frames(X, means, var):
-    """log N(x_t | means[k], diag(var[k])) summed over the observed (non-NaN) entries, shape (T, K)."""
+    """Log N(x_t | means[k], diag(var[k])) summed over the observed (non-NaN) entries, shape (T, K)."""
     obs = ~np.isnan(X)
     if obs.all():
         const = np.log(2 * np.pi * var).sum(axis=1) + (means**2 / var).sum(axis=1)
