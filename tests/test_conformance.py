@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from probspace import GMMHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from probspace import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -22,6 +22,8 @@ MODELS = [
     CategoricalHMM(bayesian=True),
     PoissonHMM(),
     GMMHMM(),
+    LDA(),
+    LDA(learning_method="online", doc_topic_prior=0.2),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from ._base import Posterior
 from ._categorical import Categorical
+from ._dirichlet import Dirichlet
 from ._markov import MarkovChain
 
-__all__ = ["Categorical", "MarkovChain", "Posterior"]
+__all__ = ["Categorical", "Dirichlet", "MarkovChain", "Posterior"]

@@ -1,0 +1,510 @@
+"""Latent Dirichlet allocation over scikit-learn's ``LatentDirichletAllocation``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import digamma, gammaln, logsumexp
+from sklearn import decomposition
+
+from .._base import LatentModel
+from .._docstrings import fill
+from .._random import sklearn_seed
+from .._tags import ModelTags
+from .._validation import Interval, Options, check_n_samples, validate_params
+from ..posteriors import Dirichlet
+from ..posteriors._dirichlet import sample_dirichlet
+
+__all__ = ["LDA"]
+
+
+def _e_log_dirichlet(param: np.ndarray) -> np.ndarray:
+    """``E[log x]`` under ``Dirichlet(param)``, row-wise."""
+    return digamma(param) - digamma(param.sum(axis=1, keepdims=True))
+
+
+def _rows_cols_counts(X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if sp.issparse(X):
+        coo = X.tocoo()
+        return coo.row, coo.col, coo.data
+    rows, cols = np.nonzero(X)
+    return rows, cols, X[rows, cols]
+
+
+def _token_log_norm(e_log_theta, e_log_beta, rows, cols):
+    """``log sum_k exp(E log theta_dk + E log beta_kw)`` for each non-zero (d, w)."""
+    a_max = e_log_theta.max(axis=1)
+    b_max = e_log_beta.max(axis=0)
+    a = np.exp(e_log_theta - a_max[:, None])
+    b = np.exp(e_log_beta - b_max[None, :])
+    inner = np.einsum("ik,ki->i", a[rows], b[:, cols])
+    out = np.empty(rows.shape[0])
+    ok = inner > 0
+    out[ok] = np.log(inner[ok]) + a_max[rows[ok]] + b_max[cols[ok]]
+    if not ok.all():  # no topic is likely for both the document and the word: exact log-sum-exp
+        out[~ok] = logsumexp(e_log_theta[rows[~ok]] + e_log_beta[:, cols[~ok]].T, axis=1)
+    return out
+
+
+class LDA(LatentModel):
+    r"""Latent Dirichlet allocation with a Dirichlet posterior over each document's topic mix.
+
+    The model: topics :math:`\beta_k \sim \mathrm{Dirichlet}(\eta)`, topic
+    proportions :math:`\theta_d \sim \mathrm{Dirichlet}(\alpha)`, and each word
+    token :math:`z_{dn} \sim \theta_d`, :math:`w_{dn} \sim \beta_{z_{dn}}`.
+    Fitted by variational Bayes with
+    :class:`sklearn.decomposition.LatentDirichletAllocation` (batch or online).
+    :meth:`posterior` returns :class:`~probspace.posteriors.Dirichlet`
+    distributions over :math:`\theta_d`, whose concentrations are the
+    variational parameters (the prior plus the expected topic counts): a
+    short document gets a wide posterior, a long one a narrow one, where a
+    normalised point estimate looks equally confident for both.
+    :meth:`topic_posterior` is the Dirichlet over the topic-word matrix, and
+    :meth:`sample_token_topics` draws the topic of every word token.
+
+    Parameters
+    ----------
+    n_components : int, default=10
+        Number of topics.
+    doc_topic_prior : float, optional
+        :math:`\alpha`; ``None`` gives ``1 / n_components``.
+    topic_word_prior : float, optional
+        :math:`\eta`; ``None`` gives ``1 / n_components``.
+    learning_method : {"batch", "online"}, default="batch"
+        Variational Bayes over the whole corpus per iteration, or online VB
+        on minibatches (also used by :meth:`partial_fit`).
+    learning_decay : float, default=0.7
+        Online learning-rate decay.
+    learning_offset : float, default=10.0
+        Online learning-rate offset.
+    max_iter : int, default=10
+        Passes over the corpus.
+    batch_size : int, default=128
+        Documents per online minibatch.
+    evaluate_every : int, default=-1
+        Compute the backend's perplexity every this many iterations (-1: never).
+    total_samples : int, default=1000000
+        Corpus size assumed by online updates.
+    perp_tol : float, default=0.1
+        Perplexity tolerance (batch learning with ``evaluate_every > 0``).
+    mean_change_tol : float, default=1e-3
+        Stopping tolerance of each document's E-step.
+    max_doc_update_iter : int, default=100
+        Most E-step iterations per document.
+    {random_state}
+    verbose : int, default=0
+        Verbosity passed to the backend.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        Variational parameters of the topic-word Dirichlets (pseudo-counts),
+        as in scikit-learn.
+    doc_topic_prior_ : float
+        The :math:`\alpha` in use.
+    topic_word_prior_ : float
+        The :math:`\eta` in use.
+    mean_doc_length_ : float
+        Mean number of tokens per training document (used by :meth:`sample`).
+    {common_attributes}
+
+    See Also
+    --------
+    sklearn.decomposition.LatentDirichletAllocation : The backend.
+    probspace.posteriors.Dirichlet : The posterior over topic proportions.
+
+    Notes
+    -----
+    ``log_likelihood`` is a variational lower bound per document, not an
+    exact log-likelihood: the terms of scikit-learn's bound that belong to
+    one document, ``E_q[log p(w_d | theta_d, beta)] + E_q[log p(theta_d) -
+    log q(theta_d)]`` with ``beta`` at its variational posterior. Their sum
+    over documents plus the corpus-level topic term
+    ``E_q[log p(beta) - log q(beta)]`` is scikit-learn's ``score(X)``. For a
+    number comparable across tools use :meth:`completion_perplexity`. ``X``
+    must hold non-negative integer counts (dense or sparse); a document of
+    all zeros is allowed and its posterior is the prior. ``history_`` is
+    empty unless ``evaluate_every > 0`` (scikit-learn keeps no bound trace).
+    Worked example: :ref:`sphx_glr_auto_examples_lda_plot_docstring_topics.py`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import LDA
+    >>> X = np.random.default_rng(0).poisson(1.0, size=(30, 12))
+    >>> lda = LDA(3, random_state=0).fit(X)
+    >>> lda.posterior(X).sample(5).shape
+    (5, 30, 3)
+    """
+
+    _latent_name = "theta"
+    _tags = ModelTags(non_negative=True, accept_sparse=True, exact_posterior=False, exact_log_likelihood=False)
+    _parameter_constraints = {
+        "n_components": [Interval("int", 1, None)],
+        "doc_topic_prior": [None, Interval("real", 0, None, "neither")],
+        "topic_word_prior": [None, Interval("real", 0, None, "neither")],
+        "learning_method": [Options("batch", "online")],
+        "learning_decay": [Interval("real", 0, 1, "right")],
+        "learning_offset": [Interval("real", 1, None, "left")],
+        "max_iter": [Interval("int", 1, None)],
+        "batch_size": [Interval("int", 1, None)],
+        "evaluate_every": [Interval("int", None, None)],
+        "total_samples": [Interval("real", 0, None, "neither")],
+        "perp_tol": [Interval("real", 0, None)],
+        "mean_change_tol": [Interval("real", 0, None)],
+        "max_doc_update_iter": [Interval("int", 0, None)],
+        "random_state": ["random_state"],
+        "verbose": [Interval("int", 0, None)],
+    }
+    _conformance_params = {"n_components": 2, "max_iter": 20}
+    _conformance_alt_params = {"learning_method": "online", "doc_topic_prior": 0.3, "batch_size": 16}
+
+    def __init__(self, n_components: int = 10, *, doc_topic_prior: float | None = None,
+                 topic_word_prior: float | None = None, learning_method: str = "batch", learning_decay: float = 0.7,
+                 learning_offset: float = 10.0, max_iter: int = 10, batch_size: int = 128, evaluate_every: int = -1,
+                 total_samples: float = 1e6, perp_tol: float = 1e-1, mean_change_tol: float = 1e-3,
+                 max_doc_update_iter: int = 100, random_state: Any = None, verbose: int = 0) -> None:
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.total_samples = total_samples
+        self.perp_tol = perp_tol
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @staticmethod
+    def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, None]:
+        topics = np.array([[8, 8, 8, 8, 1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5],
+                           [0.5, 0.5, 1, 1, 1, 1, 8, 8, 8, 8, 0.5, 0.5]], dtype=float)
+        topics /= topics.sum(axis=1, keepdims=True)
+        theta = rng.dirichlet([0.5, 0.5], size=60)
+        return np.stack([rng.multinomial(rng.integers(5, 60), t @ topics) for t in theta]).astype(float), None
+
+    # -- fitted parameters ------------------------------------------------------------
+    components_ = property(lambda self: self.backend_.components_, doc="Topic-word pseudo-counts (K, V).")
+    doc_topic_prior_ = property(lambda self: self.backend_.doc_topic_prior_, doc="Prior on topic proportions.")
+    topic_word_prior_ = property(lambda self: self.backend_.topic_word_prior_, doc="Prior on topic-word weights.")
+
+    # -- validation ---------------------------------------------------------------------
+    def _check_X(self, X, lengths, *, reset):
+        X, lengths = super()._check_X(X, lengths, reset=reset)
+        data = X.data if sp.issparse(X) else X
+        if data.size and np.any(data != np.round(data)):
+            bad = data[data != np.round(data)][:3]
+            raise ValueError(f"X passed to LDA must hold non-negative integer word counts; got values such as {bad}.")
+        return X, lengths
+
+    # -- hooks ---------------------------------------------------------------------------
+    def _backend(self, rng: np.random.Generator) -> decomposition.LatentDirichletAllocation:
+        return decomposition.LatentDirichletAllocation(
+            n_components=self.n_components, doc_topic_prior=self.doc_topic_prior,
+            topic_word_prior=self.topic_word_prior, learning_method=self.learning_method,
+            learning_decay=self.learning_decay, learning_offset=self.learning_offset, max_iter=self.max_iter,
+            batch_size=self.batch_size, evaluate_every=self.evaluate_every, total_samples=self.total_samples,
+            perp_tol=self.perp_tol, mean_change_tol=self.mean_change_tol,
+            max_doc_update_iter=self.max_doc_update_iter, random_state=sklearn_seed(rng), verbose=self.verbose)
+
+    def _record(self, X) -> None:
+        b = self.backend_
+        self.n_iter_ = int(b.n_iter_)
+        self.converged_ = bool(b.n_iter_ < self.max_iter)
+        bound = getattr(b, "bound_", None)
+        self.history_ = np.array([] if bound is None else [-np.log(bound)], dtype=np.float64)
+        lengths = np.asarray(X.sum(axis=1)).ravel()
+        self.mean_doc_length_ = float(lengths.mean()) if lengths.size else 0.0
+
+    def _fit(self, X, lengths, rng) -> None:
+        self.backend_ = self._backend(rng).fit(X)
+        self._record(X)
+
+    def partial_fit(self, X: Any, y: Any = None) -> LDA:
+        """Update the topics with one minibatch of documents (online variational Bayes).
+
+        The first call starts a fit; later calls continue it, so a corpus can
+        be streamed in pieces.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Word counts of the minibatch.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self
+            The updated model.
+        """
+        first = not self.__sklearn_is_fitted__()
+        if first:
+            validate_params(self)
+        X, _ = self._check_X(X, None, reset=first)
+        if first:
+            from .._random import as_generator
+
+            self.rng_ = as_generator(self.random_state)
+            self.backend_ = self._backend(self.rng_)
+        self.backend_.partial_fit(X)
+        self.n_iter_ = int(self.backend_.n_batch_iter_)
+        self.converged_ = False
+        self.history_ = np.array([], dtype=np.float64)
+        lengths = np.asarray(X.sum(axis=1)).ravel()
+        seen = getattr(self, "_n_docs_seen", 0)
+        mean = getattr(self, "mean_doc_length_", 0.0)
+        self._n_docs_seen = seen + lengths.size
+        self.mean_doc_length_ = float((mean * seen + lengths.sum()) / max(self._n_docs_seen, 1))
+        return self
+
+    def _gamma(self, X) -> np.ndarray:
+        return self.backend_.transform(X, normalize=False)
+
+    def _posterior(self, X, lengths) -> Dirichlet:
+        return Dirichlet(self._gamma(X), method="variational")
+
+    def _log_likelihood(self, X, lengths) -> np.ndarray:
+        return self._doc_bound(X, self._gamma(X))
+
+    def _doc_bound(self, X, gamma: np.ndarray) -> np.ndarray:
+        """Per-document terms of scikit-learn's variational bound."""
+        e_log_theta = _e_log_dirichlet(gamma)
+        e_log_beta = _e_log_dirichlet(self.components_)
+        rows, cols, counts = _rows_cols_counts(X)
+        words = np.bincount(rows, weights=counts * _token_log_norm(e_log_theta, e_log_beta, rows, cols),
+                            minlength=X.shape[0])
+        alpha, K = self.doc_topic_prior_, self.n_components
+        prior = (((alpha - gamma) * e_log_theta).sum(axis=1) + (gammaln(gamma) - gammaln(alpha)).sum(axis=1)
+                 + gammaln(alpha * K) - gammaln(gamma.sum(axis=1)))
+        return words + prior
+
+    def topic_term(self) -> float:
+        """The corpus-level term ``E_q[log p(beta) - log q(beta)]`` of scikit-learn's bound.
+
+        Returns
+        -------
+        float
+            Add it to ``log_likelihood(X).sum()`` to get ``backend_.score(X)``.
+        """
+        self._check_fitted()
+        lam, eta = self.components_, self.topic_word_prior_
+        e_log_beta = _e_log_dirichlet(lam)
+        V = lam.shape[1]
+        return float(((eta - lam) * e_log_beta).sum() + (gammaln(lam) - gammaln(eta)).sum()
+                     + (gammaln(eta * V) - gammaln(lam.sum(axis=1))).sum())
+
+    def _sample(self, n_samples, rng, doc_length=None):
+        theta = sample_dirichlet(np.full(self.n_components, self.doc_topic_prior_), n_samples, rng)
+        if doc_length is None:
+            lengths = rng.poisson(self.mean_doc_length_, size=n_samples)
+        else:
+            lengths = np.broadcast_to(np.asarray(doc_length), (n_samples,))
+            if np.any(lengths < 0) or np.any(lengths != np.round(lengths)):
+                raise ValueError(f"'doc_length' must be non-negative integers; got {doc_length!r}.")
+        beta = self.components_ / self.components_.sum(axis=1, keepdims=True)
+        word_probs = theta @ beta
+        X = np.stack([rng.multinomial(int(n), p / p.sum()) for n, p in zip(lengths, word_probs, strict=True)])
+        return X, theta
+
+    def sample(self, n_samples: int = 1, *, doc_length: Any = None,
+               random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Generate documents: topic proportions from the prior, then word counts.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of documents.
+        doc_length : int or array-like of int, optional
+            Tokens per document; drawn from a Poisson with the training mean
+            document length when ``None``.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Word counts.
+        theta : ndarray of shape (n_samples, n_components)
+            The topic proportions that generated them.
+        """
+        self._check_fitted()
+        n_samples = check_n_samples(n_samples)
+        return self._sample(n_samples, self._generator(random_state), doc_length)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Posterior mean topic proportions, as scikit-learn's ``transform`` (same as :meth:`embed`).
+
+        Lets ``LDA`` sit inside a :class:`~sklearn.pipeline.Pipeline` before
+        another estimator. The point estimate drops the posterior's spread;
+        :meth:`posterior` keeps it.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Word counts.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        return self.embed(X)
+
+    # -- LDA-specific views ---------------------------------------------------------------
+    def topic_posterior(self) -> Dirichlet:
+        """The variational posterior over the topic-word matrix: a Dirichlet per topic.
+
+        Returns
+        -------
+        Dirichlet
+            Batch shape ``(n_components,)``, event shape ``(n_features,)``.
+        """
+        self._check_fitted()
+        from .._random import child_generator
+
+        return Dirichlet(self.components_, method="variational", random_state=child_generator(self.rng_))
+
+    def token_topic_probs(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Variational posterior ``q(z = k)`` of the topic of each word type in each document.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Word counts.
+
+        Returns
+        -------
+        rows, cols, counts : ndarray of shape (nnz,)
+            Document, word and count of each non-zero entry of ``X``.
+        probs : ndarray of shape (nnz, n_components)
+            ``phi_dwk``, proportional to ``exp(E log theta_dk + E log beta_kw)``.
+        """
+        X, _ = self._check_input(X, None)
+        e_log_theta = _e_log_dirichlet(self._gamma(X))
+        e_log_beta = _e_log_dirichlet(self.components_)
+        rows, cols, counts = _rows_cols_counts(X)
+        logits = e_log_theta[rows] + e_log_beta[:, cols].T
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return rows, cols, counts.astype(np.int64), probs
+
+    def sample_token_topics(self, X: Any, n_samples: int = 1, *, random_state: Any = None) -> np.ndarray:
+        """Draw the topic assignment of every word token under the variational posterior.
+
+        Each word type's ``n_dw`` tokens are split among topics by a
+        multinomial with probabilities ``phi_dw``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Word counts.
+        n_samples : int, default=1
+            Number of draws.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_docs, n_features, n_components), int
+            Token counts per topic; summing over topics gives ``X`` back.
+            Dense, so meant for a few documents at a time.
+        """
+        n_samples = check_n_samples(n_samples)
+        rows, cols, counts, probs = self.token_topic_probs(X)
+        rng = self._generator(random_state)
+        out = np.zeros((n_samples, X.shape[0], self.components_.shape[1], self.n_components), dtype=np.int64)
+        draws = rng.multinomial(counts[None, :], probs[None, :, :], size=(n_samples, counts.size))
+        out[:, rows, cols, :] = draws
+        return out
+
+    def completion_perplexity(self, X: Any, *, random_state: Any = None) -> float:
+        """Document-completion perplexity: infer from half of each document, score the other half.
+
+        Each token of each document goes to the observed half or the held-out
+        half with probability 1/2. The topic proportions are inferred from the
+        observed half (their variational posterior mean), and the held-out
+        tokens are scored under ``theta_d @ beta`` with ``beta`` the normalised
+        topics. Lower is better; the same protocol applies to any topic model,
+        which makes the number comparable across tools.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Held-out word counts.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed of the random split.
+
+        Returns
+        -------
+        float
+            ``exp(-(sum of held-out token log-probabilities) / (number of held-out tokens))``.
+        """
+        X, _ = self._check_input(X, None)
+        rng = self._generator(random_state)
+        rows, cols, counts = _rows_cols_counts(X)
+        seen = rng.binomial(counts.astype(np.int64), 0.5)
+        held = counts - seen
+        shape = X.shape
+        observed = sp.csr_matrix((seen.astype(np.float64), (rows, cols)), shape=shape)
+        theta = Dirichlet(self._gamma(observed)).mean
+        beta = self.components_ / self.components_.sum(axis=1, keepdims=True)
+        keep = held > 0
+        p = np.einsum("ik,ki->i", theta[rows[keep]], beta[:, cols[keep]])
+        total = held[keep].sum()
+        if total == 0:
+            raise ValueError("X has no held-out tokens to score (every document has fewer than two tokens).")
+        return float(np.exp(-(held[keep] * np.log(p)).sum() / total))
+
+    def top_words(self, n_words: int = 10, *, feature_names: Any = None, level: float = 0.9) -> list[list[tuple]]:
+        """Most probable words of each topic, with credible intervals of their probabilities.
+
+        Parameters
+        ----------
+        n_words : int, default=10
+            Words per topic.
+        feature_names : array-like of str or a fitted vectoriser, optional
+            Vocabulary; a vectoriser's ``get_feature_names_out()`` is used, and
+            ``feature_names_in_`` when the model was fitted on a DataFrame.
+            Word indices otherwise.
+        level : float, default=0.9
+            Probability inside each interval.
+
+        Returns
+        -------
+        list of list of tuple
+            For each topic, ``(word, mean, lower, upper)`` tuples, most
+            probable first.
+        """
+        post = self.topic_posterior()
+        if hasattr(feature_names, "get_feature_names_out"):
+            feature_names = feature_names.get_feature_names_out()
+        if feature_names is None:
+            feature_names = getattr(self, "feature_names_in_", None)
+        names = np.arange(self.components_.shape[1]) if feature_names is None else np.asarray(feature_names)
+        if names.shape[0] != self.components_.shape[1]:
+            raise ValueError(f"feature_names has {names.shape[0]} entries but the model has "
+                             f"{self.components_.shape[1]} words.")
+        mean = post.mean
+        lower, upper = post.credible_interval(level)
+        out = []
+        for k in range(self.n_components):
+            top = np.argsort(mean[k])[::-1][:n_words]
+            out.append([(names[w].item() if hasattr(names[w], "item") else names[w], float(mean[k, w]),
+                         float(lower[k, w]), float(upper[k, w])) for w in top])
+        return out
+
+    # -- ArviZ hooks ---------------------------------------------------------------------
+    def _arviz_dims(self):
+        return {"theta": ("doc", "topic"), "x": ("doc", "term")}
+
+
+LDA.__doc__ = fill(LDA.__doc__)
