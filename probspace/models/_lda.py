@@ -255,7 +255,8 @@ class LDA(LatentModel):
             self.rng_ = as_generator(self.random_state)
             self.backend_ = self._backend(self.rng_)
         self.backend_.partial_fit(X)
-        self.n_iter_ = int(self.backend_.n_batch_iter_)
+        self.n_iter_ = getattr(self, "n_iter_", 0) if not first else 0
+        self.n_iter_ += 1  # minibatches seen
         self.converged_ = False
         self.history_ = np.array([], dtype=np.float64)
         lengths = np.asarray(X.sum(axis=1)).ravel()
