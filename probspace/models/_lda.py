@@ -288,7 +288,7 @@ class LDA(LatentModel):
         return words + prior
 
     def topic_term(self) -> float:
-        """The corpus-level term ``E_q[log p(beta) - log q(beta)]`` of scikit-learn's bound.
+        """Return the corpus-level term ``E_q[log p(beta) - log q(beta)]`` of scikit-learn's bound.
 
         Returns
         -------
@@ -361,7 +361,7 @@ class LDA(LatentModel):
 
     # -- LDA-specific views ---------------------------------------------------------------
     def topic_posterior(self) -> Dirichlet:
-        """The variational posterior over the topic-word matrix: a Dirichlet per topic.
+        """Return the variational posterior over the topic-word matrix: a Dirichlet per topic.
 
         Returns
         -------

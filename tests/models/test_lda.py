@@ -86,7 +86,7 @@ def test_tiny_concentrations_do_not_underflow():
 def test_dirichlet_mode_and_errors():
     np.testing.assert_allclose(Dirichlet(np.array([3.0, 2.0, 2.0])).mode, [0.5, 0.25, 0.25])
     with pytest.raises(ValueError, match="exceeds 1"):
-        Dirichlet(np.array([0.5, 2.0])).mode
+        _ = Dirichlet(np.array([0.5, 2.0])).mode
     with pytest.raises(ValueError, match="positive"):
         Dirichlet(np.array([0.0, 1.0]))
     with pytest.raises(ValueError, match="probability vectors"):
