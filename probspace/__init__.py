@@ -16,7 +16,17 @@ LatentDirichletAllocation = LDA
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # VAE and CVAE sit on torch and pyro: imported on first use, so `import probspace` stays light.
+    if name in ("VAE", "CVAE"):
+        from .models import _vae
+
+        return getattr(_vae, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "CVAE",
     "GMMHMM",
     "LDA",
     "Categorical",
@@ -30,6 +40,7 @@ __all__ = [
     "MarkovChain",
     "Posterior",
     "PoissonHMM",
+    "VAE",
     "__version__",
     "to_inference_data",
 ]

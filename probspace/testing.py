@@ -130,7 +130,7 @@ def check_fit_sets_only_fitted_attributes(model: LatentModel) -> None:
         out = est.fit(X, **_kw(lengths))
         assert out is est, "fit must return self"
         added = set(vars(est)) - set(before)
-        public = {a for a in added if not a.endswith("_") or a.startswith("_")}
+        public = {a for a in added if not a.endswith("_") and not a.startswith("_")}
         assert not public, f"fit added attributes without a trailing underscore: {sorted(public)}"
         for name, value in est.get_params(deep=False).items():
             assert value is before[name] or np.all(value == before[name]), f"fit changed parameter {name}"

@@ -3,7 +3,7 @@
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from probspace import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from probspace import CVAE, GMMHMM, LDA, VAE, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -24,6 +24,10 @@ MODELS = [
     GMMHMM(),
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
+    VAE(),
+    VAE(likelihood="gaussian", scale=0.5),
+    VAE(elbo="pyro"),
+    CVAE(),
 ]
 
 

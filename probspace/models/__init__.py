@@ -1,7 +1,15 @@
-"""Model families."""
+"""Model families. ``VAE`` and ``CVAE`` load torch and pyro only when first used."""
 
 from ._gmm import GaussianMixture
 from ._hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from ._lda import LDA
 
 __all__ = ["GMMHMM", "LDA", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
+
+
+def __getattr__(name):
+    if name in ("VAE", "CVAE"):
+        from . import _vae
+
+        return getattr(_vae, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

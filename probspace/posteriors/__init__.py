@@ -4,5 +4,6 @@ from ._base import Posterior
 from ._categorical import Categorical
 from ._dirichlet import Dirichlet
 from ._markov import MarkovChain
+from ._normal import DiagonalNormal
 
-__all__ = ["Categorical", "Dirichlet", "MarkovChain", "Posterior"]
+__all__ = ["Categorical", "DiagonalNormal", "Dirichlet", "MarkovChain", "Posterior"]
