@@ -24,7 +24,7 @@ def _public_objects():
     seen = set()
     for module in PUBLIC:
         for name in getattr(module, "__all__", []):
-            obj = getattr(module, name)
+            obj = getattr(module, name)  # (VAE/CVAE load torch here: this test needs it installed)
             if name.startswith("__") or id(obj) in seen or not (inspect.isclass(obj) or inspect.isfunction(obj)):
                 continue
             seen.add(id(obj))

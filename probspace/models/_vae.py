@@ -203,7 +203,6 @@ class VAE(LatentModel):
             del self._fit_y
 
     def _fit(self, X, lengths, rng) -> None:
-        import torch
 
         from ._vae_module import VAEModule
 

@@ -73,7 +73,7 @@ class VAEModule(PyroModule):
         return self.enc_loc(h), F.softplus(self.enc_scale(h)) + 1e-5
 
     def decode_raw(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Decoder output: logits (Bernoulli kinds) or the Gaussian mean."""
+        """Return the decoder output: logits (Bernoulli kinds) or the Gaussian mean."""
         if y is not None:
             y = y.expand(z.shape[:-1] + y.shape[-1:])
         return self.dec_out(self.decoder(z if y is None else torch.cat([z, y], dim=-1)))
@@ -98,7 +98,7 @@ class VAEModule(PyroModule):
 
     # -- Pyro model and guide -----------------------------------------------------------
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None) -> None:
-        """Generative model: ``z ~ N(0, I)``, ``x ~ p(x | z[, y])``."""
+        """Run the generative model: ``z ~ N(0, I)``, ``x ~ p(x | z[, y])``."""
         with pyro.plate("data", x.shape[0]):
             prior = dist.Normal(x.new_zeros((x.shape[0], self.n_latent)), 1.0).to_event(1)
             z = pyro.sample("z", prior)
