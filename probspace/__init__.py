@@ -6,6 +6,7 @@ Importing probspace does not import torch, pyro or arviz.
 """
 
 from ._base import LatentModel
+from ._persistence import load
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
 from .models import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
@@ -42,5 +43,6 @@ __all__ = [
     "PoissonHMM",
     "VAE",
     "__version__",
+    "load",
     "to_inference_data",
 ]

@@ -239,6 +239,22 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         n_samples = check_n_samples(n_samples)
         return self._sample_parameters(n_samples, self._generator(random_state))
 
+    def save(self, path: Any) -> None:
+        """Write the fitted model to one file: arrays plus a versioned JSON header, no pickle.
+
+        The file records the family, the constructor parameters, the fitted
+        state (the backend's fitted attributes and the random stream) and the
+        library versions. Read it back with :func:`probspace.load`.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination (an ``.npz`` archive).
+        """
+        from ._persistence import save
+
+        save(self, path)
+
     def to_arviz(self, X: Any, n_samples: int = 500, *, random_state: Any = None, lengths: Any = None):
         """Posterior draws for ``X`` as an ArviZ object.
 

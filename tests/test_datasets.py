@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from probspace.datasets import load_discoveries, load_nile, load_old_faithful
+from probspace.datasets import load_discoveries, load_docstring_corpus, load_nile, load_old_faithful
+from probspace.datasets._docstring_corpus import _build
 
 
 def test_old_faithful():
@@ -32,3 +34,36 @@ def test_discoveries():
     assert data.data.sum() == 310 and data.data.max() == 12 and data.year[data.data.argmax()] == 1885
     np.testing.assert_allclose(data.data.var(ddof=1), 5.080808, atol=1e-6)
     assert "World Almanac" in data.DESCR
+
+
+def test_docstring_corpus():
+    corpus = load_docstring_corpus()
+    assert len(corpus.data) > 1000
+    assert len(corpus.data) == len(corpus.names) == len(corpus.package)
+    assert corpus.names == sorted(corpus.names) and len(set(corpus.names)) == len(corpus.names)
+    assert len(set(corpus.data)) == len(corpus.data)  # identical docstrings are kept once
+    assert set(corpus.package) == {"numpy", "scipy", "sklearn"}
+    assert all(name.split(".")[0] == pkg for name, pkg in zip(corpus.names, corpus.package, strict=True))
+    assert all(len(doc.split()) >= 20 for doc in corpus.data)
+    assert not any(part.startswith("_") for name in corpus.names for part in name.split("."))
+    assert not any(".tests." in name or ".experimental." in name for name in corpus.names)
+    assert "sklearn.decomposition.LatentDirichletAllocation" in corpus.names
+    assert "numpy.mean" in corpus.names  # objects are named by their shortest public path
+    assert corpus.versions["sklearn"] in corpus.DESCR and "BSD" in corpus.DESCR
+    # a fresh build (bypassing the in-memory cache) gives the same corpus
+    uncached = _build.__wrapped__(("numpy", "scipy", "sklearn"), 20)
+    assert list(uncached[0]) == corpus.names and list(uncached[1]) == corpus.data
+    # the cache hands out copies
+    corpus.data.clear()
+    assert load_docstring_corpus().data
+
+
+def test_docstring_corpus_arguments():
+    small = load_docstring_corpus("sklearn", min_words=100)
+    assert set(small.package) == {"sklearn"} and list(small.versions) == ["sklearn"]
+    assert all(len(doc.split()) >= 100 for doc in small.data)
+    assert set(small.names) <= set(load_docstring_corpus(["sklearn"]).names)
+    with pytest.raises(ValueError, match="could not be imported"):
+        load_docstring_corpus(("probspace_no_such_package",))
+    with pytest.raises(ValueError, match="min_words"):
+        load_docstring_corpus(min_words=-1)

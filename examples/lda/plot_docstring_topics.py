@@ -47,7 +47,7 @@ from probspace.datasets import load_docstring_corpus
 from probspace.diagnostics import arviz_major_version
 
 FAST = os.environ.get("PROBSPACE_EXAMPLES_FAST") == "1"
-N_DOCS = 800 if FAST else None  # None: every document
+N_DOCS = 600 if FAST else None  # None: every document
 N_TOPICS = 8 if FAST else 20
 MAX_ITER = 5 if FAST else 10
 N_DRAWS = 1000 if FAST else 10000
@@ -257,8 +257,9 @@ for w, row in zip(cols, freq, strict=True):
     best = [k for k in np.argsort(row)[::-1][:3] if row[k] >= 0.01]
     print(f"{vocab[w]:>16s} x{X_short[0, w]}: " + ", ".join(f"topic {k} {row[k]:.2f}" for k in best))
 in_topic = token_draws[:, 0, :, topic].sum(axis=1)
+in_lo, in_hi = np.quantile(in_topic, [tail, 1 - tail])
 print(f"tokens of the short docstring in topic {topic}: {np.mean(in_topic):.1f} of {n_tokens[short]} on "
-      f"average, {LEVEL:.0%} of draws between {np.quantile(in_topic, tail):.0f} and {np.quantile(in_topic, 1 - tail):.0f}")
+      f"average, {LEVEL:.0%} of draws between {in_lo:.0f} and {in_hi:.0f}")
 
 fig, ax = plt.subplots(figsize=(9, 0.3 * len(cols) + 1.5))
 im = ax.imshow(freq, cmap="Blues", vmin=0, vmax=1, aspect="auto")

@@ -9,6 +9,7 @@ import importlib.metadata
 import inspect
 import io
 import pkgutil
+import textwrap
 import warnings
 from collections.abc import Iterator
 from types import ModuleType
@@ -19,13 +20,14 @@ from sklearn.utils import Bunch
 
 __all__ = ["load_docstring_corpus"]
 
-# Module names (any part of the dotted path) that are never imported: test suites,
-# build tools, and modules whose import changes other modules (scikit-learn's
-# ``experimental.enable_*`` switches), is deprecated (``numpy.matlib``) or
-# pulls in optional third-party tools.
+# Module names (any part of the dotted path) that are never imported: test suites
+# and test harnesses, build tools, vendored code, and modules whose import changes
+# other modules (scikit-learn's ``experimental.enable_*`` switches, and
+# ``utils.estimator_checks``, which imports one of them), is deprecated
+# (``numpy.matlib``) or pulls in optional third-party tools (``mypy_plugin``).
 _SKIP_PARTS = frozenset({
-    "benchmarks", "conftest", "distutils", "experimental", "externals", "f2py", "matlib", "mypy_plugin",
-    "setup", "__main__",
+    "benchmarks", "conftest", "distutils", "estimator_checks", "experimental", "externals", "f2py", "matlib",
+    "mypy_plugin", "setup", "__main__",
 })
 
 
@@ -148,15 +150,13 @@ def _build(packages: tuple[str, ...], min_words: int) -> tuple[tuple[str, ...], 
 _DESCR = """Docstring corpus
 ================
 
-{n_docs} documents: the docstrings of the public classes and functions of
-{packages}, one document per distinct docstring, named by the shortest
-public path of its object and sorted by that name. Docstrings with fewer than
-{min_words} words are left out.
+{summary}
 
 Provenance: built at run time from the packages installed in this Python
-environment; nothing is downloaded or shipped with probspace. The text
-belongs to those projects and is distributed under their licences
-(BSD-style):
+environment; nothing is downloaded, and nothing is shipped with probspace.
+The text belongs to those projects and is distributed under their licences
+(BSD licences for NumPy, SciPy and scikit-learn), as their package metadata
+state:
 
 {versions}
 """
@@ -165,22 +165,29 @@ belongs to those projects and is distributed under their licences
 def load_docstring_corpus(packages: Any = ("numpy", "scipy", "sklearn"), *, min_words: int = 20) -> Bunch:
     """Docstrings of installed scientific Python packages, as a text corpus.
 
-    Walks the public modules of each package (names starting with ``_``,
-    test suites, build tools such as ``numpy.f2py``, and modules with import
-    side effects such as ``sklearn.experimental`` are not imported; a module
-    that fails to import is skipped; warnings and output are silenced) and
-    collects the docstrings of their public classes and functions (NumPy
-    ufuncs included). An object reachable under several names is kept once,
-    under its shortest public name, and identical docstrings are kept once.
-    The documents are sorted by name, so the corpus is the same on every call
-    for the same installed versions. With the defaults and NumPy 2.4, SciPy
-    1.17 and scikit-learn 1.9 it holds about 3,000 documents of 1.1 million
-    words; it builds in a few seconds, and the result is cached in memory.
+    Walks the public modules of each package and collects the docstrings of
+    their public classes and functions (NumPy ufuncs included), one document
+    per docstring. Names starting with ``_``, test suites and harnesses,
+    build tools such as ``numpy.f2py`` and modules with import side effects
+    such as ``sklearn.experimental`` are not imported; a module that fails to
+    import is skipped, and warnings and printed output are silenced. An
+    object reachable under several names is kept once, under its shortest
+    public name; identical docstrings are kept once; objects re-exported from
+    other packages are left out.
+
+    The documents are sorted by name, so the same installed versions give the
+    same corpus. What a process switched on before the first call does show:
+    after ``from sklearn.experimental import enable_halving_search_cv``, the
+    halving searches are public names of ``sklearn.model_selection`` and join
+    the corpus. With the defaults and NumPy 2.4, SciPy 1.17 and scikit-learn
+    1.9 the corpus holds about 3,000 documents and 1.1 million words. It
+    builds in about a second once the packages are imported, and the result
+    is cached in memory.
 
     Provenance: nothing is downloaded and nothing is shipped with probspace;
     the text comes from the installed packages, belongs to those projects
-    and is distributed under their licences (BSD-style for NumPy, SciPy and
-    scikit-learn). ``DESCR`` names the versions and licences used.
+    and is distributed under their licences (BSD licences for NumPy, SciPy
+    and scikit-learn). ``DESCR`` names the versions and licences used.
 
     Parameters
     ----------
@@ -216,7 +223,11 @@ def load_docstring_corpus(packages: Any = ("numpy", "scipy", "sklearn"), *, min_
     names, docs, package, provenance = _build(packages, int(min_words))
     versions = "\n".join(f"- {p} ({dist} {version}): {licence}"
                          for p, (dist, version, licence) in zip(packages, provenance, strict=True))
-    descr = _DESCR.format(n_docs=len(docs), packages=", ".join(packages), min_words=min_words, versions=versions)
+    summary = textwrap.fill(
+        f"{len(docs)} documents: the docstrings of the public classes and functions of {', '.join(packages)}. "
+        "One document per distinct docstring, named by the shortest public path of its object and sorted by "
+        f"that name; docstrings of fewer than {min_words} words are left out.", width=76)
+    descr = _DESCR.format(summary=summary, versions=versions)
     return Bunch(data=list(docs), names=list(names), package=list(package),
                  versions={p: version for p, (_, version, _) in zip(packages, provenance, strict=True)},
                  DESCR=descr)
