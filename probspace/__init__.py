@@ -7,6 +7,7 @@ Importing probspace does not import torch, pyro or arviz.
 
 from ._base import LatentModel
 from ._persistence import load
+from ._selection import compare
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
 from .models import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
@@ -43,6 +44,7 @@ __all__ = [
     "PoissonHMM",
     "VAE",
     "__version__",
+    "compare",
     "load",
     "to_inference_data",
 ]

@@ -1,3 +1,8 @@
+import hashlib
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -67,3 +72,18 @@ def test_docstring_corpus_arguments():
         load_docstring_corpus(("probspace_no_such_package",))
     with pytest.raises(ValueError, match="min_words"):
         load_docstring_corpus(min_words=-1)
+
+
+def _corpus_digest(names, data):
+    return hashlib.sha256(repr((list(names), list(data))).encode()).hexdigest()
+
+
+def test_docstring_corpus_same_in_another_process():
+    # SciPy writes random draws and hash-ordered sets into some docstrings at import time;
+    # the loader normalises them, so a process with another hash seed builds the same corpus
+    corpus = load_docstring_corpus()
+    code = ("import hashlib; from probspace.datasets import load_docstring_corpus as f; c = f(); "
+            "print(hashlib.sha256(repr((c.names, c.data)).encode()).hexdigest())")
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == _corpus_digest(corpus.names, corpus.data)

@@ -1,5 +1,5 @@
 """Diagnostics: the ArviZ bridge."""
 
-from ._arviz import arviz_major_version, to_inference_data
+from ._arviz import arviz_major_version, loo_waic, to_inference_data
 
-__all__ = ["arviz_major_version", "to_inference_data"]
+__all__ = ["arviz_major_version", "loo_waic", "to_inference_data"]

@@ -153,3 +153,34 @@ def to_inference_data(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         return az.from_dict(coords=coords, dims=dims, **groups, **group_attrs)
+
+
+def loo_waic(data: Any) -> dict[str, float]:
+    """PSIS-LOO and WAIC of an ArviZ object's pointwise log-likelihood, on either ArviZ line.
+
+    Parameters
+    ----------
+    data : arviz.InferenceData or xarray.DataTree
+        Output of :func:`to_inference_data` for a fit with parameter draws.
+
+    Returns
+    -------
+    dict
+        ``elpd_loo``, ``se_loo``, ``p_loo``, ``elpd_waic``, ``se_waic``, and
+        ``max_pareto_k`` (above 0.7 the LOO estimate is unreliable).
+    """
+    az = _import_arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loo = az.loo(data, pointwise=True)
+        waic = az.waic(data) if hasattr(az, "waic") else None
+    if arviz_major_version() >= 1:
+        out = {"elpd_loo": float(loo.elpd), "se_loo": float(loo.se), "p_loo": float(loo.p),
+               "max_pareto_k": float(np.max(np.asarray(loo.pareto_k)))}
+        if waic is not None:
+            out.update(elpd_waic=float(waic.elpd), se_waic=float(waic.se))
+    else:
+        out = {"elpd_loo": float(loo["elpd_loo"]), "se_loo": float(loo["se"]), "p_loo": float(loo["p_loo"]),
+               "max_pareto_k": float(np.max(np.asarray(loo["pareto_k"])))}
+        out.update(elpd_waic=float(waic["elpd_waic"]), se_waic=float(waic["se"]))
+    return out
