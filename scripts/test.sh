@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_pip.sh
 bash scripts/setup.sh
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" MPLBACKEND=Agg PROBSPACE_EXAMPLES_FAST=1
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
+    MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" MPLBACKEND=Agg PROBSPACE_EXAMPLES_FAST=1
 
 echo "== 1. default test suite"
 .venv/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
