@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run every automated check, in order:
-#   1. the default test suite (Python 3.11, ArviZ 0.x)           ~1-2 min
+#   0. ruff lint
+#   1. the default test suite (Python 3.11, ArviZ 0.x)           ~2-3 min
 #   2. the slow statistical checks (-m slow)
 #   3. the ArviZ bridge under ArviZ 1.x, in a Python 3.12 venv without torch
 #   4. the documentation build, with warnings as errors
@@ -11,6 +12,9 @@ source scripts/_pip.sh
 bash scripts/setup.sh
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" \
     MKL_NUM_THREADS="${MKL_NUM_THREADS:-1}" MPLBACKEND=Agg PROBSPACE_EXAMPLES_FAST=1
+
+echo "== 0. lint (ruff)"
+.venv/bin/ruff check probspace tests examples benchmarks docs/conf.py
 
 echo "== 1. default test suite"
 .venv/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider
