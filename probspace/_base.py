@@ -317,6 +317,7 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
 
     def _posterior_predictive(
         self,
+        X: Any,
         latents: np.ndarray,
         params: dict[str, np.ndarray] | None,
         rng: np.random.Generator,

@@ -51,13 +51,12 @@ N_DOCS = 600 if FAST else None  # None: every document
 N_TOPICS = 8 if FAST else 20
 MAX_ITER = 5 if FAST else 10
 N_DRAWS = 1000 if FAST else 10000
-N_TOKEN_DRAWS = 100 if FAST else 200  # token-topic draws are dense: n_draws * n_words * K integers
+N_TOKEN_DRAWS = 200 if FAST else 2000
 N_ARVIZ_DRAWS = 200 if FAST else 2000
 LEVEL = 0.9  # probability inside every credible interval below
 
 corpus = load_docstring_corpus()
-print(corpus.DESCR.split("Provenance")[0].strip())
-print(f"installed versions: {corpus.versions}")
+print(corpus.DESCR)
 
 rng = np.random.default_rng(0)
 order = rng.permutation(len(corpus.data))
@@ -131,8 +130,10 @@ fig.tight_layout()
 # their total, ``post.total_concentration``, is the document's token count
 # plus :math:`K \alpha`: the evidence behind the mean.
 #
-# We pick a short docstring, and a long one with the same dominant topic (by
-# posterior mean) and almost the same point estimate of that topic's share.
+# We pick a short docstring (8 to 15 tokens) whose dominant topic, by
+# posterior mean, holds between 45% and 75% of it, so that it mixes topics,
+# and a long one (among the longest tenth) with the same dominant topic and
+# almost the same point estimate of that topic's share.
 #
 # These are *variational* posteriors. Mean-field variational Bayes tends to
 # understate posterior spread, so read the widths below as optimistic; what
@@ -146,7 +147,7 @@ print(f"largest gap between total concentration and tokens + K * alpha: {gap:.1e
 dominant = post.mean.argmax(axis=1)
 share = post.mean[np.arange(X.shape[0]), dominant]
 long_cut = np.quantile(n_tokens, 0.9)
-short_pool = np.flatnonzero((n_tokens >= 8) & (n_tokens <= 15) & (share >= 0.5))
+short_pool = np.flatnonzero((n_tokens >= 8) & (n_tokens <= 15) & (share >= 0.45) & (share <= 0.75))
 pairs = []
 for i in short_pool:
     partners = np.flatnonzero((dominant == dominant[i]) & (n_tokens >= long_cut))
@@ -167,8 +168,8 @@ print("the short docstring:\n    " + "\n    ".join(docs[train[short]].splitlines
 # topic's share, for both documents; the right panel the draws of the
 # dominant topic's share. ``transform`` gives both documents the same number
 # (dashed lines). The posterior of the short docstring spreads over a wide
-# range of shares, and gives every other topic a real chance too; the long
-# one pins the share down to a few percentage points.
+# range of shares, for its runner-up topic as much as for the dominant one;
+# the long one pins the share down to a few percentage points.
 pair = lda.posterior(X[[short, long]])  # the same Dirichlets, for just these two documents
 draws = pair.sample(N_DRAWS, random_state=1)  # shape (N_DRAWS, 2, K): joint draws of whole topic mixes
 fig, (ax_ci, ax_hist) = plt.subplots(1, 2, figsize=(12, 4))
@@ -195,12 +196,13 @@ fig.tight_layout()
 # What the point estimate hides, across the corpus
 # ------------------------------------------------
 # The same picture for every training document. On the left, the largest
-# share from ``lda.transform``: short documents look at least as decided as
-# long ones. On the right, the width of the :math:`90\%` interval of that
-# share. It falls with the number of tokens, roughly like
-# :math:`1/\sqrt{n}`: the dashed curve is the width for a Beta marginal with
-# mean one half and total concentration :math:`n + K\alpha`, the widest a
-# document of :math:`n` tokens can have.
+# share from ``lda.transform``: a document of ten tokens can look as decided
+# as one of a thousand, and nothing in the point estimate tells them apart.
+# On the right, the width of the :math:`90\%` interval of that share. It
+# falls with the number of tokens, roughly like :math:`1/\sqrt{n}`: the dashed
+# curve is the width for a Beta marginal with mean one half and total
+# concentration :math:`n + K\alpha`, the widest a document of :math:`n`
+# tokens can have.
 from scipy import stats
 
 width = upper[np.arange(X.shape[0]), dominant] - lower[np.arange(X.shape[0]), dominant]
@@ -238,32 +240,33 @@ fig.tight_layout()
 # ------------------------------
 # LDA also has a latent topic for every word token. ``sample_token_topics``
 # draws those assignments from the variational posterior: for each word of
-# the document, its tokens are split among the topics. The result has shape
-# ``(n_samples, n_documents, n_words, K)`` and sums back to the counts over
-# the last axis. Under the mean-field variational posterior the words are
-# assigned independently of each other, each with its own probabilities over
-# topics. For the short docstring, each word's row below shows how often its
+# the document, its tokens are split among the topics. The draws come in the
+# sparse layout of ``X`` (one row per non-zero count, shape
+# ``(n_samples, nnz, K)``) and sum back to the counts over the last axis.
+# Under the mean-field variational posterior the words are assigned
+# independently of each other, each with its own probabilities over topics. For the short docstring, each word's row below shows how often its
 # tokens went to each topic: words that only one of the document's topics
 # uses stay with it, words both topics use are shared out. Summing over the
 # words gives the number of tokens in each topic, a whole distribution rather
 # than one expected count.
 X_short = X[[short]]
-token_draws = lda.sample_token_topics(X_short, n_samples=N_TOKEN_DRAWS, random_state=2)
-assert np.all(token_draws.sum(axis=-1) == X_short.toarray())  # every draw splits the same counts
+tokens = lda.sample_token_topics(X_short, n_samples=N_TOKEN_DRAWS, random_state=2)
+assert np.all(tokens.draws.sum(axis=-1) == tokens.counts)  # every draw splits the same counts
 vocab = vectorizer.get_feature_names_out()
-cols = X_short.indices[np.argsort(-X_short.data, kind="stable")]
-freq = token_draws[:, 0, cols, :].sum(axis=0) / (token_draws.shape[0] * X_short.toarray()[0, cols, None])
-for w, row in zip(cols, freq, strict=True):
+order = np.argsort(-tokens.counts, kind="stable")
+freq = tokens.draws[:, order, :].sum(axis=0) / (N_TOKEN_DRAWS * tokens.counts[order, None])
+for w, c, row in zip(tokens.cols[order], tokens.counts[order], freq, strict=True):
     best = [k for k in np.argsort(row)[::-1][:3] if row[k] >= 0.01]
-    print(f"{vocab[w]:>16s} x{X_short[0, w]}: " + ", ".join(f"topic {k} {row[k]:.2f}" for k in best))
-in_topic = token_draws[:, 0, :, topic].sum(axis=1)
+    print(f"{vocab[w]:>16s} x{c}: " + ", ".join(f"topic {k} {row[k]:.2f}" for k in best))
+in_topic = tokens.draws[:, :, topic].sum(axis=1)
 in_lo, in_hi = np.quantile(in_topic, [tail, 1 - tail])
 print(f"tokens of the short docstring in topic {topic}: {np.mean(in_topic):.1f} of {n_tokens[short]} on "
       f"average, {LEVEL:.0%} of draws between {in_lo:.0f} and {in_hi:.0f}")
 
-fig, ax = plt.subplots(figsize=(9, 0.3 * len(cols) + 1.5))
+fig, ax = plt.subplots(figsize=(9, 0.3 * len(order) + 1.5))
 im = ax.imshow(freq, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-ax.set_yticks(np.arange(len(cols)), [f"{vocab[w]} (x{X_short[0, w]})" for w in cols])
+ax.set_yticks(np.arange(len(order)), [f"{vocab[w]} (x{c})" for w, c in zip(tokens.cols[order], tokens.counts[order],
+                                                                            strict=True)])
 ax.set_xticks(topics)
 ax.set_xlabel("topic")
 ax.set_title(f"Topic draws for the tokens of {names[train[short]]}")

@@ -60,7 +60,8 @@ def _quiet() -> Iterator[list]:
 
 
 def _skipped(name: str) -> bool:
-    return name.startswith("_") or "test" in name or name in _SKIP_PARTS
+    """Private, test (``tests``, ``testing``, ``testutils``) or listed module names."""
+    return name.startswith(("_", "test")) or name.endswith(("_test", "_tests")) or name in _SKIP_PARTS
 
 
 def _public_modules(package: str) -> Iterator[ModuleType]:
@@ -73,7 +74,7 @@ def _public_modules(package: str) -> Iterator[ModuleType]:
     try:
         with _quiet():
             module = importlib.import_module(package)
-    except Exception:  # noqa: BLE001 -- any import failure means: leave this module out
+    except (Exception, SystemExit):  # noqa: BLE001 -- any import failure means: leave this module out
         return
     yield module
     path = getattr(module, "__path__", None)

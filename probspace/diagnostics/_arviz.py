@@ -125,7 +125,7 @@ def to_inference_data(
         "posterior": {k: np.asarray(v)[None] for k, v in posterior.items()},
         "log_likelihood": {"x": np.ascontiguousarray(loglik)[None]},
     }
-    predictive = model._posterior_predictive(latents, params, rng)
+    predictive = model._posterior_predictive(Xc, latents, params, rng)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": np.asarray(predictive)[None]}
     constant = model._arviz_constant_data(Xc, lengths)

@@ -2,9 +2,9 @@
 
 from ._gmm import GaussianMixture
 from ._hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
-from ._lda import LDA
+from ._lda import LDA, TokenTopicDraws
 
-__all__ = ["GMMHMM", "LDA", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
+__all__ = ["GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
 
 
 def __getattr__(name):

@@ -310,7 +310,7 @@ class GaussianMixture(LatentModel):
             out[s] = (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
         return out
 
-    def _posterior_predictive(self, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng):
         n_draws, n_obs = latents.shape
         if params is None:
             flat = sample_components(self.means_, self.covariances_, self.covariance_type, latents.ravel(), rng)

@@ -352,7 +352,7 @@ class _HMM(LatentModel):
         # One-step-ahead terms log p(x_t | x_1..x_{t-1}): per sequence they sum to its log-likelihood.
         return self._posterior(X, lengths).log_predictive
 
-    def _posterior_predictive(self, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng):
         n_draws, T = latents.shape
         return self._emit(latents.ravel(), rng).reshape(n_draws, T, -1)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +18,46 @@ from ..posteriors import Dirichlet
 from ..posteriors._dirichlet import sample_dirichlet
 
 __all__ = ["LDA"]
+
+
+# Largest posterior-predictive array (draws x documents x words) to_arviz writes for LDA.
+_MAX_PREDICTIVE_ENTRIES = 20_000_000
+
+
+class TokenTopicDraws(NamedTuple):
+    """Draws of the topic assignments of word tokens, in the sparse layout of ``X``.
+
+    Parameters
+    ----------
+    rows, cols : ndarray of shape (nnz,)
+        Document and word of each non-zero count.
+    counts : ndarray of shape (nnz,)
+        The counts.
+    draws : ndarray of shape (n_samples, nnz, n_components)
+        Tokens of each (document, word) entry given to each topic; sums to ``counts`` over topics.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    counts: np.ndarray
+    draws: np.ndarray
+
+    def to_dense(self, shape: tuple[int, int]) -> np.ndarray:
+        """Return the draws as a dense ``(n_samples, n_docs, n_words, n_components)`` array.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            ``(n_docs, n_words)`` of ``X``.
+
+        Returns
+        -------
+        ndarray
+            Dense counts; large for many documents.
+        """
+        out = np.zeros((self.draws.shape[0], *shape, self.draws.shape[2]), dtype=self.draws.dtype)
+        out[:, self.rows, self.cols, :] = self.draws
+        return out
 
 
 def _e_log_dirichlet(param: np.ndarray) -> np.ndarray:
@@ -123,7 +163,9 @@ class LDA(LatentModel):
     log q(theta_d)]`` with ``beta`` at its variational posterior. Their sum
     over documents plus the corpus-level topic term
     ``E_q[log p(beta) - log q(beta)]`` is scikit-learn's ``score(X)``. For a
-    number comparable across tools use :meth:`completion_perplexity`. ``X``
+    number comparable across tools use :meth:`completion_perplexity`.
+    ``to_arviz`` writes replicated documents (``posterior_predictive``) only
+    while draws x documents x words stays under 20 million entries. ``X``
     must hold non-negative integer counts (dense or sparse); a document of
     all zeros is allowed and its posterior is the prior. ``history_`` is
     empty unless ``evaluate_every > 0`` (scikit-learn keeps no bound trace).
@@ -398,11 +440,12 @@ class LDA(LatentModel):
         probs /= probs.sum(axis=1, keepdims=True)
         return rows, cols, counts.astype(np.int64), probs
 
-    def sample_token_topics(self, X: Any, n_samples: int = 1, *, random_state: Any = None) -> np.ndarray:
+    def sample_token_topics(self, X: Any, n_samples: int = 1, *, random_state: Any = None) -> TokenTopicDraws:
         """Draw the topic assignment of every word token under the variational posterior.
 
         Each word type's ``n_dw`` tokens are split among topics by a
-        multinomial with probabilities ``phi_dw``.
+        multinomial with probabilities ``phi_dw`` (the mean-field posterior
+        treats tokens independently).
 
         Parameters
         ----------
@@ -415,17 +458,16 @@ class LDA(LatentModel):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_docs, n_features, n_components), int
-            Token counts per topic; summing over topics gives ``X`` back.
-            Dense, so meant for a few documents at a time.
+        TokenTopicDraws
+            ``rows``, ``cols``, ``counts`` of the non-zero entries of ``X`` and
+            ``draws`` of shape ``(n_samples, nnz, n_components)``, which sum to
+            ``counts`` over topics; ``to_dense`` expands them.
         """
         n_samples = check_n_samples(n_samples)
         rows, cols, counts, probs = self.token_topic_probs(X)
         rng = self._generator(random_state)
-        out = np.zeros((n_samples, X.shape[0], self.components_.shape[1], self.n_components), dtype=np.int64)
         draws = rng.multinomial(counts[None, :], probs[None, :, :], size=(n_samples, counts.size))
-        out[:, rows, cols, :] = draws
-        return out
+        return TokenTopicDraws(rows, cols, counts, draws)
 
     def completion_perplexity(self, X: Any, *, random_state: Any = None) -> float:
         """Document-completion perplexity: infer from half of each document, score the other half.
@@ -506,6 +548,18 @@ class LDA(LatentModel):
     # -- ArviZ hooks ---------------------------------------------------------------------
     def _arviz_dims(self):
         return {"theta": ("doc", "topic"), "x": ("doc", "term")}
+
+    def _posterior_predictive(self, X, latents, params, rng):
+        """Replicated documents of the observed lengths, one per draw of theta (skipped when too large)."""
+        n_draws, n_docs, _ = latents.shape
+        V = self.components_.shape[1]
+        if n_draws * n_docs * V > _MAX_PREDICTIVE_ENTRIES:
+            return None
+        lengths = np.asarray(X.sum(axis=1)).ravel().astype(np.int64)
+        beta = self.components_ / self.components_.sum(axis=1, keepdims=True)
+        probs = latents @ beta
+        probs /= probs.sum(axis=-1, keepdims=True)
+        return rng.multinomial(np.broadcast_to(lengths, (n_draws, n_docs)), probs).astype(np.float64)
 
 
 LDA.__doc__ = fill(LDA.__doc__)

@@ -507,7 +507,7 @@ class VAE(LatentModel):
     def _arviz_dims(self):
         return {"z": ("obs", "latent_dim"), "x": ("obs", "feature")}
 
-    def _posterior_predictive(self, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng):
         n_draws, n_obs, d = latents.shape
         return self.decode(latents.reshape(-1, d)).reshape(n_draws, n_obs, -1)
 
@@ -772,7 +772,7 @@ class CVAE(VAE):
         return super()._log_likelihood(X, lengths, self._condition(None, X.shape[0], fitting=False)
                                        if cond is None else cond)
 
-    def _posterior_predictive(self, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng):
         n_draws, n_obs, d = latents.shape
         cond = np.tile(self._condition(None, n_obs, fitting=False), (n_draws, 1))
         means = self._run(lambda: self.module_.mean_of(self._tensor(latents.reshape(-1, d)), self._tensor(cond)))

@@ -107,12 +107,12 @@ class Dirichlet(Posterior):
 
         Parameters
         ----------
-        value : array-like of shape (..., *batch_shape, K)
+        value : array-like of shape ``(...,) + batch_shape + (K,)``
             Points on the simplex.
 
         Returns
         -------
-        ndarray of shape (..., *batch_shape)
+        ndarray of shape ``(...,) + batch_shape``
         """
         x = self._split_value(value, dtype=np.float64)
         if np.any(x < 0) or not np.allclose(x.sum(axis=-1), 1.0, atol=1e-6):

@@ -113,13 +113,16 @@ def test_empty_document_posterior_is_the_prior(fitted, corpus):
 
 
 def test_token_topic_draws_sum_to_counts(fitted, corpus):
-    draws = fitted.sample_token_topics(corpus[:5], n_samples=7, random_state=0)
+    tokens = fitted.sample_token_topics(corpus[:5], n_samples=7, random_state=0)
+    assert tokens.draws.shape == (7, tokens.counts.size, 2)
+    np.testing.assert_array_equal(tokens.draws.sum(axis=-1), np.broadcast_to(tokens.counts, (7, tokens.counts.size)))
+    draws = tokens.to_dense(corpus[:5].shape)
     assert draws.shape == (7, 5, corpus.shape[1], 2)
     np.testing.assert_array_equal(draws.sum(axis=-1), np.broadcast_to(corpus[:5], (7,) + corpus[:5].shape))
     rows, cols, counts, probs = fitted.token_topic_probs(corpus[:5])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     # Average draws match n_dw * phi_dwk.
-    many = fitted.sample_token_topics(corpus[:5], n_samples=4000, random_state=1)
+    many = fitted.sample_token_topics(corpus[:5], n_samples=4000, random_state=1).to_dense(corpus[:5].shape)
     expected = np.zeros((5, corpus.shape[1], 2))
     expected[rows, cols] = counts[:, None] * probs
     se = np.sqrt(np.maximum(expected * (1 - expected / np.maximum(corpus[:5, :, None], 1)), 1e-12) / 4000)
@@ -203,3 +206,6 @@ def test_to_arviz(fitted, corpus):
     assert data["posterior"].attrs["inference_method"] == "variational"
     np.testing.assert_allclose(data["log_likelihood"]["x"].values[0, 0], fitted.log_likelihood(corpus))
     assert data["observed_data"]["x"].dims == ("doc", "term")
+    rep = data["posterior_predictive"]["x"].values[0]
+    assert rep.shape == (20, 60, 12)
+    np.testing.assert_array_equal(rep.sum(axis=-1), np.broadcast_to(corpus.sum(axis=1), (20, 60)))
