@@ -244,8 +244,9 @@ fig.tight_layout()
 # sparse layout of ``X`` (one row per non-zero count, shape
 # ``(n_samples, nnz, K)``) and sum back to the counts over the last axis.
 # Under the mean-field variational posterior the words are assigned
-# independently of each other, each with its own probabilities over topics. For the short docstring, each word's row below shows how often its
-# tokens went to each topic: words that only one of the document's topics
+# independently of each other, each with its own probabilities over topics.
+# For the short docstring, each word's row below shows how often its tokens
+# went to each topic: words that only one of the document's topics
 # uses stay with it, words both topics use are shared out. Summing over the
 # words gives the number of tokens in each topic, a whole distribution rather
 # than one expected count.
