@@ -171,3 +171,9 @@ def test_to_arviz(vae, data):
     assert idata["posterior"].attrs["inference_method"] == "amortized_variational"
     assert idata["posterior_predictive"]["x"].shape == (1, 7, 12, 10)
     np.testing.assert_allclose(idata["sample_stats"]["objective"].values.ravel(), vae.history_)
+
+
+def test_thread_count_is_scoped(data):
+    before = torch.get_num_threads()
+    VAE(n_threads=1, random_state=0, **{**FAST, "max_epochs": 1}).fit(data).embed(data)
+    assert torch.get_num_threads() == before
