@@ -259,7 +259,10 @@ class VAE(LatentModel):
         import torch
 
         pyro_run = self.elbo == "pyro"
-        opt = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
+        try:  # torch's fused Adam kernel: same update rule, one kernel per step
+            opt = torch.optim.Adam(module.parameters(), lr=self.learning_rate, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            opt = torch.optim.Adam(module.parameters(), lr=self.learning_rate)
         if pyro_run:
             from pyro.infer import TraceMeanField_ELBO
 
