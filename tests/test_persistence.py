@@ -114,7 +114,7 @@ def test_bumped_format_version_names_both_versions(saved, tmp_path):
         probspace.load(out)
 
 
-def test_unfitted_and_unknown(tmp_path):
+def test_save_needs_a_fitted_model(tmp_path):
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):

@@ -144,7 +144,6 @@ class _HMM(LatentModel):
     """Shared machinery of the HMM families (private)."""
 
     _latent_name = "path"
-    _tags = ModelTags(sequential=True, allow_nan=True, discrete_latent=True)
     _conformance_params = {"n_components": 2, "max_iter": 15}
 
     def _model_tags(self) -> ModelTags:

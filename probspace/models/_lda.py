@@ -11,7 +11,7 @@ from sklearn import decomposition
 
 from .._base import LatentModel
 from .._docstrings import fill
-from .._random import sklearn_seed
+from .._random import as_generator, child_generator, sklearn_seed
 from .._tags import ModelTags
 from .._validation import Interval, Options, check_n_samples, validate_params
 from ..posteriors import Dirichlet
@@ -292,8 +292,6 @@ class LDA(LatentModel):
             validate_params(self)
         X, _ = self._check_X(X, None, reset=first)
         if first:
-            from .._random import as_generator
-
             self.rng_ = as_generator(self.random_state)
             self.backend_ = self._backend(self.rng_)
         self.backend_.partial_fit(X)
@@ -411,8 +409,6 @@ class LDA(LatentModel):
             Batch shape ``(n_components,)``, event shape ``(n_features,)``.
         """
         self._check_fitted()
-        from .._random import child_generator
-
         return Dirichlet(self.components_, method="variational", random_state=child_generator(self.rng_))
 
     def token_topic_probs(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -180,9 +180,7 @@ class VAE(LatentModel):
 
     # -- conditions (CVAE overrides) -------------------------------------------------------
     def _condition(self, y: Any, n: int, *, fitting: bool) -> np.ndarray | None:
-        if y is not None and not isinstance(self, CVAE):
-            pass  # a VAE ignores y, as scikit-learn estimators do
-        return None
+        return None  # a VAE ignores y, as scikit-learn estimators do
 
     def _check_X(self, X, lengths, *, reset):
         X, lengths = super()._check_X(X, lengths, reset=reset)
@@ -317,8 +315,6 @@ class VAE(LatentModel):
 
     # -- posterior and scores ------------------------------------------------------------------
     def _encode(self, X, cond):
-        import torch  # noqa: F401
-
         loc, scale = self._run(lambda: self.module_.encode(self._tensor(X), self._tensor(cond)))
         return loc.cpu().numpy().astype(np.float64), scale.cpu().numpy().astype(np.float64)
 
