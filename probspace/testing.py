@@ -206,7 +206,7 @@ def check_posterior_shapes(model: LatentModel) -> None:
     est, X, lengths = _fitted(model)
     post = est.posterior(X, **_kw(lengths))
     full = post.batch_shape + post.event_shape
-    assert post.method in ("exact", "variational", "amortized_variational")
+    assert post.method in ("exact", "variational", "amortized_variational", "mcmc")
     one = post.sample((), random_state=0)
     assert isinstance(one, np.ndarray) and one.shape == full, (one.shape, full)
     default = post.sample(random_state=0)

@@ -66,13 +66,19 @@ def to_inference_data(
 
     - ``posterior``: ``n_draws`` joint draws of the latent variables of ``X``
       (and, for Bayesian fits, paired draws of the parameters), with a chain
-      axis of length 1. Attrs record ``inference_method``.
+      axis of length 1. For MCMC fits (``sampler=...``), the fit's chains:
+      ``n_chains`` by at most ``n_draws`` draws per chain (evenly thinned),
+      each latent draw made under the parameter draw it is paired with.
+      Attrs record ``inference_method``.
     - ``log_likelihood``: pointwise ``log p(x_i)``; per parameter draw for
       Bayesian fits (so ``arviz.loo`` works), the fitted value repeated across
       draws otherwise (``plug_in`` attr set).
     - ``posterior_predictive``: replicated data given each latent draw.
     - ``observed_data``: ``X``.
-    - ``sample_stats``: the fit's objective trace ``history_`` (dim ``iteration``).
+    - ``sample_stats``: the fit's objective trace ``history_`` (dim
+      ``iteration``); for MCMC fits the per-draw sampler statistics
+      (``log_likelihood``; ``diverging``, ``acceptance_rate``, ``step_size``
+      for NUTS).
 
     R-hat and ESS on independent posterior draws are not evidence of
     convergence of an EM or variational fit; diagnose those with ``history_``.
@@ -112,8 +118,24 @@ def to_inference_data(
     Xc, lengths = model._check_input(X, lengths)
     tags = model._model_tags()
     post = model._posterior(Xc, lengths)
-    latents = post.sample(n_draws, random_state=rng)
-    params = model._sample_parameters(n_draws, rng) if tags.parameter_posterior else None
+    draws = getattr(model, "draws_", None)
+    if draws is not None:  # MCMC: keep the chains; pair latent draw (c, d) with parameter draw (c, d)
+        n_chains, n_total = next(iter(draws.values())).shape[:2]
+        keep = np.unique(np.linspace(0, n_total - 1, min(n_draws, n_total)).round().astype(np.int64))
+        grid = (n_chains, keep.size)
+        index = (np.arange(n_chains)[:, None] * n_total + keep[None, :]).ravel()
+        latents = post.sample_at(index, rng)
+        params = {k: v[:, keep].reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
+        stats = {k: np.asarray(v)[:, keep] for k, v in model.sample_stats_.items()}
+    else:
+        grid = (1, n_draws)
+        latents = post.sample(n_draws, random_state=rng)
+        params = model._sample_parameters(n_draws, rng) if tags.parameter_posterior else None
+        stats = {"objective": np.asarray(model.history_, dtype=np.float64)[None, None, :]}
+
+    def by_chain(arr):
+        arr = np.asarray(arr)
+        return arr.reshape(grid + arr.shape[1:])
 
     latent_name = model._latent_name
     posterior = {latent_name: latents, **(params or {})}
@@ -122,17 +144,17 @@ def to_inference_data(
     if plug_in:
         loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
     groups: dict[str, dict[str, np.ndarray]] = {
-        "posterior": {k: np.asarray(v)[None] for k, v in posterior.items()},
-        "log_likelihood": {"x": np.ascontiguousarray(loglik)[None]},
+        "posterior": {k: by_chain(v) for k, v in posterior.items()},
+        "log_likelihood": {"x": by_chain(np.ascontiguousarray(loglik))},
     }
     predictive = model._posterior_predictive(Xc, latents, params, rng)
     if predictive is not None:
-        groups["posterior_predictive"] = {"x": np.asarray(predictive)[None]}
+        groups["posterior_predictive"] = {"x": by_chain(predictive)}
     constant = model._arviz_constant_data(Xc, lengths)
     if constant:
         groups["constant_data"] = {k: np.asarray(v) for k, v in constant.items()}
     groups["observed_data"] = {"x": np.asarray(Xc.toarray() if hasattr(Xc, "toarray") else Xc)}
-    groups["sample_stats"] = {"objective": np.asarray(model.history_, dtype=np.float64)[None, None, :]}
+    groups["sample_stats"] = stats
 
     dims = {k: list(v) for k, v in model._arviz_dims().items()}
     dims["objective"] = ["iteration"]
@@ -144,7 +166,8 @@ def to_inference_data(
                       "latent_variable": latent_name, "probspace_version": __version__},
         "log_likelihood": {"plug_in": int(plug_in),
                            "exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)},
-        "sample_stats": {"objective": "history_ of the fit, one value per iteration"},
+        "sample_stats": ({"sampler": model.sampler} if draws is not None
+                         else {"objective": "history_ of the fit, one value per iteration"}),
     }
     az = _import_arviz()
     if arviz_major_version() >= 1:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn import config_context, mixture
 
+from .. import _bayes
 from .._base import LatentModel
 from .._docstrings import fill
 from .._random import sklearn_seed
@@ -38,7 +39,10 @@ class GaussianMixture(LatentModel):
     :meth:`posterior` returns :class:`~probspace.posteriors.Categorical`
     responsibilities :math:`p(z_i = k \mid x_i)`: exact given EM parameters,
     variational for a Bayesian fit, whose posterior over weights, means and
-    precisions :meth:`sample_parameters` draws from.
+    precisions :meth:`sample_parameters` draws from. With ``sampler="gibbs"``
+    or ``"nuts"`` the fit is fully Bayesian by MCMC: ``draws_`` holds
+    ``n_chains`` chains of parameter draws and :meth:`posterior` averages the
+    exact label posterior over them.
 
     Parameters
     ----------
@@ -69,9 +73,12 @@ class GaussianMixture(LatentModel):
         Prior degrees of freedom of the precision (``bayesian=True`` only).
     covariance_prior : float or array-like, optional
         Prior on the covariances (``bayesian=True`` only).
+    {mcmc_params}
     {random_state}
     verbose : int, default=0
         Verbosity passed to the backend.
+    progress : bool, default=False
+        Show a progress bar during an MCMC fit.
 
     Attributes
     ----------
@@ -83,6 +90,7 @@ class GaussianMixture(LatentModel):
         Component covariances, shaped by ``covariance_type``.
     precisions_ : ndarray
         Inverses of ``covariances_``.
+    {mcmc_attributes}
     {common_attributes}
 
     See Also
@@ -94,7 +102,14 @@ class GaussianMixture(LatentModel):
     -----
     ``log_likelihood`` is exact for EM fits; for a Bayesian fit it is the
     mixture density at the variational posterior means of the parameters (a
-    plug-in value, not a marginal likelihood). Label draws use the smallest
+    plug-in value, not a marginal likelihood). For an MCMC fit,
+    ``weights_``, ``means_`` and ``covariances_`` are posterior means of the
+    draws, ``log_likelihood`` is the log posterior predictive density
+    :math:`\log \frac1S \sum_s p(x_i \mid \theta_s)` (a Monte Carlo
+    estimate over the draws), ``sample`` generates from one parameter draw
+    picked at random, and ``history_`` is the trace of the EM fit that
+    started the first chain. MCMC supports ``covariance_type`` ``"full"`` and
+    ``"diag"`` (NUTS: ``"diag"``, or ``"full"`` with one feature). Label draws use the smallest
     integer dtype that holds the labels (``int8`` up to 127 components).
     Example: ``examples/mixture/plot_old_faithful.py``.
 
@@ -127,8 +142,10 @@ class GaussianMixture(LatentModel):
         "mean_prior": [None, "array-like"],
         "degrees_of_freedom_prior": [None, Interval("real", 0, None, "neither")],
         "covariance_prior": [None, Interval("real", 0, None, "neither"), "array-like"],
+        **_bayes.MCMC_CONSTRAINTS,
         "random_state": ["random_state"],
         "verbose": [Interval("int", 0, None)],
+        "progress": ["boolean"],
     }
 
     def __init__(self, n_components: int = 1, *, covariance_type: str = "full", bayesian: bool = False,
@@ -136,7 +153,9 @@ class GaussianMixture(LatentModel):
                  init_params: str = "kmeans", weight_concentration_prior_type: str = "dirichlet_process",
                  weight_concentration_prior: float | None = None, mean_precision_prior: float | None = None,
                  mean_prior: Any = None, degrees_of_freedom_prior: float | None = None,
-                 covariance_prior: Any = None, random_state: Any = None, verbose: int = 0) -> None:
+                 covariance_prior: Any = None, sampler: str | None = None, n_chains: int = 4, n_draws: int = 1000,
+                 n_warmup: int = 1000, prior: dict | None = None, random_state: Any = None, verbose: int = 0,
+                 progress: bool = False) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.bayesian = bayesian
@@ -151,8 +170,14 @@ class GaussianMixture(LatentModel):
         self.mean_prior = mean_prior
         self.degrees_of_freedom_prior = degrees_of_freedom_prior
         self.covariance_prior = covariance_prior
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.random_state = random_state
         self.verbose = verbose
+        self.progress = progress
 
     # Fit recipe for probspace.testing: fast settings, non-default settings, data.
     _conformance_params = {"n_components": 2, "max_iter": 50}
@@ -166,8 +191,9 @@ class GaussianMixture(LatentModel):
         return X, None
 
     def _model_tags(self) -> ModelTags:
-        return ModelTags(discrete_latent=True, exact_posterior=not self.bayesian,
-                         exact_log_likelihood=not self.bayesian, parameter_posterior=bool(self.bayesian))
+        point = not self.bayesian and self.sampler is None
+        return ModelTags(discrete_latent=True, exact_posterior=point, exact_log_likelihood=point,
+                         parameter_posterior=not point)
 
     # -- fitted parameters: read-only views of the backend ---------------------
     weights_ = property(lambda self: self.backend_.weights_, doc="Mixing weights.")
@@ -200,23 +226,58 @@ class GaussianMixture(LatentModel):
         # sklearn's EM bound is per sample already; its variational bound is a total.
         scale = X.shape[0] if self.bayesian else 1
         self.history_ = np.asarray(backend.lower_bounds_, dtype=np.float64) / scale
+        self.draws_ = self.sample_stats_ = self.prior_ = None
+        if self.sampler is not None:
+            _bayes.fit(self, X, None, rng)
+
+    # -- MCMC hooks (see probspace._bayes) ----------------------------------------
+    def _mcmc_layout(self) -> _bayes.Layout:
+        from ..inference._gibbs import DIAG, FULL
+
+        return _bayes.Layout(DIAG if self.covariance_type == "diag" else FULL, False, "weights", "means",
+                             "covariances")
+
+    def _mcmc_em_start(self, X, lengths, rng):
+        em = mixture.GaussianMixture(self.n_components, covariance_type=self.covariance_type, tol=self.tol,
+                                     reg_covar=self.reg_covar, max_iter=self.max_iter, init_params=self.init_params,
+                                     random_state=sklearn_seed(rng)).fit(X)
+        return {"weights": em.weights_, "means": em.means_, "covariances": em.covariances_}
+
+    def _mcmc_set_point(self, p: dict[str, np.ndarray]) -> None:
+        b = self.backend_
+        b.weights_, b.means_, b.covariances_ = p["weights"], p["means"], p["covariances"]
+        if self.covariance_type == "diag":
+            b.precisions_cholesky_ = 1.0 / np.sqrt(p["covariances"])
+            b.precisions_ = 1.0 / p["covariances"]
+        else:
+            chol = np.linalg.cholesky(p["covariances"])
+            b.precisions_cholesky_ = np.swapaxes(np.linalg.inv(chol), -1, -2)
+            b.precisions_ = b.precisions_cholesky_ @ np.swapaxes(b.precisions_cholesky_, -1, -2)
 
     def _posterior(self, X: np.ndarray, lengths: None) -> Categorical:
+        if self.draws_ is not None:
+            return _bayes.posterior(self, X, None)
         method = "variational" if self.bayesian else "exact"
         with config_context(assume_finite=True):  # X was validated by the base class
             probs = self.backend_.predict_proba(X)
         return Categorical._trusted(probs, method)
 
     def _log_likelihood(self, X: np.ndarray, lengths: None) -> np.ndarray:
+        if self.draws_ is not None:
+            return _bayes.log_likelihood(self, X, None)
         with config_context(assume_finite=True):
             return self.backend_.score_samples(X)
 
     def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.draws_ is not None:
+            return _bayes.sample(self, n_samples, rng)
         labels = sample_categorical(self.weights_[None, :], n_samples, rng)[:, 0]
         X = sample_components(self.means_, self.covariances_, self.covariance_type, labels, rng)
         return X, labels
 
     def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if self.draws_ is not None:
+            return _bayes.sample_parameters(self, n_samples, rng)
         b = self.backend_
         if self.weight_concentration_prior_type == "dirichlet_process":
             weights = sample_stick_breaking(*b.weight_concentration_, n_samples, rng)
@@ -287,21 +348,24 @@ class GaussianMixture(LatentModel):
 
     def _criterion(self, X: Any, name: str) -> float:
         X, _ = self._check_input(X, None)
-        if self.bayesian:
-            raise ValueError(f"{name} needs a maximum-likelihood (EM) fit; this model has bayesian=True. "
-                             "Compare Bayesian fits with to_arviz and arviz.loo.")
+        if self.bayesian or self.sampler is not None:
+            raise ValueError(f"{name} needs a maximum-likelihood (EM) fit; this model is Bayesian "
+                             "(bayesian=True or a sampler). Compare Bayesian fits with to_arviz and arviz.loo.")
         return float(getattr(self.backend_, name)(X))
 
     # -- ArviZ hooks ----------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
         prec = {"full": ("component", "feature", "feature_bis"), "tied": ("feature", "feature_bis"),
                 "diag": ("component", "feature"), "spherical": ("component",)}[self.covariance_type]
+        cov = prec if self.covariance_type != "diag" else ("component", "feature")
         return {"label": ("obs",), "weights": ("component",), "means": ("component", "feature"),
-                "precisions": prec, "x": ("obs", "feature")}
+                "precisions": prec, "covariances": cov, "x": ("obs", "feature")}
 
     def _pointwise_log_likelihood(self, X, lengths, params):
         if params is None:
             return self._log_likelihood(X, lengths)
+        if self.draws_ is not None:
+            return _bayes.pointwise_log_likelihood(self, X, lengths, params)
         out = np.empty((params["weights"].shape[0], X.shape[0]))
         for s in range(out.shape[0]):
             logp = log_gaussian(X, params["means"][s], params["precisions"][s], self.covariance_type)
@@ -311,6 +375,8 @@ class GaussianMixture(LatentModel):
         return out
 
     def _posterior_predictive(self, X, latents, params, rng):
+        if self.draws_ is not None:
+            return _bayes.posterior_predictive(self, X, latents, params, rng)
         n_draws, n_obs = latents.shape
         if params is None:
             flat = sample_components(self.means_, self.covariances_, self.covariance_type, latents.ravel(), rng)
@@ -323,4 +389,5 @@ class GaussianMixture(LatentModel):
         return out
 
 
-GaussianMixture.__doc__ = fill(GaussianMixture.__doc__)
+GaussianMixture.__doc__ = fill(GaussianMixture.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
+                               mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)

@@ -17,6 +17,7 @@ from hmmlearn import base as hmm_base
 from hmmlearn import hmm, vhmm
 from scipy.special import gammaln, logsumexp
 
+from .. import _bayes
 from .._base import LatentModel
 from .._docstrings import fill
 from .._random import sklearn_seed
@@ -145,10 +146,16 @@ class _HMM(LatentModel):
 
     _latent_name = "path"
     _conformance_params = {"n_components": 2, "max_iter": 15}
+    #: Whether the family has the MCMC parameters (``sampler``...) of probspace._bayes.
+    _supports_mcmc = False
+
+    def _mcmc(self) -> bool:
+        return self._supports_mcmc and self.sampler is not None
 
     def _model_tags(self) -> ModelTags:
-        return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=not self.bayesian,
-                         exact_log_likelihood=not self.bayesian)
+        point = not self.bayesian and not self._mcmc()
+        return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=point,
+                         exact_log_likelihood=point, parameter_posterior=self._mcmc())
 
     # -- what each family supplies ---------------------------------------------------
     @abstractmethod
@@ -180,11 +187,33 @@ class _HMM(LatentModel):
         if self.n_components > X.shape[0]:
             raise ValueError(f"n_components={self.n_components} must be at most the number of frames in X "
                              f"(n_samples={X.shape[0]}).")
+        if self._supports_mcmc:
+            self.draws_ = self.sample_stats_ = self.prior_ = None
+            if self.sampler is not None:
+                _bayes.check_request(self, X, self._mcmc_layout())
         missing = np.isnan(X)
         if missing.any():
             self._fit_with_missing(X, lengths, rng, missing)
             return
         self._fit_backend(X, lengths, rng, self.max_iter)
+        if self._mcmc():
+            _bayes.fit(self, X, lengths, rng)
+
+    # -- MCMC hooks (see probspace._bayes) -----------------------------------------------
+    def _emission_params(self) -> dict[str, np.ndarray]:
+        """Return the fitted emission parameters under their public names (Gaussian ``covars`` in MCMC layout)."""
+        raise NotImplementedError
+
+    def _mcmc_em_start(self, X, lengths, rng):
+        saved = (self.backend_, self.n_iter_, self.converged_, self.history_)
+        self._fit_backend(X, lengths, rng, self.max_iter)
+        start = {"startprob": self.startprob_, "transmat": self.transmat_, **self._emission_params()}
+        self.backend_, self.n_iter_, self.converged_, self.history_ = saved
+        return start
+
+    def _mcmc_set_point(self, p: dict[str, np.ndarray]) -> None:
+        for name, value in p.items():
+            setattr(self.backend_, name + "_", value)
 
     def _fit_backend(self, X, lengths, rng, n_iter):
         cls, kwargs = self._backend_class()
@@ -273,18 +302,26 @@ class _HMM(LatentModel):
         self.history_ = np.asarray(trace) / X.shape[0]
 
     def _posterior(self, X: np.ndarray, lengths: np.ndarray) -> MarkovChain:
+        if self._mcmc():
+            return _bayes.posterior(self, X, lengths)
         return MarkovChain(self.startprob_, self.transmat_, self._log_frameprob(X), lengths,
                            method="variational" if self.bayesian else "exact")
 
     def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        if self._mcmc():
+            return _bayes.log_likelihood(self, X, lengths)
         return self._posterior(X, lengths).log_likelihood
 
     def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self._mcmc():
+            return _bayes.sample(self, n_samples, rng)
         states = _hmm.sample_chain(self.startprob_, self.transmat_, n_samples, rng)
         return self._emit(states, rng), states
 
     def predict(self, X: Any, *, lengths: Any = None) -> np.ndarray:
         """Most probable state path (Viterbi), as hmmlearn's ``predict``.
+
+        For an MCMC fit, the Viterbi path under the posterior-mean parameters.
 
         Parameters
         ----------
@@ -310,7 +347,9 @@ class _HMM(LatentModel):
 
         The state after the observed prefix is drawn from the filtered
         distribution at its last frame, then the chain and the emissions run
-        forward, so the spread of the draws is the forecast uncertainty.
+        forward, so the spread of the draws is the forecast uncertainty. For
+        an MCMC fit each continuation runs under its own parameter draw, so
+        parameter uncertainty is part of that spread.
 
         Parameters
         ----------
@@ -336,6 +375,8 @@ class _HMM(LatentModel):
         n_samples = check_n_samples(n_samples)
         X, lengths = self._check_input(X, lengths)
         rng = self._generator(random_state)
+        if self._mcmc():
+            return _bayes.forecast(self, X, lengths, n_steps, n_samples, rng)
         last = self._posterior(X, lengths).filtered[-1]
         predictive = last @ self.transmat_
         states = _hmm.sample_chain(np.broadcast_to(predictive, (n_samples, predictive.size)), self.transmat_,
@@ -345,18 +386,31 @@ class _HMM(LatentModel):
 
     # -- ArviZ hooks ----------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
-        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state")}
+        full = getattr(self, "covariance_type", "diag") == "full"
+        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"),
+                "startprob": ("state",), "transmat": ("state", "state_to"), "means": ("state", "feature"),
+                "covars": ("state", "feature", "feature_bis") if full else ("state", "feature"),
+                "lambdas": ("state", "feature"), "emissionprob": ("state", "symbol")}
+
+    def _sample_parameters(self, n_samples, rng):
+        if not self._mcmc():
+            return super()._sample_parameters(n_samples, rng)
+        return _bayes.sample_parameters(self, n_samples, rng)
 
     def _pointwise_log_likelihood(self, X, lengths, params):
+        if params is not None and self._mcmc():
+            return _bayes.pointwise_log_likelihood(self, X, lengths, params)
         # One-step-ahead terms log p(x_t | x_1..x_{t-1}): per sequence they sum to its log-likelihood.
         return self._posterior(X, lengths).log_predictive
 
     def _posterior_predictive(self, X, latents, params, rng):
+        if params is not None and self._mcmc():
+            return _bayes.posterior_predictive(self, X, latents, params, rng)
         n_draws, T = latents.shape
         return self._emit(latents.ravel(), rng).reshape(n_draws, T, -1)
 
     def _arviz_constant_data(self, X, lengths):
-        return {"state_marginals": self._posterior(X, lengths).marginals}
+        return {"state_marginals": self._posterior(X, lengths).mean}
 
 
 def _two_state_data(rng: np.random.Generator, emit) -> tuple[np.ndarray, np.ndarray]:
@@ -399,6 +453,7 @@ class GaussianHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     means_prior, means_weight, covars_prior, covars_weight : float
         Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
+    {mcmc_params}
     max_iter : int, default=10
         EM iterations.
     tol : float, default=1e-2
@@ -424,6 +479,7 @@ class GaussianHMM(_HMM):
         State means.
     covars_ : ndarray of shape (n_components, n_features, n_features)
         State covariances as full matrices, whatever ``covariance_type``.
+    {mcmc_attributes}
     {common_attributes}
 
     See Also
@@ -435,7 +491,10 @@ class GaussianHMM(_HMM):
     -----
     ``log_likelihood`` returns one exact value per sequence (a variational
     plug-in value when ``bayesian=True``); ``score`` is their mean, not their
-    sum as in hmmlearn. hmmlearn 0.3.3 returns mis-shaped ``covars_`` for
+    sum as in hmmlearn. MCMC fits (``sampler``) support ``"diag"`` and
+    ``"full"`` covariances (NUTS: ``"diag"``); their fitted attributes are
+    posterior means and ``log_likelihood`` is the log posterior predictive
+    density of each sequence, averaged over the draws. hmmlearn 0.3.3 returns mis-shaped ``covars_`` for
     spherical models after a fit; probspace's ``covars_`` repairs that.
 
     Examples
@@ -462,12 +521,16 @@ class GaussianHMM(_HMM):
         "means_weight": [Interval("real", 0, None), "array-like"],
         "covars_prior": [Interval("real", 0, None), "array-like"],
         "covars_weight": [Interval("real", None, None), "array-like"],
+        **_bayes.MCMC_CONSTRAINTS,
     }
+    _supports_mcmc = True
     _conformance_alt_params = {"covariance_type": "full", "bayesian": True, "max_iter": 10}
 
     def __init__(self, n_components: int = 1, *, covariance_type: str = "diag", bayesian: bool = False,
                  min_covar: float = 1e-3, startprob_prior: Any = 1.0, transmat_prior: Any = 1.0,
                  means_prior: Any = 0.0, means_weight: Any = 0.0, covars_prior: Any = 1e-2, covars_weight: Any = 1.0,
+                 sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
         self.n_components = n_components
@@ -480,6 +543,11 @@ class GaussianHMM(_HMM):
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.max_iter = max_iter
         self.tol = tol
         self.implementation = implementation
@@ -503,6 +571,16 @@ class GaussianHMM(_HMM):
         }
 
     means_ = property(lambda self: self.backend_.means_, doc="State means (K, D).")
+
+    def _mcmc_layout(self):
+        from ..inference._gibbs import DIAG, FULL
+
+        return _bayes.Layout(DIAG if self.covariance_type == "diag" else FULL, True, "startprob", "means", "covars")
+
+    def _emission_params(self):
+        covs = self.covars_
+        return {"means": self.means_,
+                "covars": np.diagonal(covs, axis1=1, axis2=2).copy() if self.covariance_type == "diag" else covs}
 
     @property
     def covars_(self) -> np.ndarray:
@@ -558,7 +636,8 @@ class GaussianHMM(_HMM):
             b.means_, b.covars_ = means, covs
 
 
-GaussianHMM.__doc__ = fill(GaussianHMM.__doc__)
+GaussianHMM.__doc__ = fill(GaussianHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
+                           mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)
 
 
 def _check_integer_values(model: LatentModel, X: np.ndarray, what: str, upper: int | None = None) -> None:
@@ -593,6 +672,7 @@ class CategoricalHMM(_HMM):
         Fit by variational Bayes (with hmmlearn's default priors).
     startprob_prior, transmat_prior, emissionprob_prior : float, default=1.0
         Dirichlet priors of the EM (MAP) fit.
+    {mcmc_params}
     max_iter : int, default=10
         EM iterations.
     tol : float, default=1e-2
@@ -613,6 +693,7 @@ class CategoricalHMM(_HMM):
         Transition matrix.
     emissionprob_ : ndarray of shape (n_components, n_symbols)
         Symbol probabilities of each state.
+    {mcmc_attributes}
     {common_attributes}
 
     See Also
@@ -636,11 +717,15 @@ class CategoricalHMM(_HMM):
         "startprob_prior": [Interval("real", 0, None), "array-like"],
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         "emissionprob_prior": [Interval("real", 0, None), "array-like"],
+        **_bayes.MCMC_CONSTRAINTS,
     }
+    _supports_mcmc = True
     _conformance_alt_params = {"bayesian": True, "n_symbols": 4, "max_iter": 10}
 
     def __init__(self, n_components: int = 1, *, n_symbols: int | None = None, bayesian: bool = False,
                  startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, emissionprob_prior: Any = 1.0,
+                 sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
         self.n_components = n_components
@@ -649,6 +734,11 @@ class CategoricalHMM(_HMM):
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
         self.emissionprob_prior = emissionprob_prior
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.max_iter = max_iter
         self.tol = tol
         self.implementation = implementation
@@ -681,6 +771,14 @@ class CategoricalHMM(_HMM):
 
     emissionprob_ = property(lambda self: self.backend_.emissionprob_, doc="Symbol probabilities (K, n_symbols).")
 
+    def _mcmc_layout(self):
+        from ..inference._gibbs import CATEGORICAL
+
+        return _bayes.Layout(CATEGORICAL, True, "startprob", "emissionprob", None)
+
+    def _emission_params(self):
+        return {"emissionprob": self.emissionprob_}
+
     def _log_frameprob(self, X):
         obs = ~np.isnan(X[:, 0])
         out = np.zeros((X.shape[0], self.n_components))
@@ -702,7 +800,8 @@ class CategoricalHMM(_HMM):
         return (u >= cdf[:, :-1]).sum(axis=1, keepdims=True).astype(np.int64)
 
 
-CategoricalHMM.__doc__ = fill(CategoricalHMM.__doc__)
+CategoricalHMM.__doc__ = fill(CategoricalHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
+                              mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)
 
 
 class PoissonHMM(_HMM):
@@ -724,6 +823,7 @@ class PoissonHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     lambdas_prior, lambdas_weight : float, default=0.0
         Gamma prior on the rates (hmmlearn's parametrisation).
+    {mcmc_params}
     max_iter : int, default=10
         EM iterations.
     tol : float, default=1e-2
@@ -744,6 +844,7 @@ class PoissonHMM(_HMM):
         Transition matrix.
     lambdas_ : ndarray of shape (n_components, n_features)
         Poisson rates of each state.
+    {mcmc_attributes}
     {common_attributes}
 
     See Also
@@ -766,11 +867,15 @@ class PoissonHMM(_HMM):
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         "lambdas_prior": [Interval("real", 0, None), "array-like"],
         "lambdas_weight": [Interval("real", 0, None), "array-like"],
+        **_bayes.MCMC_CONSTRAINTS,
     }
+    _supports_mcmc = True
     _conformance_alt_params = {"startprob_prior": 2.0, "implementation": "scaling", "max_iter": 10}
 
     def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
-                 transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0, max_iter: int = 10,
+                 transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0,
+                 sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, max_iter: int = 10,
                  tol: float = 1e-2, implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
         self.n_components = n_components
@@ -779,6 +884,11 @@ class PoissonHMM(_HMM):
         self.transmat_prior = transmat_prior
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.max_iter = max_iter
         self.tol = tol
         self.implementation = implementation
@@ -802,6 +912,14 @@ class PoissonHMM(_HMM):
                                 "lambdas_prior": self.lambdas_prior, "lambdas_weight": self.lambdas_weight}
 
     lambdas_ = property(lambda self: self.backend_.lambdas_, doc="Poisson rates (K, D).")
+
+    def _mcmc_layout(self):
+        from ..inference._gibbs import POISSON
+
+        return _bayes.Layout(POISSON, True, "startprob", "lambdas", None)
+
+    def _emission_params(self):
+        return {"lambdas": self.lambdas_}
 
     def _log_frameprob(self, X):
         lam = self.lambdas_
@@ -828,7 +946,8 @@ class PoissonHMM(_HMM):
         return rng.poisson(self.lambdas_[states]).astype(np.int64)
 
 
-PoissonHMM.__doc__ = fill(PoissonHMM.__doc__)
+PoissonHMM.__doc__ = fill(PoissonHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
+                          mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)
 
 
 class GMMHMM(_HMM):

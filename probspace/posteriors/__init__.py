@@ -4,6 +4,7 @@ from ._base import Posterior
 from ._categorical import Categorical
 from ._dirichlet import Dirichlet
 from ._markov import MarkovChain
+from ._mixture import FiniteMixture
 from ._normal import DiagonalNormal
 
-__all__ = ["Categorical", "DiagonalNormal", "Dirichlet", "MarkovChain", "Posterior"]
+__all__ = ["Categorical", "DiagonalNormal", "Dirichlet", "FiniteMixture", "MarkovChain", "Posterior"]

@@ -12,7 +12,7 @@ from .._random import as_generator
 
 __all__ = ["Posterior"]
 
-_METHODS = ("exact", "variational", "amortized_variational")
+_METHODS = ("exact", "variational", "amortized_variational", "mcmc")
 
 
 def _sample_shape(n_samples: Any) -> tuple[int, ...]:
@@ -37,9 +37,10 @@ class Posterior(metaclass=ABCMeta):
 
     Parameters
     ----------
-    method : {"exact", "variational", "amortized_variational"}
-        How the posterior was obtained: exact given the fitted parameters, or a
-        variational approximation.
+    method : {"exact", "variational", "amortized_variational", "mcmc"}
+        How the posterior was obtained: exact given the fitted parameters, a
+        variational approximation, or (``"mcmc"``) exact given each of a set
+        of MCMC parameter draws and averaged over them.
     random_state : None, int or numpy.random.Generator
         Source of randomness for :meth:`sample` calls made without their own
         ``random_state``. Models pass a child of their ``rng_``.

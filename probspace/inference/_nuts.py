@@ -1,0 +1,235 @@
+"""NUTS through Pyro on the marginal likelihood of mixtures and HMMs (latents summed out).
+
+The potential energy is ``-(log p(X | theta) + log p(theta) + log|J|)`` over
+unconstrained parameters: simplexes through the stick-breaking bijection,
+positive values through ``exp``. ``log p(X | theta)`` sums the latent
+variables out analytically: a log-sum-exp over components for a mixture, the
+forward algorithm for an HMM. For the HMM the forward algorithm and its
+gradient come from the compiled forward-backward kernel in one call: the
+gradient of ``log p(X)`` with respect to the log initial probabilities, log
+transition probabilities and log emission likelihoods are the smoothed first
+marginals, the expected transition counts and the smoothed marginals. No
+per-step autograd graph and no enumeration of discrete sites.
+
+Pyro's :class:`~pyro.infer.mcmc.NUTS` runs with a ``potential_fn``, so no
+model tracing happens per gradient. Torch and Pyro are imported on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import _hmm
+
+__all__ = ["Site", "hmm_log_likelihood", "run_nuts"]
+
+
+class Site:
+    """One parameter array of the model: its shape, constraint and prior.
+
+    Parameters
+    ----------
+    name : str
+        Name of the parameter (``"weights"``, ``"means"``...).
+    shape : tuple of int
+        Shape of the constrained value.
+    constraint : {"real", "positive", "simplex"}
+        Support; simplexes lie along the last axis.
+    prior : callable or torch.distributions.Distribution
+        Either a distribution whose ``log_prob`` of the value is summed, or a
+        callable ``(value, values) -> log density`` that may read other
+        parameters (conditional conjugate priors).
+    """
+
+    def __init__(self, name: str, shape: tuple[int, ...], constraint: str, prior: Any) -> None:
+        self.name = name
+        self.shape = tuple(shape)
+        self.constraint = constraint
+        self.prior = prior
+
+    def transform(self):
+        """Return the torch bijection from unconstrained space to the support."""
+        from torch.distributions import biject_to, constraints
+        from torch.distributions.transforms import identity_transform
+
+        if self.constraint == "real":
+            return identity_transform
+        return biject_to({"real": constraints.real, "positive": constraints.positive,
+                             "simplex": constraints.simplex}[self.constraint])
+
+    def log_prior(self, value, values):
+        """Log prior density of ``value`` (summed over the whole array)."""
+        if callable(self.prior) and not hasattr(self.prior, "log_prob"):
+            return self.prior(value, values)
+        return self.prior.log_prob(value).sum()
+
+
+def _hmm_function():
+    import torch
+
+    class _HMMLogLikelihood(torch.autograd.Function):
+        """log p(X) of an HMM with its exact gradient from one forward-backward pass."""
+
+        @staticmethod
+        def forward(ctx, log_start, log_trans, log_frames, bounds):
+            start = torch.exp(log_start).detach().numpy().astype(np.float64)
+            trans = torch.exp(log_trans).detach().numpy().astype(np.float64)
+            frames = log_frames.detach().numpy().astype(np.float64)
+            lengths = np.diff(bounds)
+            fb = _hmm.forward_backward(start / start.sum(), trans / trans.sum(axis=1, keepdims=True), frames,
+                                       lengths)
+            g_start = fb.marginals[bounds[:-1]].sum(axis=0)
+            g_trans = fb.transition_counts.sum(axis=0)
+            ctx.save_for_backward(torch.as_tensor(g_start, dtype=log_start.dtype),
+                                  torch.as_tensor(g_trans, dtype=log_trans.dtype),
+                                  torch.as_tensor(fb.marginals, dtype=log_frames.dtype))
+            return torch.as_tensor(fb.log_likelihood.sum(), dtype=log_frames.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            g_start, g_trans, g_frames = ctx.saved_tensors
+            return grad * g_start, grad * g_trans, grad * g_frames, None
+
+    return _HMMLogLikelihood
+
+
+_HMM_FN = None
+
+
+def hmm_log_likelihood(log_start, log_trans, log_frames, bounds: np.ndarray):
+    """Total ``log p(X)`` of an HMM as a differentiable torch scalar.
+
+    Parameters
+    ----------
+    log_start : torch.Tensor of shape (K,)
+        Log initial probabilities.
+    log_trans : torch.Tensor of shape (K, K)
+        Log transition probabilities.
+    log_frames : torch.Tensor of shape (T, K)
+        Emission log-likelihoods.
+    bounds : ndarray of int
+        Sequence start offsets plus the end.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar whose gradient is exact (smoothed marginals and expected counts).
+    """
+    global _HMM_FN
+    if _HMM_FN is None:
+        _HMM_FN = _hmm_function()
+    return _HMM_FN.apply(log_start, log_trans, log_frames, bounds)
+
+
+def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, np.ndarray]], n_warmup: int,
+             n_draws: int, seed_rng: np.random.Generator, *, progress: bool = False,
+             target_accept: float = 0.8, max_tree_depth: int = 10) -> tuple[dict[str, np.ndarray], dict]:
+    """Run one Pyro NUTS chain per entry of ``inits``, in sequence.
+
+    Parameters
+    ----------
+    sites : list of Site
+        The parameters, their supports and priors.
+    log_likelihood : callable
+        ``values -> torch scalar``: ``log p(X | theta)`` with the latents summed out.
+    inits : list of dict
+        Constrained starting values of each chain.
+    n_warmup, n_draws : int
+        Adaptation iterations (step size and diagonal mass matrix) and kept draws per chain.
+    seed_rng : numpy.random.Generator
+        Seeds torch inside a forked RNG (global torch state is left unchanged).
+    progress : bool, default=False
+        Show Pyro's progress bar.
+    target_accept : float, default=0.8
+        Target acceptance probability of the step-size adaptation.
+    max_tree_depth : int, default=10
+        Largest NUTS tree depth.
+
+    Returns
+    -------
+    draws : dict of str to ndarray
+        Constrained draws, each ``(n_chains, n_draws) + site.shape``.
+    stats : dict of str to ndarray
+        ``diverging`` (bool), ``acceptance_rate`` and ``step_size``, each
+        ``(n_chains, n_draws)``.
+    """
+    import torch
+
+    from .._random import torch_fork_rng
+
+    transforms = {s.name: s.transform() for s in sites}
+
+    def constrain(params):
+        values, logdet = {}, 0.0
+        for s in sites:
+            u = params[s.name]
+            if s.constraint == "real":
+                values[s.name] = u
+                continue
+            t = transforms[s.name]
+            v = t(u)
+            values[s.name] = v
+            logdet = logdet + t.log_abs_det_jacobian(u, v).sum()
+        return values, logdet
+
+    def potential(params):
+        values, logdet = constrain(params)
+        lp = log_likelihood(values) + logdet
+        for s in sites:
+            lp = lp + s.log_prior(values[s.name], values)
+        return -lp
+
+    all_draws: dict[str, list] = {s.name: [] for s in sites}
+    stats: dict[str, list] = {"diverging": [], "acceptance_rate": [], "step_size": []}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only spin-wait (tens of times slower on a busy machine)
+    try:
+        with torch_fork_rng(seed_rng):
+            _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
+                    all_draws, stats)
+    finally:
+        torch.set_num_threads(threads)
+    return ({k: np.stack(v) for k, v in all_draws.items()}, {k: np.stack(v) for k, v in stats.items()})
+
+
+def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
+            all_draws, stats):
+    import torch
+    from pyro.infer.mcmc import MCMC, NUTS
+
+    for init in inits:
+        start = {s.name: transforms[s.name].inv(torch.as_tensor(np.asarray(init[s.name]), dtype=torch.float64))
+                 for s in sites}
+        kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                      adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
+        accept: list[float] = []
+        steps: list[float] = []
+
+        def hook(kern, _params, stage, i, accept=accept, steps=steps):
+            # Pyro exposes per-iteration acceptance only as a running mean
+            # (HMC._mean_accept_prob, private); difference it back to one value per draw.
+            if stage.startswith("Sample"):
+                accept.append(float(getattr(kern, "_mean_accept_prob", np.nan)))
+                steps.append(float(kern.step_size))
+
+        mcmc = MCMC(kernel, num_samples=n_draws, warmup_steps=n_warmup, initial_params=start,
+                    disable_progbar=not progress, hook_fn=hook)
+        mcmc.run()
+        samples = mcmc.get_samples()
+        with torch.no_grad():
+            for s in sites:
+                all_draws[s.name].append(transforms[s.name](samples[s.name]).numpy())
+        diverging = np.zeros(n_draws, dtype=bool)
+        divergences = mcmc.diagnostics().get("divergences", {})
+        for idx in next(iter(divergences.values()), []):
+            if 0 <= idx < n_draws:
+                diverging[idx] = True
+        running = np.asarray(accept, dtype=np.float64)
+        n = np.arange(1, running.size + 1)
+        per_draw = running * n - np.r_[0.0, running[:-1] * n[:-1]]
+        stats["diverging"].append(diverging)
+        stats["acceptance_rate"].append(np.clip(per_draw, 0.0, 1.0))
+        stats["step_size"].append(np.asarray(steps, dtype=np.float64))
