@@ -66,7 +66,7 @@ MCMC_ATTRIBUTES_DOC = """\
         relabelled by ordering (see Notes); ``None`` otherwise.
     sample_stats_ : dict of str to ndarray or None
         MCMC fits: per-draw sampler statistics ``(n_chains, n_draws)``:
-        ``log_likelihood`` (both engines), ``diverging``, ``acceptance_rate``
+        ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``diverging``, ``acceptance_rate``
         and ``step_size`` (NUTS); ``None`` otherwise.
     prior_ : dict or None
         MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise."""
@@ -325,7 +325,7 @@ def _run_gibbs(model, layout, X, bounds, hyper, starts, rng):
         if bar is not None:
             bar.close()
     stacked = {k: np.stack([ch[k] for ch in chains]) for k in chains[0]}
-    stats = {"log_likelihood": stacked.pop("log_likelihood")}
+    stats = {"total_log_likelihood": stacked.pop("log_likelihood")}
     return from_kernel(layout, stacked), stats
 
 
@@ -368,7 +368,7 @@ def _run_nuts(model, layout, X, bounds, hyper, dists, starts, rng):
         draws[layout.scale] = draws[layout.scale][..., None]  # (K, 1) variances -> (K, 1, 1) covariances
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
     ll = np.array([_total_log_likelihood(layout, X, bounds, draw(flat, s)) for s in range(len(flat[layout.pi]))])
-    stats["log_likelihood"] = ll.reshape(model.n_chains, model.n_draws)
+    stats["total_log_likelihood"] = ll.reshape(model.n_chains, model.n_draws)
     return draws, stats
 
 

@@ -123,6 +123,8 @@ def check_not_fitted(model: LatentModel) -> None:
 def check_fit_sets_only_fitted_attributes(model: LatentModel) -> None:
     """``fit`` returns self, adds only ``_``-suffixed attributes and leaves params unchanged."""
     alt = getattr(type(model), "_conformance_alt_params", {})
+    if hasattr(model, "_conformance_alt"):  # an instance may adapt the recipe to its own settings
+        alt = model._conformance_alt(alt)
     for extra in ({}, alt):
         X, lengths = _data(model)
         est = _fast(model, **extra)
@@ -341,7 +343,9 @@ def check_to_arviz(model: LatentModel) -> None:
         assert group in data.groups() if callable(getattr(data, "groups", None)) else group in data.children, group
     posterior = data["posterior"]
     latent = posterior[est._latent_name]
-    assert latent.dims[:2] == ("chain", "draw") and latent.shape[:2] == (1, 6)
+    draws = getattr(est, "draws_", None)
+    n_chains = 1 if draws is None else next(iter(draws.values())).shape[0]
+    assert latent.dims[:2] == ("chain", "draw") and latent.shape[:2] == (n_chains, 6), latent.shape
     declared = est._arviz_dims().get(est._latent_name)
     if declared:
         assert tuple(latent.dims[2:]) == tuple(declared), (latent.dims, declared)

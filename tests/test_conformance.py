@@ -24,6 +24,13 @@ MODELS = [
     CategoricalHMM(bayesian=True),
     PoissonHMM(),
     GMMHMM(),
+    # fully Bayesian fits (compiled Gibbs); NUTS runs the suite in tests/test_bayes.py (slow)
+    GaussianMixture(sampler="gibbs", n_chains=2, n_draws=40, n_warmup=20),
+    GaussianMixture(sampler="gibbs", covariance_type="diag", n_chains=2, n_draws=40, n_warmup=20),
+    GaussianHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
+    GaussianHMM(sampler="gibbs", covariance_type="full", n_chains=2, n_draws=30, n_warmup=20),
+    CategoricalHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
+    PoissonHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
 ]

@@ -184,6 +184,10 @@ class GaussianMixture(LatentModel):
     _conformance_alt_params = {"covariance_type": "diag", "bayesian": True, "max_iter": 30,
                                "weight_concentration_prior_type": "dirichlet_distribution"}
 
+    def _conformance_alt(self, alt: dict) -> dict:
+        """Non-default settings for the conformance suite; an MCMC fit cannot also be variational."""
+        return {k: v for k, v in alt.items() if k != "bayesian"} if self.sampler is not None else alt
+
     @staticmethod
     def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, None]:
         centres = np.array([[-2.0, 0.0], [2.0, 0.5]])

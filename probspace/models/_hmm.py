@@ -152,6 +152,10 @@ class _HMM(LatentModel):
     def _mcmc(self) -> bool:
         return self._supports_mcmc and self.sampler is not None
 
+    def _conformance_alt(self, alt: dict) -> dict:
+        """Non-default settings for the conformance suite; an MCMC fit cannot also be variational."""
+        return {k: v for k, v in alt.items() if k != "bayesian"} if self._mcmc() else alt
+
     def _model_tags(self) -> ModelTags:
         point = not self.bayesian and not self._mcmc()
         return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=point,
