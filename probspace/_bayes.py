@@ -142,7 +142,11 @@ def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> 
         scale = user.get("scale", var / K**2)
         scale = np.asarray(var / K**2 if _is_distribution(scale) else scale, dtype=np.float64)
         if scale.ndim < 2:
-            scale = np.diag(np.broadcast_to(scale, (D,)))
+            try:
+                scale = np.diag(np.broadcast_to(scale, (D,)))
+            except ValueError:
+                raise ValueError(f"prior['scale'] of {type(model).__name__} must be a scalar, a vector of length "
+                                 f"{D} or a ({D}, {D}) matrix; got shape {scale.shape}.") from None
         psi0 = number("scale", scale, (D, D), positive=False)
         if not np.all(np.linalg.eigvalsh(psi0) > 0):
             raise ValueError("prior['scale'] must be positive definite (a positive scalar, vector or matrix).")

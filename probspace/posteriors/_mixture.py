@@ -43,7 +43,7 @@ class FiniteMixture(Posterior):
     --------
     >>> import numpy as np
     >>> from probspace.posteriors import Categorical
-    >>> from probspace.posteriors._mixture import FiniteMixture
+    >>> from probspace.posteriors import FiniteMixture
     >>> probs = [np.array([[0.9, 0.1]]), np.array([[0.5, 0.5]])]
     >>> post = FiniteMixture(lambda s: Categorical(probs[s]), 2)
     >>> post.mean
