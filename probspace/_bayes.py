@@ -147,9 +147,14 @@ def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> 
             except ValueError:
                 raise ValueError(f"prior['scale'] of {type(model).__name__} must be a scalar, a vector of length "
                                  f"{D} or a ({D}, {D}) matrix; got shape {scale.shape}.") from None
-        psi0 = number("scale", scale, (D, D), positive=False)
-        if not np.all(np.linalg.eigvalsh(psi0) > 0):
-            raise ValueError("prior['scale'] must be positive definite (a positive scalar, vector or matrix).")
+        if scale.shape != (D, D):
+            raise ValueError(f"prior['scale'] of {type(model).__name__} must be a scalar, a vector of length {D} "
+                             f"or a ({D}, {D}) matrix; got shape {scale.shape}.")
+        psi0 = np.array(scale, dtype=np.float64)
+        if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T) or not np.all(
+                np.linalg.eigvalsh(psi0) > 0):
+            raise ValueError("prior['scale'] must be finite, symmetric and positive definite (a positive scalar, "
+                             "vector or matrix).")
         hyper["psi0"] = psi0
     elif layout.family == _gibbs.POISSON:
         mean = X.mean(axis=0)

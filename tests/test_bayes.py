@@ -20,7 +20,7 @@ def _ess(draws):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.asarray(az.ess(np.asarray(draws)[..., None] if np.ndim(draws) == 2 else draws, method="bulk"))
+        return float(az.ess(az.convert_to_dataset({"x": np.asarray(draws)}), method="bulk")["x"])
 
 
 # -- exact conjugate cases ------------------------------------------------------------
@@ -161,15 +161,18 @@ def test_sbc_gaussian_mixture(covariance_type):
             covs = covs * np.eye(D)
         z = rng.choice(K, size=N, p=w)
         X = np.array([rng.multivariate_normal(means[k], covs[k]) for k in z])
-        return {"weights": w, "means": means}, X, None
+        return {"weights": w, "means": means, "covariances": covs if covariance_type == "full" else
+                np.diagonal(covs, axis1=1, axis2=2)}, X, None
 
     def fit(X, lengths, seed):
         return ps.GaussianMixture(K, covariance_type=covariance_type, sampler="gibbs", prior=GAUSS_PRIOR,
                                   n_chains=1, n_draws=400, n_warmup=100, random_state=seed).fit(X)
 
     def statistics(p):
-        w, m = _sorted(p["means"][..., 0], p["weights"], p["means"])
-        return np.concatenate([w[..., :1], m.reshape(m.shape[:-2] + (-1,))], axis=-1)
+        lead = p["weights"].ndim - 1
+        w, m, c = _sorted(p["means"][..., 0], p["weights"], p["means"], p["covariances"])
+        return np.concatenate([w[..., :1], m.reshape(m.shape[:lead] + (-1,)), c.reshape(c.shape[:lead] + (-1,))],
+                              axis=-1)
 
     ranks, n = _sbc_ranks(simulate, fit, statistics, 200, 10, rng)
     assert _uniform_pvalues(ranks, n).min() > 1e-3 / ranks.shape[1]
@@ -374,6 +377,7 @@ def test_forecast_and_sample_use_parameter_draws():
     (lambda: ps.GaussianMixture(2, sampler="gibbs", prior={"typo": 1.0}), "unknown entries"),
     (lambda: ps.GaussianMixture(2, sampler="gibbs", prior={"dof": -1.0}), "prior\\['dof'\\]"),
     (lambda: ps.GaussianMixture(2, sampler="gibbs", prior={"scale": [1.0, 2.0, 3.0]}), "prior\\['scale'\\]"),
+    (lambda: ps.GaussianMixture(2, sampler="gibbs", prior={"scale": [[1.0, 2.0], [2.0, 1.0]]}), "positive definite"),
     (lambda: ps.GaussianMixture(2, sampler="nuts", covariance_type="full"), "covariance_type='diag'"),
     (lambda: ps.GaussianMixture(2, sampler="metropolis"), "sampler"),
     (lambda: ps.GaussianMixture(2, sampler="gibbs", n_chains=0), "n_chains"),
@@ -405,3 +409,11 @@ def test_relabel_permutes_transition_rows_and_columns():
     np.testing.assert_array_equal(out["lambdas"][0, :, 0], [1.0, 5.0])
     np.testing.assert_array_equal(out["startprob"][0], [0.8, 0.2])
     np.testing.assert_array_equal(out["transmat"][0], [[0.7, 0.3], [0.1, 0.9]])
+
+
+def test_compare_ranks_mcmc_fits_by_loo():
+    X = load_old_faithful().data[:, :1]
+    fits = {f"K={k}": ps.GaussianMixture(k, sampler="gibbs", random_state=0, **FAST).fit(X) for k in (1, 2)}
+    table = ps.compare(fits, X, n_draws=200)
+    assert table.index[0] == "K=2"
+    assert np.isfinite(table["elpd_loo"]).all() and table["max_pareto_k"].max() < 0.7
