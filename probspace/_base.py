@@ -266,7 +266,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         X : array-like of shape (n_samples, n_features)
             Data, one row per observation (per time step for sequences).
         n_samples : int, default=500
-            Number of posterior draws.
+            Number of posterior draws. For an MCMC fit (``sampler=...``), draws
+            per chain: the fit's chains are kept, evenly thinned to at most
+            ``n_samples`` draws each.
         random_state : None, int or numpy.random.Generator, optional
             Seed for this call only; without it the draws continue the model's ``rng_``.
         lengths : array-like of int, optional
