@@ -195,7 +195,7 @@ fig.tight_layout()
 
 # %%
 # How many components? PSIS-LOO with ``az.compare``
-# ------------------------------------------------
+# --------------------------------------------------
 # The ``log_likelihood`` group of ``to_arviz`` holds
 # :math:`\log p(x_i \mid \theta_s)` for every eruption and draw, which is
 # what PSIS-LOO needs: ``az.compare`` estimates each model's expected log
