@@ -417,3 +417,15 @@ def test_compare_ranks_mcmc_fits_by_loo():
     table = ps.compare(fits, X, n_draws=200)
     assert table.index[0] == "K=2"
     assert np.isfinite(table["elpd_loo"]).all() and table["max_pareto_k"].max() < 0.7
+
+
+def test_nuts_records_per_draw_statistics_even_for_few_draws():
+    X = load_old_faithful().data[:, :1]
+    m = ps.GaussianHMM(2, sampler="nuts", n_chains=1, n_draws=20, n_warmup=20, random_state=0).fit(X)
+    st = m.sample_stats_
+    assert set(st) == {"diverging", "acceptance_rate", "step_size", "total_log_likelihood"}
+    assert st["diverging"].shape == (1, 20) and st["diverging"].dtype == bool
+    assert np.all((st["acceptance_rate"] >= 0) & (st["acceptance_rate"] <= 1))
+    assert np.all(st["step_size"] > 0)
+    few = ps.GaussianMixture(2, sampler="nuts", n_chains=1, n_draws=2, n_warmup=5, random_state=0).fit(X)
+    assert few.draws_["means"].shape == (1, 2, 2, 1)

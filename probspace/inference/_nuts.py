@@ -208,12 +208,17 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
         accept: list[float] = []
         steps: list[float] = []
 
-        def hook(kern, _params, stage, i, accept=accept, steps=steps):
-            # Pyro exposes per-iteration acceptance only as a running mean
-            # (HMC._mean_accept_prob, private); difference it back to one value per draw.
+        diverged: list[bool] = []
+
+        def hook(kern, _params, stage, i, accept=accept, steps=steps, diverged=diverged):
+            # Pyro keeps per-iteration acceptance only as a running mean (HMC._mean_accept_prob) and
+            # divergences as a list of draw indices (HMC._divergences), both private; they are read here
+            # and nowhere else (tests/test_bayes.py checks both are recorded).
             if stage.startswith("Sample"):
                 accept.append(float(getattr(kern, "_mean_accept_prob", np.nan)))
                 steps.append(float(kern.step_size))
+                marks = getattr(kern, "_divergences", [])
+                diverged.append(bool(marks) and marks[-1] == len(diverged))
 
         mcmc = MCMC(kernel, num_samples=n_draws, warmup_steps=n_warmup, initial_params=start,
                     disable_progbar=not progress, hook_fn=hook)
@@ -222,11 +227,7 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
         with torch.no_grad():
             for s in sites:
                 all_draws[s.name].append(transforms[s.name](samples[s.name]).numpy())
-        diverging = np.zeros(n_draws, dtype=bool)
-        divergences = mcmc.diagnostics().get("divergences", {})
-        for idx in next(iter(divergences.values()), []):
-            if 0 <= idx < n_draws:
-                diverging[idx] = True
+        diverging = np.asarray(diverged, dtype=bool)
         running = np.asarray(accept, dtype=np.float64)
         n = np.arange(1, running.size + 1)
         per_draw = running * n - np.r_[0.0, running[:-1] * n[:-1]]
