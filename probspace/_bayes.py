@@ -227,12 +227,7 @@ def frames(layout: Layout, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarra
     """Emission log-likelihoods (N, K) of one parameter draw."""
     k = to_kernel(layout, p)
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if layout.family == _gibbs.POISSON:
-        from scipy.special import gammaln
-
-        const = gammaln(X + 1.0).sum(axis=1)
-    else:
-        const = np.zeros(X.shape[0])
+    const = _gibbs.frame_constant(layout.family, X)
     out = np.empty((X.shape[0], k["pi"].shape[0]))
     _gibbs._frames(layout.family, X, k["loc"], k["scale"], const, out)
     return out
@@ -268,9 +263,11 @@ def check_request(model: Any, X: np.ndarray, layout: Layout) -> None:
 
 
 def fit(model: Any, X: np.ndarray, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
-    """Run the requested engine; set ``draws_``, ``sample_stats_``, ``prior_`` and the point estimates."""
+    """Run the requested engine; set ``draws_``, ``sample_stats_``, ``prior_`` and the point estimates.
+
+    The family calls :func:`check_request` first, before its EM fit.
+    """
     layout = model._mcmc_layout()
-    check_request(model, X, layout)
     n_symbols = 0
     starts = []
     for _ in range(model.n_chains):  # each chain starts from its own EM fit

@@ -195,13 +195,14 @@ def _draw_inverse_wishart(nu, psi, out):
 @numba.njit(**_JIT)
 def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, loc, scale):
     N, D = X.shape
-    if family == DIAG or family == FULL:
+    if family != CATEGORICAL:  # counts and sums per state, shared by the Gaussian and Poisson updates
         n = np.zeros(K)
         sums = np.zeros((K, D))
         for i in range(N):
             n[z[i]] += 1.0
             for d in range(D):
                 sums[z[i], d] += X[i, d]
+    if family == DIAG or family == FULL:
         scatter = np.zeros((K, D, D))
         xbar = np.zeros((K, D))
         for k in range(K):
@@ -240,12 +241,6 @@ def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, 
                     eps[d] = np.random.standard_normal()
                 loc[k] = mn + chol @ eps
     elif family == POISSON:
-        n = np.zeros(K)
-        sums = np.zeros((K, D))
-        for i in range(N):
-            n[z[i]] += 1.0
-            for d in range(D):
-                sums[z[i], d] += X[i, d]
         for k in range(K):
             for d in range(D):
                 loc[k, d] = np.random.gamma(a0[d] + sums[k, d], 1.0 / (b0[d] + n[k]))
@@ -311,6 +306,15 @@ def _run(family, hmm, X, bounds, const, n_sweeps, n_keep, seed,
             out_scale[r] = scale
 
 
+def frame_constant(family: int, X: np.ndarray) -> np.ndarray:
+    """Per-row term of the emission log-likelihood that no parameter touches (``log x!`` for Poisson)."""
+    if family == POISSON:
+        from scipy.special import gammaln
+
+        return gammaln(X + 1.0).sum(axis=1)
+    return np.zeros(X.shape[0])
+
+
 def run_chain(family: int, hmm: bool, X: np.ndarray, bounds: np.ndarray, prior: dict, state: dict,
               n_sweeps: int, n_keep: int, seed: int) -> dict:
     """Run ``n_sweeps`` blocked Gibbs sweeps of one chain, keeping the last ``n_keep``.
@@ -345,12 +349,7 @@ def run_chain(family: int, hmm: bool, X: np.ndarray, bounds: np.ndarray, prior: 
     """
     K = state["pi"].shape[0]
     X = np.ascontiguousarray(X, dtype=np.float64)
-    if family == POISSON:
-        from scipy.special import gammaln
-
-        const = gammaln(X + 1.0).sum(axis=1)
-    else:
-        const = np.zeros(X.shape[0])
+    const = frame_constant(family, X)
     out = {"pi": np.empty((n_keep, K)), "A": np.empty((n_keep, K, K)),
            "loc": np.empty((n_keep,) + state["loc"].shape), "scale": np.empty((n_keep,) + state["scale"].shape),
            "log_likelihood": np.empty(n_keep)}

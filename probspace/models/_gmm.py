@@ -212,6 +212,8 @@ class GaussianMixture(LatentModel):
                 f"n_components={self.n_components} must be at most the number of samples in X "
                 f"(n_samples={X.shape[0]})."
             )
+        if self.sampler is not None:
+            _bayes.check_request(self, X, self._mcmc_layout())
         common = dict(n_components=self.n_components, covariance_type=self.covariance_type, tol=self.tol,
                       reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
                       init_params=self.init_params, random_state=sklearn_seed(rng), verbose=self.verbose)
