@@ -99,7 +99,7 @@ def main(argv=None) -> int:
           f"train {X_train.shape[0]} docs / {int(X_train.sum())} tokens; held-out {X_test.shape[0]} docs")
     seen, held = split_halves(X_test, args.seed + 1)
 
-    settings = dict(learning_method="batch", max_iter=max_iter)
+    settings = dict(learning_method="batch", max_iter=max_iter, evaluate_every=-1)  # fixed passes, as sklearn
     seed = sklearn_seed(as_generator(args.seed))
     ours, theirs = [], []
     for r in range(args.repeats):

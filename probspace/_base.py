@@ -107,7 +107,28 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         X, lengths = self._check_X(X, lengths, reset=True)
         self.rng_ = as_generator(self.random_state)
         self._fit(X, lengths, self.rng_)
+        self._check_fitted_parameters()
         return self
+
+    def _check_fitted_parameters(self) -> None:
+        """Raise ``ValueError`` (and leave the model unfitted) if a fitted parameter is NaN or infinite.
+
+        Checked once, here, after every fit, so that no model ever holds
+        non-finite parameters: a later call would fail with a misleading
+        message, and ``save`` would write the broken model.
+        """
+        bad = [name for name, value in self._get_parameters().items()
+               if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64)))]
+        if bad:
+            del self.backend_
+            raise ValueError(
+                f"{type(self).__name__}.fit produced non-finite values (NaN or inf) in {', '.join(bad)}: the data "
+                "cannot be fitted with these settings (degenerate or extreme values?). The model is left unfitted."
+            )
+
+    def _get_parameters(self) -> dict[str, Any]:
+        """Return the fitted parameters by public name (checked for finiteness after every fit)."""
+        return {}
 
     def posterior(self, X: Any, *, lengths: Any = None) -> Posterior:
         """Posterior over the latent variables of ``X`` under the fitted model.

@@ -18,10 +18,12 @@ __all__ = [
     "InvalidParameterError",
     "Interval",
     "Options",
+    "check_gaussian_scale",
     "check_lengths",
     "check_n_samples",
     "validate_params",
     "validate_X",
+    "warn_unconverged",
 ]
 
 
@@ -182,10 +184,58 @@ def validate_X(
         data = X.data if hasattr(X, "data") and not isinstance(X, np.ndarray) else X
         if np.any(data < 0):
             raise ValueError(
-                f"X passed to {type(estimator).__name__} must contain non-negative counts; "
-                f"its smallest entry is {data.min():g}."
+                f"Negative values in data passed to {type(estimator).__name__}: X must contain non-negative "
+                f"values; its smallest entry is {np.nanmin(data):g}."
             )
     return X
+
+
+def check_gaussian_scale(X: np.ndarray, owner: str) -> None:
+    """Reject data whose squares overflow float64, which every Gaussian density and M-step forms.
+
+    Raises
+    ------
+    ValueError
+        Naming the largest magnitude in ``X`` and what to do.
+    """
+    with np.errstate(all="ignore"):
+        finite = X[np.isfinite(X)] if X.size else X
+        big = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if big > _GAUSSIAN_MAX_ABS:
+        raise ValueError(
+            f"X passed to {owner} has entries as large as {big:.3g} in magnitude; Gaussian densities and "
+            f"variances square them, which overflows float64 above about {_GAUSSIAN_MAX_ABS:.0e}. Rescale X "
+            "(the fit is equivariant: divide X by a constant and scale the fitted means and covariances back)."
+        )
+
+
+#: Largest magnitude of data a Gaussian family accepts: squares (and their sums) stay finite in float64.
+_GAUSSIAN_MAX_ABS = 1e150
+
+
+def warn_unconverged(model: Any, max_iter: int, detail: str = "") -> None:
+    """Issue scikit-learn's ``ConvergenceWarning`` for a fit that stopped at ``max_iter``.
+
+    Parameters
+    ----------
+    model : estimator
+        The model whose fit did not converge.
+    max_iter : int
+        The iteration limit it reached.
+    detail : str, optional
+        What was still changing (appended to the message).
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    detail = f": {detail}" if detail else ""
+    warnings.warn(
+        f"{type(model).__name__} stopped after max_iter={max_iter} iterations before converging{detail}. "
+        "Increase max_iter (or tol) and check history_.",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
 
 
 def check_lengths(lengths: Any, n_samples: int, *, sequential: bool, owner: str) -> np.ndarray | None:

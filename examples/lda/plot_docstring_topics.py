@@ -49,7 +49,6 @@ from probspace.diagnostics import arviz_major_version
 FAST = os.environ.get("PROBSPACE_EXAMPLES_FAST") == "1"
 N_DOCS = 600 if FAST else None  # None: every document
 N_TOPICS = 8 if FAST else 20
-MAX_ITER = 5 if FAST else 10
 N_DRAWS = 1000 if FAST else 10000
 N_TOKEN_DRAWS = 200 if FAST else 2000
 N_ARVIZ_DRAWS = 200 if FAST else 2000
@@ -88,11 +87,12 @@ print(f"tokens per training document: median {np.median(n_tokens):.0f}, "
 # Fit the topics
 # --------------
 # Batch variational Bayes, as in scikit-learn, with the default priors
-# :math:`\alpha = \eta = 1/K`. ``lda.top_words`` lists the most probable words
+# :math:`\alpha = \eta = 1/K`, run until the training perplexity (checked
+# every 5 passes) changes by less than ``perp_tol``. ``lda.top_words`` lists the most probable words
 # of each topic with a credible interval for each probability, from the
 # Dirichlet posterior over the topic-word matrix (``lda.topic_posterior()``).
 # Passing the vectoriser gives the words instead of column indices.
-lda = probspace.LDA(n_components=N_TOPICS, max_iter=MAX_ITER, random_state=0).fit(X)
+lda = probspace.LDA(n_components=N_TOPICS, random_state=0).fit(X)
 top = lda.top_words(8, feature_names=vectorizer, level=LEVEL)
 for k, words in enumerate(top):
     word, mean, lower, upper = words[0]
@@ -301,7 +301,7 @@ for label, data in (("training", X), ("held-out", X_test)):
     bound = lda.log_likelihood(data)
     print(f"{label:>8s}: bound per token {bound.sum() / data.sum():.3f} nats "
           f"(perplexity from the bound {np.exp(-bound.sum() / data.sum()):.0f})")
-unigram = probspace.LDA(n_components=1, max_iter=MAX_ITER, random_state=0).fit(X)
+unigram = probspace.LDA(n_components=1, random_state=0).fit(X)
 perplexity = lda.completion_perplexity(X_test, random_state=3)
 baseline = unigram.completion_perplexity(X_test, random_state=3)
 print(f"held-out completion perplexity: {perplexity:.0f} with {N_TOPICS} topics, {baseline:.0f} with one topic")

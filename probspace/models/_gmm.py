@@ -12,7 +12,7 @@ from .._base import LatentModel
 from .._docstrings import fill
 from .._random import sklearn_seed
 from .._tags import ModelTags
-from .._validation import Interval, Options
+from .._validation import Interval, Options, check_gaussian_scale
 from ..inference._gaussian import (
     as_full,
     log_gaussian,
@@ -205,6 +205,12 @@ class GaussianMixture(LatentModel):
     covariances_ = property(lambda self: self.backend_.covariances_, doc="Component covariances.")
     precisions_ = property(lambda self: self.backend_.precisions_, doc="Component precisions.")
 
+    def _get_parameters(self) -> dict[str, Any]:
+        params = {"weights_": self.weights_, "means_": self.means_, "covariances_": self.covariances_}
+        if self.draws_ is not None:
+            params.update({f"draws_[{k!r}]": v for k, v in self.draws_.items()})
+        return params
+
     # -- hooks ------------------------------------------------------------------
     def _fit(self, X: np.ndarray, lengths: None, rng: np.random.Generator) -> None:
         if self.n_components > X.shape[0]:
@@ -214,6 +220,7 @@ class GaussianMixture(LatentModel):
             )
         if self.sampler is not None:
             _bayes.check_request(self, X, self._mcmc_layout())
+        check_gaussian_scale(X, type(self).__name__)
         common = dict(n_components=self.n_components, covariance_type=self.covariance_type, tol=self.tol,
                       reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
                       init_params=self.init_params, random_state=sklearn_seed(rng), verbose=self.verbose)
@@ -322,7 +329,7 @@ class GaussianMixture(LatentModel):
         ndarray of shape (n_samples, n_components)
         """
         X, _ = self._check_input(X, None)
-        return self._posterior(X, None).probs
+        return np.asarray(self._posterior(X, None).mean)
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion of an EM fit on ``X`` (lower is better).

@@ -9,6 +9,9 @@ alternative is the same eight hooks copied four times.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
 from abc import abstractmethod
 from typing import Any
 
@@ -22,9 +25,9 @@ from .._base import LatentModel
 from .._docstrings import fill
 from .._random import sklearn_seed
 from .._tags import ModelTags
-from .._validation import Interval, Options, check_n_samples
+from .._validation import Interval, Options, check_gaussian_scale, check_n_samples, warn_unconverged
 from ..inference import _hmm
-from ..inference._gaussian import sample_components
+from ..inference._gaussian import diag_log_density, sample_components
 from ..posteriors import MarkovChain
 
 __all__ = ["CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]
@@ -90,13 +93,111 @@ def _gaussian_frames(X, means, covs):
 
 def _diag_frames(X, means, var):
     """Log N(x_t | means[k], diag(var[k])) summed over the observed (non-NaN) entries, shape (T, K)."""
-    obs = ~np.isnan(X)
-    if obs.all():
-        const = np.log(2 * np.pi * var).sum(axis=1) + (means**2 / var).sum(axis=1)
-        return -0.5 * (const - 2.0 * X @ (means / var).T + (X**2) @ (1.0 / var).T)
-    x0 = np.where(obs, X, 0.0)
-    per_state = np.log(2 * np.pi * var) + means**2 / var
-    return -0.5 * (obs @ per_state.T - 2.0 * x0 @ (means / var).T + (x0**2) @ (1.0 / var).T)
+    return diag_log_density(X, means, var)
+
+
+#: Per-state parameter arrays of hmmlearn backends that an M-step can leave undefined (0/0).
+_STATE_ARRAYS = ("startprob_", "transmat_", "means_", "_covars_", "covars_", "weights_", "lambdas_", "emissionprob_")
+
+
+def _guarded_mstep(backend, stats, mstep) -> None:
+    """Run hmmlearn's M-step ``mstep(stats)``; a state it leaves undefined keeps its parameters.
+
+    A state with no posterior weight in an iteration makes hmmlearn divide
+    0 by 0 (NaN rates, weights or means) or leave an all-zero transition
+    row. Such a state is not used by the data, so keeping its previous
+    parameters does not lower the EM objective, and the fit stays finite.
+    """
+    n_states = backend.n_components
+    before = {n: np.array(vars(backend)[n], copy=True) for n in _STATE_ARRAYS if n in vars(backend)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mstep(stats)
+    for name, old in before.items():
+        new = np.asarray(vars(backend)[name])
+        if new.shape != old.shape:
+            continue
+        per_state = name != "startprob_" and new.ndim >= 1 and new.shape[0] == n_states
+        flat = new.reshape(n_states if per_state else 1, -1)
+        bad = ~np.isfinite(flat).all(axis=1)
+        if name == "transmat_":
+            bad |= flat.sum(axis=1) == 0
+        if bad.any():
+            repaired = new.copy().reshape(flat.shape)
+            repaired[bad] = old.reshape(flat.shape)[bad]
+            vars(backend)[name] = repaired.reshape(new.shape)
+
+
+class _GuardedPoissonHMM(hmm.PoissonHMM):
+    """hmmlearn's PoissonHMM whose M-step keeps an unused state's rates (private; see ``_guarded_mstep``)."""
+
+    def _do_mstep(self, stats):
+        _guarded_mstep(self, stats, super()._do_mstep)
+
+
+class _GuardedCategoricalHMM(hmm.CategoricalHMM):
+    """hmmlearn's CategoricalHMM whose M-step keeps an unused state's parameters (private)."""
+
+    def _do_mstep(self, stats):
+        _guarded_mstep(self, stats, super()._do_mstep)
+
+
+class _GuardedGMMHMM(hmm.GMMHMM):
+    """hmmlearn's GMMHMM whose M-step keeps an unused state's mixture and floors variances at ``min_covar``.
+
+    hmmlearn documents ``min_covar`` as a floor on the covariance diagonals
+    but applies it only at initialisation: a component on constant data then
+    gets variance 0 and an infinite likelihood. Here every M-step raises
+    variances (eigenvalues for full and tied matrices) to at least
+    ``min_covar``.
+    """
+
+    def _do_mstep(self, stats):
+        _guarded_mstep(self, stats, super()._do_mstep)
+        floor = self.min_covar
+        if self.covariance_type in ("diag", "spherical"):
+            self.covars_ = np.maximum(self.covars_, floor)
+        else:
+            covs = self.covars_
+            low = np.linalg.eigvalsh(covs)[..., 0]
+            self.covars_ = covs + np.maximum(floor - low, 0.0)[..., None, None] * np.eye(covs.shape[-1])
+
+
+@contextlib.contextmanager
+def _hmmlearn_log_as_warnings(owner: str):
+    """Collect hmmlearn's log lines during a fit and re-issue each kind once as a Python warning.
+
+    hmmlearn reports through :mod:`logging` ("Model is not converging", "Some
+    rows of transmat_ have zero sum", ...), often once per iteration. Inside
+    this block they do not reach the user's log handlers; afterwards each
+    distinct message becomes one warning (a ``ConvergenceWarning`` for a
+    falling log-likelihood) with the number of times it occurred.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    records: list[logging.LogRecord] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("hmmlearn")
+    handler = _Collect(level=logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    kinds: dict[str, list[str]] = {}
+    for record in records:
+        text = record.getMessage()
+        kinds.setdefault(text.split(".")[0], []).append(text)
+    for key, texts in kinds.items():
+        category = ConvergenceWarning if "not converging" in key else UserWarning
+        times = f" ({len(texts)} times)" if len(texts) > 1 else ""
+        warnings.warn(f"hmmlearn, during {owner}.fit{times}: {texts[-1]}", category, stacklevel=4)
 
 
 class _KernelEStepGaussianHMM(hmm.GaussianHMM):
@@ -140,6 +241,9 @@ class _KernelEStepGaussianHMM(hmm.GaussianHMM):
                 stats["obs*obs.T"] += np.einsum("ij,ik,il->jkl", post, X, X)
         return stats, float(fb.log_likelihood.sum())
 
+    def _do_mstep(self, stats):
+        _guarded_mstep(self, stats, super()._do_mstep)
+
 
 class _HMM(LatentModel):
     """Shared machinery of the HMM families (private)."""
@@ -159,7 +263,8 @@ class _HMM(LatentModel):
     def _model_tags(self) -> ModelTags:
         point = not self.bayesian and not self._mcmc()
         return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=point,
-                         exact_log_likelihood=point, parameter_posterior=self._mcmc())
+                         exact_log_likelihood=point, parameter_posterior=self._mcmc(),
+                         non_negative=self._non_negative)
 
     # -- what each family supplies ---------------------------------------------------
     @abstractmethod
@@ -180,6 +285,17 @@ class _HMM(LatentModel):
     # -- fitted parameters ------------------------------------------------------------
     startprob_ = property(lambda self: self.backend_.startprob_, doc="Initial state probabilities (K,).")
     transmat_ = property(lambda self: self.backend_.transmat_, doc="Transition matrix (K, K).")
+    #: Public names of the fitted emission parameters.
+    _emission_names: tuple[str, ...] = ()
+    #: Observations are non-negative (counts, symbols).
+    _non_negative = False
+
+    def _get_parameters(self) -> dict[str, Any]:
+        params = {name: getattr(self, name) for name in ("startprob_", "transmat_", *self._emission_names)}
+        draws = getattr(self, "draws_", None)
+        if draws is not None:
+            params.update({f"draws_[{k!r}]": v for k, v in draws.items()})
+        return params
 
     # -- hooks -----------------------------------------------------------------------
     def _check_X(self, X, lengths, *, reset):
@@ -195,13 +311,59 @@ class _HMM(LatentModel):
             self.draws_ = self.sample_stats_ = self.prior_ = None
             if self.sampler is not None:
                 _bayes.check_request(self, X, self._mcmc_layout())
-        missing = np.isnan(X)
-        if missing.any():
-            self._fit_with_missing(X, lengths, rng, missing)
-            return
-        self._fit_backend(X, lengths, rng, self.max_iter)
+        self._fit_em(X, lengths, rng, self.max_iter)
         if self._mcmc():
             _bayes.fit(self, X, lengths, rng)
+        elif not self.converged_:
+            gain = np.diff(self.history_[-2:]) * X.shape[0]
+            detail = f"the last iteration raised the log-likelihood by {gain[0]:.3g}" if gain.size else ""
+            warn_unconverged(self, self.max_iter, f"{detail} (tol={self.tol:g})")
+
+    # -- EM on standardised data ---------------------------------------------------------
+    def _em_units(self, X: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Shift and scale under which EM runs, or None to fit ``X`` as it is (see ``_fit_em``)."""
+        return None
+
+    def _to_data_units(self, shift: np.ndarray, scale: float) -> None:
+        """Map the fitted backend's parameters from standardised units back to the units of ``X``."""
+
+    def _fit_em(self, X, lengths, rng, n_iter) -> None:
+        """Fit by EM (hmmlearn, or probspace's missing-value EM), on standardised data where the family says so.
+
+        Gaussian families fit ``(X - shift) / scale`` with ``shift`` the data
+        mean and ``scale`` a power of two near the data's spread (exact in
+        floating point), then map the parameters back. So data with a large
+        offset fit exactly as well as centred data: hmmlearn's M-step and the
+        emission densities never subtract two large, nearly equal numbers.
+        """
+        units = self._em_units(X)
+        missing = np.isnan(X)
+        Xf = X if units is None else (X - units[0]) / units[1]
+        self._units = units
+        try:
+            with _hmmlearn_log_as_warnings(type(self).__name__):
+                if missing.any():
+                    self._fit_with_missing(Xf, lengths, rng, missing, n_iter)
+                else:
+                    self._fit_backend(Xf, lengths, rng, n_iter)
+        finally:
+            del self._units
+        if units is not None:
+            self._to_data_units(*units)
+            # log p(x) = log p(z) - log(scale) per observed entry
+            self.history_ = self.history_ - (~missing).sum() * np.log(units[1]) / X.shape[0]
+
+    def _fit_units(self, name: str, value: Any) -> Any:
+        """Return a constructor value in the units EM runs in (``min_covar`` and priors of Gaussian families)."""
+        units = getattr(self, "_units", None)
+        if units is None or value is None:
+            return value
+        shift, scale = units
+        if name in ("min_covar", "covars_prior"):
+            return np.asarray(value, dtype=np.float64) / scale**2
+        if name == "means_prior":
+            return (np.asarray(value, dtype=np.float64) - shift) / scale
+        return value
 
     # -- MCMC hooks (see probspace._bayes) -----------------------------------------------
     def _emission_params(self) -> dict[str, np.ndarray]:
@@ -210,7 +372,7 @@ class _HMM(LatentModel):
 
     def _mcmc_em_start(self, X, lengths, rng):
         saved = (self.backend_, self.n_iter_, self.converged_, self.history_)
-        self._fit_backend(X, lengths, rng, self.max_iter)
+        self._fit_em(X, lengths, rng, self.max_iter)
         start = {"startprob": self.startprob_, "transmat": self.transmat_, **self._emission_params()}
         self.backend_, self.n_iter_, self.converged_, self.history_ = saved
         return start
@@ -219,11 +381,17 @@ class _HMM(LatentModel):
         for name, value in p.items():
             setattr(self.backend_, name + "_", value)
 
+    def _init_backend(self, backend: Any, X: np.ndarray) -> None:
+        """Set starting values on an unfitted backend where hmmlearn's own initialisation fails."""
+
     def _fit_backend(self, X, lengths, rng, n_iter):
         cls, kwargs = self._backend_class()
+        data_kwargs = dict(kwargs)
+        kwargs = {k: self._fit_units(k, v) for k, v in kwargs.items()}
         backend = cls(n_components=self.n_components, n_iter=n_iter, tol=self.tol,
                       implementation=self.implementation, random_state=sklearn_seed(rng), verbose=self.verbose,
                       **kwargs)
+        self._init_backend(backend, X)
         monitor = _RecordingMonitor(self.tol, n_iter, self.verbose, self.progress, X.shape[0])
         backend.monitor_ = monitor
         try:
@@ -231,6 +399,7 @@ class _HMM(LatentModel):
         finally:
             if monitor.bar is not None:
                 monitor.bar.close()
+        backend.set_params(**data_kwargs)  # the constructor values as given, in the units of X
         self.backend_ = backend
         self.n_iter_ = int(monitor.iter)
         # hmmlearn's monitor counts reaching n_iter as "converged"; ours means the gain fell below tol.
@@ -239,6 +408,11 @@ class _HMM(LatentModel):
         self.history_ = np.asarray(monitor.trace, dtype=np.float64) / X.shape[0]
 
     # -- EM with missing values ---------------------------------------------------------
+    #: What ``fit`` accepts in the way of missing values, completing "<class> ..." in the error message.
+    _missing_fit_rule = (" with these settings fits with whole missing frames only (rows of NaN), not partly "
+                         "missing rows; partly missing rows are fitted with diagonal or spherical Gaussian and "
+                         "Poisson emissions.")
+
     def _missing_supported(self, missing: np.ndarray) -> bool:
         """Whether this family can fit with this missingness pattern (default: whole frames only)."""
         partial = missing.any(axis=1) & ~missing.all(axis=1)
@@ -247,7 +421,7 @@ class _HMM(LatentModel):
     def _m_step(self, X: np.ndarray, gamma: np.ndarray) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot fit with missing values.")
 
-    def _fit_with_missing(self, X, lengths, rng, missing):
+    def _fit_with_missing(self, X, lengths, rng, missing, n_iter):
         """Exact EM on the observed-data likelihood, missing values marginalised.
 
         hmmlearn cannot fit with NaN, so it initialises the parameters on the
@@ -263,25 +437,24 @@ class _HMM(LatentModel):
             raise ValueError(f"{type(self).__name__}(bayesian=True).fit does not accept missing values (NaN); "
                              "the variational backend has no missing-data update. Use bayesian=False.")
         if not self._missing_supported(missing):
-            raise ValueError(f"{type(self).__name__} with these settings fits with whole missing frames only "
-                             "(rows of NaN); partly missing rows are supported for diagonal or spherical Gaussian "
-                             "and Poisson emissions. posterior and log_likelihood accept partly missing rows.")
+            raise ValueError(f"{type(self).__name__}{self._missing_fit_rule} posterior, embed and log_likelihood "
+                             "accept missing values anywhere.")
         complete = ~missing.any(axis=1)
         if complete.sum() < self.n_components:
             raise ValueError(f"X has {complete.sum()} complete frames; at least n_components={self.n_components} "
                              "are needed to initialise the fit.")
         bounds = np.r_[0, np.cumsum(lengths)]
         init_lengths = np.array([complete[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
-        self._fit_backend(X[complete], init_lengths[init_lengths > 0], rng, min(5, self.max_iter))
+        self._fit_backend(X[complete], init_lengths[init_lengths > 0], rng, min(5, n_iter))
         trace = []
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=self.max_iter, desc="EM (missing values)", unit="iter", leave=False)
+            bar = tqdm(total=n_iter, desc="EM (missing values)", unit="iter", leave=False)
         converged = False
         try:
-            for _ in range(self.max_iter):
+            for _ in range(n_iter):
                 fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
                 total = float(fb.log_likelihood.sum())
                 trace.append(total)
@@ -424,6 +597,21 @@ def _two_state_data(rng: np.random.Generator, emit) -> tuple[np.ndarray, np.ndar
     return emit(states, rng), lengths
 
 
+def _standard_units(X: np.ndarray, centre: bool) -> tuple[np.ndarray, float]:
+    """Per-feature mean (zeros unless ``centre``) and a power-of-two scale near the spread of ``X`` (NaN ignored).
+
+    Dividing by a power of two is exact in floating point, so standardising
+    loses nothing; constant data keep scale 1.
+    """
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        shift = np.nanmean(X, axis=0) if centre else np.zeros(X.shape[1])
+        shift = np.where(np.isfinite(shift), shift, 0.0)
+        spread = float(np.nanstd(X - shift))
+    scale = float(2.0 ** np.round(np.log2(spread))) if np.isfinite(spread) and spread > 0 else 1.0
+    return shift, scale
+
+
 class GaussianHMM(_HMM):
     r"""Hidden Markov model with Gaussian emissions and an exact posterior over state paths.
 
@@ -458,7 +646,7 @@ class GaussianHMM(_HMM):
     means_prior, means_weight, covars_prior, covars_weight : float
         Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
     {mcmc_params}
-    max_iter : int, default=10
+    max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
         Convergence threshold on the total log-likelihood gain.
@@ -515,6 +703,7 @@ class GaussianHMM(_HMM):
     (100, 2)
     """
 
+    _emission_names = ("means_", "covars_")
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
         "covariance_type": [Options("diag", "full", "tied", "spherical")],
@@ -535,7 +724,7 @@ class GaussianHMM(_HMM):
                  means_prior: Any = 0.0, means_weight: Any = 0.0, covars_prior: Any = 1e-2, covars_weight: Any = 1.0,
                  sampler: str | None = None, n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
-                 max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
+                 max_iter: int = 100, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -575,6 +764,20 @@ class GaussianHMM(_HMM):
         }
 
     means_ = property(lambda self: self.backend_.means_, doc="State means (K, D).")
+
+    def _check_data(self, X):
+        check_gaussian_scale(X, type(self).__name__)
+
+    def _em_units(self, X):
+        if self.bayesian:
+            return None
+        # A prior on the means has a location in the units of X: then scale only, no shift.
+        return _standard_units(X, centre=not np.any(np.asarray(self.means_weight) != 0))
+
+    def _to_data_units(self, shift, scale):
+        b = self.backend_
+        b.means_ = b.means_ * scale + shift
+        b._covars_ = b._covars_ * scale**2  # hmmlearn's stored layout; every layout is in variance units
 
     def _mcmc_layout(self):
         from ..inference._gibbs import DIAG, FULL
@@ -620,11 +823,11 @@ class GaussianHMM(_HMM):
             sq = gamma.T @ (x0**2) - 2 * means * num + means**2 * den
             if self.covariance_type == "diag":
                 var = np.where(den > 0, sq / np.where(den > 0, den, 1.0), np.diagonal(self.covars_, axis1=1, axis2=2))
-                b.means_, b.covars_ = means, var + self.min_covar
+                b.means_, b.covars_ = means, var + self._fit_units("min_covar", self.min_covar)
             else:
                 tot = den.sum(axis=1)
                 var = np.where(tot > 0, sq.sum(axis=1) / np.where(tot > 0, tot, 1.0), self.covars_[:, 0, 0])
-                b.means_, b.covars_ = means, var + self.min_covar
+                b.means_, b.covars_ = means, var + self._fit_units("min_covar", self.min_covar)
             return
         rows = ~np.isnan(X).any(axis=1)  # only whole frames are missing here
         Xo, go = X[rows], gamma[rows]
@@ -632,7 +835,7 @@ class GaussianHMM(_HMM):
         for k in range(self.n_components):
             diff = Xo - means[k]
             covs[k] = (go[:, k, None] * diff).T @ diff / max(go[:, k].sum(), 1e-300)
-        covs += self.min_covar * np.eye(X.shape[1])
+        covs += self._fit_units("min_covar", self.min_covar) * np.eye(X.shape[1])
         if self.covariance_type == "tied":
             w = go.sum(axis=0)
             b.means_, b.covars_ = means, np.tensordot(w / w.sum(), covs, axes=1)
@@ -642,6 +845,10 @@ class GaussianHMM(_HMM):
 
 GaussianHMM.__doc__ = fill(GaussianHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
                            mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)
+
+
+#: Largest emission table (n_components x n_symbols) a CategoricalHMM allocates (800 MB of float64).
+_MAX_EMISSION_ENTRIES = 10**8
 
 
 def _check_integer_values(model: LatentModel, X: np.ndarray, what: str, upper: int | None = None) -> None:
@@ -677,7 +884,7 @@ class CategoricalHMM(_HMM):
     startprob_prior, transmat_prior, emissionprob_prior : float, default=1.0
         Dirichlet priors of the EM (MAP) fit.
     {mcmc_params}
-    max_iter : int, default=10
+    max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
         Convergence threshold on the total log-likelihood gain.
@@ -715,6 +922,8 @@ class CategoricalHMM(_HMM):
     (3, 10)
     """
 
+    _non_negative = True
+    _emission_names = ("emissionprob_",)
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
         "n_symbols": [None, Interval("int", 1, None)],
@@ -730,7 +939,7 @@ class CategoricalHMM(_HMM):
                  startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, emissionprob_prior: Any = 1.0,
                  sampler: str | None = None, n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
-                 max_iter: int = 10, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
+                 max_iter: int = 100, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
         self.n_components = n_components
         self.n_symbols = n_symbols
@@ -762,11 +971,19 @@ class CategoricalHMM(_HMM):
         fitted = hasattr(self, "backend_")
         upper = self.backend_.emissionprob_.shape[1] if fitted else self.n_symbols
         _check_integer_values(self, X, "symbols", upper)
+        if not fitted:
+            n_symbols = self.n_symbols if self.n_symbols is not None else int(np.nanmax(X, initial=-1)) + 1
+            if n_symbols * self.n_components > _MAX_EMISSION_ENTRIES:
+                raise ValueError(
+                    f"CategoricalHMM would need an emission table of n_components x n_symbols = {self.n_components} "
+                    f"x {n_symbols} entries (symbols are coded 0 to n_symbols - 1, and X holds symbol "
+                    f"{n_symbols - 1}); the limit is {_MAX_EMISSION_ENTRIES:.0e}. Recode the symbols to 0..S-1, "
+                    "for example with np.unique(X, return_inverse=True).")
 
     def _backend_class(self):
         if self.bayesian:
             return vhmm.VariationalCategoricalHMM, {"n_features": self.n_symbols}
-        return hmm.CategoricalHMM, {"n_features": self.n_symbols, "startprob_prior": self.startprob_prior,
+        return _GuardedCategoricalHMM, {"n_features": self.n_symbols, "startprob_prior": self.startprob_prior,
                                     "transmat_prior": self.transmat_prior,
                                     "emissionprob_prior": self.emissionprob_prior}
 
@@ -828,7 +1045,7 @@ class PoissonHMM(_HMM):
     lambdas_prior, lambdas_weight : float, default=0.0
         Gamma prior on the rates (hmmlearn's parametrisation).
     {mcmc_params}
-    max_iter : int, default=10
+    max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
         Convergence threshold on the total log-likelihood gain.
@@ -865,6 +1082,8 @@ class PoissonHMM(_HMM):
     (10,)
     """
 
+    _non_negative = True
+    _emission_names = ("lambdas_",)
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
         "startprob_prior": [Interval("real", 0, None), "array-like"],
@@ -879,7 +1098,7 @@ class PoissonHMM(_HMM):
     def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
                  transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0,
                  sampler: str | None = None, n_chains: int = 4,
-                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, max_iter: int = 10,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, max_iter: int = 100,
                  tol: float = 1e-2, implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
         self.n_components = n_components
@@ -912,10 +1131,17 @@ class PoissonHMM(_HMM):
         if self.bayesian:
             raise ValueError("PoissonHMM has no Bayesian variant: hmmlearn offers no variational Poisson HMM. "
                              "Use bayesian=False.")
-        return hmm.PoissonHMM, {"startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior,
+        return _GuardedPoissonHMM, {"startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior,
                                 "lambdas_prior": self.lambdas_prior, "lambdas_weight": self.lambdas_weight}
 
     lambdas_ = property(lambda self: self.backend_.lambdas_, doc="Poisson rates (K, D).")
+
+    def _init_backend(self, backend, X):
+        # hmmlearn draws starting rates from a Gamma matched to the mean and variance of X, which is
+        # undefined for constant counts (variance 0): start every state at the mean count instead.
+        if X.var() == 0:
+            backend.lambdas_ = np.full((self.n_components, X.shape[1]), X.mean())
+            backend.init_params = backend.init_params.replace("l", "")
 
     def _mcmc_layout(self):
         from ..inference._gibbs import POISSON
@@ -976,7 +1202,7 @@ class GMMHMM(_HMM):
         Must be False.
     min_covar : float, default=1e-3
         Floor on the covariance diagonals.
-    max_iter : int, default=10
+    max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
         Convergence threshold on the total log-likelihood gain.
@@ -1015,6 +1241,7 @@ class GMMHMM(_HMM):
     (80, 2)
     """
 
+    _emission_names = ("weights_", "means_", "covars_")
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
         "n_mix": [Interval("int", 1, None)],
@@ -1025,7 +1252,7 @@ class GMMHMM(_HMM):
     _conformance_alt_params = {"covariance_type": "full", "n_mix": 1, "max_iter": 5}
 
     def __init__(self, n_components: int = 1, *, n_mix: int = 1, covariance_type: str = "diag",
-                 bayesian: bool = False, min_covar: float = 1e-3, max_iter: int = 10, tol: float = 1e-2,
+                 bayesian: bool = False, min_covar: float = 1e-3, max_iter: int = 100, tol: float = 1e-2,
                  implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
         self.n_components = n_components
@@ -1047,11 +1274,28 @@ class GMMHMM(_HMM):
     def _backend_class(self):
         if self.bayesian:
             raise ValueError("GMMHMM has no Bayesian variant in hmmlearn. Use bayesian=False.")
-        return hmm.GMMHMM, {"n_mix": self.n_mix, "covariance_type": self.covariance_type,
+        return _GuardedGMMHMM, {"n_mix": self.n_mix, "covariance_type": self.covariance_type,
                             "min_covar": self.min_covar}
 
     weights_ = property(lambda self: self.backend_.weights_, doc="Mixture weights (K, M).")
     means_ = property(lambda self: self.backend_.means_, doc="Component means (K, M, D).")
+
+    _missing_fit_rule = (".fit does not accept missing values (NaN): the mixture's missing-value M-step is not "
+                         "implemented. Fit on complete frames (or impute);")
+
+    def _check_data(self, X):
+        check_gaussian_scale(X, type(self).__name__)
+
+    def _missing_supported(self, missing):
+        return False
+
+    def _em_units(self, X):
+        return _standard_units(X, centre=True)
+
+    def _to_data_units(self, shift, scale):
+        b = self.backend_
+        b.means_ = b.means_ * scale + shift
+        b.covars_ = b.covars_ * scale**2
 
     @property
     def covars_(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from .._base import LatentModel
 from .._docstrings import fill
 from .._random import as_generator, child_generator, sklearn_seed
 from .._tags import ModelTags
-from .._validation import Interval, Options, check_n_samples, validate_params
+from .._validation import Interval, Options, check_n_samples, validate_params, warn_unconverged
 from ..posteriors import Dirichlet
 from ..posteriors._dirichlet import sample_dirichlet
 
@@ -119,16 +119,21 @@ class LDA(LatentModel):
         Online learning-rate decay.
     learning_offset : float, default=10.0
         Online learning-rate offset.
-    max_iter : int, default=10
-        Passes over the corpus.
+    max_iter : int, default=100
+        Most passes over the corpus (scikit-learn's default is 10).
     batch_size : int, default=128
         Documents per online minibatch.
-    evaluate_every : int, default=-1
-        Compute the backend's perplexity every this many iterations (-1: never).
+    evaluate_every : int, default=5
+        Compute the training perplexity every this many iterations and stop
+        when it changes by less than ``perp_tol`` (scikit-learn's default is
+        -1: never, so a fit always runs ``max_iter`` passes and its
+        convergence is not checked; ``converged_`` is then False and no
+        warning is issued).
     total_samples : int, default=1000000
         Corpus size assumed by online updates.
-    perp_tol : float, default=0.1
-        Perplexity tolerance (batch learning with ``evaluate_every > 0``).
+    perp_tol : float, default=1.0
+        Perplexity tolerance between two evaluations (scikit-learn's default
+        is 0.1, which takes about twice the passes on the examples' corpus).
     mean_change_tol : float, default=1e-3
         Stopping tolerance of each document's E-step.
     max_doc_update_iter : int, default=100
@@ -205,8 +210,8 @@ class LDA(LatentModel):
 
     def __init__(self, n_components: int = 10, *, doc_topic_prior: float | None = None,
                  topic_word_prior: float | None = None, learning_method: str = "batch", learning_decay: float = 0.7,
-                 learning_offset: float = 10.0, max_iter: int = 10, batch_size: int = 128, evaluate_every: int = -1,
-                 total_samples: float = 1e6, perp_tol: float = 1e-1, mean_change_tol: float = 1e-3,
+                 learning_offset: float = 10.0, max_iter: int = 100, batch_size: int = 128, evaluate_every: int = 5,
+                 total_samples: float = 1e6, perp_tol: float = 1.0, mean_change_tol: float = 1e-3,
                  max_doc_update_iter: int = 100, random_state: Any = None, verbose: int = 0) -> None:
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
@@ -237,6 +242,9 @@ class LDA(LatentModel):
     doc_topic_prior_ = property(lambda self: self.backend_.doc_topic_prior_, doc="Prior on topic proportions.")
     topic_word_prior_ = property(lambda self: self.backend_.topic_word_prior_, doc="Prior on topic-word weights.")
 
+    def _get_parameters(self) -> dict[str, Any]:
+        return {"components_": self.components_}
+
     # -- validation ---------------------------------------------------------------------
     def _check_X(self, X, lengths, *, reset):
         X, lengths = super()._check_X(X, lengths, reset=reset)
@@ -259,7 +267,7 @@ class LDA(LatentModel):
     def _record(self, X) -> None:
         b = self.backend_
         self.n_iter_ = int(b.n_iter_)
-        self.converged_ = bool(b.n_iter_ < self.max_iter)
+        self.converged_ = bool(self.evaluate_every > 0 and b.n_iter_ < self.max_iter)
         bound = getattr(b, "bound_", None)
         self.history_ = np.array([] if bound is None else [-np.log(bound)], dtype=np.float64)
         lengths = np.asarray(X.sum(axis=1)).ravel()
@@ -268,6 +276,9 @@ class LDA(LatentModel):
     def _fit(self, X, lengths, rng) -> None:
         self.backend_ = self._backend(rng).fit(X)
         self._record(X)
+        if self.evaluate_every > 0 and not self.converged_:
+            warn_unconverged(self, self.max_iter, f"the training perplexity still changed by more than "
+                             f"perp_tol={self.perp_tol:g} between evaluations")
 
     def partial_fit(self, X: Any, y: Any = None) -> LDA:
         """Update the topics with one minibatch of documents (online variational Bayes).
@@ -398,6 +409,30 @@ class LDA(LatentModel):
             Rows sum to one.
         """
         return self.embed(X)
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit the topics to ``X``, then return its posterior mean topic proportions.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Word counts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to one.
+        """
+        return self.fit(X).transform(X)
+
+    def __sklearn_tags__(self):  # noqa: D105
+        from sklearn.utils import TransformerTags
+
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64"])
+        return tags
 
     # -- LDA-specific views ---------------------------------------------------------------
     def topic_posterior(self) -> Dirichlet:

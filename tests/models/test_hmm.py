@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
 
 from probspace import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from probspace.inference._hmm import sample_chain
@@ -34,6 +35,7 @@ FITTED = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short fits on purpose
 @pytest.mark.parametrize("family, params", FITTED, ids=lambda v: getattr(v, "__name__", str(v)))
 def test_matches_hmmlearn(family, params):
     X = _data(family)
@@ -172,8 +174,10 @@ def test_bad_values():
         cat.posterior(np.array([[0.5], [1]]))
     with pytest.raises(ValueError, match="one column"):
         cat.fit(np.zeros((10, 2)))
-    with pytest.raises(ValueError, match="integer counts"):
+    with pytest.raises(ValueError, match="Negative values in data passed to PoissonHMM"):
         PoissonHMM(2).fit(np.array([[1.0], [-2.0], [3.0]]))
+    with pytest.raises(ValueError, match="integer counts"):
+        PoissonHMM(2).fit(np.array([[1.0], [2.5], [3.0]]))
     with pytest.raises(ValueError, match="no Bayesian variant"):
         PoissonHMM(2, bayesian=True).fit(_data(PoissonHMM))
     with pytest.raises(ValueError, match="whole missing frames only"):
@@ -230,6 +234,7 @@ def test_forecast():
         model.forecast(X, 0)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short fits on purpose
 def test_progress_bar_and_history(capsys):
     X = _data(GaussianHMM)
     model = GaussianHMM(2, random_state=0, max_iter=5, tol=0.0, progress=True).fit(X)
@@ -270,6 +275,7 @@ MISSING_FITS = [(GaussianHMM, dict(covariance_type=c)) for c in ("diag", "spheri
     (PoissonHMM, {}), (CategoricalHMM, {})]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short fits on purpose
 @pytest.mark.parametrize("family, params", MISSING_FITS, ids=lambda v: getattr(v, "__name__", str(v)))
 def test_fit_with_missing_values_is_monotone_em(family, params):
     X = _with_missing(family, params.get("covariance_type"))
@@ -285,6 +291,7 @@ def _emission_parameters(model):
     return names
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short fits on purpose
 @pytest.mark.parametrize("family, params", MISSING_FITS, ids=lambda v: getattr(v, "__name__", str(v)))
 def test_m_step_maximises_expected_log_likelihood(family, params):
     """Q(theta) = sum_t sum_k gamma_tk log p(x_t observed | k, theta) is maximal at the M-step's output."""
@@ -320,12 +327,15 @@ def test_m_step_maximises_expected_log_likelihood(family, params):
 
 def test_converged_means_the_gain_fell_below_tol():
     X = _data(GaussianHMM)
-    stopped = GaussianHMM(2, max_iter=2, tol=1e-12, random_state=0).fit(X)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2") as record:
+        stopped = GaussianHMM(2, max_iter=2, tol=1e-12, random_state=0).fit(X)
+    assert len([w for w in record if issubclass(w.category, ConvergenceWarning)]) == 1  # once per fit
     assert stopped.n_iter_ == 2 and not stopped.converged_
     done = GaussianHMM(2, max_iter=500, tol=1e-2, random_state=0).fit(X)
     assert done.converged_ and done.n_iter_ < 500
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # short fits on purpose
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical", "full", "tied"])
 def test_kernel_e_step_reproduces_hmmlearn(covariance_type):
     """The EM fit with probspace's E-step equals stock hmmlearn's fit from the same seed.
