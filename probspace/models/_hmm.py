@@ -249,7 +249,7 @@ class _HMM(LatentModel):
     """Shared machinery of the HMM families (private)."""
 
     _latent_name = "path"
-    _conformance_params = {"n_components": 2, "max_iter": 15}
+    _conformance_params = {"n_components": 2}
     #: Whether the family has the MCMC parameters (``sampler``...) of probspace._bayes.
     _supports_mcmc = False
 
@@ -264,7 +264,7 @@ class _HMM(LatentModel):
         point = not self.bayesian and not self._mcmc()
         return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=point,
                          exact_log_likelihood=point, parameter_posterior=self._mcmc(),
-                         non_negative=self._non_negative)
+                         non_negative=self._non_negative, min_samples=self._min_samples)
 
     # -- what each family supplies ---------------------------------------------------
     @abstractmethod
@@ -289,6 +289,8 @@ class _HMM(LatentModel):
     _emission_names: tuple[str, ...] = ()
     #: Observations are non-negative (counts, symbols).
     _non_negative = False
+    #: Fewest frames ``fit`` accepts (Gaussian covariances need two).
+    _min_samples = 1
 
     def _get_parameters(self) -> dict[str, Any]:
         params = {name: getattr(self, name) for name in ("startprob_", "transmat_", *self._emission_names)}
@@ -703,6 +705,7 @@ class GaussianHMM(_HMM):
     (100, 2)
     """
 
+    _min_samples = 2
     _emission_names = ("means_", "covars_")
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
@@ -717,7 +720,7 @@ class GaussianHMM(_HMM):
         **_bayes.MCMC_CONSTRAINTS,
     }
     _supports_mcmc = True
-    _conformance_alt_params = {"covariance_type": "full", "bayesian": True, "max_iter": 10}
+    _conformance_alt_params = {"covariance_type": "full", "bayesian": True}
 
     def __init__(self, n_components: int = 1, *, covariance_type: str = "diag", bayesian: bool = False,
                  min_covar: float = 1e-3, startprob_prior: Any = 1.0, transmat_prior: Any = 1.0,
@@ -933,7 +936,7 @@ class CategoricalHMM(_HMM):
         **_bayes.MCMC_CONSTRAINTS,
     }
     _supports_mcmc = True
-    _conformance_alt_params = {"bayesian": True, "n_symbols": 4, "max_iter": 10}
+    _conformance_alt_params = {"bayesian": True, "n_symbols": 4}
 
     def __init__(self, n_components: int = 1, *, n_symbols: int | None = None, bayesian: bool = False,
                  startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, emissionprob_prior: Any = 1.0,
@@ -1093,7 +1096,7 @@ class PoissonHMM(_HMM):
         **_bayes.MCMC_CONSTRAINTS,
     }
     _supports_mcmc = True
-    _conformance_alt_params = {"startprob_prior": 2.0, "implementation": "scaling", "max_iter": 10}
+    _conformance_alt_params = {"startprob_prior": 2.0, "implementation": "scaling"}
 
     def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
                  transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0,
@@ -1241,6 +1244,7 @@ class GMMHMM(_HMM):
     (80, 2)
     """
 
+    _min_samples = 2
     _emission_names = ("weights_", "means_", "covars_")
     _parameter_constraints = {
         **_COMMON_CONSTRAINTS,
@@ -1248,8 +1252,8 @@ class GMMHMM(_HMM):
         "covariance_type": [Options("diag", "full", "tied", "spherical")],
         "min_covar": [Interval("real", 0, None, "neither")],
     }
-    _conformance_params = {"n_components": 2, "n_mix": 2, "max_iter": 10}
-    _conformance_alt_params = {"covariance_type": "full", "n_mix": 1, "max_iter": 5}
+    _conformance_params = {"n_components": 2, "n_mix": 2}
+    _conformance_alt_params = {"covariance_type": "full", "n_mix": 1}
 
     def __init__(self, n_components: int = 1, *, n_mix: int = 1, covariance_type: str = "diag",
                  bayesian: bool = False, min_covar: float = 1e-3, max_iter: int = 100, tol: float = 1e-2,
