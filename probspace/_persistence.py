@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "can_save", "load", "save"]
 
 #: Version of the file layout. A reader accepts files whose version it knows.
 FORMAT_VERSION = 1
@@ -28,22 +28,48 @@ def _families() -> dict[str, type]:
     return {c.__name__: c for c in (GaussianMixture, GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM, LDA)}
 
 
+def can_save(model: Any) -> bool:
+    """Whether :func:`save` (or ``VAE.save``) knows ``model``'s family, so that :func:`load` reads it back.
+
+    Exactly the test that saving applies: the class itself, not a subclass
+    of it, must be in an allow-list.
+
+    Parameters
+    ----------
+    model : LatentModel
+        A model, fitted or not.
+
+    Returns
+    -------
+    bool
+        ``True`` when ``model.save`` writes a file that :func:`load` reads.
+    """
+    from .models._vae import _families as vae_families
+
+    cls = type(model)
+    return any(families.get(cls.__name__) is cls for families in (_families(), vae_families()))
+
+
 def _backends() -> dict[str, type]:
     from hmmlearn import hmm, vhmm
     from sklearn import decomposition, mixture
 
-    from .models._hmm import _KernelEStepGaussianHMM
+    from .models import _hmm
 
+    # The HMM families' private backend subclasses, by name (looked up in that one module, never imported
+    # from the file); a name the module lacks is skipped, and saving a backend not listed raises TypeError.
+    private = ("_KernelEStepGaussianHMM", "_GuardedCategoricalHMM", "_GuardedPoissonHMM", "_GuardedGMMHMM")
     classes = (mixture.GaussianMixture, mixture.BayesianGaussianMixture, decomposition.LatentDirichletAllocation,
                hmm.GaussianHMM, hmm.CategoricalHMM, hmm.PoissonHMM, hmm.GMMHMM, vhmm.VariationalGaussianHMM,
-               vhmm.VariationalCategoricalHMM, _KernelEStepGaussianHMM)
+               vhmm.VariationalCategoricalHMM, *(getattr(_hmm, n) for n in private if hasattr(_hmm, n)))
     return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 
 class _Encoder:
     """JSON-able values, with arrays moved to an ``npz`` mapping and referenced by key."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "a") -> None:
+        self.prefix = prefix
         self.arrays: dict[str, np.ndarray] = {}
 
     def encode(self, value: Any, where: str) -> Any:
@@ -59,7 +85,7 @@ class _Encoder:
         if isinstance(value, np.ndarray):
             if value.dtype == object:
                 raise TypeError(f"cannot save {where}: an object array")
-            key = f"a{len(self.arrays)}"
+            key = f"{self.prefix}{len(self.arrays)}"
             self.arrays[key] = value
             return {"__array__": key}
         if isinstance(value, tuple):
@@ -85,6 +111,18 @@ def _decode(value: Any, arrays: Any) -> Any:
             return {k: _decode(v, arrays) for k, v in value["__dict__"].items()}
         raise ValueError(f"unknown entry in the file's header: {sorted(value)}")
     return value
+
+
+def _generator_from_state(state: Any) -> np.random.Generator:
+    """Rebuild a generator from a saved ``bit_generator.state``: it continues the saved stream exactly.
+
+    Children drawn by ``child_generator`` come from this stream too, so they match the original's.
+    """
+    bit_generators = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,
+                      "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
+    rng = np.random.Generator(bit_generators[state["bit_generator"]]())
+    rng.bit_generator.state = state
+    return rng
 
 
 def _state(obj: Any, skip: set[str], enc: _Encoder, where: str) -> dict[str, Any]:
@@ -118,9 +156,8 @@ def save(model: Any, path: Any) -> None:
         Destination.
     """
     model._check_fitted()
-    families = _families()
     family = type(model).__name__
-    if families.get(family) is not type(model):
+    if _families().get(family) is not type(model):
         raise TypeError(f"{family} is not a probspace family that save() knows; pickle it instead.")
     enc = _Encoder()
     backend = model.backend_
@@ -183,14 +220,16 @@ def load(path: Any) -> Any:
     try:
         with np.load(path, allow_pickle=False) as f:
             files = set(f.files)
-            if "header" in files and "__header__" not in files:  # a VAE/CVAE file
-                from .models._vae import VAE
-
-                return VAE.load(path)
-            header = json.loads(str(f["__header__"]))
-            arrays = {k: f[k] for k in files if k != "__header__"}
+            vae_file = "header" in files and "__header__" not in files
+            if not vae_file:
+                header = json.loads(str(f["__header__"]))
+                arrays = {k: f[k] for k in files if k != "__header__"}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path!s} is not a readable probspace model file ({type(err).__name__}: {err}).") from err
+    if vae_file:  # outside the try: VAE.load's own errors are already ValueErrors with the right message
+        from .models._vae import VAE
+
+        return VAE.load(path)
     if not isinstance(header, dict) or header.get("magic") != _MAGIC:
         raise ValueError(f"{path!s} is not a probspace model file (no probspace header).")
     from . import __version__
@@ -214,12 +253,7 @@ def load(path: Any) -> Any:
         model.backend_ = backend
         for name, value in _decode(header["fitted"], arrays).items():
             setattr(model, name, value)
-        state = _decode(header["rng"], arrays)
-        bit_generators = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM, "Philox": np.random.Philox,
-                          "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
-        rng = np.random.Generator(bit_generators[state["bit_generator"]]())
-        rng.bit_generator.state = state
-        model.rng_ = rng
+        model.rng_ = _generator_from_state(_decode(header["rng"], arrays))
     except (TypeError, KeyError, AttributeError, ValueError) as err:
         raise ValueError(f"{path!s} is damaged or inconsistent: {type(err).__name__}: {err}") from err
     return model

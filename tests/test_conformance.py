@@ -71,3 +71,22 @@ def test_check_model_catches_a_broken_family(monkeypatch):
     monkeypatch.setattr(GaussianMixture, "embed", lambda self, X, lengths=None: self.predict_proba(X) * 0.5)
     with pytest.raises(AssertionError, match="check_embed_is_posterior_mean"):
         check_model(GaussianMixture())
+
+
+def test_save_load_check_passes_a_family_save_does_not_know():
+    from probspace.testing import check_save_load_continues_stream
+
+    class Custom(GaussianMixture):  # save() refuses subclasses: nothing to round-trip
+        pass
+
+    check_save_load_continues_stream(Custom())
+
+
+def test_save_load_check_catches_a_stream_that_restarts(monkeypatch):
+    import numpy as np
+
+    import probspace._persistence as persistence
+
+    monkeypatch.setattr(persistence, "_generator_from_state", lambda state: np.random.default_rng(0))
+    with pytest.raises(AssertionError, match=r"(?s)check_save_load_continues_stream failed: .*load #1: unseeded"):
+        check_model(GaussianMixture())

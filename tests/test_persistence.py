@@ -53,13 +53,14 @@ def test_round_trip_is_exact(model, seed, tmp_path):
     assert pickle.loads(pickle.dumps(fitted)).score(X, **kw) == fitted.score(X, **kw)
 
 
-def _rewrite(path, out, change):
+def _rewrite(path, out, change, key="__header__"):
+    """Apply ``change(header, arrays)`` to a saved file (``key``: the header's name, "header" in VAE files)."""
     with np.load(path, allow_pickle=False) as f:
-        header = json.loads(str(f["__header__"]))
-        arrays = {k: f[k] for k in f.files if k != "__header__"}
+        header = json.loads(str(f[key]))
+        arrays = {k: f[k] for k in f.files if k != key}
     change(header, arrays)
     with open(out, "wb") as fh:
-        np.savez(fh, __header__=np.array(json.dumps(header)), **arrays)
+        np.savez(fh, **{key: np.array(json.dumps(header))}, **arrays)
 
 
 @pytest.fixture
@@ -131,3 +132,139 @@ def test_load_dispatches_vae_files(tmp_path):
     loaded = probspace.load(tmp_path / "vae.npz")
     assert type(loaded) is VAE
     np.testing.assert_array_equal(loaded.embed(X), vae.embed(X))
+
+
+@pytest.mark.parametrize("model", FAMILIES, ids=repr)
+def test_loaded_model_continues_the_unseeded_stream(model, tmp_path):
+    """Two loads of one file draw alike, and exactly what the saved model draws next (issue #11, item 5)."""
+    fitted, X, kw = _fit(model, 0)
+    fitted.posterior(X, **kw).sample(2)  # save mid-stream
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    first, second = probspace.load(path), probspace.load(path)
+
+    def draws(m):  # the same calls, in the same order, on each model
+        return (m.posterior(X, **kw).sample(4), *m.sample(5), m.posterior(X, **kw).sample(2))
+
+    expected = draws(fitted)
+    for loaded in (first, second):
+        for got, want in zip(draws(loaded), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_child_generator_lives_in_the_bit_generator_state():
+    from probspace._persistence import _generator_from_state
+    from probspace._random import child_generator
+
+    for bit_generator in (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64, np.random.MT19937):
+        rng = np.random.Generator(bit_generator(7))
+        rng.random(3)
+        restored = _generator_from_state(rng.bit_generator.state)
+        a, b = child_generator(rng), child_generator(restored)
+        assert type(a.bit_generator) is bit_generator
+        np.testing.assert_array_equal(a.random(5), b.random(5))
+        np.testing.assert_array_equal(rng.random(5), restored.random(5))  # both parents advanced alike
+        assert not np.array_equal(child_generator(rng).random(5), child_generator(rng).random(5))
+        assert not np.array_equal(child_generator(rng).random(5), rng.random(5))
+
+
+def test_seeded_models_still_reproduce():
+    X, _ = GaussianMixture._conformance_data(np.random.default_rng(0))
+    a, b = (GaussianMixture(2, random_state=3).fit(X) for _ in range(2))
+    np.testing.assert_array_equal(a.posterior(X).sample(3), b.posterior(X).sample(3))
+    np.testing.assert_array_equal(a.sample(4)[0], b.sample(4)[0])
+    np.testing.assert_array_equal(a.posterior(X).sample(3, random_state=1), a.posterior(X).sample(3, random_state=1))
+
+
+def test_can_save_follows_the_allow_list(tmp_path):
+    from probspace._persistence import can_save
+
+    class Custom(GaussianMixture):
+        pass
+
+    assert can_save(GaussianMixture()) and not can_save(Custom())
+    fitted = Custom(2, random_state=0).fit(GaussianMixture._conformance_data(np.random.default_rng(0))[0])
+    with pytest.raises(TypeError, match="not a probspace family"):
+        fitted.save(tmp_path / "custom.npz")
+
+
+# -- VAE / CVAE files (their own format): damage gives the same ValueError as elsewhere (issue #11, item 4) -----
+def _vae_damages():
+    def drop_weight(h, a):
+        del a[next(k for k in a if k.startswith("state/"))]
+
+    def reshape_weight(h, a):
+        key = next(k for k in a if k.startswith("state/"))
+        a[key] = a[key].reshape(-1)[:-1]
+
+    def drop_condition(h, a):
+        a.pop("classes_", None)
+        a.pop("n_covariates", None)
+
+    return {
+        "missing weight": drop_weight,
+        "reshaped weight": reshape_weight,
+        "extra weight": lambda h, a: a.update({"state/extra.weight": np.zeros(3, dtype=np.float32)}),
+        "missing history": lambda h, a: a.pop("history_"),
+        "2-D history": lambda h, a: a.update(history_=a["history_"][:, None]),
+        "missing rng": lambda h, a: h.pop("rng"),
+        "unknown bit generator": lambda h, a: h["rng"]["__dict__"].update(bit_generator="os.system"),
+        "missing header field": lambda h, a: h.pop("n_features_in_"),
+        "wrong feature count": lambda h, a: h.update(n_features_in_=h["n_features_in_"] + 1),
+        "wrong condition width": lambda h, a: h.update(n_cond=h["n_cond"] + 1),
+        "missing condition": drop_condition,
+        "invalid parameter": lambda h, a: h["params"].update(likelihood="poisson"),
+        "unknown parameter": lambda h, a: h["params"].update(colour="red"),
+    }
+
+
+def _fit_vae(family_name, seed=0):
+    pytest.importorskip("torch")
+    family = getattr(probspace, family_name)
+    X, _ = family._conformance_data(np.random.default_rng(seed))
+    return family(2, hidden_dims=(8,), max_epochs=1, batch_size=32, random_state=seed).fit(X), X
+
+
+@pytest.mark.parametrize(("family", "damage"), [(f, d) for f in ("VAE", "CVAE") for d in sorted(_vae_damages())
+                                                 if f == "CVAE" or d != "missing condition"])
+def test_damaged_vae_file_raises_value_error(family, damage, tmp_path):
+    # A missing weight used to raise torch's RuntimeError ("Missing key(s) in state_dict").
+    model, _ = _fit_vae(family)
+    path, out = tmp_path / "model.npz", tmp_path / "damaged.npz"
+    model.save(path)
+    _rewrite(path, out, _vae_damages()[damage], key="header")
+    for load in (type(model).load, probspace.load):
+        with pytest.raises(ValueError, match="is damaged or inconsistent"):
+            load(out)
+
+
+def test_truncated_and_corrupted_vae_files_raise_value_error(tmp_path):
+    model, _ = _fit_vae("VAE")
+    path = tmp_path / "vae.npz"
+    model.save(path)
+    raw = path.read_bytes()
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(raw[: len(raw) // 2])
+    flipped = tmp_path / "flipped.npz"  # one byte of a weight changed: the zip checksum no longer matches
+    at = raw.index(b"state/") + 200
+    flipped.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+    for bad in (cut, flipped):
+        for load in (type(model).load, probspace.load):
+            with pytest.raises(ValueError, match="not a readable probspace"):
+                load(bad)
+
+
+def test_vae_format_1_files_still_load(tmp_path):
+    model, X = _fit_vae("VAE")
+    path, old = tmp_path / "vae.npz", tmp_path / "old.npz"
+    model.save(path)
+
+    def as_format_1(h, a):  # format 1 had no random stream
+        h["format"] = "probspace-vae/1"
+        h.pop("rng")
+        for key in [k for k in a if k.startswith("rng/")]:
+            del a[key]
+
+    _rewrite(path, old, as_format_1, key="header")
+    np.testing.assert_array_equal(probspace.load(old).embed(X), model.embed(X))
+    np.testing.assert_array_equal(probspace.load(old).sample(3)[0], probspace.load(old).sample(3)[0])  # restarts

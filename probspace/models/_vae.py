@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -11,12 +13,13 @@ from .._base import LatentModel
 from .._docstrings import fill
 from .._random import torch_fork_rng
 from .._tags import ModelTags
-from .._validation import Interval, Options, check_n_samples
+from .._validation import Interval, Options, check_lengths, check_n_samples, validate_params, validate_X
 from ..posteriors._normal import DiagonalNormal
 
 __all__ = ["CVAE", "VAE"]
 
-_FORMAT = "probspace-vae/1"
+_FORMAT = "probspace-vae/2"  # 2 adds the random stream ("rng"); 1 is still read (its stream restarts)
+_READABLE = ("probspace-vae/1", _FORMAT)
 
 
 class _TorchThreads:
@@ -182,11 +185,18 @@ class VAE(LatentModel):
     def _condition(self, y: Any, n: int, *, fitting: bool) -> np.ndarray | None:
         return None  # a VAE ignores y, as scikit-learn estimators do
 
+    def _model_tags(self) -> ModelTags:
+        # The Bernoulli kinds need data in [0, 1]: declared, so scikit-learn's checks feed non-negative data.
+        return dataclasses.replace(self._tags, non_negative=self.likelihood != "gaussian")
+
     def _check_X(self, X, lengths, *, reset):
-        X, lengths = super()._check_X(X, lengths, reset=reset)
+        # The base's non-negative check speaks of counts; the Bernoulli kinds need [0, 1], checked here.
+        X = validate_X(self, X, reset=reset)
+        lengths = check_lengths(lengths, X.shape[0], sequential=False, owner=type(self).__name__)
         if self.likelihood != "gaussian" and X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(f"likelihood={self.likelihood!r} needs data in [0, 1]; X ranges from {X.min():g} "
-                             f"to {X.max():g}. Rescale X or use likelihood='gaussian'.")
+            negative = f"Negative values in data passed to {type(self).__name__}: " if X.min() < 0 else ""
+            raise ValueError(f"{negative}likelihood={self.likelihood!r} needs data in [0, 1]; X ranges from "
+                             f"{X.min():g} to {X.max():g}. Rescale X or use likelihood='gaussian'.")
         return X, lengths
 
     # -- torch helpers ---------------------------------------------------------------------
@@ -426,24 +436,32 @@ class VAE(LatentModel):
     def save(self, path: Any) -> None:
         """Write the fitted model to one ``.npz`` file: arrays plus a versioned JSON header, no pickle.
 
+        The file holds the trained weights, the fit's traces and the random
+        stream, so the loaded model draws what this one would draw next.
+
         Parameters
         ----------
         path : str or path-like
             Destination file.
         """
         from .. import __version__
+        from .._persistence import _Encoder
 
         self._check_fitted()
+        if _families().get(type(self).__name__) is not type(self):
+            raise TypeError(f"{type(self).__name__} is not a probspace family that save() knows; pickle it instead.")
         params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
                   if k != "random_state" or v is None or isinstance(v, int)}
+        enc = _Encoder(prefix="rng/")
         header = {"format": _FORMAT, "family": type(self).__name__, "probspace_version": __version__,
                   "params": params, "n_features_in_": int(self.n_features_in_), "n_cond": self._n_cond(),
-                  "n_iter_": self.n_iter_, "converged_": self.converged_, "score_seed": self._score_seed}
+                  "n_iter_": self.n_iter_, "converged_": self.converged_, "score_seed": self._score_seed,
+                  "rng": enc.encode(self.rng_.bit_generator.state, "rng_")}
         arrays = {f"state/{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
         arrays["history_"] = self.history_
         arrays["validation_history_"] = self.validation_history_
-        extra = self._extra_arrays()
-        arrays.update(extra)
+        arrays.update(self._extra_arrays())
+        arrays.update(enc.arrays)
         with open(path, "wb") as fh:
             np.savez(fh, header=np.array(json.dumps(header)), **arrays)
 
@@ -459,31 +477,55 @@ class VAE(LatentModel):
         Returns
         -------
         VAE or CVAE
-            The fitted model.
+            The fitted model, with the random stream it had when saved.
+
+        Raises
+        ------
+        ValueError
+            For a file that is not a VAE file, has an unknown format, holds
+            another family, or is damaged (missing, extra or reshaped arrays).
         """
-        import torch
-
-        from ._vae_module import VAEModule
-
         try:
             with np.load(path, allow_pickle=False) as f:
                 header = json.loads(str(f["header"]))
                 arrays = {k: f[k] for k in f.files if k != "header"}
-        except (OSError, ValueError, KeyError) as err:
-            raise ValueError(f"{path!s} is not a readable probspace VAE file: {err}") from err
-        if header.get("format") != _FORMAT:
-            raise ValueError(f"{path!s} has format {header.get('format')!r}; this probspace reads {_FORMAT!r}.")
-        family = {"VAE": VAE, "CVAE": CVAE}.get(header.get("family"))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path!s} is not a readable probspace VAE file ({type(err).__name__}: {err}).") from err
+        if not isinstance(header, dict) or header.get("format") not in _READABLE:
+            form = header.get("format") if isinstance(header, dict) else None
+            raise ValueError(f"{path!s} has format {form!r}; this probspace reads {_READABLE}.")
+        family = _families().get(header.get("family"))
         if family is None or not issubclass(family, cls):
             raise ValueError(f"{path!s} holds a {header.get('family')!r}, not a {cls.__name__}.")
+        try:
+            return family._from_file(header, arrays)
+        except (TypeError, KeyError, AttributeError, ValueError, IndexError, RuntimeError) as err:
+            # RuntimeError: torch's load_state_dict on missing, extra or reshaped weights.
+            raise ValueError(f"{path!s} is damaged or inconsistent: {type(err).__name__}: {err}") from err
+
+    @classmethod
+    def _from_file(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> VAE:
+        import torch
+
+        from .._persistence import _decode, _generator_from_state
+        from .._random import as_generator
+        from ._vae_module import VAEModule
+
         params = dict(header["params"])
         params["hidden_dims"] = tuple(params["hidden_dims"])
-        model = family(**params)
+        model = cls(**params)
+        validate_params(model)  # InvalidParameterError is a ValueError: an altered parameter is damage
+        model._restore_extra(arrays)
+        if model._n_cond() != header["n_cond"]:
+            raise ValueError(f"the condition has width {model._n_cond()}, the header says {header['n_cond']}")
         with _local_params():
             module = VAEModule(header["n_features_in_"], model.n_components, model.hidden_dims, model.likelihood,
                                header["n_cond"], model.scale)
         state = {k[len("state/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("state/")}
-        module.load_state_dict(state)
+        module.load_state_dict(state)  # strict: missing, unexpected or reshaped weights raise
+        for name in ("history_", "validation_history_"):
+            if arrays[name].ndim != 1:
+                raise ValueError(f"{name} has shape {arrays[name].shape}, not one value per epoch")
         model.module_ = module.to(model.device).eval()
         model.backend_ = model.module_
         model.n_features_in_ = header["n_features_in_"]
@@ -492,10 +534,10 @@ class VAE(LatentModel):
         model.n_iter_ = header["n_iter_"]
         model.converged_ = header["converged_"]
         model._score_seed = header["score_seed"]
-        from .._random import as_generator
-
-        model.rng_ = as_generator(model.random_state)
-        model._restore_extra(arrays)
+        if header["format"] == _FORMAT:
+            model.rng_ = _generator_from_state(_decode(header["rng"], arrays))
+        else:  # format 1 did not record the stream: it restarts from random_state
+            model.rng_ = as_generator(model.random_state)
         return model
 
     def _n_cond(self) -> int:
@@ -829,3 +871,8 @@ class CVAE(VAE):
 
 
 CVAE.__doc__ = fill(CVAE.__doc__)
+
+
+def _families() -> dict[str, type]:
+    """Return the families VAE.save writes and VAE.load reads (subclasses elsewhere are not among them)."""
+    return {"VAE": VAE, "CVAE": CVAE}

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pyro = pytest.importorskip("pyro")
 
+import probspace  # noqa: E402
 from probspace import CVAE, VAE  # noqa: E402
 
 FAST = dict(n_components=2, hidden_dims=(32,), max_epochs=15, batch_size=32)
@@ -177,3 +178,53 @@ def test_thread_count_is_scoped(data):
     before = torch.get_num_threads()
     VAE(n_threads=1, random_state=0, **{**FAST, "max_epochs": 1}).fit(data).embed(data)
     assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("family", [VAE, CVAE])
+def test_loaded_model_continues_the_unseeded_stream(family, data, tmp_path):
+    # issue #11 item 5: the stream was restarted from random_state (or fresh entropy) on load.
+    model = family(random_state=0, **{**FAST, "max_epochs": 2}).fit(data)
+    model.sample(3)  # save mid-stream
+    path = tmp_path / "model.npz"
+    model.save(path)
+    first, second = VAE.load(path), probspace.load(path)
+    assert first.rng_.bit_generator.state == model.rng_.bit_generator.state
+
+    def draws(m):
+        return (m.posterior(data).sample(3), *m.sample(4), m.posterior(data).sample(2))
+
+    expected = draws(model)
+    for loaded in (first, second):
+        for got, want in zip(draws(loaded), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_subclass_is_not_saved(data, tmp_path):
+    class Custom(VAE):
+        pass
+
+    model = Custom(random_state=0, **{**FAST, "max_epochs": 1}).fit(data)
+    with pytest.raises(TypeError, match="not a probspace family"):
+        model.save(tmp_path / "custom.npz")
+
+
+def test_bernoulli_kinds_declare_non_negative_input(data):
+    # issue #11 item 8: the Bernoulli kinds reject negative data, so their tags must say so.
+    from sklearn.utils import get_tags
+    from sklearn.utils.estimator_checks import check_fit_non_negative, check_positive_only_tag_during_fit
+
+    for likelihood, positive in (("bernoulli", True), ("continuous_bernoulli", True), ("gaussian", False)):
+        for family in (VAE, CVAE):
+            model = family(likelihood=likelihood, random_state=0, **{**FAST, "max_epochs": 2})
+            assert get_tags(model).input_tags.positive_only is positive
+            assert model._model_tags().non_negative is positive
+            check_positive_only_tag_during_fit(family.__name__, model)
+            if positive:
+                check_fit_non_negative(family.__name__, model)
+    with pytest.raises(ValueError, match=r"^Negative values in data passed to VAE: .*needs data in \[0, 1\]"):
+        VAE(**FAST).fit(data - 0.5)
+    with pytest.raises(ValueError, match=r"^likelihood='bernoulli' needs data in \[0, 1\]; X ranges from 0 to 3"):
+        VAE(**FAST).fit(data * 3)
+    vae = VAE(random_state=0, **{**FAST, "max_epochs": 1}).fit(data)
+    with pytest.raises(ValueError, match="Negative values in data passed to VAE"):
+        vae.posterior(-data)
