@@ -22,6 +22,7 @@ import os
 import pickle
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -81,6 +82,35 @@ def _documented_attributes(cls: type) -> set[str]:
         if m:
             names.update(n.strip() for n in line.split(":")[0].split(","))
     return names
+
+
+# -- robustness checks ----------------------------------------------------------
+@_check
+def check_degenerate_data_fit_is_finite_or_a_value_error(model: LatentModel) -> None:
+    """Constant, all-zero and far-from-origin data: ``fit`` gives finite parameters or raises ``ValueError``.
+
+    A fit that succeeds must leave no NaN or inf in the parameters that
+    ``_get_parameters`` reports, and must give finite log-likelihoods to its
+    own training data; a fit that cannot succeed must say so with a
+    ``ValueError``, never crash elsewhere or return a broken model.
+    """
+    X, lengths = _data(model)
+    cases = {"constant rows": np.repeat(X[:1], X.shape[0], axis=0), "all zeros": np.zeros_like(X),
+             "offset 1e8": X + 1e8}
+    for name, Xd in cases.items():
+        est = _fast(model)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(Xd, **_kw(lengths))
+        except ValueError:
+            assert not est.__sklearn_is_fitted__(), f"fit on {name} data raised but left the model fitted"
+            continue
+        params = est._get_parameters()
+        bad = [k for k, v in params.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
+        assert not bad, f"fit on {name} data left non-finite parameters: {bad}"
+        ll = est.log_likelihood(Xd, **_kw(lengths))
+        assert np.all(np.isfinite(ll)), f"fit on {name} data gives non-finite log-likelihoods of its own data"
 
 
 # -- API checks -----------------------------------------------------------------

@@ -127,6 +127,14 @@ def _guarded_mstep(backend, stats, mstep) -> None:
             vars(backend)[name] = repaired.reshape(new.shape)
 
 
+def _floor_covariances(covs: np.ndarray, floor: float, covariance_type: str) -> np.ndarray:
+    """Raise variances (eigenvalues of full and tied matrices) to at least ``floor``, in any stored layout."""
+    if covariance_type in ("diag", "spherical"):
+        return np.maximum(covs, floor)
+    low = np.linalg.eigvalsh(covs)[..., 0]
+    return covs + np.maximum(floor - low, 0.0)[..., None, None] * np.eye(covs.shape[-1])
+
+
 class _GuardedPoissonHMM(hmm.PoissonHMM):
     """hmmlearn's PoissonHMM whose M-step keeps an unused state's rates (private; see ``_guarded_mstep``)."""
 
@@ -153,13 +161,7 @@ class _GuardedGMMHMM(hmm.GMMHMM):
 
     def _do_mstep(self, stats):
         _guarded_mstep(self, stats, super()._do_mstep)
-        floor = self.min_covar
-        if self.covariance_type in ("diag", "spherical"):
-            self.covars_ = np.maximum(self.covars_, floor)
-        else:
-            covs = self.covars_
-            low = np.linalg.eigvalsh(covs)[..., 0]
-            self.covars_ = covs + np.maximum(floor - low, 0.0)[..., None, None] * np.eye(covs.shape[-1])
+        self.covars_ = _floor_covariances(self.covars_, self.min_covar, self.covariance_type)
 
 
 @contextlib.contextmanager
@@ -242,7 +244,10 @@ class _KernelEStepGaussianHMM(hmm.GaussianHMM):
         return stats, float(fb.log_likelihood.sum())
 
     def _do_mstep(self, stats):
+        # hmmlearn documents min_covar as a floor but applies it only at initialisation; a scalar
+        # covars_prior with "full" or "tied" adds a constant matrix (singular on constant data).
         _guarded_mstep(self, stats, super()._do_mstep)
+        self._covars_ = _floor_covariances(self._covars_, self.min_covar, self.covariance_type)
 
 
 class _HMM(LatentModel):

@@ -263,6 +263,10 @@ class VAE(LatentModel):
         self.n_iter_ = len(history)
         self.converged_ = bool(self.patience is not None and len(history) < self.max_epochs)
 
+    def _get_parameters(self) -> dict[str, Any]:
+        return {f"module_.{name}": value.detach().cpu().numpy()
+                for name, value in self.module_.state_dict().items()}
+
     def _train(self, module, Xt, Ct, train, val):
         import torch
 
