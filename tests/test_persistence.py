@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,3 +269,28 @@ def test_vae_format_1_files_still_load(tmp_path):
     _rewrite(path, old, as_format_1, key="header")
     np.testing.assert_array_equal(probspace.load(old).embed(X), model.embed(X))
     np.testing.assert_array_equal(probspace.load(old).sample(3)[0], probspace.load(old).sample(3)[0])  # restarts
+
+
+# -- files written by earlier versions keep loading ---------------------------------------------------
+_LEGACY = Path(__file__).parent / "data" / "saved_v1"
+
+
+def _legacy_data(name: str) -> np.ndarray:
+    if name == "poisson_hmm":
+        return np.load(_LEGACY / "data_counts.npy")[:, :2]
+    if name == "lda":
+        return np.load(_LEGACY / "data_counts.npy")
+    if name == "categorical_hmm":
+        return np.load(_LEGACY / "data_symbols.npy")
+    return np.load(_LEGACY / "data_X.npy")
+
+
+@pytest.mark.parametrize("name", sorted(json.loads((_LEGACY / "expected.json").read_text())))
+def test_files_written_by_format_1_still_load(name):
+    """Files written by probspace at commit 3df1a6d (file format 1, VAE format 1), with their outputs then."""
+    expected = json.loads((_LEGACY / "expected.json").read_text())[name]
+    X = _legacy_data(name)
+    model = probspace.load(_LEGACY / f"{name}.npz")
+    np.testing.assert_allclose(model.embed(X), expected["embed"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(model.log_likelihood(X), expected["loglik"], rtol=1e-10, atol=1e-9)
+    model.sample(3, random_state=0)
