@@ -110,21 +110,25 @@ def test_ffbs_draws_follow_the_joint_posterior():
     truth = brute_force(start, trans, logb, [T])[0]
     fb = hmm.forward_backward(start, trans, logb)
     n = 200_000
-    draws = hmm.sample_paths(fb.filtered, trans, None, n, np.random.default_rng(0))
-    codes = (draws.astype(np.int64) * (K ** np.arange(T)[::-1])).sum(axis=1)
-    truth_codes = (truth["paths"] * (K ** np.arange(T)[::-1])).sum(axis=1)
-    counts = np.bincount(codes, minlength=K**T)[truth_codes]
+    weights = K ** np.arange(T)[::-1]
+    truth_codes = (truth["paths"] * weights).sum(axis=1)
     expected = n * truth["post"]
-    keep = expected > 5
-    chi2 = ((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
-    assert stats.chi2.sf(chi2, keep.sum() - 1) > 1e-3
-    # Independent per-step draws from the marginals fail the same test.
+    rare = expected < 5  # the 12 paths that switch state 4 or 5 times, pooled into one cell
+    assert expected[rare].sum() >= 5
+
+    def pvalue(paths):
+        counts = np.bincount((paths.astype(np.int64) * weights).sum(axis=1), minlength=K**T)[truth_codes]
+        obs = np.r_[counts[~rare], counts[rare].sum()]
+        exp = np.r_[expected[~rare], expected[rare].sum()]
+        return stats.chi2.sf(((obs - exp) ** 2 / exp).sum(), obs.size - 1)
+
+    # One test, seeded; 1e-6 keeps it passing for any draw stream (the seed does not pin the draws on every CPU).
+    draws = hmm.sample_paths(fb.filtered, trans, None, n, np.random.default_rng(0))
+    assert pvalue(draws) > 1e-6
+    # Independent per-step draws from the marginals fail the same test by a mile (chi-square near 2e7).
     rng = np.random.default_rng(1)
-    indep = (rng.random((n, T)) > fb.marginals[:, 0]).astype(np.int64)
-    icodes = (indep * (K ** np.arange(T)[::-1])).sum(axis=1)
-    icounts = np.bincount(icodes, minlength=K**T)[truth_codes]
-    chi2_indep = ((icounts[keep] - expected[keep]) ** 2 / expected[keep]).sum()
-    assert stats.chi2.sf(chi2_indep, keep.sum() - 1) < 1e-12
+    indep = rng.random((n, T)) > fb.marginals[:, 0]
+    assert pvalue(indep) < 1e-12
 
 
 def test_ffbs_with_several_sequences_and_a_sparse_chain():

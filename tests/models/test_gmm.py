@@ -59,7 +59,8 @@ def test_generative_sample_follows_the_model(faithful, covariance_type):
     n = 40000
     X, z = gm.sample(n, random_state=3)
     counts = np.bincount(z, minlength=2)
-    assert stats.chisquare(counts, n * gm.weights_).pvalue > 1e-3
+    # 1e-6, not 1e-3: the seed does not pin the draws on every CPU, so the test must pass for any stream.
+    assert stats.chisquare(counts, n * gm.weights_).pvalue > 1e-6
     assert not np.all(np.diff(z) >= 0), "labels must not be grouped by component"
     covs = as_full(gm.covariances_, covariance_type, 2, 2)
     for k in range(2):
@@ -119,9 +120,13 @@ def test_parameter_draws_match_variational_posterior(faithful, covariance_type):
 
 def test_stick_breaking_weights(faithful):
     gm = GaussianMixture(3, bayesian=True, random_state=0).fit(faithful)
-    w = gm.sample_parameters(3000, random_state=1)["weights"]
+    n = 3000
+    w = gm.sample_parameters(n, random_state=1)["weights"]
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
-    assert np.all(np.abs(w.mean(0) - gm.weights_) < 0.02)
+    # weights_ is the renormalised product of the sticks' means, not the mean of renormalised draws; the
+    # gap is 1.5e-4 here, so 1e-3 on top of 6 Monte Carlo standard errors (about 4e-3 in all).
+    se = w.std(axis=0) / np.sqrt(n)
+    assert np.all(np.abs(w.mean(0) - gm.weights_) < 6 * se + 1e-3)
 
 
 def test_em_fit_has_no_parameter_posterior(faithful):
