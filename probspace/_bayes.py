@@ -14,7 +14,11 @@ permuted, so chains can visit permuted copies of one mode. Every draw is
 relabelled by sorting its states by a scalar: the first feature of the mean
 (Gaussian), the first rate (Poisson), or the mean symbol index (categorical).
 Under an exchangeable prior, sorted draws are exact draws from the posterior
-under the ordering constraint, so no information is lost.
+under the ordering constraint, so no information is lost. A per-state prior
+(one value per state, or a held-fixed array) refers to that sorted order:
+each chain's EM start is sorted before sampling, so every chain samples the
+labelling the prior describes (see :func:`prepare_start`). When the sorting
+key is itself held fixed, its given order is kept and draws are not sorted.
 """
 
 from __future__ import annotations
@@ -56,9 +60,12 @@ MCMC_PARAMS_DOC = """\
         during them).
     prior : dict, optional
         Prior hyper-parameters; missing entries take weakly informative
-        defaults (see :ref:`bayesian-fits`). With ``sampler="nuts"`` a value
-        may also be a ``torch``/``pyro`` distribution over the named
-        parameter array."""
+        defaults (see :ref:`bayesian-fits`). An entry named after a parameter
+        array may be ``pyro.distributions.Delta(value)``, which holds that
+        array fixed (both samplers), or, with ``sampler="nuts"``, any
+        ``torch``/``pyro`` distribution over it. Per-state values refer to
+        the states in the reported (sorted) order. Anything else raises a
+        ``ValueError`` naming what the entry accepts."""
 
 MCMC_ATTRIBUTES_DOC = """\
     draws_ : dict of str to ndarray or None
@@ -83,47 +90,171 @@ class Layout(NamedTuple):
 
 
 # -- priors ---------------------------------------------------------------------------
-def _prior_keys(layout: Layout) -> tuple[str, ...]:
-    keys = [layout.pi] + (["transmat"] if layout.hmm else [])
+def _hyper_keys(layout: Layout) -> tuple[str, ...]:
+    """Entries that take numbers only: hyper-parameters of the conjugate emission prior."""
     if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        keys += ["mean", "mean_precision", "dof", "scale", layout.loc, layout.scale]
-    elif layout.family == _gibbs.POISSON:
-        keys += ["rate_shape", "rate_rate", layout.loc]
-    else:
-        keys += [layout.loc]
-    return tuple(keys)
+        return ("mean", "mean_precision", "dof", "scale")
+    if layout.family == _gibbs.POISSON:
+        return ("rate_shape", "rate_rate")
+    return ()
+
+
+def _array_keys(layout: Layout) -> tuple[str, ...]:
+    """Entries named after a parameter array (a distribution over it, or a Dirichlet concentration)."""
+    keys = [layout.pi] + (["transmat"] if layout.hmm else []) + [layout.loc]
+    return tuple(keys + ([layout.scale] if layout.scale is not None else []))
+
+
+def _simplex_keys(layout: Layout) -> tuple[str, ...]:
+    """Array entries on a simplex: a number there is the concentration of their Dirichlet prior."""
+    keys = [layout.pi] + (["transmat"] if layout.hmm else [])
+    return tuple(keys + ([layout.loc] if layout.family == _gibbs.CATEGORICAL else []))
+
+
+def _prior_keys(layout: Layout) -> tuple[str, ...]:
+    return _array_keys(layout) + _hyper_keys(layout)
 
 
 def _is_distribution(value: Any) -> bool:
     return hasattr(value, "log_prob") and hasattr(value, "support")
 
 
-def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> tuple[dict, dict]:
-    """Fill in defaults; return ``(hyper, distributions)``: kernel arrays and user distributions by site."""
+def _point_mass(value: Any) -> np.ndarray | None:
+    """Return the value of a ``pyro.distributions.Delta`` (also under ``to_event``, ``expand``, transforms) or None."""
+    if not _is_distribution(value):
+        return None
+    from pyro.distributions import Delta
+    from pyro.distributions.torch_distribution import ExpandedDistribution
+    from torch.distributions import Independent, TransformedDistribution
+
+    transforms = []
+    d = value
+    while not isinstance(d, Delta):
+        if isinstance(d, TransformedDistribution):
+            transforms = list(d.transforms) + transforms
+        elif not isinstance(d, Independent | ExpandedDistribution):
+            return None
+        d = d.base_dist
+    v = d.v.detach()
+    for t in transforms:
+        v = t(v)
+    return v.cpu().numpy().astype(np.float64)
+
+
+def _shapes(layout: Layout, K: int, D: int, n_symbols: int) -> dict[str, tuple[int, ...]]:
+    """Shape of each parameter array, as in ``draws_`` (without the chain and draw axes)."""
+    shapes = {layout.pi: (K,)}
+    if layout.hmm:
+        shapes["transmat"] = (K, K)
+    if layout.family == _gibbs.CATEGORICAL:
+        shapes[layout.loc] = (K, n_symbols)
+    else:
+        shapes[layout.loc] = (K, D)
+    if layout.scale is not None:
+        shapes[layout.scale] = (K, D, D) if layout.family == _gibbs.FULL else (K, D)
+    return shapes
+
+
+def _check_fixed(name: str, key: str, value: np.ndarray, shape: tuple[int, ...], simplex: bool,
+                 positive: bool) -> np.ndarray:
+    """Broadcast a held-fixed value to its array's shape and check it lies in the array's support."""
+    where = f"prior['{key}'] of {name} is a point mass (Delta)"
+    try:
+        arr = np.broadcast_to(value, shape).astype(np.float64)
+    except ValueError:
+        raise ValueError(f"{where} whose value must broadcast to the {key} array's shape {shape}; got shape "
+                         f"{np.shape(value)}.") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where} whose value must be finite; got {value!r}.")
+    if simplex:
+        total = arr.sum(axis=-1, keepdims=True)
+        if np.any(arr < 0) or not np.allclose(total, 1.0, rtol=0, atol=1e-6):
+            raise ValueError(f"{where} whose value must be probabilities (non-negative, each row summing to 1); "
+                             f"got {value!r}.")
+        arr = arr / total
+    elif positive:
+        if arr.ndim == 3:  # full covariance matrices
+            ok = np.allclose(arr, np.swapaxes(arr, -1, -2)) and np.all(np.linalg.eigvalsh(arr) > 0)
+            what = "symmetric positive definite matrices"
+        else:
+            ok, what = bool(np.all(arr > 0)), "positive"
+        if not ok:
+            raise ValueError(f"{where} whose value must be {what}; got {value!r}.")
+    return arr
+
+
+def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> tuple[dict, dict, dict]:
+    """Fill in defaults and check every entry.
+
+    Returns ``(hyper, distributions, fixed)``: the conjugate hyper-parameters
+    as kernel arrays, the user's distributions by parameter array (NUTS), and
+    the arrays held fixed by a ``Delta`` prior (public shapes).
+    """
+    name = type(model).__name__
     user = dict(model.prior or {})
     allowed = _prior_keys(layout)
-    unknown = sorted(set(user) - set(allowed))
+    unknown = sorted(repr(k) for k in user if k not in allowed)
     if unknown:
-        raise ValueError(f"prior of {type(model).__name__} has unknown entries {unknown}; allowed: {list(allowed)}.")
-    dists = {k: v for k, v in user.items() if _is_distribution(v)}
-    if dists and model.sampler == "gibbs":
-        raise ValueError(f"prior entries {sorted(dists)} are distributions; the Gibbs sampler needs conjugate "
-                         "hyper-parameters. Use sampler='nuts' for other priors.")
+        raise ValueError(f"prior of {name} has unknown entries [{', '.join(unknown)}]; allowed: {list(allowed)}.")
     K = model.n_components
     N, D = X.shape
+    shapes = _shapes(layout, K, D, n_symbols)
+    fixed, dists = {}, {}
+    for key, value in user.items():
+        if key in _hyper_keys(layout):
+            if _is_distribution(value):
+                array = layout.loc if key in ("mean", "rate_shape", "rate_rate") else layout.scale
+                raise ValueError(
+                    f"prior['{key}'] of {name} is a hyper-parameter of the conjugate prior and takes numbers; got a "
+                    f"distribution. A distribution over a parameter array goes under that array's name, here "
+                    f"prior['{array}'] (sampler='nuts').")
+            continue
+        point = _point_mass(value)
+        if point is not None:
+            fixed[key] = _check_fixed(name, key, point, shapes[key], key in _simplex_keys(layout),
+                                      key in (layout.scale, "lambdas"))
+        elif _is_distribution(value):
+            dists[key] = value
+        elif key not in _simplex_keys(layout):
+            numbers = {"means": "'mean' (the location) and 'mean_precision'",
+                       "lambdas": "'rate_shape' and 'rate_rate'"}.get(key, "'dof' and 'scale'")
+            raise ValueError(
+                f"prior['{key}'] of {name} takes a distribution over the {key} array of shape {shapes[key]}: a "
+                f"torch/pyro distribution (sampler='nuts'), or pyro.distributions.Delta(value) to hold the array "
+                f"fixed (either sampler); got {value!r}. Numbers set its conjugate prior through {numbers}.")
+    if dists and model.sampler == "gibbs":
+        raise ValueError(f"prior entries {sorted(dists)} of {name} are distributions; the Gibbs sampler needs "
+                         "conjugate hyper-parameters (or a pyro.distributions.Delta, which holds an array fixed). "
+                         "Use sampler='nuts' for other priors.")
+    replaced = {layout.loc: ("mean", "mean_precision", "rate_shape", "rate_rate"), layout.scale: ("dof", "scale")}
+    for array, hypers in replaced.items():
+        unused = [k for k in hypers if k in user] if array in dists or array in fixed else []
+        if unused:
+            raise ValueError(f"prior entries {unused} of {name} would be unused: prior['{array}'] replaces the "
+                             f"conjugate prior they parametrise. Drop them, or drop prior['{array}'].")
+    if len(fixed) == len(shapes):
+        raise ValueError(f"prior of {name} holds every parameter array fixed ({sorted(fixed)}); nothing is left "
+                         "to sample.")
+
+    def floats(key, value):
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"prior['{key}'] of {name} must be a number or an array of numbers; "
+                             f"got {value!r}.") from None
 
     def number(key, default, shape, *, positive=True):
         value = user.get(key, default)
         if _is_distribution(value):
             value = default
-        arr = np.asarray(value, dtype=np.float64)
+        arr = floats(key, value)
         try:
             arr = np.broadcast_to(arr, shape).copy()
         except ValueError:
-            raise ValueError(f"prior['{key}'] of {type(model).__name__} must be a scalar or have shape {shape}; "
+            raise ValueError(f"prior['{key}'] of {name} must be a scalar or have shape {shape}; "
                              f"got shape {np.shape(value)}.") from None
         if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
-            raise ValueError(f"prior['{key}'] of {type(model).__name__} must be finite"
+            raise ValueError(f"prior['{key}'] of {name} must be finite"
                              f"{' and positive' if positive else ''}; got {value!r}.")
         return arr
 
@@ -139,16 +270,15 @@ def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> 
         hyper["nu0"] = float(number("dof", D + 2.0, ()))
         if hyper["nu0"] <= D - 1:
             raise ValueError(f"prior['dof'] must exceed n_features - 1 = {D - 1}; got {hyper['nu0']}.")
-        scale = user.get("scale", var / K**2)
-        scale = np.asarray(var / K**2 if _is_distribution(scale) else scale, dtype=np.float64)
+        scale = floats("scale", user.get("scale", var / K**2))
         if scale.ndim < 2:
             try:
                 scale = np.diag(np.broadcast_to(scale, (D,)))
             except ValueError:
-                raise ValueError(f"prior['scale'] of {type(model).__name__} must be a scalar, a vector of length "
+                raise ValueError(f"prior['scale'] of {name} must be a scalar, a vector of length "
                                  f"{D} or a ({D}, {D}) matrix; got shape {scale.shape}.") from None
         if scale.shape != (D, D):
-            raise ValueError(f"prior['scale'] of {type(model).__name__} must be a scalar, a vector of length {D} "
+            raise ValueError(f"prior['scale'] of {name} must be a scalar, a vector of length {D} "
                              f"or a ({D}, {D}) matrix; got shape {scale.shape}.")
         psi0 = np.array(scale, dtype=np.float64)
         if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T) or not np.all(
@@ -162,7 +292,7 @@ def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> 
         hyper["b0"] = number("rate_rate", 1.0 / np.where(mean > 0, mean, 1.0), (D,))
     else:
         hyper["alpha_emit"] = number(layout.loc, 1.0, (n_symbols,))
-    return hyper, dists
+    return hyper, dists, fixed
 
 
 # -- conversions between public parameter dicts and the kernels' arrays ----------------------
@@ -198,11 +328,13 @@ def _order_key(layout: Layout, p: dict[str, np.ndarray]) -> np.ndarray:
     return loc[..., 0]
 
 
-def relabel(layout: Layout, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Sort the states of every draw by the ordering key (leading axes are draw axes)."""
-    key = _order_key(layout, p)
-    lead = key.ndim - 1
-    perm = np.argsort(key, axis=-1, kind="stable")
+def permute(layout: Layout, p: dict[str, np.ndarray], perm: np.ndarray) -> dict[str, np.ndarray]:
+    """Reorder the states of every array: new state ``k`` is old state ``perm[..., k]``.
+
+    ``perm`` has the leading (draw) axes of ``p`` plus the state axis; the
+    transition matrix is permuted along rows and columns.
+    """
+    lead = perm.ndim - 1
     out = {}
     for name, arr in p.items():
         idx = perm.reshape(perm.shape + (1,) * (arr.ndim - lead - 1))
@@ -211,6 +343,11 @@ def relabel(layout: Layout, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             moved = np.take_along_axis(moved, perm[..., None, :], axis=lead + 1)
         out[name] = moved
     return out
+
+
+def relabel(layout: Layout, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sort the states of every draw by the ordering key (leading axes are draw axes)."""
+    return permute(layout, p, np.argsort(_order_key(layout, p), axis=-1, kind="stable"))
 
 
 def flat_draws(model: Any) -> dict[str, np.ndarray]:
@@ -260,6 +397,10 @@ def check_request(model: Any, X: np.ndarray, layout: Layout) -> None:
     if model.sampler == "nuts" and layout.family == _gibbs.FULL and X.shape[1] > 1:
         raise ValueError(f"{name}(sampler='nuts') supports covariance_type='diag' (or 'full' with one feature); "
                          f"got 'full' with {X.shape[1]} features. Use sampler='gibbs' for full covariances.")
+    n_symbols = 0
+    if layout.family == _gibbs.CATEGORICAL:
+        n_symbols = getattr(model, "n_symbols", None) or int(np.max(X, initial=0)) + 1
+    resolve_prior(model, layout, X, n_symbols)  # a bad prior fails here, before the EM fits
 
 
 def fit(model: Any, X: np.ndarray, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
@@ -274,17 +415,62 @@ def fit(model: Any, X: np.ndarray, lengths: np.ndarray | None, rng: np.random.Ge
         starts.append(model._mcmc_em_start(X, lengths, child_generator(rng)))
     if layout.family == _gibbs.CATEGORICAL:
         n_symbols = starts[0][layout.loc].shape[1]
-    hyper, dists = resolve_prior(model, layout, X, n_symbols)
+    hyper, dists, fixed = resolve_prior(model, layout, X, n_symbols)
+    starts = [prepare_start(layout, start, fixed, X) for start in starts]
     bounds = _hmm.sequence_bounds(lengths, X.shape[0]) if layout.hmm else np.array([0, X.shape[0]])
     if model.sampler == "gibbs":
-        draws, stats = _run_gibbs(model, layout, X, bounds, hyper, starts, rng)
+        draws, stats = _run_gibbs(model, layout, X, bounds, hyper, fixed, starts, rng)
     else:
-        draws, stats = _run_nuts(model, layout, X, bounds, hyper, dists, starts, rng)
-    model.draws_ = relabel(layout, draws)
+        draws, stats = _run_nuts(model, layout, X, bounds, hyper, dists, fixed, starts, rng)
+    model.draws_ = draws if layout.loc in fixed else relabel(layout, draws)
     model.sample_stats_ = stats
-    model.prior_ = {**{k: v for k, v in (model.prior or {}).items() if _is_distribution(v)}, **_public_hyper(
-        layout, hyper)}
+    user_dists = {k: v for k, v in (model.prior or {}).items() if _is_distribution(v)}
+    model.prior_ = {**_public_hyper(layout, hyper), **user_dists}  # a distribution replaces the conjugate entry
     model._mcmc_set_point({k: v.mean(axis=(0, 1)) for k, v in model.draws_.items()})
+
+
+#: Weight of the uniform distribution mixed into simplex starts, and floor of positive starts relative to the
+#: data's scale: an EM start on a simplex corner or at zero lies at infinity in unconstrained coordinates.
+_INTERIOR = 1e-3
+
+
+def prepare_start(layout: Layout, start: dict[str, np.ndarray], fixed: dict[str, np.ndarray],
+                  X: np.ndarray) -> dict[str, np.ndarray]:
+    """One chain's start: its EM fit in the reported state order, fixed arrays set, moved off the boundary.
+
+    The reported order sorts states by the ordering key, and a per-state prior
+    (state ``k`` of a prior entry) means state ``k`` of that order, so the
+    start is sorted the same way before sampling. When the key array itself
+    is held fixed, its given order is the reported order and the EM states
+    are matched to it by the rank of their keys.
+    """
+    start = {k: np.array(v, dtype=np.float64) for k, v in start.items()}
+    if layout.loc in fixed:
+        perm = np.empty(start[layout.pi].shape[0], dtype=np.int64)
+        perm[np.argsort(_order_key(layout, fixed), kind="stable")] = np.argsort(_order_key(layout, start),
+                                                                                 kind="stable")
+        start = permute(layout, start, perm)
+    else:
+        start = relabel(layout, start)
+    for name in _simplex_keys(layout):
+        if name not in fixed:
+            p = np.clip(start[name], 0.0, None)
+            p /= p.sum(axis=-1, keepdims=True)
+            start[name] = (1.0 - _INTERIOR) * p + _INTERIOR / p.shape[-1]
+    if layout.family == _gibbs.POISSON and layout.loc not in fixed:
+        mean = X.mean(axis=0)
+        start[layout.loc] = np.maximum(start[layout.loc], _INTERIOR * np.where(mean > 0, mean, 1.0))
+    if layout.scale is not None and layout.scale not in fixed:
+        var = np.var(X, axis=0)
+        floor = _INTERIOR * np.where(var > 0, var, 1.0)
+        cov = start[layout.scale]
+        if cov.ndim == 2:  # variances (diag)
+            start[layout.scale] = np.maximum(cov, floor)
+        else:
+            low = np.linalg.eigvalsh(cov)[:, :1, None]
+            start[layout.scale] = cov + np.maximum(floor.min() - low, 0.0) * np.eye(cov.shape[-1])
+    start.update({k: v.copy() for k, v in fixed.items()})
+    return start
 
 
 def _public_hyper(layout: Layout, hyper: dict) -> dict:
@@ -303,13 +489,15 @@ def _public_hyper(layout: Layout, hyper: dict) -> dict:
 _CHUNK = 100  # sweeps per compiled call (progress bar granularity; part of what a seed reproduces)
 
 
-def _run_gibbs(model, layout, X, bounds, hyper, starts, rng):
+def _run_gibbs(model, layout, X, bounds, hyper, fixed, starts, rng):
     bar = None
     total = model.n_chains * (model.n_warmup + model.n_draws)
     if getattr(model, "progress", False):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, desc="Gibbs", unit="sweep", leave=False)
+    kernel_name = {layout.pi: "pi", "transmat": "A", layout.loc: "loc", layout.scale: "scale"}
+    frozen = tuple(kernel_name[k] for k in fixed)
     chains = []
     try:
         for c in range(model.n_chains):
@@ -321,7 +509,7 @@ def _run_gibbs(model, layout, X, bounds, hyper, starts, rng):
                 step = min(_CHUNK, n_total - done)
                 keep = max(0, done + step - model.n_warmup) - max(0, done - model.n_warmup)
                 parts.append(_gibbs.run_chain(layout.family, layout.hmm, X, bounds, hyper, state, step, keep,
-                                              seed if done == 0 else -1))
+                                              seed if done == 0 else -1, frozen))
                 done += step
                 if bar is not None:
                     bar.set_postfix(chain=c + 1)
@@ -335,12 +523,17 @@ def _run_gibbs(model, layout, X, bounds, hyper, starts, rng):
     return from_kernel(layout, stacked), stats
 
 
-def _run_nuts(model, layout, X, bounds, hyper, dists, starts, rng):
+def _run_nuts(model, layout, X, bounds, hyper, dists, fixed, starts, rng):
     import torch
 
     from .inference import _nuts
 
-    sites = _nuts_sites(layout, X, hyper, dists, model.n_components, starts[0])
+    sites = [s for s in _nuts_sites(layout, X, hyper, dists, model.n_components, starts[0]) if s.name not in fixed]
+
+    def site_value(name, v):  # full covariances with one feature are sampled as (K, 1) variances
+        return v[..., 0] if name == layout.scale and v.ndim == 3 else v
+
+    constants = {k: torch.as_tensor(site_value(k, v), dtype=torch.float64) for k, v in fixed.items()}
     Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float64)
     if layout.family == _gibbs.POISSON:
         const = torch.lgamma(Xt + 1.0).sum(dim=1, keepdim=True)
@@ -362,20 +555,48 @@ def _run_nuts(model, layout, X, bounds, hyper, dists, starts, rng):
             return _nuts.hmm_log_likelihood(torch.log(v[layout.pi]), torch.log(v["transmat"]), f, bounds)
         return torch.logsumexp(torch.log(v[layout.pi]) + f, dim=1).sum()
 
-    inits = []
-    for start in starts:
-        init = {s.name: np.asarray(start[s.name], dtype=np.float64) for s in sites}
-        if layout.scale is not None and init[layout.scale].ndim == 3:  # full with one feature
-            init[layout.scale] = init[layout.scale][..., 0]
-        inits.append(init)
+    inits = [{s.name: site_value(s.name, start[s.name]) for s in sites} for start in starts]
+    _check_user_priors(type(model).__name__, sites, dists, inits, constants)
     draws, stats = _nuts.run_nuts(sites, log_likelihood, inits, model.n_warmup, model.n_draws, rng,
-                                  progress=getattr(model, "progress", False))
-    if layout.family == _gibbs.FULL:
+                                  progress=getattr(model, "progress", False), constants=constants)
+    if layout.family == _gibbs.FULL and layout.scale in draws:
         draws[layout.scale] = draws[layout.scale][..., None]  # (K, 1) variances -> (K, 1, 1) covariances
+    for k, v in fixed.items():  # held fixed: repeated in every draw
+        draws[k] = np.broadcast_to(v, (model.n_chains, model.n_draws) + v.shape).copy()
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
     ll = np.array([_total_log_likelihood(layout, X, bounds, draw(flat, s)) for s in range(len(flat[layout.pi]))])
     stats["total_log_likelihood"] = ll.reshape(model.n_chains, model.n_draws)
     return draws, stats
+
+
+def _check_user_priors(name, sites, dists, inits, constants):
+    """Score every user distribution at every chain's start: a clear error for a wrong shape or support."""
+    import torch
+
+    for c, init in enumerate(inits):
+        values = {**constants, **{k: torch.as_tensor(v, dtype=torch.float64) for k, v in init.items()}}
+        for site in sites:
+            if site.name not in dists:
+                continue
+            d = dists[site.name]
+            shape = tuple(getattr(d, "batch_shape", ())) + tuple(getattr(d, "event_shape", ()))
+            try:
+                ok = np.broadcast_shapes(shape, site.shape) == site.shape
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"prior['{site.name}'] of {name} has shape {shape} (batch and event), which does "
+                                 f"not broadcast to the {site.name} array's shape {site.shape}.")
+            try:
+                lp = float(site.log_prior(values[site.name], values))
+            except Exception as err:  # torch raises RuntimeError/ValueError for shapes, ValueError for support
+                raise ValueError(f"prior['{site.name}'] of {name} cannot score the start of chain {c} (the "
+                                 f"chain's EM fit; the {site.name} array has shape {site.shape} and support "
+                                 f"{site.constraint}): {err}") from None
+            if not np.isfinite(lp):
+                raise ValueError(f"prior['{site.name}'] of {name} gives zero density to the start of chain {c} "
+                                 f"({site.name} = {np.round(init[site.name], 4).tolist()}, the chain's EM fit); its "
+                                 f"support must cover the {site.constraint} values the {site.name} array can take.")
 
 
 def _total_log_likelihood(layout, X, bounds, p):

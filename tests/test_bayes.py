@@ -37,7 +37,7 @@ def test_single_component_gibbs_draws_the_normal_inverse_gamma_posterior():
     psin = 2.0 + ss + 0.5 * n / kn * xbar**2
     exact_var = stats.invgamma(nun / 2, scale=psin / 2)
     exact_mu = stats.t(df=nun, loc=n * xbar / kn, scale=np.sqrt(psin / nun / kn))
-    for drawn, exact in ((var, exact_var), (mu, exact_mu)):
+    for drawn, exact in ((var, exact_var), (mu, exact_mu)):  # observed (seeded): |z| 0.01 / 0.32, p 0.94 / 0.68
         se = drawn.std() / np.sqrt(drawn.size)
         assert abs(drawn.mean() - exact.mean()) < 4.5 * se
         assert stats.kstest(drawn, exact.cdf).pvalue > 1e-3
@@ -48,7 +48,7 @@ def test_single_state_poisson_hmm_draws_the_gamma_posterior():
     m = ps.PoissonHMM(1, sampler="gibbs", prior={"rate_shape": 2.0, "rate_rate": 0.5}, n_chains=2, n_draws=3000,
                       n_warmup=10, random_state=0).fit(X)
     lam = m.draws_["lambdas"][..., 0, :].reshape(-1, 2)
-    for d in range(2):
+    for d in range(2):  # observed p 0.24 / 0.010 (seeded; KS statistic 20% below the one p = 1e-3 needs)
         exact = stats.gamma(2.0 + X[:, d].sum(), scale=1.0 / (0.5 + len(X)))
         assert stats.kstest(lam[:, d], exact.cdf).pvalue > 1e-3
 
@@ -60,7 +60,7 @@ def test_single_state_categorical_hmm_draws_the_dirichlet_posterior():
     probs = m.draws_["emissionprob"][..., 0, :].reshape(-1, 3)
     counts = np.bincount(X[:, 0].astype(int), minlength=3)
     alpha = 0.5 + counts
-    for j in range(3):
+    for j in range(3):  # observed p 0.48 / 0.43 / 0.42 (seeded)
         exact = stats.beta(alpha[j], alpha.sum() - alpha[j])
         assert stats.kstest(probs[:, j], exact.cdf).pvalue > 1e-3
 
@@ -104,6 +104,198 @@ def test_kernel_diag_and_full_agree_in_one_dimension():
                            random_state=3).fit(X)
     np.testing.assert_allclose(a.draws_["means"], b.draws_["means"], rtol=1e-10)
     np.testing.assert_allclose(a.draws_["covariances"], b.draws_["covariances"][..., 0], rtol=1e-10)
+
+
+def test_gibbs_holds_the_mean_fixed_and_draws_the_inverse_gamma_variance():
+    # K=1, means held fixed by a Delta prior: sigma^2 | X ~ InvGamma((nu0 + n) / 2, (psi0 + sum (x - mu)^2) / 2)
+    # exactly (no conjugate mean prior: the mean is not random), and every draw repeats the fixed mean.
+    import pyro.distributions as dist
+    import torch
+
+    X = np.random.default_rng(7).normal(1.5, 0.7, size=(40, 1))
+    prior = {"means": dist.Delta(torch.tensor([[1.2]], dtype=torch.float64), event_dim=2), "dof": 3.0, "scale": 2.0}
+    m = ps.GaussianMixture(1, sampler="gibbs", prior=prior, n_chains=2, n_draws=3000, n_warmup=10,
+                           random_state=0).fit(X)
+    assert np.all(m.draws_["means"] == 1.2)
+    var = m.draws_["covariances"][..., 0, 0, 0].ravel()
+    exact = stats.invgamma((3.0 + len(X)) / 2, scale=(2.0 + ((X - 1.2) ** 2).sum()) / 2)
+    assert stats.kstest(var, exact.cdf).pvalue > 1e-3  # observed 0.34 (seeded)
+
+
+def test_gibbs_holds_the_variance_fixed_and_draws_the_normal_mean():
+    import pyro.distributions as dist
+    import torch
+
+    X = np.random.default_rng(8).normal(1.5, 0.7, size=(40, 1))
+    prior = {"covariances": dist.Delta(torch.tensor([0.25], dtype=torch.float64)).expand([1, 1]), "mean": 0.0,
+             "mean_precision": 2.0}
+    m = ps.GaussianMixture(1, sampler="gibbs", covariance_type="diag", prior=prior, n_chains=2, n_draws=3000,
+                           n_warmup=10, random_state=0).fit(X)
+    assert np.all(m.draws_["covariances"] == 0.25) and m.draws_["covariances"].shape == (2, 3000, 1, 1)
+    kn = 2.0 + len(X)  # mu | X ~ N(n xbar / kn, sigma^2 / kn) at the fixed sigma^2
+    exact = stats.norm(X.sum() / kn, np.sqrt(0.25 / kn))
+    assert stats.kstest(m.draws_["means"].ravel(), exact.cdf).pvalue > 1e-3  # observed 0.35 (seeded)
+
+
+# -- per-state priors refer to the reported (sorted) order --------------------------------------
+def _legendre(windows, n=40):
+    """Gauss-Legendre nodes and weights over a union of intervals."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    return (np.concatenate([0.5 * (b - a) * x + 0.5 * (a + b) for a, b in windows]),
+            np.concatenate([0.5 * (b - a) * w for a, b in windows]))
+
+
+def _sorted_reference(X, log_prior, weight_nodes, mean_nodes):
+    """Posterior means of (weight of the lower state, lower mean, upper mean) of a two-state unit-variance mixture.
+
+    Tensor-product quadrature over (w0, mu0, mu1) of the exact posterior, relabelled by sorting as the draws
+    are; ``weight_nodes`` is ``None`` when the weights are held at 1/2. Also returns the mass of the mirrored
+    labelling (mu0 > mu1).
+    """
+    m, wm = mean_nodes
+    w, ww = weight_nodes if weight_nodes is not None else (np.array([0.5]), np.array([1.0]))
+    W, M0, M1 = w[:, None, None], m[None, :, None], m[None, None, :]
+    lp = log_prior(W, M0, M1) + np.log(ww[:, None, None] * wm[None, :, None] * wm[None, None, :])
+    for x in X[:, 0]:
+        lp = lp + np.logaddexp(np.log(W) + stats.norm.logpdf(x, M0), np.log1p(-W) + stats.norm.logpdf(x, M1))
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    low = M0 < M1
+    ref = np.array([(p * np.where(low, W, 1 - W)).sum(), (p * np.minimum(M0, M1)).sum(),
+                    (p * np.maximum(M0, M1)).sum()])
+    return ref, float((p * ~low).sum())
+
+
+def _mcse(draws):
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(az.mcse(az.convert_to_dataset({"x": np.atleast_2d(draws)}))["x"])
+
+
+def _assert_chains_match(draws, ref, z_max):
+    """Each chain's and the pooled mean of ``draws`` (n_chains, n_draws) within ``z_max`` MCSE of ``ref``."""
+    z = [(draws[c].mean() - ref) / _mcse(draws[c]) for c in range(draws.shape[0])]
+    z.append((draws.mean() - ref) / _mcse(draws))
+    assert np.max(np.abs(z)) < z_max, (ref, draws.mean(axis=1), z)
+    return np.max(np.abs(z))
+
+
+def test_gibbs_per_state_weight_prior_refers_to_the_sorted_states():
+    # Dirichlet(1, 50) on the weights says the upper state (by mean) is heavy. Three of the four EM starts of
+    # random_state=3 label the states the other way round; each chain is permuted into the sorted order before
+    # sampling, so every chain samples the model the prior describes. Variances are held at 1 (Delta), which
+    # makes the exact posterior a 3-d integral; the mirrored labelling has mass 1e-9.
+    import pyro.distributions as dist
+    import torch
+
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(0.0, 1.0, 8), rng.normal(6.0, 1.0, 22)][:, None]
+    prior = {"weights": [1.0, 50.0], "covariances": dist.Delta(torch.ones(2, 1, dtype=torch.float64), event_dim=2)}
+    m = ps.GaussianMixture(2, sampler="gibbs", covariance_type="diag", prior=prior, n_chains=4, n_draws=2000,
+                           n_warmup=50, random_state=3).fit(X)
+    m0, sd0 = X.mean(), 10.0  # default conjugate mean prior: N(data mean, sigma^2 / 0.01) at sigma^2 = 1
+
+    def log_prior(w, mu0, mu1):
+        return stats.beta.logpdf(w, 1, 50) + stats.norm.logpdf(mu0, m0, sd0) + stats.norm.logpdf(mu1, m0, sd0)
+
+    ref, mirrored = _sorted_reference(X, log_prior, _legendre([(0, 0.5), (0.5, 1)]), _legendre([(-4, 4), (2, 10)]))
+    assert mirrored < 1e-6
+    drawn = (m.draws_["weights"][..., 0], m.draws_["means"][..., 0, 0], m.draws_["means"][..., 1, 0])
+    for d, r in zip(drawn, ref, strict=True):
+        _assert_chains_match(d, r, 4.5)  # largest |z| observed 1.8 (seeded); a mirrored chain is off by > 100
+    assert np.all(m.draws_["covariances"] == 1.0)
+
+
+@pytest.mark.slow
+def test_nuts_per_state_mean_prior_refers_to_the_sorted_states():
+    # The issue's case: Normal([[3], [10]], 1) on two states' means, with NUTS. Weights (1/2) and unit variances
+    # are held fixed so that the exact posterior is a 2-d integral; random_state=3 starts three of four chains
+    # from EM fits that label the states the other way round.
+    import pyro.distributions as dist
+    import torch
+
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(3.0, 1.0, 6), rng.normal(9.0, 1.0, 6)][:, None]
+    t = torch.float64
+    prior = {"weights": dist.Delta(torch.tensor([0.5, 0.5], dtype=t), event_dim=1),
+             "covariances": dist.Delta(torch.ones(2, 1, dtype=t), event_dim=2),
+             "means": dist.Normal(torch.tensor([[3.0], [10.0]], dtype=t), 1.0)}
+    m = ps.GaussianMixture(2, sampler="nuts", covariance_type="diag", prior=prior, n_chains=4, n_draws=400,
+                           n_warmup=200, random_state=3).fit(X)
+
+    def log_prior(w, mu0, mu1):
+        return stats.norm.logpdf(mu0, 3.0, 1.0) + stats.norm.logpdf(mu1, 10.0, 1.0)
+
+    ref, mirrored = _sorted_reference(X, log_prior, None, _legendre([(-2, 6), (5, 14)]))
+    assert mirrored < 1e-6
+    for k in range(2):
+        _assert_chains_match(m.draws_["means"][..., k, 0], ref[k + 1], 4.5)  # largest |z| observed 1.6 (seeded)
+    assert np.all(m.draws_["weights"] == 0.5) and np.all(m.draws_["covariances"] == 1.0)
+    assert not m.sample_stats_["diverging"].any()
+
+
+def test_prepare_start_sorts_and_moves_off_the_boundary():
+    layout = _bayes.Layout(_gibbs.POISSON, True, "startprob", "lambdas", None)
+    em = {"startprob": np.array([1.0, 3.7e-50]), "transmat": np.array([[0.9, 0.1], [1.0, 0.0]]),
+          "lambdas": np.array([[5.0], [0.0]])}
+    X = np.array([[0.0], [4.0], [6.0], [2.0]])
+    start = _bayes.prepare_start(layout, em, {}, X)
+    assert start["lambdas"][0, 0] == pytest.approx(1e-3 * X.mean()) and start["lambdas"][1, 0] == 5.0  # sorted
+    np.testing.assert_allclose(start["startprob"], [5e-4, 1 - 5e-4])
+    mixed = 0.999 * np.array([[0.0, 1.0], [0.1, 0.9]]) + 5e-4  # rows and columns swapped, then 0.1% uniform
+    np.testing.assert_allclose(start["transmat"], mixed)
+    for name in ("startprob", "transmat"):  # finite, moderate unconstrained coordinates (NUTS starts there)
+        assert np.all(np.abs(biject_to_simplex_inverse(start[name])) < 10)
+    # a held-fixed key keeps its given order and the EM states are matched to it by rank
+    fixed = {"lambdas": np.array([[8.0], [1.0]])}
+    start = _bayes.prepare_start(layout, em, fixed, X)
+    np.testing.assert_array_equal(start["lambdas"], fixed["lambdas"])
+    assert start["startprob"][0] > 0.99  # EM state 0 (rate 5) is the upper state, matched to fixed rate 8
+
+
+def test_nuts_chains_start_inside_the_simplex(monkeypatch):
+    # A one-sequence HMM's EM start has startprob on a simplex corner (here [1, 1e-40]-like), at infinity in the
+    # stick-breaking coordinates NUTS moves in: step sizes collapsed and fits ran up to 30x slower.
+    from probspace.inference import _nuts
+
+    class Captured(Exception):
+        pass
+
+    em_starts, inits = [], []
+    model = ps.GaussianHMM(2, sampler="nuts", n_chains=2, n_draws=5, n_warmup=5, random_state=0)
+    em_start = model._mcmc_em_start
+
+    def spy_em(*args):
+        em_starts.append(em_start(*args))
+        return em_starts[-1]
+
+    def spy_nuts(sites, log_likelihood, chain_inits, *args, **kwargs):
+        inits.extend(chain_inits)
+        raise Captured
+
+    monkeypatch.setattr(model, "_mcmc_em_start", spy_em)
+    monkeypatch.setattr(_nuts, "run_nuts", spy_nuts)
+    with pytest.raises(Captured):
+        model.fit(load_old_faithful().data[:, :1])
+    assert min(s["startprob"].min() for s in em_starts) < 1e-20  # the case this test is about
+    for init in inits:
+        for name in ("startprob", "transmat"):
+            u = biject_to_simplex_inverse(init[name])
+            assert np.all(np.isfinite(u)) and np.all(np.abs(u) < 10), (name, init[name])
+
+
+def biject_to_simplex_inverse(p):
+    from torch.distributions import biject_to, constraints
+
+    return biject_to(constraints.simplex).inv(torch_tensor(p)).numpy()
+
+
+def torch_tensor(a):
+    import torch
+
+    return torch.as_tensor(a, dtype=torch.float64)
 
 
 # -- simulation-based calibration -------------------------------------------------------
@@ -175,6 +367,7 @@ def test_sbc_gaussian_mixture(covariance_type):
                               axis=-1)
 
     ranks, n = _sbc_ranks(simulate, fit, statistics, 200, 10, rng)
+    # smallest p observed (seeded): 0.25 (diag, threshold 2e-4) / 0.027 (full, threshold 7.7e-5)
     assert _uniform_pvalues(ranks, n).min() > 1e-3 / ranks.shape[1]
 
 
@@ -226,30 +419,68 @@ def test_sbc_hmm(family):
         return np.concatenate([np.sort(key, axis=-1), trans[..., [0, 1], [0, 1]]], axis=-1)
 
     ranks, n = _sbc_ranks(simulate, fit, statistics, 150, 10, rng)
+    # smallest p observed (seeded): 0.17 / 0.24 / 0.31 (gaussian / poisson / categorical; threshold 2.5e-4)
     assert _uniform_pvalues(ranks, n).min() > 1e-3 / ranks.shape[1]
 
 
 # -- the engines on real data -------------------------------------------------------------
-@pytest.mark.slow
-def test_old_faithful_rhat_and_no_divergences_and_nuts_agrees_with_gibbs():
+def _assert_engines_agree(a, b, names, z_max=4.0):
+    """Posterior means of two fits within ``z_max`` standard errors (from each fit's ESS); returns the largest |z|."""
+    worst = 0.0
+    for name in names:
+        x, y = (m.draws_[name].reshape(m.draws_[name].shape[:2] + (-1,)) for m in (a, b))
+        for j in range(x.shape[-1]):
+            se = np.sqrt(x[..., j].var() / _ess(x[..., j]) + y[..., j].var() / _ess(y[..., j]))
+            z = (x[..., j].mean() - y[..., j].mean()) / se
+            assert abs(z) < z_max, (name, j, z)
+            worst = max(worst, abs(z))
+    return worst
+
+
+def _rhat_within_noise(draws):
+    """Unrounded rank-normalised split R-hat of every scalar in ``draws`` against what its ESS supports.
+
+    For converged chains, split R-hat over 2M half-chains of the N draws per chain is about
+    ``1 + M F / ESS - 1 / N`` with ``F`` an F(2M - 1, inf) variate scaled to mean 1 (sd ``sqrt(2 / (2M - 1))``).
+    The threshold is the mean plus 8 sd, with ESS the smaller of the bulk and folded ESS (R-hat takes the larger
+    of the bulk and folded statistics): 1.006 at ESS 3600 and 1.011 at ESS 1900 with 4 x 1000 draws. On 1,200
+    simulated AR(1) chain sets (4 x 1000 draws, ESS 450 to 3900) the standardised R-hat's 99.9% quantile was 5.5
+    and its maximum 6.0. Chains that disagree (a mirrored labelling) give R-hat far above it (> 1.1). The ESS must
+    reach 400. Returns the smallest margin (threshold - R-hat) in sd and the largest R-hat.
+    """
     import arviz as az
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = az.convert_to_dataset({k: np.asarray(v) for k, v in draws.items()})
+        rhat, bulk, folded = az.rhat(ds), az.ess(ds, method="bulk"), az.ess(ds, method="folded")
+    M, N = next(iter(draws.values())).shape[:2]
+    margins, worst = [], 0.0
+    for name in draws:
+        r = np.asarray(rhat[name]).ravel()
+        e = np.minimum(np.asarray(bulk[name]), np.asarray(folded[name])).ravel()
+        constant = ~np.isfinite(r)  # entries that never change (a one-state weight) have no R-hat
+        r, e = r[~constant], e[~constant]
+        sd = M * np.sqrt(2 / (2 * M - 1)) / e
+        threshold = 1 + M / e - 1 / N + 8 * sd
+        assert np.all(e > 400), (name, e)
+        assert np.all(r < threshold), (name, r, threshold)
+        margins.append(((threshold - r) / sd).min())
+        worst = max(worst, r.max())
+    return min(margins), worst
+
+
+@pytest.mark.slow
+def test_old_faithful_rhat_and_no_divergences_and_nuts_agrees_with_gibbs():
     X = load_old_faithful().data[:, :1]
     gibbs = ps.GaussianMixture(2, sampler="gibbs", random_state=0).fit(X)
     nuts = ps.GaussianMixture(2, sampler="nuts", random_state=0).fit(X)
     for model in (gibbs, nuts):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            summary = az.summary(model.to_arviz(X, n_samples=1000, random_state=0),
-                                 var_names=["weights", "means", "covariances"])
-        assert summary["r_hat"].max() < 1.01, summary
+        # observed (seeded): largest R-hat 1.0024 (Gibbs) / 1.0018 (NUTS); smallest margin to the threshold
+        # 7.4 / 7.0 sd of R-hat's sampling noise
+        _rhat_within_noise(model.draws_)
     assert not nuts.sample_stats_["diverging"].any()
-    for name in ("weights", "means", "covariances"):
-        a, b = gibbs.draws_[name], nuts.draws_[name]
-        a2, b2 = a.reshape(a.shape[:2] + (-1,)), b.reshape(b.shape[:2] + (-1,))
-        for j in range(a2.shape[-1]):
-            se = np.sqrt(a2[..., j].var() / _ess(a2[..., j]) + b2[..., j].var() / _ess(b2[..., j]))
-            assert abs(a2[..., j].mean() - b2[..., j].mean()) < 4 * se, (name, j)
+    _assert_engines_agree(gibbs, nuts, ("weights", "means", "covariances"))  # largest |z| observed 1.44 (seeded)
 
 
 @pytest.mark.slow
@@ -258,12 +489,7 @@ def test_nuts_and_gibbs_agree_on_a_poisson_hmm():
     kw = {"n_chains": 2, "n_draws": 600, "n_warmup": 400, "random_state": 1}
     gibbs = ps.PoissonHMM(2, sampler="gibbs", **kw).fit(X)
     nuts = ps.PoissonHMM(2, sampler="nuts", **kw).fit(X)
-    for name in ("lambdas", "transmat"):
-        a = gibbs.draws_[name].reshape(2, 600, -1)
-        b = nuts.draws_[name].reshape(2, 600, -1)
-        for j in range(a.shape[-1]):
-            se = np.sqrt(a[..., j].var() / _ess(a[..., j]) + b[..., j].var() / _ess(b[..., j]))
-            assert abs(a[..., j].mean() - b[..., j].mean()) < 4 * se, (name, j)
+    _assert_engines_agree(gibbs, nuts, ("lambdas", "transmat"))  # largest |z| observed 0.66 (seeded)
 
 
 @pytest.mark.slow
@@ -331,15 +557,25 @@ def test_draws_are_ordered_and_point_estimates_are_posterior_means(faithful_gibb
     assert set(m.sample_stats_) == {"total_log_likelihood"}
 
 
-def test_to_arviz_keeps_chains_and_supports_loo(faithful_gibbs):
+@pytest.fixture(scope="module")
+def faithful_gibbs_long():
+    # Pareto k-hat from 100 draws is too noisy for a 0.7 threshold (0.43 to 0.81 across seeds, so another CPU's
+    # stream could cross it); from 2,000 draws it ranged 0.20 to 0.34 over six seeds.
+    X = load_old_faithful().data[:, :1]
+    return {k: ps.GaussianMixture(k, sampler="gibbs", random_state=0, n_chains=2, n_draws=1000, n_warmup=100).fit(X)
+            for k in (1, 2)}, X
+
+
+def test_to_arviz_keeps_chains_and_supports_loo(faithful_gibbs, faithful_gibbs_long):
     m, X = faithful_gibbs
     idata = m.to_arviz(X, n_samples=50, random_state=0)
     assert idata.posterior["means"].shape == (2, 50, 2, 1)
     assert idata.posterior["label"].shape == (2, 50, 272)
     assert idata.log_likelihood["x"].shape == (2, 50, 272)
     assert idata.posterior_predictive["x"].shape == (2, 50, 272, 1)
-    out = ps.diagnostics.loo_waic(idata)
-    assert np.isfinite(out["elpd_loo"]) and out["max_pareto_k"] < 0.7
+    fits, X = faithful_gibbs_long
+    out = ps.diagnostics.loo_waic(fits[2].to_arviz(X, n_samples=1000, random_state=0))
+    assert np.isfinite(out["elpd_loo"]) and out["max_pareto_k"] < 0.7  # observed 0.34 (seeded)
 
 
 def test_same_seed_same_chains_and_save_load(tmp_path):
@@ -385,6 +621,106 @@ def test_bad_requests_are_named(make, match):
         make().fit(X)
 
 
+def _delta(value, event_dim):
+    import pyro.distributions as dist
+    import torch
+
+    return dist.Delta(torch.as_tensor(np.asarray(value, dtype=np.float64)), event_dim=event_dim)
+
+
+def _normal(loc, scale):
+    import pyro.distributions as dist
+    import torch
+
+    return dist.Normal(torch.as_tensor(np.asarray(loc, dtype=np.float64)), scale)
+
+
+_GMM, _GHMM, _PHMM, _CHMM = ps.GaussianMixture, ps.GaussianHMM, ps.PoissonHMM, ps.CategoricalHMM
+
+
+@pytest.mark.parametrize("sampler", ["gibbs", "nuts"])
+@pytest.mark.parametrize(("cls", "prior", "match"), [
+    # a number for an array that has no Dirichlet prior was dropped silently (issue #11, item 1)
+    (_GMM, {"means": 100.0}, r"prior\['means'\] of GaussianMixture takes a distribution over the means array of "
+                             r"shape \(2, 1\).*Delta.*got 100.0.*'mean' \(the location\)"),
+    (_GMM, {"covariances": 1.0}, r"prior\['covariances'\].*distribution.*'dof' and 'scale'"),
+    (_GHMM, {"covars": 1.0}, r"prior\['covars'\] of GaussianHMM takes a distribution"),
+    (_PHMM, {"lambdas": 2.0}, r"prior\['lambdas'\].*'rate_shape' and 'rate_rate'"),
+    (_GMM, {"mean": "centre"}, r"prior\['mean'\] of GaussianMixture must be a number"),
+    (_GMM, {"mean_precision": None}, r"prior\['mean_precision'\].*finite and positive"),
+    (_GMM, {"weights": [1.0, 2.0, 3.0]}, r"prior\['weights'\].*shape \(2,\)"),
+    (_GMM, {3: 1.0}, "unknown entries \\[3\\]"),
+    (_GMM, {"mean": _normal(0.0, 1.0)}, r"prior\['mean'\].*hyper-parameter.*prior\['means'\]"),
+    (_PHMM, {"rate_shape": _normal(0.0, 1.0)}, r"prior\['rate_shape'\].*hyper-parameter.*prior\['lambdas'\]"),
+    (_GMM, {"means": _delta([[1.0], [4.0]], 2), "mean": 0.0}, r"\['mean'\] of GaussianMixture would be unused"),
+    (_GMM, {"covariances": _delta(1.0, 0), "dof": 3.0}, r"\['dof'\].*unused: prior\['covariances'\] replaces"),
+    (_PHMM, {"lambdas": _delta([[1.0], [4.0]], 2), "rate_rate": 1.0}, r"\['rate_rate'\].*unused"),
+    (_GMM, {"weights": _delta([0.5, 0.6], 1)}, r"prior\['weights'\].*Delta.*probabilities"),
+    (_GMM, {"means": _delta(np.zeros((3, 1)), 2)}, r"prior\['means'\].*broadcast.*\(2, 1\)"),
+    (_GMM, {"covariances": _delta(-1.0, 0)}, r"prior\['covariances'\].*positive definite"),
+    (_CHMM, {"emissionprob": _delta([[0.5, 0.5]], 2)}, r"prior\['emissionprob'\].*\(2, 3\)"),
+    (_PHMM, {"startprob": _delta([0.5, 0.5], 1), "transmat": _delta(np.full((2, 2), 0.5), 2),
+             "lambdas": _delta([[1.0], [2.0]], 2)}, "holds every parameter array fixed"),
+])
+def test_bad_prior_entries_are_named(sampler, cls, prior, match):
+    X = np.random.default_rng(0).poisson(2.0, size=(40, 1)).astype(float) % 3
+    with pytest.raises(ValueError, match=match):
+        cls(2, sampler=sampler, prior=prior, n_chains=1, n_draws=2, n_warmup=2, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize(("prior", "match"), [
+    ({"means": _normal(np.zeros(3), 1.0)}, r"prior\['means'\] of GaussianMixture has shape \(3,\).*does not "
+                                           r"broadcast to the means array's shape \(2, 1\)"),
+    ({"means": _normal(0.0, 1.0).expand([2, 1]).mask(False)}, None),  # a legitimate prior (zero log density)
+])
+def test_nuts_checks_user_distributions_at_the_start(prior, match):
+    X = load_old_faithful().data[:, :1]
+    model = ps.GaussianMixture(2, sampler="nuts", prior=prior, n_chains=1, n_draws=2, n_warmup=2, random_state=0)
+    if match is None:
+        assert model.fit(X).draws_["means"].shape == (1, 2, 2, 1)
+        return
+    with pytest.raises(ValueError, match=match):
+        model.fit(X)
+
+
+@pytest.mark.parametrize(("validate", "match"), [(None, "cannot score the start of chain 0.*support"),
+                                                (False, "gives zero density to the start of chain 0")])
+def test_nuts_rejects_a_prior_without_mass_at_the_start(validate, match):
+    import pyro.distributions as dist
+
+    X = load_old_faithful().data[:, :1]
+    prior = {"covariances": dist.Uniform(10.0, 20.0, validate_args=validate)}
+    with pytest.raises(ValueError, match=r"prior\['covariances'\] of GaussianMixture " + match):
+        ps.GaussianMixture(2, sampler="nuts", prior=prior, n_chains=1, n_draws=2, n_warmup=2, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("sampler", ["gibbs", "nuts"])
+def test_delta_prior_holds_an_array_fixed(sampler):
+    # pyro.distributions.Delta failed inside torch ("Expected p_in >= 0 && p_in <= 1"); now the array is not
+    # sampled and every draw repeats it (issue #11, item 3)
+    X = load_discoveries().data.reshape(-1, 1)
+    trans = np.array([[0.9, 0.1], [0.2, 0.8]])
+    m = ps.PoissonHMM(2, sampler=sampler, prior={"transmat": _delta(trans, 2)}, n_chains=2, n_draws=10,
+                      n_warmup=10, random_state=0).fit(X)
+    assert m.draws_["transmat"].shape == (2, 10, 2, 2)
+    np.testing.assert_array_equal(m.draws_["transmat"], np.broadcast_to(trans, (2, 10, 2, 2)))
+    assert np.ptp(m.draws_["lambdas"][..., 0, 0]) > 0  # the rest is sampled
+    np.testing.assert_allclose(m.transmat_, trans)
+    assert m.prior_["transmat"] is m.prior["transmat"]  # the prior used, not the default concentration
+    assert np.all(np.diff(m.draws_["lambdas"][..., 0], axis=-1) >= 0)
+
+
+@pytest.mark.parametrize("sampler", ["gibbs", "nuts"])
+def test_fixed_ordering_key_keeps_its_given_order(sampler):
+    # Held-fixed means identify the states, in the order given: no relabelling.
+    X = load_old_faithful().data[:, :1]
+    means = np.array([[4.3], [2.0]])
+    m = ps.GaussianMixture(2, sampler=sampler, covariance_type="diag", prior={"means": _delta(means, 2)},
+                           n_chains=2, n_draws=20, n_warmup=20, random_state=0).fit(X)
+    np.testing.assert_array_equal(m.draws_["means"], np.broadcast_to(means, (2, 20, 2, 1)))
+    assert np.all(m.draws_["weights"][..., 0] > 0.5)  # the long eruptions (state 0 here) are the majority
+
+
 def test_missing_values_are_rejected_by_mcmc_fits():
     X = load_discoveries().data.reshape(-1, 1).astype(float)
     X[3] = np.nan
@@ -408,12 +744,11 @@ def test_relabel_permutes_transition_rows_and_columns():
     np.testing.assert_array_equal(out["transmat"][0], [[0.7, 0.3], [0.1, 0.9]])
 
 
-def test_compare_ranks_mcmc_fits_by_loo():
-    X = load_old_faithful().data[:, :1]
-    fits = {f"K={k}": ps.GaussianMixture(k, sampler="gibbs", random_state=0, **FAST).fit(X) for k in (1, 2)}
-    table = ps.compare(fits, X, n_draws=200)
-    assert table.index[0] == "K=2"
-    assert np.isfinite(table["elpd_loo"]).all() and table["max_pareto_k"].max() < 0.7
+def test_compare_ranks_mcmc_fits_by_loo(faithful_gibbs_long):
+    fits, X = faithful_gibbs_long
+    table = ps.compare({f"K={k}": m for k, m in fits.items()}, X, n_draws=2000)
+    assert table.index[0] == "K=2"  # by 141 nats of elpd
+    assert np.isfinite(table["elpd_loo"]).all() and table["max_pareto_k"].max() < 0.7  # observed 0.34 (seeded)
 
 
 def test_nuts_records_per_draw_statistics_even_for_few_draws():

@@ -16,7 +16,9 @@ The state of a chain is a set of flat arrays (``pi``, ``A``, ``loc``,
 ``scale``) shared by all families: ``loc`` holds means, rates or symbol
 probabilities ``(K, D)``, ``scale`` the covariances ``(K, D, D)`` of
 Gaussian emissions. Random numbers come from numba's own generator, seeded
-once per chain, so a chain is reproducible from its seed.
+once per chain, so a chain is reproducible from its seed. Any of the four
+arrays can be held fixed (never drawn): the chain then samples the posterior
+of the others given it.
 """
 
 from __future__ import annotations
@@ -193,8 +195,10 @@ def _draw_inverse_wishart(nu, psi, out):
 
 
 @numba.njit(**_JIT)
-def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, loc, scale):
+def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, loc, scale, fix_loc, fix_scale):
     N, D = X.shape
+    if fix_loc and (fix_scale or family == POISSON or family == CATEGORICAL):
+        return  # every emission parameter is held fixed
     if family != CATEGORICAL:  # counts and sums per state, shared by the Gaussian and Poisson updates
         n = np.zeros(K)
         sums = np.zeros((K, D))
@@ -219,23 +223,38 @@ def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, 
                 else:
                     scatter[k, d, d] += rd * rd
         for k in range(K):
+            if fix_loc:  # Sigma | mu ~ IW(nu0 + n, psi0 + scatter about the fixed mean); no prior on mu
+                nun = nu0 + n[k]
+                diff = xbar[k] - loc[k]
+                psin = psi0 + scatter[k] + n[k] * np.outer(diff, diff)
+                if family == DIAG:
+                    for d in range(D):
+                        scale[k, d, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin[d, d])
+                else:
+                    cov = np.empty((D, D))
+                    _draw_inverse_wishart(nun, psin, cov)
+                    scale[k] = cov
+                continue
             kn = kappa0 + n[k]
             nun = nu0 + n[k]
             shrink = kappa0 * n[k] / kn
             mn = (kappa0 * m0 + n[k] * xbar[k]) / kn
             if family == DIAG:
-                scale[k, :, :] = 0.0
+                if not fix_scale:
+                    scale[k, :, :] = 0.0
                 for d in range(D):
-                    psin = psi0[d, d] + scatter[k, d, d] + shrink * (xbar[k, d] - m0[d]) ** 2
-                    scale[k, d, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
+                    if not fix_scale:
+                        psin = psi0[d, d] + scatter[k, d, d] + shrink * (xbar[k, d] - m0[d]) ** 2
+                        scale[k, d, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
                     loc[k, d] = mn[d] + math.sqrt(scale[k, d, d] / kn) * np.random.standard_normal()
             else:
-                diff = xbar[k] - m0
-                psin = psi0 + scatter[k] + shrink * np.outer(diff, diff)
-                cov = np.empty((D, D))
-                _draw_inverse_wishart(nun, psin, cov)
-                scale[k] = cov
-                chol = np.linalg.cholesky(cov / kn)
+                if not fix_scale:
+                    diff = xbar[k] - m0
+                    psin = psi0 + scatter[k] + shrink * np.outer(diff, diff)
+                    cov = np.empty((D, D))
+                    _draw_inverse_wishart(nun, psin, cov)
+                    scale[k] = cov
+                chol = np.linalg.cholesky(scale[k] / kn)
                 eps = np.empty(D)
                 for d in range(D):
                     eps[d] = np.random.standard_normal()
@@ -256,7 +275,7 @@ def _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, 
 
 
 @numba.njit(**_JIT)
-def _run(family, hmm, X, bounds, const, n_sweeps, n_keep, seed,
+def _run(family, hmm, X, bounds, const, n_sweeps, n_keep, seed, fixed,
          alpha_pi, alpha_A, m0, kappa0, nu0, psi0, a0, b0, alpha_emit,
          pi, A, loc, scale,
          out_pi, out_A, out_loc, out_scale, out_ll):
@@ -289,15 +308,17 @@ def _run(family, hmm, X, bounds, const, n_sweeps, n_keep, seed,
                 counts[z[bounds[s]]] += 1.0
                 for t in range(bounds[s] + 1, bounds[s + 1]):
                     trans[z[t - 1], z[t]] += 1.0
-            row = np.empty(K)
-            for j in range(K):
-                _dirichlet(alpha_A[j] + trans[j], row)
-                A[j] = row
+            if not fixed[1]:
+                row = np.empty(K)
+                for j in range(K):
+                    _dirichlet(alpha_A[j] + trans[j], row)
+                    A[j] = row
         else:
             for i in range(N):
                 counts[z[i]] += 1.0
-        _dirichlet(alpha_pi + counts, pi)
-        _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, loc, scale)
+        if not fixed[0]:
+            _dirichlet(alpha_pi + counts, pi)
+        _draw_emissions(family, X, z, K, m0, kappa0, nu0, psi0, a0, b0, alpha_emit, loc, scale, fixed[2], fixed[3])
         if sweep >= first:
             r = sweep - first
             out_pi[r] = pi
@@ -316,7 +337,7 @@ def frame_constant(family: int, X: np.ndarray) -> np.ndarray:
 
 
 def run_chain(family: int, hmm: bool, X: np.ndarray, bounds: np.ndarray, prior: dict, state: dict,
-              n_sweeps: int, n_keep: int, seed: int) -> dict:
+              n_sweeps: int, n_keep: int, seed: int, fixed: tuple[str, ...] = ()) -> dict:
     """Run ``n_sweeps`` blocked Gibbs sweeps of one chain, keeping the last ``n_keep``.
 
     Parameters
@@ -340,6 +361,12 @@ def run_chain(family: int, hmm: bool, X: np.ndarray, bounds: np.ndarray, prior: 
     seed : int
         Seed of numba's generator for this chain (negative: continue the stream
         of the previous call in this thread).
+    fixed : tuple of str, default=()
+        State arrays (``"pi"``, ``"A"``, ``"loc"``, ``"scale"``) held at their
+        values in ``state``: never drawn, so the chain samples the conditional
+        posterior given them. A fixed ``loc`` drops the conjugate prior on the
+        means (``Sigma ~ IW(nu0, Psi0)`` alone); a fixed ``scale`` keeps
+        ``mu | Sigma ~ N(m0, Sigma / kappa0)`` at the fixed ``Sigma``.
 
     Returns
     -------
@@ -354,7 +381,11 @@ def run_chain(family: int, hmm: bool, X: np.ndarray, bounds: np.ndarray, prior: 
            "loc": np.empty((n_keep,) + state["loc"].shape), "scale": np.empty((n_keep,) + state["scale"].shape),
            "log_likelihood": np.empty(n_keep)}
     p = {k: np.asarray(v, dtype=np.float64) for k, v in prior.items()}
-    _run(family, hmm, X, np.asarray(bounds, dtype=np.int64), const, n_sweeps, n_keep, seed,
+    unknown = sorted(set(fixed) - {"pi", "A", "loc", "scale"})
+    if unknown:
+        raise ValueError(f"fixed must name state arrays among 'pi', 'A', 'loc', 'scale'; got {unknown}.")
+    flags = np.array([name in fixed for name in ("pi", "A", "loc", "scale")], dtype=np.bool_)
+    _run(family, hmm, X, np.asarray(bounds, dtype=np.int64), const, n_sweeps, n_keep, seed, flags,
          p["alpha_pi"], p["alpha_A"], p["m0"], float(p["kappa0"]), float(p["nu0"]), p["psi0"], p["a0"], p["b0"],
          p["alpha_emit"], state["pi"], state["A"], state["loc"], state["scale"],
          out["pi"], out["A"], out["loc"], out["scale"], out["log_likelihood"])

@@ -126,7 +126,8 @@ def hmm_log_likelihood(log_start, log_trans, log_frames, bounds: np.ndarray):
 
 def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, np.ndarray]], n_warmup: int,
              n_draws: int, seed_rng: np.random.Generator, *, progress: bool = False,
-             target_accept: float = 0.8, max_tree_depth: int = 10) -> tuple[dict[str, np.ndarray], dict]:
+             target_accept: float = 0.8, max_tree_depth: int = 10,
+             constants: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Run one Pyro NUTS chain per entry of ``inits``, in sequence.
 
     Parameters
@@ -147,6 +148,9 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
         Target acceptance probability of the step-size adaptation.
     max_tree_depth : int, default=10
         Largest NUTS tree depth.
+    constants : dict of str to torch.Tensor, optional
+        Parameters held fixed: not sampled, passed to ``log_likelihood`` and
+        to conditional priors with the sampled values.
 
     Returns
     -------
@@ -160,10 +164,13 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
 
     from .._random import torch_fork_rng
 
+    if not sites:
+        raise ValueError("run_nuts needs at least one site to sample; every parameter is a constant.")
     transforms = {s.name: s.transform() for s in sites}
+    constants = dict(constants or {})
 
     def constrain(params):
-        values, logdet = {}, 0.0
+        values, logdet = dict(constants), 0.0
         for s in sites:
             u = params[s.name]
             if s.constraint == "real":
