@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import weakref
 from abc import ABCMeta, abstractmethod
 from typing import Any, ClassVar
 
@@ -14,7 +16,29 @@ from ._tags import ModelTags
 from ._validation import check_lengths, check_n_samples, validate_params, validate_X
 from .posteriors import Posterior
 
-__all__ = ["LatentModel"]
+__all__ = ["LatentModel", "family_name", "registered_family"]
+
+#: Every subclass of LatentModel, by :func:`family_name` (weak: a class that goes away leaves the registry).
+_REGISTRY: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+
+
+def family_name(cls: type) -> str:
+    """Return the name under which a family is registered and saved.
+
+    The class name for probspace's own families, ``module.qualname`` for any other.
+    """
+    own = cls.__module__ == "probspace" or cls.__module__.startswith("probspace.")
+    return cls.__qualname__ if own else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def registered_family(name: str) -> type | None:
+    """Return the concrete family registered under ``name`` (see :func:`family_name`), or None.
+
+    A family registers itself when its class is defined, so a family from
+    another package is found once its module has been imported.
+    """
+    cls = _REGISTRY.get(name)
+    return cls if cls is not None and not inspect.isabstract(cls) else None
 
 
 class LatentModel(BaseEstimator, metaclass=ABCMeta):
@@ -37,6 +61,10 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
     _latent_name: ClassVar[str] = "z"
     #: ``{check_name: reason}`` of conformance checks expected to fail (strict xfail).
     _expected_failures: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[family_name(cls)] = cls
 
     # -- tags -------------------------------------------------------------------
     def _model_tags(self) -> ModelTags:
@@ -129,6 +157,51 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
     def _get_parameters(self) -> dict[str, Any]:
         """Return the fitted parameters by public name (checked for finiteness after every fit)."""
         return {}
+
+    # -- state hooks: what save writes and load restores ----------------------------
+    #: Fitted attributes ``_get_state`` leaves out (objects rebuilt by ``_set_state``).
+    _unsaved: ClassVar[tuple[str, ...]] = ("backend_", "rng_", "module_")
+
+    def _get_state(self) -> dict[str, Any]:
+        """Return the fitted state as JSON-able values and arrays (see :mod:`probspace._persistence`).
+
+        The default covers a family whose fitted state is its public ``_``
+        attributes plus, for a scikit-learn style backend (``get_params``),
+        the backend's constructor parameters and *public* fitted attributes
+        (never its private ones); ``_new_backend`` rebuilds it. Families with
+        other state extend ``fitted`` or override both hooks.
+        """
+        fitted = {k: v for k, v in vars(self).items()
+                  if k.endswith("_") and not k.startswith("_") and k not in self._unsaved}
+        state: dict[str, Any] = {"fitted": fitted}
+        backend = getattr(self, "backend_", None)
+        if backend is not None and hasattr(backend, "get_params"):
+            state["backend_params"] = {k: (None if isinstance(v, np.random.RandomState) else v)
+                                       for k, v in backend.get_params(deep=False).items()}
+            state["backend"] = self._backend_state(backend)
+        return state
+
+    def _backend_state(self, backend: Any) -> dict[str, Any]:
+        """Return the backend's public fitted attributes (names ending in ``_``, plus hmmlearn's ``n_features``)."""
+        return {k: v for k, v in vars(backend).items()
+                if (k.endswith("_") or k == "n_features") and not k.startswith("_")
+                and not isinstance(v, np.random.RandomState) and not hasattr(v, "report")}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_get_state` returned onto an unfitted instance with the same parameters."""
+        for name, value in state["fitted"].items():
+            setattr(self, name, value)
+        if "backend" in state:
+            backend = self._new_backend(state["backend_params"])
+            for name, value in state["backend"].items():
+                setattr(backend, name, value)  # public attributes, through property setters where there are any
+            self.backend_ = backend
+        elif not hasattr(self, "backend_"):
+            self.backend_ = None
+
+    def _new_backend(self, params: dict[str, Any]) -> Any:
+        """Return an unfitted backend built with ``params`` (families with a scikit-learn style backend)."""
+        raise NotImplementedError(f"{type(self).__name__} does not rebuild a backend; override _set_state.")
 
     def posterior(self, X: Any, *, lengths: Any = None) -> Posterior:
         """Posterior over the latent variables of ``X`` under the fitted model.

@@ -1,8 +1,17 @@
 """Saving and loading fitted models: one ``.npz`` file of arrays plus a versioned JSON header.
 
 No pickle anywhere: the header is JSON, the arrays are loaded with
-``allow_pickle=False``, and classes are looked up in an explicit allow-list,
-never imported by a name read from the file. So a file cannot run code.
+``allow_pickle=False``, and classes are looked up among the registered
+families (every concrete subclass of :class:`~probspace.LatentModel` registers
+itself when it is defined), never imported by a name read from the file. So a
+file cannot run code.
+
+Format 2 (this version) writes what a family's ``_get_state`` hook returns:
+its public fitted attributes and, for a scikit-learn style backend, the
+backend's constructor parameters and public fitted attributes; ``_set_state``
+rebuilds the model from them. Nothing private of a backend is written, so a
+file survives backend releases that rename private attributes. Files of
+format 1 (raw backend attributes) and the VAE's own earlier format still load.
 """
 
 from __future__ import annotations
@@ -16,23 +25,24 @@ import numpy as np
 
 __all__ = ["FORMAT_VERSION", "can_save", "load", "save"]
 
-#: Version of the file layout. A reader accepts files whose version it knows.
-FORMAT_VERSION = 1
+#: Version of the file layout. A reader accepts files whose version it knows (1 and 2).
+FORMAT_VERSION = 2
 _MAGIC = "probspace-model"
-_SKIP_TYPES = ("ConvergenceMonitor", "_RecordingMonitor", "RandomState")
 
 
 def _families() -> dict[str, type]:
+    """Families that format-1 files name (by class name)."""
     from .models import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 
     return {c.__name__: c for c in (GaussianMixture, GaussianHMM, CategoricalHMM, PoissonHMM, GMMHMM, LDA)}
 
 
 def can_save(model: Any) -> bool:
-    """Whether :func:`save` (or ``VAE.save``) knows ``model``'s family, so that :func:`load` reads it back.
+    """Whether :func:`save` can write ``model`` so that :func:`load` reads it back.
 
-    Exactly the test that saving applies: the class itself, not a subclass
-    of it, must be in an allow-list.
+    True for a registered family (every concrete subclass of
+    :class:`~probspace.LatentModel` defined at module level) whose state hooks
+    are implemented.
 
     Parameters
     ----------
@@ -44,10 +54,18 @@ def can_save(model: Any) -> bool:
     bool
         ``True`` when ``model.save`` writes a file that :func:`load` reads.
     """
-    from .models._vae import _families as vae_families
+    from ._base import family_name, registered_family
 
     cls = type(model)
-    return any(families.get(cls.__name__) is cls for families in (_families(), vae_families()))
+    if "<locals>" in cls.__qualname__ or registered_family(family_name(cls)) is not cls:
+        return False
+    if not hasattr(model, "backend_"):
+        return True
+    try:
+        model._get_state()
+    except (NotImplementedError, TypeError):
+        return False
+    return True
 
 
 def _backends() -> dict[str, type]:
@@ -84,6 +102,8 @@ class _Encoder:
             return v if np.isfinite(v) else {"__float__": repr(v)}
         if isinstance(value, np.ndarray):
             if value.dtype == object:
+                if value.ndim == 1 and all(isinstance(v, str) for v in value):  # feature names
+                    return {"__strings__": [str(v) for v in value]}
                 raise TypeError(f"cannot save {where}: an object array")
             key = f"{self.prefix}{len(self.arrays)}"
             self.arrays[key] = value
@@ -107,6 +127,8 @@ def _decode(value: Any, arrays: Any) -> Any:
             return tuple(_decode(v, arrays) for v in value["__tuple__"])
         if "__float__" in value:
             return float(value["__float__"])
+        if "__strings__" in value:
+            return np.asarray(value["__strings__"], dtype=object)
         if "__dict__" in value:
             return {k: _decode(v, arrays) for k, v in value["__dict__"].items()}
         raise ValueError(f"unknown entry in the file's header: {sorted(value)}")
@@ -125,15 +147,6 @@ def _generator_from_state(state: Any) -> np.random.Generator:
     return rng
 
 
-def _state(obj: Any, skip: set[str], enc: _Encoder, where: str) -> dict[str, Any]:
-    out = {}
-    for name, value in vars(obj).items():
-        if name in skip or type(value).__name__ in _SKIP_TYPES:
-            continue
-        out[name] = enc.encode(value, f"{where}.{name}")
-    return out
-
-
 def _versions() -> dict[str, str]:
     import hmmlearn
     import scipy
@@ -141,8 +154,30 @@ def _versions() -> dict[str, str]:
 
     from . import __version__
 
-    return {"probspace": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "scikit-learn": sklearn.__version__, "hmmlearn": hmmlearn.__version__}
+    versions = {"probspace": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
+                "scikit-learn": sklearn.__version__, "hmmlearn": hmmlearn.__version__}
+    import sys
+
+    if "torch" in sys.modules:
+        versions["torch"] = sys.modules["torch"].__version__
+    return versions
+
+
+def _check_versions(path: Any, recorded: Any, format_version: int) -> None:
+    """Warn, naming both versions, when a backend library's release differs from the one that wrote the file."""
+    import warnings
+
+    if not isinstance(recorded, dict):
+        return
+    now = _versions()
+    changed = [f"{lib} {recorded[lib]} -> {now[lib]}" for lib in ("scikit-learn", "hmmlearn", "torch")
+               if lib in recorded and lib in now and recorded[lib].split(".")[:2] != now[lib].split(".")[:2]]
+    if not changed:
+        return
+    how = ("it restores the backend's raw attributes, which a release may rename: if a method fails, refit and "
+           "save again" if format_version == 1 else "it holds public fitted attributes only, which releases keep; "
+           "check the results")
+    warnings.warn(f"{path!s} was written with {', '.join(changed)} (now installed); {how}.", UserWarning, stacklevel=3)
 
 
 def save(model: Any, path: Any) -> None:
@@ -151,33 +186,26 @@ def save(model: Any, path: Any) -> None:
     Parameters
     ----------
     model : LatentModel
-        A fitted model of a family in the allow-list.
+        A fitted model of a registered family.
     path : str or path-like
         Destination.
     """
+    from ._base import family_name
+
     model._check_fitted()
-    family = type(model).__name__
-    if _families().get(family) is not type(model):
-        raise TypeError(f"{family} is not a probspace family that save() knows; pickle it instead.")
+    if not can_save(model):
+        raise TypeError(f"{type(model).__name__} is not a registered probspace family with state hooks (a class "
+                        "defined at module level, subclassing LatentModel); pickle it instead.")
     enc = _Encoder()
-    backend = model.backend_
-    backend_name = f"{type(backend).__module__}.{type(backend).__qualname__}"
-    if backend_name not in _backends():
-        raise TypeError(f"cannot save a backend of type {backend_name}")
-    backend_params = {k: (v if not isinstance(v, np.random.RandomState) else None)
-                      for k, v in backend.get_params(deep=False).items()}
     header = {
         "magic": _MAGIC,
         "format_version": FORMAT_VERSION,
-        "family": family,
+        "family": family_name(type(model)),
         "versions": _versions(),
         "params": enc.encode({k: v for k, v in model.get_params(deep=False).items()
                               if not isinstance(v, np.random.Generator)}, "params"),
-        "fitted": {"__dict__": _state(model, set(model.get_params(deep=False)) | {"backend_", "rng_"}, enc,
-                                      family)},
         "rng": enc.encode(model.rng_.bit_generator.state, "rng_"),
-        "backend": {"class": backend_name, "params": enc.encode(backend_params, "backend params"),
-                    "state": {"__dict__": _state(backend, set(backend_params), enc, backend_name)}},
+        "state": enc.encode(model._get_state(), "state"),
     }
     with open(path, "wb") as fh:
         np.savez(fh, __header__=np.array(json.dumps(header)), **enc.arrays)
@@ -226,19 +254,43 @@ def load(path: Any) -> Any:
                 arrays = {k: f[k] for k in files if k != "__header__"}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path!s} is not a readable probspace model file ({type(err).__name__}: {err}).") from err
-    if vae_file:  # outside the try: VAE.load's own errors are already ValueErrors with the right message
+    if vae_file:  # the VAE's own earlier format; outside the try: its errors are already the right ValueErrors
         from .models._vae import VAE
 
-        return VAE.load(path)
+        return VAE._load_legacy(path)
     if not isinstance(header, dict) or header.get("magic") != _MAGIC:
         raise ValueError(f"{path!s} is not a probspace model file (no probspace header).")
     from . import __version__
 
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in (1, FORMAT_VERSION):
         written = header.get("versions", {}).get("probspace", "unknown")
         raise ValueError(f"{path!s} was written by probspace {written} in file format {version}; this is probspace "
-                         f"{__version__}, which reads format {FORMAT_VERSION}. Load it with probspace {written}.")
+                         f"{__version__}, which reads formats 1 and {FORMAT_VERSION}. Load it with probspace "
+                         f"{written}.")
+    _check_versions(path, header.get("versions"), version)
+    if version == 1:
+        return _load_format_1(path, header, arrays)
+    from ._base import registered_family
+
+    family = registered_family(str(header.get("family")))
+    if family is None:
+        raise ValueError(f"{path!s} holds an unknown model family {header.get('family')!r} (a family from another "
+                         "package must be imported before its models are loaded).")
+    try:
+        model = family(**_decode(header["params"], arrays))
+        model._set_state(_decode(header["state"], arrays))
+        model.rng_ = _generator_from_state(_decode(header["rng"], arrays))
+        model._check_fitted()
+        model._check_fitted_parameters()  # every parameter readable and finite
+    except (TypeError, KeyError, AttributeError, ValueError, IndexError, RuntimeError) as err:
+        # RuntimeError: torch's load_state_dict on missing, extra or reshaped weights.
+        raise ValueError(f"{path!s} is damaged or inconsistent: {type(err).__name__}: {err}") from err
+    return model
+
+
+def _load_format_1(path: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """Read a format-1 file: the model's fitted ``__dict__`` and the backend's raw attributes."""
     family = _families().get(header.get("family"))
     if family is None:
         raise ValueError(f"{path!s} holds an unknown model family {header.get('family')!r}.")

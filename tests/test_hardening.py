@@ -189,3 +189,9 @@ def test_gmm_hmm_fit_with_missing_values_is_a_clear_error():
         GMMHMM(2, random_state=0).fit(X)
     model = GMMHMM(2, random_state=0).fit(np.delete(X, 5, axis=0))
     assert np.isfinite(model.score(X))  # posterior-side methods marginalise it
+
+
+@pytest.mark.parametrize("family", [GaussianMixture, GaussianHMM, PoissonHMM, CategoricalHMM])
+def test_a_prior_without_a_sampler_is_an_error(family):
+    with pytest.raises(ValueError, match="applies only to MCMC fits"):
+        family(2, prior={"weights": 2.0}).fit(np.ones((10, 1)))

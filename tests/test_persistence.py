@@ -93,8 +93,11 @@ def test_altered_files(saved, tmp_path):
     _rewrite(saved, out, lambda h, a: h.update(family="os.system"))
     with pytest.raises(ValueError, match="unknown model family 'os.system'"):
         probspace.load(out)
-    _rewrite(saved, out, lambda h, a: h["backend"].update({"class": "subprocess.Popen"}))
-    with pytest.raises(ValueError, match="unknown backend"):
+    _rewrite(saved, out, lambda h, a: h["state"]["__dict__"].pop("backend"))
+    with pytest.raises(ValueError, match="damaged"):
+        probspace.load(out)
+    _rewrite(saved, out, lambda h, a: h["state"]["__dict__"]["backend"]["__dict__"].pop("means_"))
+    with pytest.raises(ValueError, match="damaged"):
         probspace.load(out)
     _rewrite(saved, out, lambda h, a: a.pop(next(iter(a))))
     with pytest.raises(ValueError, match="damaged"):
@@ -185,37 +188,51 @@ def test_can_save_follows_the_allow_list(tmp_path):
 
     assert can_save(GaussianMixture()) and not can_save(Custom())
     fitted = Custom(2, random_state=0).fit(GaussianMixture._conformance_data(np.random.default_rng(0))[0])
-    with pytest.raises(TypeError, match="not a probspace family"):
+    with pytest.raises(TypeError, match="not a registered probspace family"):
         fitted.save(tmp_path / "custom.npz")
 
 
-# -- VAE / CVAE files (their own format): damage gives the same ValueError as elsewhere (issue #11, item 4) -----
+# -- VAE / CVAE files (the common format): damage gives the same ValueError as elsewhere (issue #11, item 4) ---
+def _vae_state(h):
+    return h["state"]["__dict__"]
+
+
 def _vae_damages():
+    def module(h):
+        return _vae_state(h)["module"]["__dict__"]
+
     def drop_weight(h, a):
-        del a[next(k for k in a if k.startswith("state/"))]
+        module(h).pop(next(iter(module(h))))
 
     def reshape_weight(h, a):
-        key = next(k for k in a if k.startswith("state/"))
+        key = next(iter(module(h).values()))["__array__"]
         a[key] = a[key].reshape(-1)[:-1]
 
-    def drop_condition(h, a):
-        a.pop("classes_", None)
-        a.pop("n_covariates", None)
+    def extra_weight(h, a):
+        a["extra"] = np.zeros(3, dtype=np.float32)
+        module(h)["extra.weight"] = {"__array__": "extra"}
+
+    def fitted(h):
+        return _vae_state(h)["fitted"]["__dict__"]
+
+    def history_2d(h, a):
+        key = fitted(h)["history_"]["__array__"]
+        a[key] = a[key][:, None]
 
     return {
         "missing weight": drop_weight,
         "reshaped weight": reshape_weight,
-        "extra weight": lambda h, a: a.update({"state/extra.weight": np.zeros(3, dtype=np.float32)}),
-        "missing history": lambda h, a: a.pop("history_"),
-        "2-D history": lambda h, a: a.update(history_=a["history_"][:, None]),
+        "extra weight": extra_weight,
+        "missing history": lambda h, a: fitted(h).pop("history_"),
+        "2-D history": history_2d,
         "missing rng": lambda h, a: h.pop("rng"),
         "unknown bit generator": lambda h, a: h["rng"]["__dict__"].update(bit_generator="os.system"),
-        "missing header field": lambda h, a: h.pop("n_features_in_"),
-        "wrong feature count": lambda h, a: h.update(n_features_in_=h["n_features_in_"] + 1),
-        "wrong condition width": lambda h, a: h.update(n_cond=h["n_cond"] + 1),
-        "missing condition": drop_condition,
-        "invalid parameter": lambda h, a: h["params"].update(likelihood="poisson"),
-        "unknown parameter": lambda h, a: h["params"].update(colour="red"),
+        "missing state field": lambda h, a: _vae_state(h).pop("score_seed"),
+        "wrong feature count": lambda h, a: fitted(h).update(n_features_in_=fitted(h)["n_features_in_"] + 1),
+        "wrong condition width": lambda h, a: _vae_state(h).update(n_cond=_vae_state(h)["n_cond"] + 1),
+        "missing condition": lambda h, a: _vae_state(h)["extra"]["__dict__"].clear(),
+        "invalid parameter": lambda h, a: h["params"]["__dict__"].update(likelihood="poisson"),
+        "unknown parameter": lambda h, a: h["params"]["__dict__"].update(colour="red"),
     }
 
 
@@ -233,7 +250,7 @@ def test_damaged_vae_file_raises_value_error(family, damage, tmp_path):
     model, _ = _fit_vae(family)
     path, out = tmp_path / "model.npz", tmp_path / "damaged.npz"
     model.save(path)
-    _rewrite(path, out, _vae_damages()[damage], key="header")
+    _rewrite(path, out, _vae_damages()[damage])
     for load in (type(model).load, probspace.load):
         with pytest.raises(ValueError, match="is damaged or inconsistent"):
             load(out)
@@ -246,29 +263,13 @@ def test_truncated_and_corrupted_vae_files_raise_value_error(tmp_path):
     raw = path.read_bytes()
     cut = tmp_path / "cut.npz"
     cut.write_bytes(raw[: len(raw) // 2])
-    flipped = tmp_path / "flipped.npz"  # one byte of a weight changed: the zip checksum no longer matches
-    at = raw.index(b"state/") + 200
+    flipped = tmp_path / "flipped.npz"  # one byte of an array changed: the zip checksum no longer matches
+    at = len(raw) // 3
     flipped.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
     for bad in (cut, flipped):
         for load in (type(model).load, probspace.load):
             with pytest.raises(ValueError, match="not a readable probspace"):
                 load(bad)
-
-
-def test_vae_format_1_files_still_load(tmp_path):
-    model, X = _fit_vae("VAE")
-    path, old = tmp_path / "vae.npz", tmp_path / "old.npz"
-    model.save(path)
-
-    def as_format_1(h, a):  # format 1 had no random stream
-        h["format"] = "probspace-vae/1"
-        h.pop("rng")
-        for key in [k for k in a if k.startswith("rng/")]:
-            del a[key]
-
-    _rewrite(path, old, as_format_1, key="header")
-    np.testing.assert_array_equal(probspace.load(old).embed(X), model.embed(X))
-    np.testing.assert_array_equal(probspace.load(old).sample(3)[0], probspace.load(old).sample(3)[0])  # restarts
 
 
 # -- files written by earlier versions keep loading ---------------------------------------------------

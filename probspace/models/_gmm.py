@@ -205,6 +205,10 @@ class GaussianMixture(LatentModel):
     covariances_ = property(lambda self: self.backend_.covariances_, doc="Component covariances.")
     precisions_ = property(lambda self: self.backend_.precisions_, doc="Component precisions.")
 
+    def _new_backend(self, params: dict[str, Any]) -> Any:
+        cls = mixture.BayesianGaussianMixture if self.bayesian else mixture.GaussianMixture
+        return cls(**params)
+
     def _get_parameters(self) -> dict[str, Any]:
         params = {"weights_": self.weights_, "means_": self.means_, "covariances_": self.covariances_}
         if self.draws_ is not None:
@@ -218,6 +222,9 @@ class GaussianMixture(LatentModel):
                 f"n_components={self.n_components} must be at most the number of samples in X "
                 f"(n_samples={X.shape[0]})."
             )
+        if self.prior is not None and self.sampler is None:
+            raise ValueError(f"prior={self.prior!r} applies only to MCMC fits; set sampler='gibbs' or 'nuts' "
+                             "(EM and variational fits take their priors as constructor parameters).")
         if self.sampler is not None:
             _bayes.check_request(self, X, self._mcmc_layout())
         check_gaussian_scale(X, type(self).__name__)

@@ -297,6 +297,19 @@ class _HMM(LatentModel):
     #: Fewest frames ``fit`` accepts (Gaussian covariances need two).
     _min_samples = 1
 
+    def _new_backend(self, params: dict[str, Any]) -> Any:
+        return self._backend_class()[0](**params)
+
+    def _backend_state(self, backend: Any) -> dict[str, Any]:
+        state = super()._backend_state(backend)
+        if hasattr(backend, "_covars_"):  # hmmlearn's GaussianHMM keeps covars_ behind a property
+            full = self.covars_
+            layout = getattr(backend, "covariance_type", "full")
+            state["covars_"] = {"diag": lambda: np.diagonal(full, axis1=1, axis2=2).copy(),
+                                "spherical": lambda: full[:, 0, 0].copy(), "tied": lambda: full[0].copy(),
+                                "full": lambda: full}[layout]()
+        return state
+
     def _get_parameters(self) -> dict[str, Any]:
         params = {name: getattr(self, name) for name in ("startprob_", "transmat_", *self._emission_names)}
         draws = getattr(self, "draws_", None)
@@ -316,6 +329,9 @@ class _HMM(LatentModel):
                              f"(n_samples={X.shape[0]}).")
         if self._supports_mcmc:
             self.draws_ = self.sample_stats_ = self.prior_ = None
+            if self.prior is not None and self.sampler is None:
+                raise ValueError(f"prior={self.prior!r} applies only to MCMC fits; set sampler='gibbs' or 'nuts' "
+                                 "(EM and variational fits take their priors as constructor parameters).")
             if self.sampler is not None:
                 _bayes.check_request(self, X, self._mcmc_layout())
         self._fit_em(X, lengths, rng, self.max_iter)

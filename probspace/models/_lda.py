@@ -245,6 +245,21 @@ class LDA(LatentModel):
     def _get_parameters(self) -> dict[str, Any]:
         return {"components_": self.components_}
 
+    def _new_backend(self, params: dict[str, Any]) -> decomposition.LatentDirichletAllocation:
+        return decomposition.LatentDirichletAllocation(**params)
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        state["n_docs_seen"] = getattr(self, "_n_docs_seen", None)
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        if state.get("n_docs_seen") is not None:
+            self._n_docs_seen = state["n_docs_seen"]
+        # partial_fit draws from the backend's own RandomState, which is not saved: restart it from its seed.
+        self.backend_.random_state_ = np.random.RandomState(self.backend_.random_state)
+
     # -- validation ---------------------------------------------------------------------
     def _check_X(self, X, lengths, *, reset):
         X, lengths = super()._check_X(X, lengths, reset=reset)

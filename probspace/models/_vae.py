@@ -18,6 +18,7 @@ from ..posteriors._normal import DiagonalNormal
 
 __all__ = ["CVAE", "VAE"]
 
+# The VAE's own file formats of earlier versions, still read (VAEs now save in probspace's common format).
 _FORMAT = "probspace-vae/2"  # 2 adds the random stream ("rng"); 1 is still read (its stream restarts)
 _READABLE = ("probspace-vae/1", _FORMAT)
 
@@ -437,46 +438,44 @@ class VAE(LatentModel):
         return self.decode((1 - t) * ends[0] + t * ends[1])
 
     # -- persistence --------------------------------------------------------------------------
-    def save(self, path: Any) -> None:
-        """Write the fitted model to one ``.npz`` file: arrays plus a versioned JSON header, no pickle.
+    # -- state hooks (probspace.save / probspace.load) ----------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        fitted = {k: getattr(self, k) for k in ("n_features_in_", "history_", "validation_history_", "n_iter_",
+                                                "converged_")}
+        return {"fitted": fitted, "score_seed": self._score_seed, "n_cond": self._n_cond(),
+                "extra": self._extra_arrays(),
+                "module": {k: v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}}
 
-        The file holds the trained weights, the fit's traces and the random
-        stream, so the loaded model draws what this one would draw next.
+    def _set_state(self, state: dict[str, Any]) -> None:
+        import torch
 
-        Parameters
-        ----------
-        path : str or path-like
-            Destination file.
-        """
-        from .. import __version__
-        from .._persistence import _Encoder
+        from ._vae_module import VAEModule
 
-        self._check_fitted()
-        if _families().get(type(self).__name__) is not type(self):
-            raise TypeError(f"{type(self).__name__} is not a probspace family that save() knows; pickle it instead.")
-        params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items()
-                  if k != "random_state" or v is None or isinstance(v, int)}
-        enc = _Encoder(prefix="rng/")
-        header = {"format": _FORMAT, "family": type(self).__name__, "probspace_version": __version__,
-                  "params": params, "n_features_in_": int(self.n_features_in_), "n_cond": self._n_cond(),
-                  "n_iter_": self.n_iter_, "converged_": self.converged_, "score_seed": self._score_seed,
-                  "rng": enc.encode(self.rng_.bit_generator.state, "rng_")}
-        arrays = {f"state/{k}": v.detach().cpu().numpy() for k, v in self.module_.state_dict().items()}
-        arrays["history_"] = self.history_
-        arrays["validation_history_"] = self.validation_history_
-        arrays.update(self._extra_arrays())
-        arrays.update(enc.arrays)
-        with open(path, "wb") as fh:
-            np.savez(fh, header=np.array(json.dumps(header)), **arrays)
+        validate_params(self)  # InvalidParameterError is a ValueError: an altered parameter is damage
+        for name, value in state["fitted"].items():
+            setattr(self, name, value)
+        for name in ("history_", "validation_history_"):
+            if np.ndim(getattr(self, name)) != 1:
+                raise ValueError(f"{name} has shape {np.shape(getattr(self, name))}, not one value per epoch")
+        self._restore_extra(state["extra"])
+        if self._n_cond() != state["n_cond"]:
+            raise ValueError(f"the condition has width {self._n_cond()}, the file says {state['n_cond']}")
+        with _local_params():
+            module = VAEModule(int(self.n_features_in_), self.n_components, tuple(self.hidden_dims),
+                               self.likelihood, self._n_cond(), self.scale)
+        module.load_state_dict({k: torch.as_tensor(v) for k, v in state["module"].items()})  # strict
+        self.module_ = module.to(self.device).eval()
+        self.backend_ = self.module_
+        self._score_seed = int(state["score_seed"])
 
     @classmethod
     def load(cls, path: Any) -> VAE:
-        """Read a model written by :meth:`save` (no pickle involved).
+        """Read a model written by ``save`` (the same as :func:`probspace.load`, checking the family).
 
         Parameters
         ----------
         path : str or path-like
-            File written by :meth:`save`.
+            File written by ``save`` (or by the VAE's own format of earlier versions).
 
         Returns
         -------
@@ -486,9 +485,19 @@ class VAE(LatentModel):
         Raises
         ------
         ValueError
-            For a file that is not a VAE file, has an unknown format, holds
-            another family, or is damaged (missing, extra or reshaped arrays).
+            For a file that is not a probspace model file, holds another
+            family, or is damaged (missing, extra or reshaped arrays).
         """
+        from .._persistence import load
+
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path!s} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model
+
+    @classmethod
+    def _load_legacy(cls, path: Any) -> VAE:
+        """Read a file in the VAE's own format of earlier versions (``probspace-vae/1`` and ``/2``)."""
         try:
             with np.load(path, allow_pickle=False) as f:
                 header = json.loads(str(f["header"]))

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pyro = pytest.importorskip("pyro")
 
 import probspace  # noqa: E402
-from probspace import CVAE, VAE  # noqa: E402
+from probspace import CVAE, VAE, GaussianMixture  # noqa: E402
 
 FAST = dict(n_components=2, hidden_dims=(32,), max_epochs=15, batch_size=32)
 
@@ -106,8 +106,8 @@ def test_save_load_round_trip(vae, data, tmp_path):
     np.testing.assert_array_equal(loaded.log_likelihood(data), vae.log_likelihood(data))
     np.testing.assert_array_equal(loaded.sample(4, random_state=5)[0], vae.sample(4, random_state=5)[0])
     np.testing.assert_array_equal(loaded.history_, vae.history_)
-    with np.load(path, allow_pickle=False) as f:  # nothing pickled inside
-        assert "header" in f.files
+    with np.load(path, allow_pickle=False) as f:  # nothing pickled inside: the common probspace format
+        assert "__header__" in f.files
     restored = pickle.loads(pickle.dumps(vae))
     np.testing.assert_array_equal(restored.embed(data), vae.embed(data))
 
@@ -115,8 +115,12 @@ def test_save_load_round_trip(vae, data, tmp_path):
 def test_load_rejects_bad_files(tmp_path, vae):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a readable probspace VAE file"):
+    with pytest.raises(ValueError, match="not a readable probspace"):
         VAE.load(bad)
+    gmm = tmp_path / "gmm.npz"
+    GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(20, 2))).save(gmm)
+    with pytest.raises(ValueError, match="holds a GaussianMixture, not a VAE"):
+        VAE.load(gmm)
     other = tmp_path / "other.npz"
     np.savez(other, header=np.array('{"format": "probspace-vae/99", "family": "VAE"}'))
     with pytest.raises(ValueError, match="probspace-vae/99"):
@@ -204,7 +208,7 @@ def test_subclass_is_not_saved(data, tmp_path):
         pass
 
     model = Custom(random_state=0, **{**FAST, "max_epochs": 1}).fit(data)
-    with pytest.raises(TypeError, match="not a probspace family"):
+    with pytest.raises(TypeError, match="not a registered probspace family"):  # defined inside a function
         model.save(tmp_path / "custom.npz")
 
 
