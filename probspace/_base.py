@@ -59,8 +59,22 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
     _tags: ClassVar[ModelTags] = ModelTags()
     #: Name of the latent variable in ArviZ output.
     _latent_name: ClassVar[str] = "z"
+    # -- the conformance recipe, read by probspace.testing --------------------------
     #: ``{check_name: reason}`` of conformance checks expected to fail (strict xfail).
     _expected_failures: ClassVar[dict[str, str]] = {}
+    #: Constructor settings that make the conformance suite's fits fast.
+    _conformance_params: ClassVar[dict[str, Any]] = {}
+    #: Non-default settings the suite also fits with (``check_fit_sets_only_fitted_attributes``).
+    _conformance_alt_params: ClassVar[dict[str, Any]] = {}
+
+    @staticmethod
+    def _conformance_data(rng: np.random.Generator) -> tuple[Any, np.ndarray | None]:
+        """Return ``(X, lengths)``: small data the family fits well (``lengths`` None unless sequential)."""
+        raise NotImplementedError("a family run through probspace.testing declares _conformance_data")
+
+    def _conformance_alt(self, alt: dict[str, Any]) -> dict[str, Any]:
+        """Adapt the non-default settings to this instance (e.g. drop those its own settings exclude)."""
+        return alt
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,8 +135,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         X : array-like of shape (n_samples, n_features)
             Training data (for sequential families: sequences concatenated
             along the first axis).
-        y : None
-            Ignored; present so that scikit-learn tools can pass it.
+        y : array-like, optional
+            The condition of each row for conditional families (``CVAE``);
+            ignored by the others, so that scikit-learn tools can pass it.
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (sequential families only).
 
@@ -133,8 +148,9 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """
         validate_params(self)
         X, lengths = self._check_X(X, lengths, reset=True)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=True)
         self.rng_ = as_generator(self.random_state)
-        self._fit(X, lengths, self.rng_)
+        self._fit(X, lengths, self.rng_, **cond)
         self._check_fitted_parameters()
         return self
 
@@ -203,13 +219,15 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Return an unfitted backend built with ``params`` (families with a scikit-learn style backend)."""
         raise NotImplementedError(f"{type(self).__name__} does not rebuild a backend; override _set_state.")
 
-    def posterior(self, X: Any, *, lengths: Any = None) -> Posterior:
+    def posterior(self, X: Any, y: Any = None, *, lengths: Any = None) -> Posterior:
         """Posterior over the latent variables of ``X`` under the fitted model.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Data, one row per observation (per time step for sequences).
+        y : array-like, optional
+            Conditions, one per row (conditional families only).
         lengths : array-like of int, optional
             Sequence lengths (sequential families only).
 
@@ -220,11 +238,11 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
             ``entropy``; its unseeded draws come from a child of ``rng_``.
         """
         X, lengths = self._check_input(X, lengths)
-        post = self._posterior(X, lengths)
+        post = self._posterior(X, lengths, **self._condition_kwargs(y, X.shape[0], fitting=False))
         post._rng = child_generator(self.rng_)
         return post
 
-    def embed(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+    def embed(self, X: Any, y: Any = None, *, lengths: Any = None) -> np.ndarray:
         """Deterministic point summary of the posterior: ``posterior(X).mean`` as 2-D.
 
         For discrete latents this is the posterior probability of each label
@@ -236,6 +254,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data, one row per observation (per time step for sequences).
+        y : array-like, optional
+            Conditions, one per row (conditional families only).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (sequential families only).
 
@@ -244,10 +264,10 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples, n_latent)
         """
         X, lengths = self._check_input(X, lengths)
-        mean = np.asarray(self._posterior(X, lengths).mean)
+        mean = np.asarray(self._posterior(X, lengths, **self._condition_kwargs(y, X.shape[0], fitting=False)).mean)
         return mean.reshape(mean.shape[0], -1)
 
-    def sample(self, n_samples: int = 1, *, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self, n_samples: int = 1, *, y: Any = None, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Draw new data from the fitted generative model.
 
         Latent variables are drawn from the prior first, then the data given
@@ -257,6 +277,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ----------
         n_samples : int, default=1
             Number of observations (time steps, documents) to generate.
+        y : array-like, optional
+            Conditions, one per draw (conditional families only).
         random_state : None, int or numpy.random.Generator, optional
             Seed for this call; without it the draw continues ``rng_``.
 
@@ -270,9 +292,10 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """
         self._check_fitted()
         n_samples = check_n_samples(n_samples)
-        return self._sample(n_samples, self._generator(random_state))
+        cond = self._condition_kwargs(y, n_samples, fitting=False, generating=True)
+        return self._sample(n_samples, self._generator(random_state), **cond)
 
-    def log_likelihood(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+    def log_likelihood(self, X: Any, y: Any = None, *, lengths: Any = None) -> np.ndarray:
         """Log-likelihood ``log p(x)`` of each observation (sequence, document).
 
         Exact unless the class docstring says it is a bound or an estimate.
@@ -281,6 +304,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data, one row per observation (per time step for sequences).
+        y : array-like, optional
+            Conditions, one per row (conditional families only).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (sequential families only).
 
@@ -289,7 +314,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ndarray of shape (n_samples,) (or (n_sequences,))
         """
         X, lengths = self._check_input(X, lengths)
-        return np.asarray(self._log_likelihood(X, lengths), dtype=np.float64)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
+        return np.asarray(self._log_likelihood(X, lengths, **cond), dtype=np.float64)
 
     def score(self, X: Any, y: Any = None, *, lengths: Any = None) -> float:
         """Mean of :meth:`log_likelihood` (higher is better).
@@ -298,8 +324,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         ----------
         X : array-like of shape (n_samples, n_features)
             Data, one row per observation (per time step for sequences).
-        y : None
-            Ignored.
+        y : array-like, optional
+            Conditions for conditional families; ignored by the others (as in scikit-learn).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X`` (sequential families only).
 
@@ -307,7 +333,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         -------
         float
         """
-        return float(np.mean(self.log_likelihood(X, lengths=lengths)))
+        y = y if self._model_tags().conditional else None
+        return float(np.mean(self.log_likelihood(X, y, lengths=lengths)))
 
     def sample_parameters(self, n_samples: int = 1, *, random_state: Any = None) -> dict[str, np.ndarray]:
         """Draw model parameters from their posterior (Bayesian fits only).
@@ -349,7 +376,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
 
         save(self, path)
 
-    def to_arviz(self, X: Any, n_samples: int = 500, *, random_state: Any = None, lengths: Any = None):
+    def to_arviz(self, X: Any, n_samples: int = 500, *, y: Any = None, random_state: Any = None,
+                 lengths: Any = None):
         """Posterior draws for ``X`` as an ArviZ object.
 
         A thin wrapper of :func:`probspace.to_inference_data`: ``InferenceData``
@@ -363,6 +391,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
             Number of posterior draws. For an MCMC fit (``sampler=...``), draws
             per chain: the fit's chains are kept, evenly thinned to at most
             ``n_samples`` draws each.
+        y : array-like, optional
+            Conditions, one per row (conditional families only).
         random_state : None, int or numpy.random.Generator, optional
             Seed for this call only; without it the draws continue the model's ``rng_``.
         lengths : array-like of int, optional
@@ -374,9 +404,36 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """
         from .diagnostics import to_inference_data
 
-        return to_inference_data(self, X, n_draws=n_samples, random_state=random_state, lengths=lengths)
+        return to_inference_data(self, X, n_draws=n_samples, random_state=random_state, lengths=lengths, y=y)
+
+    # -- conditions ---------------------------------------------------------------
+    def _condition_kwargs(self, y: Any, n: int, *, fitting: bool, generating: bool = False) -> dict[str, Any]:
+        """Return ``{"cond": ...}`` for the hooks of a conditional family, ``{}`` otherwise.
+
+        A non-conditional family ignores ``y`` in ``fit`` (scikit-learn passes
+        it) and rejects it elsewhere, where it could only be a mistake.
+        """
+        if self._model_tags().conditional:
+            return {"cond": self._check_condition(y, n, fitting=fitting, generating=generating)}
+        if y is not None and not fitting:
+            raise ValueError(f"{type(self).__name__} takes no condition y; got y of type {type(y).__name__}.")
+        return {}
+
+    def _check_condition(self, y: Any, n: int, *, fitting: bool, generating: bool = False) -> Any:
+        """Validate and encode the condition ``y`` for ``n`` rows (conditional families override this).
+
+        Called with ``fitting=True`` by ``fit`` (which may record what it
+        learns, such as the classes), ``generating=True`` by ``sample`` (where
+        a family may have a default condition), and with both false by every
+        other method. The return value reaches the hooks as their ``cond``
+        argument.
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares conditional=True but no _check_condition.")
 
     # -- hooks for families -----------------------------------------------------
+    # A conditional family's hooks (``_fit``, ``_posterior``, ``_log_likelihood``, ``_sample``, and the
+    # ArviZ hooks ``_pointwise_log_likelihood`` and ``_posterior_predictive``) also take ``cond``: what
+    # ``_check_condition`` returned for the rows of the call.
     @abstractmethod
     def _fit(self, X: Any, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
         """Fit the backend; set ``backend_``, ``n_iter_``, ``converged_``, ``history_``."""
@@ -402,10 +459,10 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         return {}
 
     def _pointwise_log_likelihood(
-        self, X: Any, lengths: np.ndarray | None, params: dict[str, np.ndarray] | None
+        self, X: Any, lengths: np.ndarray | None, params: dict[str, np.ndarray] | None, **cond: Any
     ) -> np.ndarray:
         """Pointwise log-likelihood: ``(n_draws, n_obs)`` given parameter draws, else ``(n_obs,)``."""
-        return self._log_likelihood(X, lengths)
+        return self._log_likelihood(X, lengths, **cond)
 
     def _arviz_constant_data(self, X: Any, lengths: np.ndarray | None) -> dict[str, np.ndarray] | None:
         """Exact quantities derived from ``X`` (no draw axis), written to ``constant_data``."""
@@ -417,6 +474,7 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         latents: np.ndarray,
         params: dict[str, np.ndarray] | None,
         rng: np.random.Generator,
+        **cond: Any,
     ) -> np.ndarray | None:
         """Replicated data given latent (and parameter) draws, ``(n_draws,) + X.shape``."""
         return None

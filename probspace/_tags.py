@@ -34,6 +34,11 @@ class ModelTags:
         The fit has a posterior over parameters that ``sample_parameters`` draws from.
     min_samples : int
         Fewest rows ``fit`` accepts.
+    conditional : bool
+        ``y`` is a condition (class labels or covariates, one row per
+        observation) that ``fit``, ``posterior``, ``embed``,
+        ``log_likelihood``, ``score``, ``sample`` and ``to_arviz`` take and
+        pass to the hooks as ``cond`` (see ``LatentModel._check_condition``).
     """
 
     sequential: bool = False
@@ -46,3 +51,4 @@ class ModelTags:
     exact_log_likelihood: bool = True
     parameter_posterior: bool = False
     min_samples: int = 1
+    conditional: bool = False

@@ -2,10 +2,13 @@
 
 Public, so that a third-party family built on :class:`probspace.LatentModel`
 can run the same suite. The checks are fed by the model's tags and by a fit
-recipe declared next to the class (``_conformance_params`` for fast settings,
-``_conformance_alt_params`` for non-default ones, ``_conformance_data`` for
-data), never by class names. Checks a family is known to fail are declared as
-``{check_name: reason}`` in its ``_expected_failures`` and run as strict xfail.
+recipe declared next to the class, never by class names. The recipe's parts
+are declared, with defaults, on :class:`~probspace.LatentModel` (see the
+user guide's "Writing your own family"): ``_conformance_data`` (data, a
+static method that every family must provide), ``_conformance_params`` (fast
+settings), ``_conformance_alt_params`` (non-default ones, adapted per
+instance by ``_conformance_alt``) and ``_expected_failures``
+(``{check_name: reason}``, run as strict xfail).
 
 Examples
 --------
@@ -51,7 +54,7 @@ def _data(model: LatentModel, seed: int = 0) -> tuple[np.ndarray, np.ndarray | N
 
 def _fast(model: LatentModel, **extra: Any) -> LatentModel:
     est = clone(model)
-    est.set_params(**{**getattr(type(model), "_conformance_params", {}), "random_state": 0, **extra})
+    est.set_params(**{**type(model)._conformance_params, "random_state": 0, **extra})
     return est
 
 
@@ -154,9 +157,7 @@ def check_not_fitted(model: LatentModel) -> None:
 @_check
 def check_fit_sets_only_fitted_attributes(model: LatentModel) -> None:
     """``fit`` returns self, adds only ``_``-suffixed attributes and leaves params unchanged."""
-    alt = getattr(type(model), "_conformance_alt_params", {})
-    if hasattr(model, "_conformance_alt"):  # an instance may adapt the recipe to its own settings
-        alt = model._conformance_alt(alt)
+    alt = model._conformance_alt(type(model)._conformance_alt_params)  # an instance may adapt the recipe
     for extra in ({}, alt):
         X, lengths = _data(model)
         est = _fast(model, **extra)
@@ -174,7 +175,9 @@ def check_fit_sets_only_fitted_attributes(model: LatentModel) -> None:
 
 @_check
 def check_fit_ignores_y(model: LatentModel) -> None:
-    """``fit(X, y)`` ignores ``y``."""
+    """``fit(X, y)`` ignores ``y`` (families whose tags say ``conditional`` use it instead)."""
+    if model._model_tags().conditional:
+        return
     X, lengths = _data(model)
     a = _fast(model).fit(X, **_kw(lengths))
     b = _fast(model).fit(X, np.arange(X.shape[0]), **_kw(lengths))
@@ -467,7 +470,7 @@ def check_model(model: LatentModel) -> None:
     AssertionError
         From the first failing check, or when a declared expected failure passes.
     """
-    expected = getattr(type(model), "_expected_failures", {})
+    expected = type(model)._expected_failures
     for name, check in iter_model_checks(model):
         if name in expected:
             try:
@@ -500,7 +503,7 @@ def parametrize_with_model_checks(models: list[LatentModel]):
 
     params = []
     for model in models:
-        expected = getattr(type(model), "_expected_failures", {})
+        expected = type(model)._expected_failures
         for name, check in iter_model_checks(model):
             marks = [pytest.mark.xfail(strict=True, reason=expected[name])] if name in expected else []
             params.append(pytest.param(model, check, id=f"{type(model).__name__}-{name}", marks=marks))

@@ -59,6 +59,7 @@ def to_inference_data(
     n_draws: int = 500,
     random_state: Any = None,
     lengths: Any = None,
+    y: Any = None,
 ):
     """Posterior draws of a fitted probspace model for data ``X``, as an ArviZ object.
 
@@ -95,6 +96,8 @@ def to_inference_data(
         Seed for this call only; without it the draws continue the model's ``rng_``.
     lengths : array-like of int, optional
         Sequence lengths (sequential families only).
+    y : array-like, optional
+        Conditions, one per row of ``X`` (conditional families only).
 
     Returns
     -------
@@ -117,7 +120,8 @@ def to_inference_data(
     rng = model._generator(random_state)
     Xc, lengths = model._check_input(X, lengths)
     tags = model._model_tags()
-    post = model._posterior(Xc, lengths)
+    cond = model._condition_kwargs(y, Xc.shape[0], fitting=False)
+    post = model._posterior(Xc, lengths, **cond)
     draws = getattr(model, "draws_", None)
     if draws is not None:  # MCMC: keep the chains; pair latent draw (c, d) with parameter draw (c, d)
         n_chains, n_total = next(iter(draws.values())).shape[:2]
@@ -139,7 +143,7 @@ def to_inference_data(
 
     latent_name = model._latent_name
     posterior = {latent_name: latents, **(params or {})}
-    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params), dtype=np.float64)
+    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params, **cond), dtype=np.float64)
     plug_in = loglik.ndim == 1
     if plug_in:
         loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
@@ -147,7 +151,7 @@ def to_inference_data(
         "posterior": {k: by_chain(v) for k, v in posterior.items()},
         "log_likelihood": {"x": by_chain(np.ascontiguousarray(loglik))},
     }
-    predictive = model._posterior_predictive(Xc, latents, params, rng)
+    predictive = model._posterior_predictive(Xc, latents, params, rng, **cond)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": by_chain(predictive)}
     constant = model._arviz_constant_data(Xc, lengths)

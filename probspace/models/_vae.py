@@ -183,9 +183,6 @@ class VAE(LatentModel):
         return (rng.random((80, 10)) < 1 / (1 + np.exp(-codes @ W))).astype(float), None
 
     # -- conditions (CVAE overrides) -------------------------------------------------------
-    def _condition(self, y: Any, n: int, *, fitting: bool) -> np.ndarray | None:
-        return None  # a VAE ignores y, as scikit-learn estimators do
-
     def _model_tags(self) -> ModelTags:
         # The Bernoulli kinds need data in [0, 1]: declared, so scikit-learn's checks feed non-negative data.
         return dataclasses.replace(self._tags, non_negative=self.likelihood != "gaussian")
@@ -215,36 +212,12 @@ class VAE(LatentModel):
             return fn()
 
     # -- fitting ---------------------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None, *, lengths: Any = None) -> VAE:
-        """Train encoder and decoder by maximising the ELBO.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Training data.
-        y : array-like, optional
-            Ignored by ``VAE``; the condition for :class:`CVAE`.
-        lengths : None
-            Not used (observations are independent).
-
-        Returns
-        -------
-        self
-            The fitted model.
-        """
-        self._fit_y = y
-        try:
-            return super().fit(X, y, lengths=lengths)
-        finally:
-            del self._fit_y
-
-    def _fit(self, X, lengths, rng) -> None:
+    def _fit(self, X, lengths, rng, cond=None) -> None:
 
         from ._vae_module import VAEModule
 
         if self.patience is not None and self.validation_fraction == 0:
             raise ValueError("patience needs a validation split: set validation_fraction > 0.")
-        cond = self._condition(self._fit_y, X.shape[0], fitting=True)
         n = X.shape[0]
         order = rng.permutation(n)
         n_val = int(round(self.validation_fraction * n))
@@ -393,7 +366,7 @@ class VAE(LatentModel):
         if z.shape[-1] != self.n_components:
             raise ValueError(f"codes passed to decode must end in n_components={self.n_components}; got shape "
                              f"{z.shape}.")
-        cond = self._condition(y, z.shape[0] if z.ndim > 1 else 1, fitting=False) if y is not None else None
+        cond = self._condition_kwargs(y, z.shape[0] if z.ndim > 1 else 1, fitting=False).get("cond")
         return self._run(lambda: self.module_.mean_of(self._tensor(z), self._tensor(cond)).cpu().numpy()
                          .astype(np.float64))
 
@@ -664,18 +637,20 @@ class CVAE(VAE):
     """
 
     _conformance_alt_params = {"likelihood": "continuous_bernoulli", "n_importance": 8}
-    _expected_failures = {"check_fit_ignores_y": "a CVAE conditions on y: fit(X, y) must not ignore it"}
 
     @staticmethod
     def _conformance_data(rng):
         return VAE._conformance_data(rng)
 
-    def _condition(self, y, n, *, fitting):
+    def _model_tags(self) -> ModelTags:
+        return dataclasses.replace(super()._model_tags(), conditional=True)
+
+    def _check_condition(self, y, n, *, fitting, generating=False):
         if y is None:
             if fitting:
                 y = np.zeros(n, dtype=np.int64)  # scikit-learn tools call fit(X) without y: one class
-            elif getattr(self, "_arviz_y", None) is not None:
-                y = self._arviz_y
+            elif generating:  # sample(n) without y: the first class (or zero covariates)
+                y = np.repeat(self.classes_[:1], n) if self.classes_ is not None else np.zeros((n, self._n_covariates))
             elif self.classes_ is not None and self.classes_.size == 1:
                 y = np.repeat(self.classes_, n)  # fitted without y: the only condition there is
             else:
@@ -712,153 +687,10 @@ class CVAE(VAE):
         if self.classes_ is None:
             self._n_covariates = int(arrays["n_covariates"])
 
-    def posterior(self, X: Any, y: Any = None, *, lengths: Any = None) -> DiagonalNormal:
-        """Posterior over the codes of ``X`` given conditions ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : array-like of shape (n_samples,) or (n_samples, n_covariates)
-            Conditions.
-        lengths : None
-            Not used.
-
-        Returns
-        -------
-        DiagonalNormal
-            The amortised posterior.
-        """
-        from .._random import child_generator
-
-        X, _ = self._check_input(X, lengths)
-        post = self._posterior(X, None, self._condition(y, X.shape[0], fitting=False))
-        post._rng = child_generator(self.rng_)
-        return post
-
-    def embed(self, X: Any, y: Any = None, *, lengths: Any = None) -> np.ndarray:
-        """Posterior mean code of each observation given ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : array-like
-            Conditions.
-        lengths : None
-            Not used.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_components)
-            The codes' posterior means.
-        """
-        return self.posterior(X, y).mean
-
-    def log_likelihood(self, X: Any, y: Any = None, *, lengths: Any = None) -> np.ndarray:
-        """Importance-weighted estimate (lower bound) of ``log p(x | y)`` per observation.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : array-like
-            Conditions.
-        lengths : None
-            Not used.
-
-        Returns
-        -------
-        ndarray of shape (n_samples,)
-            The estimates.
-        """
-        X, _ = self._check_input(X, lengths)
-        return self._log_likelihood(X, None, self._condition(y, X.shape[0], fitting=False))
-
-    def score(self, X: Any, y: Any = None, *, lengths: Any = None) -> float:
-        """Mean of :meth:`log_likelihood` given ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        y : array-like
-            Conditions.
-        lengths : None
-            Not used.
-
-        Returns
-        -------
-        float
-            The mean estimate.
-        """
-        return float(np.mean(self.log_likelihood(X, y)))
-
-    def sample(self, n_samples: int = 1, *, y: Any = None, random_state: Any = None):
-        """Generate data for the conditions ``y`` (one per draw).
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of draws.
-        y : array-like, optional
-            Conditions, one per draw; the first class (or zero covariates) when ``None``.
-        random_state : None, int or numpy.random.Generator, optional
-            Seed for this call only.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Generated data.
-        Z : ndarray of shape (n_samples, n_components)
-            The codes, drawn from the prior.
-        """
-        self._check_fitted()
-        n_samples = check_n_samples(n_samples)
-        if y is None:
-            y = np.repeat(self.classes_[:1], n_samples) if self.classes_ is not None else np.zeros(
-                (n_samples, self._n_covariates))
-        return self._sample(n_samples, self._generator(random_state), self._condition(y, n_samples, fitting=False))
-
-    def to_arviz(self, X: Any, n_samples: int = 500, *, y: Any = None, random_state: Any = None, lengths: Any = None):
-        """Posterior draws of the codes of ``X`` given ``y``, as an ArviZ object.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_obs, n_features)
-            Data.
-        n_samples : int, default=500
-            Number of posterior draws.
-        y : array-like
-            Conditions.
-        random_state : None, int or numpy.random.Generator, optional
-            Seed for this call only.
-        lengths : None
-            Not used.
-
-        Returns
-        -------
-        arviz.InferenceData or xarray.DataTree
-            See :func:`probspace.to_inference_data`.
-        """
-        self._arviz_y = y
-        try:
-            return super().to_arviz(X, n_samples, random_state=random_state, lengths=lengths)
-        finally:
-            del self._arviz_y
-
-    def _posterior(self, X, lengths, cond=None):
-        return super()._posterior(X, lengths, self._condition(None, X.shape[0], fitting=False) if cond is None
-                                  else cond)
-
-    def _log_likelihood(self, X, lengths, cond=None):
-        return super()._log_likelihood(X, lengths, self._condition(None, X.shape[0], fitting=False)
-                                       if cond is None else cond)
-
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng, cond=None):
         n_draws, n_obs, d = latents.shape
-        cond = np.tile(self._condition(None, n_obs, fitting=False), (n_draws, 1))
-        means = self._run(lambda: self.module_.mean_of(self._tensor(latents.reshape(-1, d)), self._tensor(cond)))
+        means = self._run(lambda: self.module_.mean_of(self._tensor(latents.reshape(-1, d)),
+                                                       self._tensor(np.tile(cond, (n_draws, 1)))))
         return means.cpu().numpy().astype(np.float64).reshape(n_draws, n_obs, -1)
 
     def decode(self, z: Any, y: Any = None) -> np.ndarray:
@@ -878,7 +710,7 @@ class CVAE(VAE):
         """
         self._check_fitted()
         z = np.atleast_2d(np.asarray(z, dtype=np.float64))
-        cond = self._condition(y, z.shape[0], fitting=False)
+        cond = self._check_condition(y, z.shape[0], fitting=False)
         return self._run(lambda: self.module_.mean_of(self._tensor(z), self._tensor(cond)).cpu().numpy()
                          .astype(np.float64))
 
