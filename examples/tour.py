@@ -286,12 +286,13 @@ ax_post.legend(loc="upper left", fontsize=7, title="mean code (white) and its dr
 heading("One interface: every posterior has sample, mean, log_prob, entropy, and goes to ArviZ")
 models = (("GaussianMixture", gmm, X[:5]), ("GaussianHMM", hmm, flow), ("LDA", lda, bow[:2]),
           ("VAE", vae, X_test[:3]))
-print(f"{'family':16s} {'posterior (batch + event shape)':38s} {'method':21s} {'sample(2) shape':16s} ArviZ posterior")
+print(f"{'family':16s} {'posterior (batch + event shape)':38s} {'method':21s} {'sample(2) shape':16s} ArviZ latent_posterior")
 for name, model, data in models:
     posterior = model.posterior(data)
     idata = model.to_arviz(data, n_samples=20, random_state=5)
-    variables = ", ".join(f"{v}{tuple(d for d in idata['posterior'][v].dims if d not in ('chain', 'draw'))}"
-                          for v in idata["posterior"].data_vars)
+    latent = idata["latent_posterior"]
+    variables = ", ".join(f"{v}{tuple(d for d in latent[v].dims if d not in ('chain', 'draw'))}"
+                          for v in latent.data_vars)
     print(f"{name:16s} {type(posterior).__name__ + str(posterior.batch_shape + posterior.event_shape):38s} "
           f"{posterior.method:21s} {str(posterior.sample(2, random_state=0).shape):16s} {variables}")
 

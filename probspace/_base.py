@@ -59,6 +59,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
     _tags: ClassVar[ModelTags] = ModelTags()
     #: Name of the latent variable in ArviZ output.
     _latent_name: ClassVar[str] = "z"
+    #: ArviZ dim of a discrete latent's classes (``<latent>_share`` in the posterior group).
+    _arviz_class_dim: ClassVar[str] = "component"
     # -- the conformance recipe, read by probspace.testing --------------------------
     #: ``{check_name: reason}`` of conformance checks expected to fail (strict xfail).
     _expected_failures: ClassVar[dict[str, str]] = {}

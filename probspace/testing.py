@@ -407,10 +407,10 @@ def check_to_arviz(model: LatentModel) -> None:
     """Check that the ArviZ object has the declared groups, dims, coords and inference method."""
     est, X, lengths = _fitted(model)
     data = est.to_arviz(X, n_samples=6, random_state=0, **_kw(lengths))
-    for group in ("posterior", "log_likelihood", "observed_data", "sample_stats"):
-        assert group in data.groups() if callable(getattr(data, "groups", None)) else group in data.children, group
-    posterior = data["posterior"]
-    latent = posterior[est._latent_name]
+    groups = data.groups() if callable(getattr(data, "groups", None)) else data.children
+    for group in ("posterior", "latent_posterior", "observed_data"):
+        assert group in groups, group
+    latent = data["latent_posterior"][est._latent_name]
     draws = getattr(est, "draws_", None)
     n_chains = 1 if draws is None else next(iter(draws.values())).shape[0]
     assert latent.dims[:2] == ("chain", "draw") and latent.shape[:2] == (n_chains, 6), latent.shape
@@ -418,7 +418,13 @@ def check_to_arviz(model: LatentModel) -> None:
     if declared:
         assert tuple(latent.dims[2:]) == tuple(declared), (latent.dims, declared)
         for dim in declared:
-            assert dim in posterior.coords, f"dim {dim} has no coords"
+            assert dim in data["latent_posterior"].coords, f"dim {dim} has no coords"
+    posterior = data["posterior"]
+    assert len(posterior.data_vars) > 0, "the posterior group is empty (parameters or latent summaries expected)"
+    n_scalars = sum(int(np.prod(posterior[v].shape[2:], dtype=int)) for v in posterior.data_vars)
+    assert n_scalars <= 200, f"the posterior group holds {n_scalars} scalars: ArviZ's default calls would flood"
+    per_draw = est._model_tags().parameter_posterior
+    assert ("log_likelihood" in groups) == per_draw, "log_likelihood is written exactly for fits with parameter draws"
     assert posterior.attrs.get("inference_method") == est.posterior(X, **_kw(lengths)).method
 
 

@@ -48,39 +48,56 @@ def test_return_type_follows_arviz_line(em, X):
 
 def test_groups_dims_coords_attrs(vb, X):
     data = vb.to_arviz(X, n_samples=30, random_state=0)
-    assert {"posterior", "log_likelihood", "posterior_predictive", "observed_data", "sample_stats"} <= _groups(data)
-    post = data["posterior"]
-    assert post["label"].dims == ("chain", "draw", "obs")
-    assert post["label"].shape == (1, 30, 272)
-    assert np.issubdtype(post["label"].dtype, np.integer)
+    assert {"posterior", "latent_posterior", "log_likelihood", "posterior_predictive", "observed_data"} <= _groups(data)
+    assert "sample_stats" not in _groups(data)  # per-draw sampler statistics exist for MCMC fits only
+    post, latent = data["posterior"], data["latent_posterior"]
+    assert latent["label"].dims == ("chain", "draw", "obs")
+    assert latent["label"].shape == (1, 30, 272)
+    assert np.issubdtype(latent["label"].dtype, np.integer)
+    assert "label" not in post.data_vars
+    share = post["label_share"].values
+    assert post["label_share"].dims == ("chain", "draw", "component")
+    np.testing.assert_allclose(share, np.stack([(latent["label"].values == k).mean(-1) for k in (0, 1)], -1))
+    np.testing.assert_array_equal(latent["obs"].values, np.arange(272))
     assert post["weights"].dims == ("chain", "draw", "component")
     assert post["means"].dims == ("chain", "draw", "component", "feature")
     assert post["precisions"].dims == ("chain", "draw", "component", "feature", "feature_bis")
-    np.testing.assert_array_equal(post["obs"].values, np.arange(272))
     np.testing.assert_array_equal(post["component"].values, [0, 1])
     assert post.attrs["inference_method"] == "variational"
     assert post.attrs["model"] == "GaussianMixture"
     assert data["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
     assert data["posterior_predictive"]["x"].dims == ("chain", "draw", "obs", "feature")
     np.testing.assert_array_equal(data["observed_data"]["x"].values, X)
-    assert data["sample_stats"]["objective"].shape == (1, 1, vb.n_iter_)
-    np.testing.assert_array_equal(data["sample_stats"]["objective"].values.ravel(), vb.history_)
+    np.testing.assert_array_equal(post.attrs["objective"], vb.history_)
 
 
-def test_em_fit_log_likelihood_is_the_plug_in_value(em, X):
+def test_em_fit_writes_no_plug_in_log_likelihood(em, X):
+    """One plug-in value per observation would make PSIS-LOO meaningless (p_loo = 0): it is not written."""
     data = em.to_arviz(X, n_samples=5, random_state=0)
-    ll = data["log_likelihood"]["x"].values
-    np.testing.assert_allclose(ll[0, 3], em.log_likelihood(X))
-    assert data["log_likelihood"].attrs["plug_in"] == 1
+    assert "log_likelihood" not in _groups(data)
+    assert "probspace.compare" in data["posterior"].attrs["log_likelihood"]
     assert data["posterior"].attrs["inference_method"] == "exact"
+    np.testing.assert_array_equal(data["posterior"].attrs["objective"], em.history_)
 
 
 def test_seeded_and_equal_to_posterior_draws(em, X):
     a = to_inference_data(em, X, n_draws=8, random_state=11)
     b = to_inference_data(em, X, n_draws=8, random_state=11)
-    np.testing.assert_array_equal(a["posterior"]["label"].values, b["posterior"]["label"].values)
+    np.testing.assert_array_equal(a["latent_posterior"]["label"].values, b["latent_posterior"]["label"].values)
     expected = em.posterior(X).sample(8, random_state=np.random.default_rng(11))
-    np.testing.assert_array_equal(a["posterior"]["label"].values[0], expected)
+    np.testing.assert_array_equal(a["latent_posterior"]["label"].values[0], expected)
+
+
+def test_hmm_sequences_are_recorded():
+    from probspace import GaussianHMM
+    from probspace.datasets import load_nile
+
+    X = load_nile().data
+    data = GaussianHMM(2, random_state=0).fit(X).to_arviz(X, n_samples=5, random_state=0, lengths=[60, 40])
+    np.testing.assert_array_equal(data["constant_data"]["lengths"].values, [60, 40])
+    np.testing.assert_array_equal(data["constant_data"]["sequence_index"].values, np.repeat([0, 1], [60, 40]))
+    assert data["latent_posterior"]["path"].dims == ("chain", "draw", "time")
+    assert data["posterior"]["path_share"].dims == ("chain", "draw", "state")
 
 
 def test_feature_names_become_coords(X):

@@ -570,7 +570,7 @@ def test_to_arviz_keeps_chains_and_supports_loo(faithful_gibbs, faithful_gibbs_l
     m, X = faithful_gibbs
     idata = m.to_arviz(X, n_samples=50, random_state=0)
     assert idata.posterior["means"].shape == (2, 50, 2, 1)
-    assert idata.posterior["label"].shape == (2, 50, 272)
+    assert idata["latent_posterior"]["label"].shape == (2, 50, 272)
     assert idata.log_likelihood["x"].shape == (2, 50, 272)
     assert idata.posterior_predictive["x"].shape == (2, 50, 272, 1)
     fits, X = faithful_gibbs_long

@@ -35,7 +35,8 @@ def test_one_file_family_saves_loads_and_feeds_arviz(tmp_path):
     np.testing.assert_array_equal(loaded.posterior(X).probs, model.posterior(X).probs)
     np.testing.assert_array_equal(loaded.sample(5)[0], model.sample(5)[0])  # the stream continues
     idata = model.to_arviz(X, n_samples=20, random_state=0)
-    assert idata.posterior["label"].dims == ("chain", "draw", "obs")
+    assert idata["latent_posterior"]["label"].dims == ("chain", "draw", "obs")
+    assert idata.posterior["label_share"].dims == ("chain", "draw", "component")
     assert idata.posterior_predictive["x"].shape == (1, 20) + X.shape
 
 

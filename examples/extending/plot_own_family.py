@@ -65,7 +65,8 @@ print(f"reloaded a {type(loaded).__name__} from {os.path.basename(path)}: same p
 # ArviZ output
 # ------------
 idata = model.to_arviz(X, n_samples=200, random_state=0)
-print(idata.posterior["label"].dims, idata.posterior["label"].shape)
+print(idata["latent_posterior"]["label"].dims, idata["latent_posterior"]["label"].shape)
+print(idata.posterior["label_share"].mean(("chain", "draw")).values)  # share of years per component
 
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.bar(years, X[:, 0], color="0.8", label="discoveries")

@@ -253,23 +253,27 @@ fig.tight_layout()
 # %%
 # ArviZ
 # -----
-# ``model.to_arviz`` stores joint path draws (``posterior``), replicated
-# counts (``posterior_predictive``) and the one-step-ahead log predictive
-# density of every year (``log_likelihood``); those sum to the sequence's
-# log-likelihood. ``az.summary`` with ``kind="stats"`` summarises the path
-# draws around the first burst: the mean of ``path`` is the fraction of
-# draws in state 1. ``time`` is the index of the year (0 for 1860). The
+# ``model.to_arviz`` stores joint path draws (group ``latent_posterior``),
+# the share of years in each state per draw (``posterior``, what ArviZ's
+# default calls read), and replicated counts (``posterior_predictive``). An
+# EM fit has one plug-in log-likelihood per year, on which PSIS-LOO would be
+# meaningless, so no ``log_likelihood`` group is written; the one-step-ahead
+# log predictive densities are ``posterior.log_predictive`` and sum to the
+# sequence's log-likelihood. ``az.summary(..., group="latent_posterior")``
+# with ``kind="stats"`` summarises the path draws around the first burst: the
+# mean of ``path`` is the fraction of draws in state 1. ``time`` is the index of the year (0 for 1860). The
 # draws are independent and from one "chain", so R-hat and ESS are left out:
 # they would say nothing about the EM fit.
 import arviz as az
 
 idata = model.to_arviz(X, n_samples=N_ARVIZ_DRAWS, random_state=3)
-pointwise = idata.log_likelihood["x"].values[0, 0]
+pointwise = model.posterior(X).log_predictive
 print(f"ArviZ {az.__version__} ({'DataTree' if arviz_major_version() >= 1 else 'InferenceData'}): "
       f"sum of pointwise log-likelihoods {pointwise.sum():.3f}, model.log_likelihood {loglik:.3f}")
 
 first_burst = np.flatnonzero((year >= runs[0][0] - 2) & (year <= runs[0][0] + 2))
-summary = az.summary(idata, var_names=["path"], coords={"time": first_burst}, kind="stats")
+summary = az.summary(idata, group="latent_posterior", var_names=["path"], coords={"time": first_burst},
+                     kind="stats")
 summary.insert(0, "year", year[first_burst])
 summary.insert(1, "count", counts[first_burst])
 print(f"state 1 is the {'high' if high == 1 else 'low'}-rate regime")

@@ -278,8 +278,9 @@ fig.tight_layout()
 # ``constant_data``. It is an ``InferenceData`` on ArviZ 0.x and a
 # ``DataTree`` on ArviZ 1.x. ``time`` is the index of the year (0 for 1871).
 #
-# ``az.summary`` works on the path draws as on any posterior variable: the
-# mean of ``path`` in a year is the fraction of draws in state 1. The draws
+# ``az.summary`` works on the path draws (group ``latent_posterior``) as on
+# any posterior variable: the mean of ``path`` in a year is the fraction of
+# draws in state 1. The draws
 # are independent and come from a single "chain", so R-hat and ESS would say
 # nothing about the fit; ``kind="stats"`` leaves them out.
 import arviz as az
@@ -289,7 +290,7 @@ groups = idata.groups() if arviz_major_version() < 1 else list(idata.children)
 print(f"ArviZ {az.__version__}: {type(idata).__name__} with groups {groups}")
 
 window = np.flatnonzero((year >= viterbi_change - 3) & (year <= viterbi_change + 3))
-summary = az.summary(idata, var_names=["path"], coords={"time": window}, kind="stats")
+summary = az.summary(idata, group="latent_posterior", var_names=["path"], coords={"time": window}, kind="stats")
 summary.insert(0, "year", year[window])
 summary.insert(2, "P(state 1), exact", post.marginals[window, 1].round(3))
 print(f"state 1 is the {'high' if high == 1 else 'low'}-flow regime")

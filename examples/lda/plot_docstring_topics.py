@@ -328,7 +328,8 @@ idata = lda.to_arviz(X_small, n_samples=N_ARVIZ_DRAWS, random_state=4)
 groups = idata.groups() if arviz_major_version() < 1 else list(idata.children)
 print(f"ArviZ {az.__version__}: {type(idata).__name__} with groups {groups}")
 
-summary = az.summary(idata, var_names=["theta"], coords={"topic": [topic]}, kind="stats")
+summary = az.summary(idata, group="latent_posterior", var_names=["theta"], coords={"topic": [topic]},
+                     kind="stats")
 small = lda.posterior(X_small)
 summary.insert(0, "tokens", n_tokens[picks])
 summary.insert(1, "name", [names[train[d]].rsplit(".", 1)[-1] for d in picks])

@@ -377,8 +377,8 @@ print(f"CVAE held-out log p(x | y) with the true label: {cvae.score(X_test, y_te
 # ArviZ summary of the codes
 # --------------------------
 # ``vae.to_arviz(X, n_samples=...)`` draws codes from the posterior of each
-# observation and returns them as the variable ``z`` with dims ``obs`` and
-# ``latent_dim`` (an ``InferenceData`` on ArviZ 0.x, a ``DataTree`` on 1.x),
+# observation and returns them as the variable ``z`` (group
+# ``latent_posterior``) with dims ``obs`` and ``latent_dim`` (an ``InferenceData`` on ArviZ 0.x, a ``DataTree`` on 1.x),
 # together with the decoded means as ``posterior_predictive`` and the
 # images as ``observed_data``. The draws are independent, from a single
 # "chain", so ``kind="stats"`` leaves out R-hat and ESS, which would say
@@ -389,7 +389,7 @@ import arviz as az
 idata = vae.to_arviz(X_test[shown], n_samples=N_ARVIZ_DRAWS, random_state=4)
 groups = idata.groups() if arviz_major_version() < 1 else list(idata.children)
 print(f"ArviZ {az.__version__}: {type(idata).__name__} with groups {groups}")
-summary = az.summary(idata, var_names=["z"], kind="stats")
+summary = az.summary(idata, group="latent_posterior", var_names=["z"], kind="stats")
 summary.insert(0, "digit", np.repeat(y_test[shown], 2))
 summary.insert(2, "loc", post.loc[shown].ravel().round(3))
 summary.insert(4, "scale", post.scale[shown].ravel().round(3))

@@ -52,6 +52,10 @@ def _coords(model: Any, groups: dict, dims: dict) -> dict[str, np.ndarray]:
     return coords
 
 
+#: Group holding the per-observation latent draws (kept out of ``posterior``, which ArviZ's defaults read).
+LATENT_GROUP = "latent_posterior"
+
+
 def to_inference_data(
     model: Any,
     X: Any,
@@ -63,26 +67,43 @@ def to_inference_data(
 ):
     """Posterior draws of a fitted probspace model for data ``X``, as an ArviZ object.
 
-    Groups:
+    The groups are laid out so that ArviZ's default calls (``summary``,
+    ``plot_trace``, ``plot_posterior``/``plot_dist``, ``plot_forest``,
+    ``plot_rank``, ``plot_pair``, ``loo``) answer the first questions about a
+    fit (are the parameters converged, what are they, does the model predict
+    the data) with a bounded number of rows and panels:
 
-    - ``posterior``: ``n_draws`` joint draws of the latent variables of ``X``
-      (and, for Bayesian fits, paired draws of the parameters), with a chain
-      axis of length 1. For MCMC fits (``sampler=...``), the fit's chains:
-      ``n_chains`` by at most ``n_draws`` draws per chain (evenly thinned),
-      each latent draw made under the parameter draw it is paired with.
-      Attrs record ``inference_method``.
-    - ``log_likelihood``: pointwise ``log p(x_i)``; per parameter draw for
-      Bayesian fits (so ``arviz.loo`` works), the fitted value repeated across
-      draws otherwise (``plug_in`` attr set).
-    - ``posterior_predictive``: replicated data given each latent draw.
-    - ``observed_data``: ``X``.
-    - ``sample_stats``: the fit's objective trace ``history_`` (dim
-      ``iteration``); for MCMC fits the per-draw sampler statistics
-      (``log_likelihood``; ``diverging``, ``acceptance_rate``, ``step_size``
-      for NUTS).
+    - ``posterior``: parameter draws where the fit has a posterior over them
+      (MCMC, variational mixtures), plus a few summaries of the latent
+      variables per draw: for discrete latents the share of observations
+      (frames) in each component or state (``<latent>_share``); for
+      continuous ones their mean over observations (``<latent>_mean``). Attrs
+      record ``inference_method`` and, for EM and variational fits, the
+      objective trace ``history_`` (``objective``).
+    - ``latent_posterior``: the joint draws of every observation's latent
+      variable (``label``, ``path``, ``theta``, ``z``), one per draw. Reach it
+      with ``data["latent_posterior"]`` or, for example,
+      ``arviz.summary(data, group="latent_posterior", var_names=["path"],
+      coords={"time": window})``.
+    - ``log_likelihood``: pointwise ``log p(x_i)`` per parameter draw, only
+      for fits with parameter draws (so ``arviz.loo``, ``waic`` and
+      ``compare`` are meaningful). EM and variational HMM/LDA/VAE fits have a
+      single plug-in value per observation, which would make PSIS-LOO
+      meaningless (p_loo = 0): the group is left out, and such models are
+      compared with :func:`probspace.compare` or held-out
+      ``log_likelihood``.
+    - ``posterior_predictive``: replicated data given each latent (and
+      parameter) draw; ``observed_data``: ``X``.
+    - ``sample_stats`` (MCMC fits only): the sampler's per-draw statistics.
+    - ``constant_data``: exact quantities (HMM state marginals) and, for
+      sequential families, ``lengths`` (dim ``sequence``) and the sequence
+      of each frame (``sequence``, dim ``time``).
 
-    R-hat and ESS on independent posterior draws are not evidence of
-    convergence of an EM or variational fit; diagnose those with ``history_``.
+    MCMC fits keep their chains (``n_chains`` by at most ``n_draws`` draws
+    per chain, evenly thinned, each latent draw made under the parameter draw
+    it is paired with); other fits have one chain of independent draws, on
+    which R-hat and ESS are no evidence of convergence: diagnose those fits
+    with ``history_``.
 
     Parameters
     ----------
@@ -91,7 +112,7 @@ def to_inference_data(
     X : array-like of shape (n_samples, n_features)
         Data, one row per observation (per time step for sequences).
     n_draws : int, default=500
-        Number of joint posterior draws.
+        Number of joint posterior draws (per chain for MCMC fits).
     random_state : None, int or numpy.random.Generator, optional
         Seed for this call only; without it the draws continue the model's ``rng_``.
     lengths : array-like of int, optional
@@ -110,8 +131,10 @@ def to_inference_data(
     >>> from probspace import GaussianMixture, to_inference_data
     >>> X = np.random.default_rng(0).normal(size=(40, 2))
     >>> idata = to_inference_data(GaussianMixture(2, random_state=0).fit(X), X, n_draws=20)
-    >>> idata.posterior["label"].shape
+    >>> idata["latent_posterior"]["label"].shape
     (1, 20, 40)
+    >>> idata.posterior["label_share"].shape
+    (1, 20, 2)
     """
     from .._validation import check_n_samples
 
@@ -135,51 +158,88 @@ def to_inference_data(
         grid = (1, n_draws)
         latents = post.sample(n_draws, random_state=rng)
         params = model._sample_parameters(n_draws, rng) if tags.parameter_posterior else None
-        stats = {"objective": np.asarray(model.history_, dtype=np.float64)[None, None, :]}
+        stats = None
 
     def by_chain(arr):
         arr = np.asarray(arr)
         return arr.reshape(grid + arr.shape[1:])
 
     latent_name = model._latent_name
-    posterior = {latent_name: latents, **(params or {})}
-    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params, **cond), dtype=np.float64)
-    plug_in = loglik.ndim == 1
-    if plug_in:
-        loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
+    dims = {k: list(v) for k, v in model._arviz_dims().items()}
+    summaries = _latent_summaries(model, latent_name, latents, post, tags, dims)
     groups: dict[str, dict[str, np.ndarray]] = {
-        "posterior": {k: by_chain(v) for k, v in posterior.items()},
-        "log_likelihood": {"x": by_chain(np.ascontiguousarray(loglik))},
+        "posterior": {k: by_chain(v) for k, v in {**(params or {}), **summaries}.items()},
+        LATENT_GROUP: {latent_name: by_chain(latents)},
     }
+    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params, **cond), dtype=np.float64)
+    per_draw = loglik.ndim == 2
+    if per_draw:
+        groups["log_likelihood"] = {"x": by_chain(np.ascontiguousarray(loglik))}
     predictive = model._posterior_predictive(Xc, latents, params, rng, **cond)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": by_chain(predictive)}
-    constant = model._arviz_constant_data(Xc, lengths)
+    constant = dict(model._arviz_constant_data(Xc, lengths) or {})
+    if tags.sequential and lengths is not None:
+        constant["lengths"] = np.asarray(lengths, dtype=np.int64)
+        constant["sequence_index"] = np.repeat(np.arange(len(lengths)), lengths)
+        dims.setdefault("lengths", ["sequence"])
+        dims.setdefault("sequence_index", ["time"])
     if constant:
         groups["constant_data"] = {k: np.asarray(v) for k, v in constant.items()}
     groups["observed_data"] = {"x": np.asarray(Xc.toarray() if hasattr(Xc, "toarray") else Xc)}
-    groups["sample_stats"] = stats
-
-    dims = {k: list(v) for k, v in model._arviz_dims().items()}
-    dims["objective"] = ["iteration"]
+    if stats is not None:
+        groups["sample_stats"] = stats
     coords = _coords(model, groups, dims)
     from .. import __version__
 
-    attrs = {
-        "posterior": {"inference_method": post.method, "model": type(model).__name__,
-                      "latent_variable": latent_name, "probspace_version": __version__},
-        "log_likelihood": {"plug_in": int(plug_in),
-                           "exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)},
-        "sample_stats": ({"sampler": model.sampler} if draws is not None
-                         else {"objective": "history_ of the fit, one value per iteration"}),
-    }
+    posterior_attrs = {"inference_method": post.method, "model": type(model).__name__,
+                       "latent_variable": latent_name, "latent_group": LATENT_GROUP,
+                       "probspace_version": __version__}
+    if not per_draw:
+        posterior_attrs["log_likelihood"] = ("not written: this fit has one plug-in log-likelihood per observation, "
+                                             "on which PSIS-LOO/WAIC are meaningless; compare models with "
+                                             "probspace.compare or held-out log_likelihood")
+    if draws is None:
+        posterior_attrs["objective"] = np.asarray(model.history_, dtype=np.float64)
+    attrs = {"posterior": posterior_attrs, LATENT_GROUP: {"inference_method": post.method}}
+    if stats is not None:
+        attrs["sample_stats"] = {"sampler": model.sampler}
+    if per_draw:
+        attrs["log_likelihood"] = {"exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)}
+    return _from_groups(groups, coords, dims, attrs)
+
+
+def _latent_summaries(model: Any, name: str, latents: np.ndarray, post: Any, tags: Any,
+                      dims: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """A few per-draw summaries of the latent draws ``(n_draws, n_obs, ...)`` for the ``posterior`` group."""
+    latents = np.asarray(latents)
+    if tags.discrete_latent:
+        n_classes = np.asarray(post.mean).shape[-1]
+        flat = latents.reshape(latents.shape[0], -1)
+        share = np.stack([(flat == k).mean(axis=1) for k in range(n_classes)], axis=1)
+        dims.setdefault(f"{name}_share", [model._arviz_class_dim])
+        return {f"{name}_share": share}
+    if latents.ndim < 2:
+        return {}
+    latent_dims = dims.get(name, [])
+    dims.setdefault(f"{name}_mean", list(latent_dims[1:]))
+    return {f"{name}_mean": latents.mean(axis=1)}
+
+
+def _from_groups(groups: dict, coords: dict, dims: dict, attrs: dict):
+    """One ``from_dict`` call in the installed ArviZ line's form (custom groups added on 0.x)."""
     az = _import_arviz()
     if arviz_major_version() >= 1:
         return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
-    group_attrs = {f"{g}_attrs": a for g, a in attrs.items()}
+    standard = {g: v for g, v in groups.items() if g != LATENT_GROUP}
+    group_attrs = {f"{g}_attrs": a for g, a in attrs.items() if g != LATENT_GROUP}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return az.from_dict(coords=coords, dims=dims, **groups, **group_attrs)
+        data = az.from_dict(coords=coords, dims=dims, **standard, **group_attrs)
+        latent = az.from_dict(posterior=groups[LATENT_GROUP], coords=coords, dims=dims,
+                              posterior_attrs=attrs.get(LATENT_GROUP, {}))
+        data.add_groups({LATENT_GROUP: latent.posterior})
+    return data
 
 
 def loo_waic(data: Any) -> dict[str, float]:

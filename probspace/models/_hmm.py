@@ -254,6 +254,7 @@ class _HMM(LatentModel):
     """Shared machinery of the HMM families (private)."""
 
     _latent_name = "path"
+    _arviz_class_dim = "state"
     _conformance_params = {"n_components": 2}
     #: Whether the family has the MCMC parameters (``sampler``...) of probspace._bayes.
     _supports_mcmc = False

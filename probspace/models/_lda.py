@@ -172,8 +172,10 @@ class LDA(LatentModel):
     ``to_arviz`` writes replicated documents (``posterior_predictive``) only
     while draws x documents x words stays under 20 million entries. ``X``
     must hold non-negative integer counts (dense or sparse); a document of
-    all zeros is allowed and its posterior is the prior. ``history_`` is
-    empty unless ``evaluate_every > 0`` (scikit-learn keeps no bound trace).
+    all zeros is allowed and its posterior is the prior. ``history_`` is the
+    training per-word bound :math:`-\log(\text{perplexity})` at each
+    evaluation (every ``evaluate_every`` passes; it should rise and level
+    off); with ``evaluate_every <= 0`` it holds only the final value.
     Worked example: :ref:`sphx_glr_auto_examples_lda_plot_docstring_topics.py`.
 
     Examples
@@ -279,18 +281,40 @@ class LDA(LatentModel):
             perp_tol=self.perp_tol, mean_change_tol=self.mean_change_tol,
             max_doc_update_iter=self.max_doc_update_iter, random_state=sklearn_seed(rng), verbose=self.verbose)
 
-    def _record(self, X) -> None:
+    def _record(self, X, perplexities: list[float]) -> None:
         b = self.backend_
         self.n_iter_ = int(b.n_iter_)
         self.converged_ = bool(self.evaluate_every > 0 and b.n_iter_ < self.max_iter)
         bound = getattr(b, "bound_", None)
-        self.history_ = np.array([] if bound is None else [-np.log(bound)], dtype=np.float64)
+        trace = perplexities or ([] if bound is None else [bound])
+        self.history_ = -np.log(np.asarray(trace, dtype=np.float64))
         lengths = np.asarray(X.sum(axis=1)).ravel()
         self.mean_doc_length_ = float(lengths.mean()) if lengths.size else 0.0
 
     def _fit(self, X, lengths, rng) -> None:
-        self.backend_ = self._backend(rng).fit(X)
-        self._record(X)
+        backend = self._backend(rng)
+        perplexities: list[float] = []
+        if self.evaluate_every > 0:
+            # scikit-learn computes the training perplexity at each evaluation but keeps only the last; its
+            # verbose report (public output, one line per evaluation) is read here for the whole trace.
+            # tests/models/test_lda.py::test_history_is_the_perplexity_trace fails if that line changes.
+            import contextlib
+            import io
+            import re
+
+            backend.set_params(verbose=max(self.verbose, 1))
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                backend.fit(X)
+            backend.set_params(verbose=self.verbose)
+            text = out.getvalue()
+            perplexities = [float(v) for v in re.findall(r"perplexity: ([0-9.eE+-]+)", text)]
+            if self.verbose:
+                print(text, end="")
+        else:
+            backend.fit(X)
+        self.backend_ = backend
+        self._record(X, perplexities)
         if self.evaluate_every > 0 and not self.converged_:
             warn_unconverged(self, self.max_iter, f"the training perplexity still changed by more than "
                              f"perp_tol={self.perp_tol:g} between evaluations")
@@ -324,7 +348,7 @@ class LDA(LatentModel):
         self.n_iter_ = getattr(self, "n_iter_", 0) if not first else 0
         self.n_iter_ += 1  # minibatches seen
         self.converged_ = False
-        self.history_ = np.array([], dtype=np.float64)
+        self.history_ = np.array([], dtype=np.float64)  # online minibatches: no training-set evaluation
         lengths = np.asarray(X.sum(axis=1)).ravel()
         seen = getattr(self, "_n_docs_seen", 0)
         mean = getattr(self, "mean_doc_length_", 0.0)

@@ -249,17 +249,16 @@ def test_to_arviz_for_paths():
     X = _data(GaussianHMM)
     model = GaussianHMM(2, random_state=0).fit(X, lengths=LENGTHS)
     data = model.to_arviz(X, n_samples=30, random_state=0, lengths=LENGTHS)
-    path = data["posterior"]["path"]
+    path = data["latent_posterior"]["path"]
     assert path.dims == ("chain", "draw", "time") and path.shape == (1, 30, 201)
     assert np.issubdtype(path.dtype, np.integer)
     np.testing.assert_allclose(data["constant_data"]["state_marginals"].values,
                                model.posterior(X, lengths=LENGTHS).marginals)
     assert data["constant_data"]["state_marginals"].dims == ("time", "state")
-    ll = data["log_likelihood"]["x"].values[0, 0]
-    bounds = np.r_[0, np.cumsum(LENGTHS)]
-    np.testing.assert_allclose(np.add.reduceat(ll, bounds[:-1]), model.log_likelihood(X, lengths=LENGTHS))
+    assert "log_likelihood" not in data.groups()  # an EM fit: plug-in values, no PSIS-LOO
+    np.testing.assert_array_equal(data["constant_data"]["lengths"].values, LENGTHS)
     assert data["posterior_predictive"]["x"].shape == (1, 30, 201, 2)
-    _import_arviz().summary(data, var_names=["path"], kind="stats")
+    _import_arviz().summary(data, group="latent_posterior", var_names=["path"], kind="stats")
 
 
 def _with_missing(family, covariance_type=None, seed=0):

@@ -206,11 +206,29 @@ def test_bad_input(fitted, corpus):
 
 def test_to_arviz(fitted, corpus):
     data = fitted.to_arviz(corpus, n_samples=20, random_state=0)
-    theta = data["posterior"]["theta"]
+    theta = data["latent_posterior"]["theta"]
     assert theta.dims == ("chain", "draw", "doc", "topic") and theta.shape == (1, 20, 60, 2)
     assert data["posterior"].attrs["inference_method"] == "variational"
-    np.testing.assert_allclose(data["log_likelihood"]["x"].values[0, 0], fitted.log_likelihood(corpus))
+    np.testing.assert_allclose(data["posterior"]["theta_mean"].values[0], theta.values[0].mean(axis=1))
+    assert data["posterior"]["theta_mean"].dims == ("chain", "draw", "topic")
+    assert "log_likelihood" not in data.groups()  # a variational bound per document: no PSIS-LOO
     assert data["observed_data"]["x"].dims == ("doc", "term")
     rep = data["posterior_predictive"]["x"].values[0]
     assert rep.shape == (20, 60, 12)
     np.testing.assert_array_equal(rep.sum(axis=-1), np.broadcast_to(corpus.sum(axis=1), (20, 60)))
+
+
+def test_history_is_the_perplexity_trace(corpus):
+    """Guards reading scikit-learn's verbose report: one training perplexity per evaluation."""
+    model = LDA(2, max_iter=12, evaluate_every=3, perp_tol=1e-9, random_state=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(corpus)
+    assert model.history_.shape == (model.n_iter_ // 3,) and model.history_.size >= 2
+    assert np.all(np.diff(model.history_) > -1e-6)  # the bound rises
+    # the last evaluation and scikit-learn's own final perplexity are of the same fit
+    np.testing.assert_allclose(model.history_[-1], -np.log(model.backend_.bound_), rtol=1e-3)
+    fixed = LDA(2, max_iter=4, evaluate_every=-1, random_state=0).fit(corpus)
+    np.testing.assert_allclose(fixed.history_, [-np.log(fixed.backend_.bound_)])

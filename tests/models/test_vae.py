@@ -163,7 +163,7 @@ def test_cvae_conditions(data):
     with pytest.raises(ValueError, match="needs the condition y"):
         cvae.posterior(data)
     data_arviz = cvae.to_arviz(data[:10], n_samples=5, y=y[:10], random_state=0)
-    assert data_arviz["posterior"]["z"].shape == (1, 5, 10, 2)
+    assert data_arviz["latent_posterior"]["z"].shape == (1, 5, 10, 2)
     covariate = CVAE(random_state=0, **FAST).fit(data, np.linspace(0, 1, 80))
     assert covariate.classes_ is None
     assert covariate.sample(3, y=[0.5, 0.5, 0.5])[0].shape == (3, 10)
@@ -171,11 +171,12 @@ def test_cvae_conditions(data):
 
 def test_to_arviz(vae, data):
     idata = vae.to_arviz(data[:12], n_samples=7, random_state=0)
-    z = idata["posterior"]["z"]
+    z = idata["latent_posterior"]["z"]
     assert z.dims == ("chain", "draw", "obs", "latent_dim") and z.shape == (1, 7, 12, 2)
     assert idata["posterior"].attrs["inference_method"] == "amortized_variational"
+    assert idata["posterior"]["z_mean"].dims == ("chain", "draw", "latent_dim")
     assert idata["posterior_predictive"]["x"].shape == (1, 7, 12, 10)
-    np.testing.assert_allclose(idata["sample_stats"]["objective"].values.ravel(), vae.history_)
+    np.testing.assert_allclose(idata["posterior"].attrs["objective"], vae.history_)
 
 
 def test_thread_count_is_scoped(data):
