@@ -171,8 +171,9 @@ def to_inference_data(
         "posterior": {k: by_chain(v) for k, v in {**(params or {}), **summaries}.items()},
         LATENT_GROUP: {latent_name: by_chain(latents)},
     }
-    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params, **cond), dtype=np.float64)
-    per_draw = loglik.ndim == 2
+    loglik = model._pointwise_log_likelihood(Xc, lengths, params, **cond)  # None: no density (an embedding)
+    loglik = None if loglik is None else np.asarray(loglik, dtype=np.float64)
+    per_draw = loglik is not None and loglik.ndim == 2
     if per_draw:
         groups["log_likelihood"] = {"x": by_chain(np.ascontiguousarray(loglik))}
     predictive = model._posterior_predictive(Xc, latents, params, rng, **cond)
@@ -195,7 +196,9 @@ def to_inference_data(
     posterior_attrs = {"inference_method": post.method, "model": type(model).__name__,
                        "latent_variable": latent_name, "latent_group": LATENT_GROUP,
                        "probspace_version": __version__}
-    if not per_draw:
+    if loglik is None:
+        posterior_attrs["log_likelihood"] = "not written: this model defines no density"
+    elif not per_draw:
         posterior_attrs["log_likelihood"] = ("not written: this fit has one plug-in log-likelihood per observation, "
                                              "on which PSIS-LOO/WAIC are meaningless; compare models with "
                                              "probspace.compare or held-out log_likelihood")
