@@ -10,7 +10,7 @@ from ._persistence import load
 from ._selection import compare
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
-from .models import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from .models import GMMHMM, LDA, RDPG, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from .posteriors import Categorical, Dirichlet, MarkovChain, Posterior
 
 #: Long alias of :class:`LDA`.
@@ -42,6 +42,7 @@ __all__ = [
     "MarkovChain",
     "Posterior",
     "PoissonHMM",
+    "RDPG",
     "VAE",
     "__version__",
     "compare",

@@ -3,8 +3,9 @@
 from ._gmm import GaussianMixture
 from ._hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from ._lda import LDA, TokenTopicDraws
+from ._rdpg import RDPG
 
-__all__ = ["GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
+__all__ = ["GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG"]
 
 
 def __getattr__(name):
