@@ -10,8 +10,19 @@ from ._persistence import load
 from ._selection import compare
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
-from .models import GMMHMM, LDA, RDPG, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
-from .posteriors import Categorical, Dirichlet, MarkovChain, Posterior
+from .models import (
+    GMMHMM,
+    LDA,
+    PPCA,
+    CategoricalHMM,
+    Embedding,
+    FactorAnalysis,
+    GaussianHMM,
+    GaussianMixture,
+    PoissonHMM,
+    ProbabilisticPCA,
+)
+from .posteriors import Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
 
 #: Long alias of :class:`LDA`.
 LatentDirichletAllocation = LDA
@@ -36,13 +47,18 @@ __all__ = [
     "GaussianHMM",
     "GaussianMixture",
     "Dirichlet",
+    "Embedding",
+    "FactorAnalysis",
     "InvalidParameterError",
     "LatentDirichletAllocation",
     "LatentModel",
     "MarkovChain",
+    "MultivariateNormal",
+    "PPCA",
+    "PointMass",
+    "ProbabilisticPCA",
     "Posterior",
     "PoissonHMM",
-    "RDPG",
     "VAE",
     "__version__",
     "compare",

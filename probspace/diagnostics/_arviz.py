@@ -73,7 +73,8 @@ def to_inference_data(
       Attrs record ``inference_method``.
     - ``log_likelihood``: pointwise ``log p(x_i)``; per parameter draw for
       Bayesian fits (so ``arviz.loo`` works), the fitted value repeated across
-      draws otherwise (``plug_in`` attr set).
+      draws otherwise (``plug_in`` attr set); absent for a model without a density
+      (``Embedding``).
     - ``posterior_predictive``: replicated data given each latent draw.
     - ``observed_data``: ``X``.
     - ``sample_stats``: the fit's objective trace ``history_`` (dim
@@ -143,14 +144,14 @@ def to_inference_data(
 
     latent_name = model._latent_name
     posterior = {latent_name: latents, **(params or {})}
-    loglik = np.asarray(model._pointwise_log_likelihood(Xc, lengths, params, **cond), dtype=np.float64)
-    plug_in = loglik.ndim == 1
-    if plug_in:
-        loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
-    groups: dict[str, dict[str, np.ndarray]] = {
-        "posterior": {k: by_chain(v) for k, v in posterior.items()},
-        "log_likelihood": {"x": by_chain(np.ascontiguousarray(loglik))},
-    }
+    loglik = model._pointwise_log_likelihood(Xc, lengths, params, **cond)  # None: no density (an embedding)
+    groups: dict[str, dict[str, np.ndarray]] = {"posterior": {k: by_chain(v) for k, v in posterior.items()}}
+    if loglik is not None:
+        loglik = np.asarray(loglik, dtype=np.float64)
+        plug_in = loglik.ndim == 1
+        if plug_in:
+            loglik = np.broadcast_to(loglik, (n_draws,) + loglik.shape)
+        groups["log_likelihood"] = {"x": by_chain(np.ascontiguousarray(loglik))}
     predictive = model._posterior_predictive(Xc, latents, params, rng, **cond)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": by_chain(predictive)}
@@ -168,11 +169,12 @@ def to_inference_data(
     attrs = {
         "posterior": {"inference_method": post.method, "model": type(model).__name__,
                       "latent_variable": latent_name, "probspace_version": __version__},
-        "log_likelihood": {"plug_in": int(plug_in),
-                           "exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)},
         "sample_stats": ({"sampler": model.sampler} if draws is not None
                          else {"objective": "history_ of the fit, one value per iteration"}),
     }
+    if loglik is not None:
+        attrs["log_likelihood"] = {"plug_in": int(plug_in),
+                                   "exact": int(tags.exact_log_likelihood and not tags.parameter_posterior)}
     az = _import_arviz()
     if arviz_major_version() >= 1:
         return az.from_dict(groups, coords=coords, dims=dims, attrs=attrs)
