@@ -5,9 +5,10 @@ from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
 from ._hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from ._lda import LDA, TokenTopicDraws
+from ._rdpg import RDPG
 
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
-           "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
+           "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG"]
 
 
 def __getattr__(name):
