@@ -3,8 +3,11 @@ r"""Random dot product graphs: spectral embedding, Procrustes alignment and a co
 The model (a Bernoulli random dot product graph): node ``i`` has a latent
 position :math:`x_i \in \mathbb{R}^d`, and the dyads of a simple undirected
 graph are independent given the positions,
-:math:`A_{ij} \mid x \sim \mathrm{Bernoulli}(\mathrm{clip}(x_i \cdot x_j, \epsilon, 1 - \epsilon))`
-for :math:`i < j`, with :math:`x_i \sim \mathcal{N}(0, s^2 I_d)` a priori.
+:math:`A_{ij} \mid x \sim \mathrm{Bernoulli}(x_i \cdot x_j)` for
+:math:`i < j`. A priori :math:`x_i \sim \mathcal{N}(0, s^2 I_d)`, truncated to
+the RDPG's support: configurations whose dot products all lie in
+:math:`[0, 1]` (a move that leaves it is rejected). Probabilities are
+clipped to :math:`[\epsilon, 1 - \epsilon]` for the logarithms only.
 
 The sampler is Metropolis-within-Gibbs: each sweep visits every node and
 proposes a Gaussian random-walk move of its whole position (a ``d``-vector,
@@ -29,7 +32,8 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["EPS", "adjacency_spectral_embedding", "procrustes_align", "orthogonal_procrustes", "run_chain"]
+__all__ = ["EPS", "adjacency_spectral_embedding", "procrustes_align", "orthogonal_procrustes", "run_chain",
+           "support_start"]
 
 #: Edge probabilities are clipped to ``[EPS, 1 - EPS]``.
 EPS = 1e-6
@@ -136,19 +140,29 @@ def procrustes_align(X: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 @numba.njit(fastmath=True, **_JIT)
 def _node_delta(A, X, i, y, cur, prop):
-    """Log-likelihood change of moving node ``i`` to ``y``; fills ``cur``/``prop`` with its edge probabilities."""
+    """Log-likelihood change of moving node ``i`` to ``y``; fills ``cur``/``prop`` with its edge probabilities.
+
+    ``-inf`` when ``y`` leaves the support (a dot product with another node outside ``[0, 1]``).
+    """
     N, d = X.shape
     lo, hi = EPS, 1.0 - EPS
+    lowest = 0.5
+    highest = 0.5
     for j in range(N):
         c = 0.0
         p = 0.0
         for k in range(d):
             c += X[i, k] * X[j, k]
             p += y[k] * X[j, k]
+        q = p if j != i else 0.5
+        lowest = min(lowest, q)
+        highest = max(highest, q)
         cur[j] = min(max(c, lo), hi)
         prop[j] = min(max(p, lo), hi)
     cur[i] = 0.5  # node i's own entry cancels (A's diagonal is zero)
     prop[i] = 0.5
+    if lowest < 0.0 or highest > 1.0:
+        return -np.inf
     total = 0.0
     start = 0
     while start < N:
@@ -166,10 +180,12 @@ def _node_delta(A, X, i, y, cur, prop):
 
 @numba.njit(fastmath=True, **_JIT)
 def _total_log_likelihood(A, X):
-    """``log p(A | X)`` over the dyads ``i < j`` (products of 32 factors per logarithm)."""
+    """``log p(A | X)`` over the dyads ``i < j`` (products of 32 factors per logarithm); ``-inf`` off the support."""
     N, d = X.shape
     lo, hi = EPS, 1.0 - EPS
     total = 0.0
+    lowest = 0.5
+    highest = 0.5
     for i in range(N):
         start = i + 1
         while start < N:
@@ -179,11 +195,48 @@ def _total_log_likelihood(A, X):
                 p = 0.0
                 for k in range(d):
                     p += X[i, k] * X[j, k]
+                lowest = min(lowest, p)
+                highest = max(highest, p)
                 p = min(max(p, lo), hi)
                 prod *= p if A[i, j] != 0 else 1.0 - p
             total += math.log(prod)
             start = stop
+    if lowest < 0.0 or highest > 1.0:
+        return -np.inf
     return total
+
+
+def support_start(X: np.ndarray, rng: np.random.Generator | None = None, jitter: float = 0.0) -> np.ndarray:
+    """Return a configuration near ``X`` (up to rotation) with every dot product in ``[0, 1]``: a chain start.
+
+    ``X`` is rotated towards the positive orthant (alternating a Procrustes
+    rotation onto its positive part, a few times), optionally jittered, moved
+    into the orthant (coordinates at least 1e-3, so every dot product is
+    positive) and shrunk as a whole until its largest dot product is 0.95.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, d)
+        Positions (the spectral embedding).
+    rng : numpy.random.Generator, optional
+        Source of the jitter.
+    jitter : float, default=0.0
+        Standard deviation of Gaussian noise added to every coordinate.
+
+    Returns
+    -------
+    ndarray of shape (N, d)
+    """
+    Y = np.array(X, dtype=np.float64)
+    for _ in range(20):
+        Y = Y @ orthogonal_procrustes(Y, np.maximum(Y, 0.0))
+    if jitter > 0:
+        Y = Y + jitter * rng.standard_normal(Y.shape)
+    Y = np.maximum(Y, 1e-3)
+    G = Y @ Y.T
+    np.fill_diagonal(G, 0.0)
+    top = G.max() if Y.shape[0] > 1 else 0.0
+    return np.ascontiguousarray(Y * np.sqrt(0.95 / top) if top > 0.95 else Y)
 
 
 @numba.njit(**_JIT)

@@ -26,10 +26,10 @@ class RDPG(LatentModel):
 
     The model for a simple undirected graph on :math:`N` nodes: node
     :math:`i` has a position :math:`x_i \in \mathbb{R}^d` (``d =
-    n_components``) with prior :math:`\mathcal{N}(0, s^2 I_d)`, and each dyad
-    :math:`i < j` is an edge independently with probability
-    :math:`P_{ij} = \mathrm{clip}(x_i \cdot x_j, \epsilon, 1 - \epsilon)`,
-    :math:`\epsilon = 10^{-6}`. Positions are identifiable only up to an
+    n_components``), and each dyad :math:`i < j` is an edge independently
+    with probability :math:`P_{ij} = x_i \cdot x_j`. The prior is
+    :math:`\mathcal{N}(0, s^2 I_d)` per node, truncated to the model's
+    support: every dot product in :math:`[0, 1]`. Positions are identifiable only up to an
     orthogonal transformation (:math:`x \mapsto x R` leaves every
     :math:`P_{ij}` unchanged), so every draw is aligned by orthogonal
     Procrustes to a fixed reference: the adjacency spectral embedding
@@ -103,8 +103,11 @@ class RDPG(LatentModel):
     logistic latent-space model: under it the adjacency spectral embedding
     is a consistent estimate of the very positions the posterior is about
     (Athreya et al., 2018, JMLR 18(226)), so the two can be put side by side
-    on the same axes. The clip keeps the likelihood finite where a draw's
-    dot product leaves :math:`[0, 1]`.
+    on the same axes. The support constraint matters: with dot products
+    merely clipped into :math:`[0, 1]` the likelihood is flat outside it,
+    and a hub's position runs off until only the prior stops it (a hub's
+    edges all get probability one, its non-edges zero). Probabilities are
+    clipped to :math:`[10^{-6}, 1 - 10^{-6}]` inside the logarithms only.
 
     **Input.** ``A`` (passed as ``X``) is the dense ``(n_nodes, n_nodes)``
     adjacency matrix of a simple undirected graph: square, symmetric, 0/1,
@@ -230,7 +233,7 @@ class RDPG(LatentModel):
         precision = 1.0 / self.prior_scale**2
         ase = _rdpg.adjacency_spectral_embedding(A, d)
         log_step0 = _rdpg.initial_log_steps(A, ase, precision)
-        jitter = 0.1 * max(float(np.sqrt(np.mean(ase**2))), 0.1)
+        jitter = 0.05 * max(float(np.sqrt(np.mean(ase**2))), 0.1)
         C, W, D = self.n_chains, self.n_warmup, self.n_draws
         n_total = W + D
         p_sum = np.zeros((N, N))
@@ -243,7 +246,7 @@ class RDPG(LatentModel):
         chains, steps = [], []
         try:
             for c in range(C):
-                state = ase + jitter * rng.standard_normal(ase.shape)
+                state = _rdpg.support_start(ase, rng, jitter)
                 log_step = log_step0.copy()
                 parts, done = [], 0
                 while done < n_total:

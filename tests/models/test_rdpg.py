@@ -45,7 +45,7 @@ def fitted():
     rng = np.random.default_rng(5)
     Z = _positions(rng, 60)
     A = _graph(rng, Z)
-    model = RDPG(2, n_chains=3, n_draws=300, n_warmup=300, random_state=0).fit(A)
+    model = RDPG(2, n_chains=3, n_draws=1000, n_warmup=1000, random_state=0).fit(A)
     return model, A, Z
 
 
@@ -100,6 +100,9 @@ def test_tiny_posterior_matches_numerical_integration():
 
     log_post = (np.log(p(x0, x1)) + np.log(p(x1, x2)) + np.log1p(-p(x0, x2))
                 - 0.5 * (x0**2 + x1**2 + x2**2))
+    inside = ((x0 * x1 >= 0) & (x0 * x1 <= 1) & (x1 * x2 >= 0) & (x1 * x2 <= 1)  # the support: products in [0, 1]
+              & (x0 * x2 >= 0) & (x0 * x2 <= 1))
+    log_post = np.where(inside, log_post, -np.inf)
     w = np.exp(log_post - log_post.max())
     w /= w.sum()
     sign = np.sign(x0 * ref[0] + x1 * ref[1] + x2 * ref[2])  # 1-D Procrustes onto the ASE: a sign flip
@@ -163,7 +166,7 @@ def test_posterior_is_the_aligned_draws_with_chains(fitted):
     model, A, _ = fitted
     post = model.posterior(A)
     assert isinstance(post, Empirical) and post.method == "mcmc"
-    assert post.draws.shape == (3, 300, 60, 2) and post.batch_shape == (60,) and post.event_shape == (2,)
+    assert post.draws.shape == (3, 1000, 60, 2) and post.batch_shape == (60,) and post.event_shape == (2,)
     assert post.sample((), random_state=0).shape == (60, 2)
     assert post.sample((2, 4), random_state=0).shape == (2, 4, 60, 2)
     np.testing.assert_array_equal(post.mean, model.positions_)
