@@ -45,7 +45,7 @@ _MISSING_NOTE = """\
     independent across coordinates); the covariance is then one ``(k, k)``
     matrix per row. ``log_likelihood`` is :math:`\\log p(x_{\\mathrm{obs}})`
     (0 for a row with nothing observed). ``fit`` with missing values runs
-    exact EM (:func:`probspace.inference._factor.em_missing`), which treats
+    exact EM (``probspace.inference._factor.em_missing``), which treats
     the missing entries as hidden too; every iteration raises the
     observed-data likelihood."""
 
@@ -339,9 +339,9 @@ class PPCA(_LinearGaussian):
     scikit-learn divides the covariance by ``N - 1``, so its variances (and
     these parameters) are ``N / (N - 1)`` times the textbook maximum-likelihood
     values; ``log_likelihood`` equals scikit-learn's ``score_samples``. The
-    posterior mean is ``transform(X)`` scaled per axis by
-    :math:`\sqrt{\lambda_j - \sigma^2} / \lambda_j`, shrunk towards 0, where
-    PCA's projection is not. ``bic`` counts ``D k - k (k - 1) / 2 + 1 + D``
+    posterior mean is the whitened projection (``transform(X)`` divided by
+    :math:`\sqrt{\lambda_j}`) shrunk towards 0 by
+    :math:`\sqrt{1 - \sigma^2 / \lambda_j}` per axis. ``bic`` counts ``D k - k (k - 1) / 2 + 1 + D``
     free parameters. Example: ``examples/factor/plot_embedding_vs_posterior.py``.
 
     Examples
