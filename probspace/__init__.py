@@ -15,6 +15,7 @@ from .models import (
     LDA,
     PPCA,
     RDPG,
+    BernoulliHMM,
     CategoricalHMM,
     Embedding,
     FactorAnalysis,
@@ -41,6 +42,7 @@ def __getattr__(name):
 
 __all__ = [
     "CVAE",
+    "BernoulliHMM",
     "GMMHMM",
     "LDA",
     "Categorical",

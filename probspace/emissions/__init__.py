@@ -6,9 +6,11 @@ objects without transitions. See :class:`Emission` for the protocol.
 """
 
 from ._base import Emission
+from ._bernoulli import BernoulliEmission
 from ._categorical import CategoricalEmission
 from ._gaussian import GaussianEmission
 from ._gmm import GaussianMixtureEmission
 from ._poisson import PoissonEmission
 
-__all__ = ["CategoricalEmission", "Emission", "GaussianEmission", "GaussianMixtureEmission", "PoissonEmission"]
+__all__ = ["BernoulliEmission", "CategoricalEmission", "Emission", "GaussianEmission", "GaussianMixtureEmission",
+           "PoissonEmission"]

@@ -284,9 +284,14 @@ class _HMM(LatentModel):
         bounds = np.r_[0, np.cumsum(lengths)]
         init_lengths = np.array([complete[lo:hi].sum() for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)])
         self._fit_backend(X[complete], init_lengths[init_lengths > 0], rng, min(5, n_iter))
+        self._em_loop(X, lengths, n_iter, "EM (missing values)")
+
+    def _em_loop(self, X, lengths, n_iter, desc):
+        """EM from the backend's current parameters: forward-backward, Dirichlet MAP updates, the emission's M-step."""
+        bounds = np.r_[0, np.cumsum(lengths)]
         trace = []
         converged = False
-        with progress_bar(self.progress, n_iter, "EM (missing values)", "iter") as bar:
+        with progress_bar(self.progress, n_iter, desc, "iter") as bar:
             for _ in range(n_iter):
                 fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
                 total = float(fb.log_likelihood.sum())
