@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import linalg
 
-__all__ = ["Conditioned", "condition", "em_missing", "n_parameters", "orthogonal_rotation"]
+__all__ = ["Conditioned", "condition", "em_missing", "missing_patterns", "n_parameters", "orthogonal_rotation"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Floor on noise variances during EM (scikit-learn's FactorAnalysis uses the same).
@@ -65,8 +65,28 @@ def _one_pattern(R: np.ndarray, W: np.ndarray, psi: np.ndarray, want_ll: bool):
     return loc, cov, ll
 
 
+def missing_patterns(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Group the rows of ``X`` by which coordinates are observed (not NaN).
+
+    Returns
+    -------
+    patterns : ndarray of bool of shape (P, D)
+        The distinct patterns of observed coordinates.
+    pattern : ndarray of int of shape (N,)
+        The pattern of each row.
+    rows : list of P ndarrays of int
+        The rows of each pattern.
+    """
+    patterns, pattern = np.unique(~np.isnan(X), axis=0, return_inverse=True)
+    pattern = pattern.reshape(-1)
+    order = np.argsort(pattern, kind="stable")
+    rows = np.split(order, np.cumsum(np.bincount(pattern, minlength=patterns.shape[0]))[:-1])
+    return patterns, pattern, rows
+
+
 def condition(X: np.ndarray, W: np.ndarray, psi: np.ndarray, mean: np.ndarray, *,
-              log_likelihood: bool = True, missing: np.ndarray | None = None) -> Conditioned:
+              log_likelihood: bool = True, missing: np.ndarray | None = None,
+              groups: tuple[np.ndarray, np.ndarray, list[np.ndarray]] | None = None) -> Conditioned:
     r"""Posterior :math:`p(z_i \mid x_{i,\mathrm{obs}})` and :math:`\log p(x_{i,\mathrm{obs}})` of every row.
 
     Covariance :math:`(I + W_O \Psi_O^{-1} W_O^\top)^{-1}` and mean
@@ -87,6 +107,8 @@ def condition(X: np.ndarray, W: np.ndarray, psi: np.ndarray, mean: np.ndarray, *
         Also compute the marginal log-likelihoods (else they are empty).
     missing : ndarray of bool of shape (N,), optional
         Which rows have a NaN, if already known.
+    groups : tuple, optional
+        :func:`missing_patterns` of ``X``, if already known.
 
     Returns
     -------
@@ -99,14 +121,11 @@ def condition(X: np.ndarray, W: np.ndarray, psi: np.ndarray, mean: np.ndarray, *
     if not missing.any():
         loc, cov, ll = _one_pattern(X - mean, W, psi, log_likelihood)
         return Conditioned(loc, cov[None], None, ll if log_likelihood else np.empty(0))
-    observed = ~np.isnan(X)
-    patterns, pattern = np.unique(observed, axis=0, return_inverse=True)
-    pattern = pattern.reshape(-1)
+    patterns, pattern, groups_rows = missing_patterns(X) if groups is None else groups
     loc = np.empty((N, k))
     covs = np.empty((patterns.shape[0], k, k))
     ll = np.empty(N) if log_likelihood else np.empty(0)
-    for p, obs in enumerate(patterns):
-        rows = np.flatnonzero(pattern == p)
+    for p, (obs, rows) in enumerate(zip(patterns, groups_rows, strict=True)):
         R = X[np.ix_(rows, np.flatnonzero(obs))] - mean[obs]
         loc[rows], covs[p], llp = _one_pattern(R, W[:, obs], psi[obs], log_likelihood)
         if log_likelihood:
@@ -157,11 +176,12 @@ def em_missing(X: np.ndarray, W: np.ndarray, psi: np.ndarray, mean: np.ndarray, 
     X0 = np.where(miss, 0.0, X)
     sum_sq_obs = np.einsum("ij,ij->j", X0, X0)
     incomplete = miss.any(axis=1)
+    groups = missing_patterns(X) if incomplete.any() else None
     history: list[float] = []
     converged = False
     previous = -np.inf
     for _ in range(max_iter):
-        cond = condition(X, W, psi, mean, missing=incomplete)
+        cond = condition(X, W, psi, mean, missing=incomplete, groups=groups)
         total = float(cond.log_likelihood.sum())
         history.append(total / N)
         if total - previous < tol:
