@@ -51,9 +51,8 @@ def _diag_frames(X, aux, theta, out):  # pragma: no cover - compiled
 
 
 @numba.njit(**JIT)
-def _solve_quadratic(chol, r, n):  # pragma: no cover - compiled
-    """``|chol^-1 r|^2`` by forward substitution over the first ``n`` entries."""
-    y = np.empty(n)
+def _solve_quadratic(chol, r, n, y):  # pragma: no cover - compiled
+    """``|chol^-1 r|^2`` by forward substitution over the first ``n`` entries (``y``: workspace)."""
     q = 0.0
     for d in range(n):
         s = r[d]
@@ -75,6 +74,7 @@ def _full_frames(X, aux, theta, out):  # pragma: no cover - compiled
     means = theta[:K * D].reshape((K, D))
     covs = theta[K * D:K * D + K * D * D].reshape((K, D, D))
     r = np.empty(D)
+    y = np.empty(D)
     obs = np.empty(D, dtype=np.int64)
     for k in range(K):
         chol = np.linalg.cholesky(np.ascontiguousarray(covs[k]))
@@ -89,7 +89,7 @@ def _full_frames(X, aux, theta, out):  # pragma: no cover - compiled
                     r[n] = X[i, d] - means[k, d]
                     n += 1
             if n == D:
-                out[i, k] = -0.5 * (D * _LOG2PI + logdet + _solve_quadratic(chol, r, D))
+                out[i, k] = -0.5 * (D * _LOG2PI + logdet + _solve_quadratic(chol, r, D, y))
             elif n == 0:
                 out[i, k] = 0.0
             else:
@@ -101,7 +101,7 @@ def _full_frames(X, aux, theta, out):  # pragma: no cover - compiled
                 det = 0.0
                 for a in range(n):
                     det += 2.0 * math.log(c[a, a])
-                out[i, k] = -0.5 * (n * _LOG2PI + det + _solve_quadratic(c, r, n))
+                out[i, k] = -0.5 * (n * _LOG2PI + det + _solve_quadratic(c, r, n, y))
 
 
 @numba.njit(**JIT)
