@@ -10,8 +10,21 @@ from ._persistence import load
 from ._selection import compare
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
-from .models import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
-from .posteriors import Categorical, Dirichlet, MarkovChain, Posterior
+from .models import (
+    GMMHMM,
+    LDA,
+    PPCA,
+    RDPG,
+    BernoulliHMM,
+    CategoricalHMM,
+    Embedding,
+    FactorAnalysis,
+    GaussianHMM,
+    GaussianMixture,
+    PoissonHMM,
+    ProbabilisticPCA,
+)
+from .posteriors import Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
 
 #: Long alias of :class:`LDA`.
 LatentDirichletAllocation = LDA
@@ -29,6 +42,7 @@ def __getattr__(name):
 
 __all__ = [
     "CVAE",
+    "BernoulliHMM",
     "GMMHMM",
     "LDA",
     "Categorical",
@@ -36,12 +50,19 @@ __all__ = [
     "GaussianHMM",
     "GaussianMixture",
     "Dirichlet",
+    "Embedding",
+    "FactorAnalysis",
     "InvalidParameterError",
     "LatentDirichletAllocation",
     "LatentModel",
     "MarkovChain",
+    "MultivariateNormal",
+    "PPCA",
+    "PointMass",
+    "ProbabilisticPCA",
     "Posterior",
     "PoissonHMM",
+    "RDPG",
     "VAE",
     "__version__",
     "compare",

@@ -1,24 +1,30 @@
-"""Fully Bayesian fits of mixtures and HMMs by MCMC: blocked Gibbs or NUTS, shared by the families.
+"""Fully Bayesian fits of mixtures and HMMs by MCMC (blocked Gibbs or NUTS), as an object.
 
-A family opts in with the constructor parameters ``sampler``, ``n_chains``,
-``n_draws``, ``n_warmup`` and ``prior`` (see :data:`MCMC_CONSTRAINTS`) and
-a few small hooks: ``_mcmc_layout`` (emission family, mixture or HMM, the
-names of its parameters), ``_mcmc_em_start`` (a maximum-likelihood fit from
-a seed, the start of one chain) and ``_mcmc_set_point`` (write posterior
-means where the fitted attributes read them). Everything else lives here:
-priors, running the engines, relabelling, and the posterior, likelihood and
-ArviZ quantities that average over parameter draws.
+A model is a :class:`Structure`: an emission component
+(:mod:`probspace.emissions`) plus either independent labels (a finite
+mixture, weights ``"weights"``) or a Markov chain (an HMM, ``"startprob"``
+and ``"transmat"``). :meth:`MCMC.run` takes the structure, the data, one
+start per chain (the family's EM fits) and the sampler settings, and returns
+the fitted engine: chains of parameter draws, per-draw statistics and the
+prior used. The engine answers what a fitted family is asked (posterior,
+log-likelihood, sampling, forecasts, parameter draws, the pointwise
+log-likelihood and posterior predictive of the ArviZ bridge) for any
+emission, so families hold one ``mcmc_`` object and never branch on how they
+were fitted; :class:`PlugIn` answers the same questions at one parameter
+point (EM and variational HMM fits). Nothing here knows which emission it
+holds, and nothing here calls back into a family.
 
 Label switching: mixture and HMM likelihoods do not change when states are
 permuted, so chains can visit permuted copies of one mode. Every draw is
-relabelled by sorting its states by a scalar: the first feature of the mean
-(Gaussian), the first rate (Poisson), or the mean symbol index (categorical).
-Under an exchangeable prior, sorted draws are exact draws from the posterior
-under the ordering constraint, so no information is lost. A per-state prior
-(one value per state, or a held-fixed array) refers to that sorted order:
-each chain's EM start is sorted before sampling, so every chain samples the
-labelling the prior describes (see :func:`prepare_start`). When the sorting
-key is itself held fixed, its given order is kept and draws are not sorted.
+relabelled by sorting its states by the emission's scalar key: the first
+feature of the mean (Gaussian), the first rate (Poisson), or the mean symbol
+index (categorical). Under an exchangeable prior, sorted draws are exact
+draws from the posterior under the ordering constraint, so no information is
+lost. A per-state prior (one value per state, or a held-fixed array) refers
+to that sorted order: each chain's EM start is sorted before sampling, so
+every chain samples the labelling the prior describes (see
+:func:`prepare_start`). When the sorting key is itself held fixed, its given
+order is kept and draws are not sorted.
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from ._random import child_generator
 from ._validation import Interval, Options
+from .emissions._base import Emission, PriorReader, is_distribution
 from .inference import _gibbs, _hmm
-from .inference._gaussian import sample_components
+from .inference._progress import progress_bar
 
-__all__ = ["MCMC_CONSTRAINTS", "MCMC_PARAMS_DOC", "MCMC_ATTRIBUTES_DOC"]
+__all__ = ["MCMC", "MCMC_ATTRIBUTES_DOC", "MCMC_CONSTRAINTS", "MCMC_PARAMS_DOC", "PlugIn", "Structure"]
 
 MCMC_CONSTRAINTS = {
     "sampler": [None, Options("gibbs", "nuts")],
@@ -76,52 +82,43 @@ MCMC_ATTRIBUTES_DOC = """\
         ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``diverging``, ``acceptance_rate``
         and ``step_size`` (NUTS); ``None`` otherwise.
     prior_ : dict or None
-        MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise."""
+        MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise.
+    mcmc_ : probspace._bayes.MCMC or None
+        MCMC fits: the fitted engine (chains, draws, statistics, prior) that
+        answers the posterior, likelihood, sampling and ArviZ questions;
+        ``draws_``, ``sample_stats_`` and ``prior_`` read it. ``None`` otherwise."""
 
 
-class Layout(NamedTuple):
-    """How a family's parameters map onto the shared kernels."""
+class Structure(NamedTuple):
+    """What the engines need to know about a family: its emission, and labels or a Markov chain."""
 
-    family: int  # _gibbs.DIAG, FULL, POISSON or CATEGORICAL
+    emission: Emission
     hmm: bool
-    pi: str  # "weights" or "startprob"
-    loc: str  # "means", "lambdas" or "emissionprob"
-    scale: str | None  # "covariances" / "covars" (Gaussian) or None
+
+    @property
+    def pi(self) -> str:
+        """Name of the label (mixture) or initial-state (HMM) probabilities."""
+        return "startprob" if self.hmm else "weights"
+
+    @property
+    def arrays(self) -> tuple[str, ...]:
+        """Every parameter array, by its public name."""
+        return (self.pi, *(("transmat",) if self.hmm else ()), *self.emission.names)
+
+    @property
+    def simplex(self) -> tuple[str, ...]:
+        """Arrays on a simplex: a number under their name in ``prior`` is a Dirichlet concentration."""
+        return (self.pi, *(("transmat",) if self.hmm else ()), *self.emission.simplex)
+
+    def shapes(self, K: int, D: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each array, as in ``draws_`` without the chain and draw axes."""
+        return {self.pi: (K,), **({"transmat": (K, K)} if self.hmm else {}), **self.emission.shapes(K, D)}
 
 
 # -- priors ---------------------------------------------------------------------------
-def _hyper_keys(layout: Layout) -> tuple[str, ...]:
-    """Entries that take numbers only: hyper-parameters of the conjugate emission prior."""
-    if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        return ("mean", "mean_precision", "dof", "scale")
-    if layout.family == _gibbs.POISSON:
-        return ("rate_shape", "rate_rate")
-    return ()
-
-
-def _array_keys(layout: Layout) -> tuple[str, ...]:
-    """Entries named after a parameter array (a distribution over it, or a Dirichlet concentration)."""
-    keys = [layout.pi] + (["transmat"] if layout.hmm else []) + [layout.loc]
-    return tuple(keys + ([layout.scale] if layout.scale is not None else []))
-
-
-def _simplex_keys(layout: Layout) -> tuple[str, ...]:
-    """Array entries on a simplex: a number there is the concentration of their Dirichlet prior."""
-    keys = [layout.pi] + (["transmat"] if layout.hmm else [])
-    return tuple(keys + ([layout.loc] if layout.family == _gibbs.CATEGORICAL else []))
-
-
-def _prior_keys(layout: Layout) -> tuple[str, ...]:
-    return _array_keys(layout) + _hyper_keys(layout)
-
-
-def _is_distribution(value: Any) -> bool:
-    return hasattr(value, "log_prob") and hasattr(value, "support")
-
-
 def _point_mass(value: Any) -> np.ndarray | None:
     """Return the value of a ``pyro.distributions.Delta`` (also under ``to_event``, ``expand``, transforms) or None."""
-    if not _is_distribution(value):
+    if not is_distribution(value):
         return None
     from pyro.distributions import Delta
     from pyro.distributions.torch_distribution import ExpandedDistribution
@@ -139,20 +136,6 @@ def _point_mass(value: Any) -> np.ndarray | None:
     for t in transforms:
         v = t(v)
     return v.cpu().numpy().astype(np.float64)
-
-
-def _shapes(layout: Layout, K: int, D: int, n_symbols: int) -> dict[str, tuple[int, ...]]:
-    """Shape of each parameter array, as in ``draws_`` (without the chain and draw axes)."""
-    shapes = {layout.pi: (K,)}
-    if layout.hmm:
-        shapes["transmat"] = (K, K)
-    if layout.family == _gibbs.CATEGORICAL:
-        shapes[layout.loc] = (K, n_symbols)
-    else:
-        shapes[layout.loc] = (K, D)
-    if layout.scale is not None:
-        shapes[layout.scale] = (K, D, D) if layout.family == _gibbs.FULL else (K, D)
-    return shapes
 
 
 def _check_fixed(name: str, key: str, value: np.ndarray, shape: tuple[int, ...], simplex: bool,
@@ -183,152 +166,75 @@ def _check_fixed(name: str, key: str, value: np.ndarray, shape: tuple[int, ...],
     return arr
 
 
-def resolve_prior(model: Any, layout: Layout, X: np.ndarray, n_symbols: int) -> tuple[dict, dict, dict]:
+def resolve_prior(structure: Structure, prior: dict | None, sampler: str, X: np.ndarray, K: int,
+                  owner: str) -> tuple[np.ndarray, np.ndarray, dict, dict, dict]:
     """Fill in defaults and check every entry.
 
-    Returns ``(hyper, distributions, fixed)``: the conjugate hyper-parameters
-    as kernel arrays, the user's distributions by parameter array (NUTS), and
-    the arrays held fixed by a ``Delta`` prior (public shapes).
+    Returns ``(alpha_pi, alpha_A, hyper, distributions, fixed)``: the Dirichlet
+    concentrations of the weights and transition rows, the emission's conjugate
+    hyper-parameters (public names), the user's distributions by parameter
+    array (NUTS), and the arrays held fixed by a ``Delta`` prior.
     """
-    name = type(model).__name__
-    user = dict(model.prior or {})
-    allowed = _prior_keys(layout)
+    em = structure.emission
+    user = dict(prior or {})
+    allowed = structure.arrays + tuple(em.hyper_keys)
     unknown = sorted(repr(k) for k in user if k not in allowed)
     if unknown:
-        raise ValueError(f"prior of {name} has unknown entries [{', '.join(unknown)}]; allowed: {list(allowed)}.")
-    K = model.n_components
-    N, D = X.shape
-    shapes = _shapes(layout, K, D, n_symbols)
+        raise ValueError(f"prior of {owner} has unknown entries [{', '.join(unknown)}]; allowed: {list(allowed)}.")
+    shapes = structure.shapes(K, X.shape[1])
     fixed, dists = {}, {}
     for key, value in user.items():
-        if key in _hyper_keys(layout):
-            if _is_distribution(value):
-                array = layout.loc if key in ("mean", "rate_shape", "rate_rate") else layout.scale
+        if key in em.hyper_keys:
+            if is_distribution(value):
                 raise ValueError(
-                    f"prior['{key}'] of {name} is a hyper-parameter of the conjugate prior and takes numbers; got a "
+                    f"prior['{key}'] of {owner} is a hyper-parameter of the conjugate prior and takes numbers; got a "
                     f"distribution. A distribution over a parameter array goes under that array's name, here "
-                    f"prior['{array}'] (sampler='nuts').")
+                    f"prior['{em.hyper_keys[key]}'] (sampler='nuts').")
             continue
         point = _point_mass(value)
         if point is not None:
-            fixed[key] = _check_fixed(name, key, point, shapes[key], key in _simplex_keys(layout),
-                                      key in (layout.scale, "lambdas"))
-        elif _is_distribution(value):
+            fixed[key] = _check_fixed(owner, key, point, shapes[key], key in structure.simplex, key in em.positive)
+        elif is_distribution(value):
             dists[key] = value
-        elif key not in _simplex_keys(layout):
-            numbers = {"means": "'mean' (the location) and 'mean_precision'",
-                       "lambdas": "'rate_shape' and 'rate_rate'"}.get(key, "'dof' and 'scale'")
+        elif key not in structure.simplex:
             raise ValueError(
-                f"prior['{key}'] of {name} takes a distribution over the {key} array of shape {shapes[key]}: a "
+                f"prior['{key}'] of {owner} takes a distribution over the {key} array of shape {shapes[key]}: a "
                 f"torch/pyro distribution (sampler='nuts'), or pyro.distributions.Delta(value) to hold the array "
-                f"fixed (either sampler); got {value!r}. Numbers set its conjugate prior through {numbers}.")
-    if dists and model.sampler == "gibbs":
-        raise ValueError(f"prior entries {sorted(dists)} of {name} are distributions; the Gibbs sampler needs "
+                f"fixed (either sampler); got {value!r}. Numbers set its conjugate prior through "
+                f"{em.number_hint(key)}.")
+    if dists and sampler == "gibbs":
+        raise ValueError(f"prior entries {sorted(dists)} of {owner} are distributions; the Gibbs sampler needs "
                          "conjugate hyper-parameters (or a pyro.distributions.Delta, which holds an array fixed). "
                          "Use sampler='nuts' for other priors.")
-    replaced = {layout.loc: ("mean", "mean_precision", "rate_shape", "rate_rate"), layout.scale: ("dof", "scale")}
-    for array, hypers in replaced.items():
-        unused = [k for k in hypers if k in user] if array in dists or array in fixed else []
-        if unused:
-            raise ValueError(f"prior entries {unused} of {name} would be unused: prior['{array}'] replaces the "
+    for array in em.names:
+        unused = [k for k, a in em.hyper_keys.items() if a == array and k in user]
+        if unused and (array in dists or array in fixed):
+            raise ValueError(f"prior entries {unused} of {owner} would be unused: prior['{array}'] replaces the "
                              f"conjugate prior they parametrise. Drop them, or drop prior['{array}'].")
     if len(fixed) == len(shapes):
-        raise ValueError(f"prior of {name} holds every parameter array fixed ({sorted(fixed)}); nothing is left "
+        raise ValueError(f"prior of {owner} holds every parameter array fixed ({sorted(fixed)}); nothing is left "
                          "to sample.")
-
-    def floats(key, value):
-        try:
-            return np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"prior['{key}'] of {name} must be a number or an array of numbers; "
-                             f"got {value!r}.") from None
-
-    def number(key, default, shape, *, positive=True):
-        value = user.get(key, default)
-        if _is_distribution(value):
-            value = default
-        arr = floats(key, value)
-        try:
-            arr = np.broadcast_to(arr, shape).copy()
-        except ValueError:
-            raise ValueError(f"prior['{key}'] of {name} must be a scalar or have shape {shape}; "
-                             f"got shape {np.shape(value)}.") from None
-        if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
-            raise ValueError(f"prior['{key}'] of {name} must be finite"
-                             f"{' and positive' if positive else ''}; got {value!r}.")
-        return arr
-
-    hyper = {"alpha_pi": number(layout.pi, 1.0, (K,)),
-             "alpha_A": number("transmat", 1.0, (K, K)) if layout.hmm else np.ones((K, K)),
-             "m0": np.zeros(D), "kappa0": 1.0, "nu0": 1.0, "psi0": np.eye(D),
-             "a0": np.ones(D), "b0": np.ones(D), "alpha_emit": np.ones(max(n_symbols, 1))}
-    if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        var = np.var(X, axis=0)
-        var = np.where(var > 0, var, 1.0)
-        hyper["m0"] = number("mean", X.mean(axis=0), (D,), positive=False)
-        hyper["kappa0"] = float(number("mean_precision", 0.01, ()))
-        hyper["nu0"] = float(number("dof", D + 2.0, ()))
-        if hyper["nu0"] <= D - 1:
-            raise ValueError(f"prior['dof'] must exceed n_features - 1 = {D - 1}; got {hyper['nu0']}.")
-        scale = floats("scale", user.get("scale", var / K**2))
-        if scale.ndim < 2:
-            try:
-                scale = np.diag(np.broadcast_to(scale, (D,)))
-            except ValueError:
-                raise ValueError(f"prior['scale'] of {name} must be a scalar, a vector of length "
-                                 f"{D} or a ({D}, {D}) matrix; got shape {scale.shape}.") from None
-        if scale.shape != (D, D):
-            raise ValueError(f"prior['scale'] of {name} must be a scalar, a vector of length {D} "
-                             f"or a ({D}, {D}) matrix; got shape {scale.shape}.")
-        psi0 = np.array(scale, dtype=np.float64)
-        if not np.all(np.isfinite(psi0)) or not np.allclose(psi0, psi0.T) or not np.all(
-                np.linalg.eigvalsh(psi0) > 0):
-            raise ValueError("prior['scale'] must be finite, symmetric and positive definite (a positive scalar, "
-                             "vector or matrix).")
-        hyper["psi0"] = psi0
-    elif layout.family == _gibbs.POISSON:
-        mean = X.mean(axis=0)
-        hyper["a0"] = number("rate_shape", 1.0, (D,))
-        hyper["b0"] = number("rate_rate", 1.0 / np.where(mean > 0, mean, 1.0), (D,))
-    else:
-        hyper["alpha_emit"] = number(layout.loc, 1.0, (n_symbols,))
-    return hyper, dists, fixed
+    reader = PriorReader(user, owner)
+    alpha_pi = reader.number(structure.pi, 1.0, (K,))
+    alpha_A = reader.number("transmat", 1.0, (K, K)) if structure.hmm else np.ones((K, K))
+    return alpha_pi, alpha_A, em.resolve_hyper(reader, X, K), dists, fixed
 
 
-# -- conversions between public parameter dicts and the kernels' arrays ----------------------
-def to_kernel(layout: Layout, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Public parameters of one draw -> kernel state ``pi, A, loc, scale`` (float64 copies)."""
-    pi = np.array(p[layout.pi], dtype=np.float64)
-    K = pi.shape[0]
-    A = np.array(p["transmat"], dtype=np.float64) if layout.hmm else np.full((K, K), 1.0 / K)
-    loc = np.array(p[layout.loc], dtype=np.float64)
-    if layout.scale is None:
-        scale = np.ones((K, 1, 1))
-    else:
-        s = np.asarray(p[layout.scale], dtype=np.float64)
-        scale = s[..., None] * np.eye(s.shape[-1]) if s.ndim == 2 else np.array(s)
-    return {"pi": pi, "A": A, "loc": loc, "scale": scale}
+def check_request(structure: Structure, sampler: str, prior: dict | None, X: np.ndarray, K: int, owner: str,
+                  bayesian: bool = False) -> None:
+    """Reject settings the engines do not cover, with the reason (called before the EM fits)."""
+    if bayesian:
+        raise ValueError(f"{owner}: choose one Bayesian fit: bayesian=True (variational) or sampler="
+                         f"{sampler!r} (MCMC), not both.")
+    if np.isnan(X).any():
+        raise ValueError(f"{owner}(sampler={sampler!r}).fit needs complete data; X has missing values (NaN). "
+                         "Fit with sampler=None (EM marginalises them).")
+    structure.emission.check_sampler(sampler, X, owner)
+    resolve_prior(structure, prior, sampler, X, K, owner)  # a bad prior fails here, before the EM fits
 
 
-def from_kernel(layout: Layout, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Kernel arrays with leading draw axes -> public parameter dict."""
-    p = {layout.pi: out["pi"], layout.loc: out["loc"]}
-    if layout.hmm:
-        p["transmat"] = out["A"]
-    if layout.scale is not None:
-        scale = out["scale"]
-        p[layout.scale] = np.diagonal(scale, axis1=-2, axis2=-1).copy() if layout.family == _gibbs.DIAG else scale
-    return p
-
-
-def _order_key(layout: Layout, p: dict[str, np.ndarray]) -> np.ndarray:
-    loc = p[layout.loc]
-    if layout.family == _gibbs.CATEGORICAL:
-        return loc @ np.arange(loc.shape[-1], dtype=np.float64)
-    return loc[..., 0]
-
-
-def permute(layout: Layout, p: dict[str, np.ndarray], perm: np.ndarray) -> dict[str, np.ndarray]:
+# -- state order ---------------------------------------------------------------------------------
+def permute(p: dict[str, np.ndarray], perm: np.ndarray) -> dict[str, np.ndarray]:
     """Reorder the states of every array: new state ``k`` is old state ``perm[..., k]``.
 
     ``perm`` has the leading (draw) axes of ``p`` plus the state axis; the
@@ -345,88 +251,9 @@ def permute(layout: Layout, p: dict[str, np.ndarray], perm: np.ndarray) -> dict[
     return out
 
 
-def relabel(layout: Layout, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Sort the states of every draw by the ordering key (leading axes are draw axes)."""
-    return permute(layout, p, np.argsort(_order_key(layout, p), axis=-1, kind="stable"))
-
-
-def flat_draws(model: Any) -> dict[str, np.ndarray]:
-    """``draws_`` with chains and draws merged into one leading axis."""
-    return {k: v.reshape((-1,) + v.shape[2:]) for k, v in model.draws_.items()}
-
-
-def draw(params: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
-    """Parameter draw ``s`` of a dict with one leading draw axis."""
-    return {k: v[s] for k, v in params.items()}
-
-
-def frames(layout: Layout, X: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
-    """Emission log-likelihoods (N, K) of one parameter draw."""
-    k = to_kernel(layout, p)
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    const = _gibbs.frame_constant(layout.family, X)
-    out = np.empty((X.shape[0], k["pi"].shape[0]))
-    _gibbs._frames(layout.family, X, k["loc"], k["scale"], const, out)
-    return out
-
-
-def emit(layout: Layout, p: dict[str, np.ndarray], states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One observation per entry of ``states`` under parameter draw ``p``."""
-    if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        return sample_components(p[layout.loc], to_kernel(layout, p)["scale"], "full", states, rng)
-    if layout.family == _gibbs.POISSON:
-        return rng.poisson(p[layout.loc][states]).astype(np.int64)
-    cdf = np.cumsum(p[layout.loc], axis=1)[states]
-    u = rng.random(len(states))[:, None] * cdf[:, -1:]
-    return (u >= cdf[:, :-1]).sum(axis=1, keepdims=True).astype(np.int64)
-
-
-# -- fitting ---------------------------------------------------------------------------------
-def check_request(model: Any, X: np.ndarray, layout: Layout) -> None:
-    """Reject settings the engines do not cover, with the reason."""
-    name = type(model).__name__
-    if getattr(model, "bayesian", False):
-        raise ValueError(f"{name}: choose one Bayesian fit: bayesian=True (variational) or sampler="
-                         f"{model.sampler!r} (MCMC), not both.")
-    if np.isnan(X).any():
-        raise ValueError(f"{name}(sampler={model.sampler!r}).fit needs complete data; X has missing values (NaN). "
-                         "Fit with sampler=None (EM marginalises them).")
-    if layout.scale is not None and getattr(model, "covariance_type", "full") not in ("full", "diag"):
-        raise ValueError(f"{name}(sampler={model.sampler!r}) supports covariance_type 'full' or 'diag'; got "
-                         f"{model.covariance_type!r}.")
-    if model.sampler == "nuts" and layout.family == _gibbs.FULL and X.shape[1] > 1:
-        raise ValueError(f"{name}(sampler='nuts') supports covariance_type='diag' (or 'full' with one feature); "
-                         f"got 'full' with {X.shape[1]} features. Use sampler='gibbs' for full covariances.")
-    n_symbols = 0
-    if layout.family == _gibbs.CATEGORICAL:
-        n_symbols = getattr(model, "n_symbols", None) or int(np.max(X, initial=0)) + 1
-    resolve_prior(model, layout, X, n_symbols)  # a bad prior fails here, before the EM fits
-
-
-def fit(model: Any, X: np.ndarray, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
-    """Run the requested engine; set ``draws_``, ``sample_stats_``, ``prior_`` and the point estimates.
-
-    The family calls :func:`check_request` first, before its EM fit.
-    """
-    layout = model._mcmc_layout()
-    n_symbols = 0
-    starts = []
-    for _ in range(model.n_chains):  # each chain starts from its own EM fit
-        starts.append(model._mcmc_em_start(X, lengths, child_generator(rng)))
-    if layout.family == _gibbs.CATEGORICAL:
-        n_symbols = starts[0][layout.loc].shape[1]
-    hyper, dists, fixed = resolve_prior(model, layout, X, n_symbols)
-    starts = [prepare_start(layout, start, fixed, X) for start in starts]
-    bounds = _hmm.sequence_bounds(lengths, X.shape[0]) if layout.hmm else np.array([0, X.shape[0]])
-    if model.sampler == "gibbs":
-        draws, stats = _run_gibbs(model, layout, X, bounds, hyper, fixed, starts, rng)
-    else:
-        draws, stats = _run_nuts(model, layout, X, bounds, hyper, dists, fixed, starts, rng)
-    model.draws_ = draws if layout.loc in fixed else relabel(layout, draws)
-    model.sample_stats_ = stats
-    user_dists = {k: v for k, v in (model.prior or {}).items() if _is_distribution(v)}
-    model.prior_ = {**_public_hyper(layout, hyper), **user_dists}  # a distribution replaces the conjugate entry
-    model._mcmc_set_point({k: v.mean(axis=(0, 1)) for k, v in model.draws_.items()})
+def relabel(structure: Structure, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Sort the states of every draw by the emission's ordering key (leading axes are draw axes)."""
+    return permute(p, np.argsort(structure.emission.order_key(p), axis=-1, kind="stable"))
 
 
 #: Weight of the uniform distribution mixed into simplex starts, and floor of positive starts relative to the
@@ -434,7 +261,7 @@ def fit(model: Any, X: np.ndarray, lengths: np.ndarray | None, rng: np.random.Ge
 _INTERIOR = 1e-3
 
 
-def prepare_start(layout: Layout, start: dict[str, np.ndarray], fixed: dict[str, np.ndarray],
+def prepare_start(structure: Structure, start: dict[str, np.ndarray], fixed: dict[str, np.ndarray],
                   X: np.ndarray) -> dict[str, np.ndarray]:
     """One chain's start: its EM fit in the reported state order, fixed arrays set, moved off the boundary.
 
@@ -444,128 +271,93 @@ def prepare_start(layout: Layout, start: dict[str, np.ndarray], fixed: dict[str,
     is held fixed, its given order is the reported order and the EM states
     are matched to it by the rank of their keys.
     """
+    em = structure.emission
     start = {k: np.array(v, dtype=np.float64) for k, v in start.items()}
-    if layout.loc in fixed:
-        perm = np.empty(start[layout.pi].shape[0], dtype=np.int64)
-        perm[np.argsort(_order_key(layout, fixed), kind="stable")] = np.argsort(_order_key(layout, start),
-                                                                                 kind="stable")
-        start = permute(layout, start, perm)
+    if em.key in fixed:
+        perm = np.empty(start[structure.pi].shape[0], dtype=np.int64)
+        perm[np.argsort(em.order_key(fixed), kind="stable")] = np.argsort(em.order_key(start), kind="stable")
+        start = permute(start, perm)
     else:
-        start = relabel(layout, start)
-    for name in _simplex_keys(layout):
+        start = relabel(structure, start)
+    for name in structure.simplex:
         if name not in fixed:
             p = np.clip(start[name], 0.0, None)
             p /= p.sum(axis=-1, keepdims=True)
             start[name] = (1.0 - _INTERIOR) * p + _INTERIOR / p.shape[-1]
-    if layout.family == _gibbs.POISSON and layout.loc not in fixed:
-        mean = X.mean(axis=0)
-        start[layout.loc] = np.maximum(start[layout.loc], _INTERIOR * np.where(mean > 0, mean, 1.0))
-    if layout.scale is not None and layout.scale not in fixed:
-        var = np.var(X, axis=0)
-        floor = _INTERIOR * np.where(var > 0, var, 1.0)
-        cov = start[layout.scale]
-        if cov.ndim == 2:  # variances (diag)
-            start[layout.scale] = np.maximum(cov, floor)
-        else:
-            low = np.linalg.eigvalsh(cov)[:, :1, None]
-            start[layout.scale] = cov + np.maximum(floor.min() - low, 0.0) * np.eye(cov.shape[-1])
+    em.prepare_start(start, fixed, X, _INTERIOR)
     start.update({k: v.copy() for k, v in fixed.items()})
     return start
 
 
-def _public_hyper(layout: Layout, hyper: dict) -> dict:
-    out = {layout.pi: hyper["alpha_pi"]}
-    if layout.hmm:
-        out["transmat"] = hyper["alpha_A"]
-    if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        out.update(mean=hyper["m0"], mean_precision=hyper["kappa0"], dof=hyper["nu0"], scale=hyper["psi0"])
-    elif layout.family == _gibbs.POISSON:
-        out.update(rate_shape=hyper["a0"], rate_rate=hyper["b0"])
-    else:
-        out[layout.loc] = hyper["alpha_emit"]
-    return out
-
-
+# -- engines ---------------------------------------------------------------------------------------
 _CHUNK = 100  # sweeps per compiled call (progress bar granularity; part of what a seed reproduces)
 
 
-def _run_gibbs(model, layout, X, bounds, hyper, fixed, starts, rng):
-    bar = None
-    total = model.n_chains * (model.n_warmup + model.n_draws)
-    if getattr(model, "progress", False):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc="Gibbs", unit="sweep", leave=False)
-    kernel_name = {layout.pi: "pi", "transmat": "A", layout.loc: "loc", layout.scale: "scale"}
-    frozen = tuple(kernel_name[k] for k in fixed)
+def _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws, progress):
+    em = structure.emission
+    K, D = starts[0][structure.pi].shape[0], X.shape[1]
+    frozen = tuple({structure.pi: "pi", "transmat": "A"}.get(k, k) for k in fixed)
+    packed = em.pack_hyper(hyper, D)
+    n_total = n_warmup + n_draws
     chains = []
-    try:
-        for c in range(model.n_chains):
-            state = to_kernel(layout, starts[c])
+    with progress_bar(progress, len(starts) * n_total, "Gibbs", "sweep") as bar:
+        for c, start in enumerate(starts):
+            state = {"pi": np.array(start[structure.pi], dtype=np.float64),
+                     "A": np.array(start["transmat"], dtype=np.float64) if structure.hmm else np.full((K, K), 1.0 / K),
+                     "theta": em.pack(start)}
             seed = int(rng.integers(0, 2**31 - 1))
-            parts = []
-            done, n_total = 0, model.n_warmup + model.n_draws
+            parts, done = [], 0
             while done < n_total:
                 step = min(_CHUNK, n_total - done)
-                keep = max(0, done + step - model.n_warmup) - max(0, done - model.n_warmup)
-                parts.append(_gibbs.run_chain(layout.family, layout.hmm, X, bounds, hyper, state, step, keep,
-                                              seed if done == 0 else -1, frozen))
+                keep = max(0, done + step - n_warmup) - max(0, done - n_warmup)
+                parts.append(_gibbs.run_chain(em, structure.hmm, X, bounds, alpha_pi, alpha_A, packed, state, step,
+                                              keep, seed if done == 0 else -1, frozen))
                 done += step
-                if bar is not None:
-                    bar.set_postfix(chain=c + 1)
-                    bar.update(step)
+                bar.set_postfix(chain=c + 1)
+                bar.update(step)
             chains.append({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
-    finally:
-        if bar is not None:
-            bar.close()
-    stacked = {k: np.stack([ch[k] for ch in chains]) for k in chains[0]}
-    stats = {"total_log_likelihood": stacked.pop("log_likelihood")}
-    return from_kernel(layout, stacked), stats
+    out = {k: np.stack([ch[k] for ch in chains]) for k in chains[0]}
+    draws = {structure.pi: out["pi"], **({"transmat": out["A"]} if structure.hmm else {}),
+             **em.unpack(out["theta"], K, D)}
+    return draws, {"total_log_likelihood": out["log_likelihood"]}
 
 
-def _run_nuts(model, layout, X, bounds, hyper, dists, fixed, starts, rng):
+def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng, n_warmup, n_draws,
+              progress, owner):
+    import pyro.distributions as pdist
     import torch
 
     from .inference import _nuts
 
-    sites = [s for s in _nuts_sites(layout, X, hyper, dists, model.n_components, starts[0]) if s.name not in fixed]
-
-    def site_value(name, v):  # full covariances with one feature are sampled as (K, 1) variances
-        return v[..., 0] if name == layout.scale and v.ndim == 3 else v
-
-    constants = {k: torch.as_tensor(site_value(k, v), dtype=torch.float64) for k, v in fixed.items()}
+    em, pi = structure.emission, structure.pi
+    K, D = starts[0][pi].shape[0], X.shape[1]
+    sites = [_nuts.Site(pi, (K,), "simplex", dists.get(pi, pdist.Dirichlet(torch.as_tensor(alpha_pi))))]
+    if structure.hmm:
+        sites.append(_nuts.Site("transmat", (K, K), "simplex",
+                                dists.get("transmat", pdist.Dirichlet(torch.as_tensor(alpha_A)))))
+    sites = [s for s in sites + em.nuts_sites(hyper, dists, K, D, starts[0]) if s.name not in fixed]
+    constants = {k: torch.as_tensor(em.to_site(k, v), dtype=torch.float64) for k, v in fixed.items()}
     Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float64)
-    if layout.family == _gibbs.POISSON:
-        const = torch.lgamma(Xt + 1.0).sum(dim=1, keepdim=True)
-    sym = torch.as_tensor(X[:, 0].astype(np.int64)) if layout.family == _gibbs.CATEGORICAL else None
-
-    def torch_frames(v):
-        if layout.family == _gibbs.CATEGORICAL:
-            return torch.log(v[layout.loc]).T[sym]
-        if layout.family == _gibbs.POISSON:
-            lam = v[layout.loc]
-            return Xt @ torch.log(lam).T - lam.sum(dim=1) - const
-        mu, var = v[layout.loc], v[layout.scale]
-        diff = Xt[:, None, :] - mu[None]
-        return -0.5 * (torch.log(2 * np.pi * var).sum(dim=1) + (diff * diff / var[None]).sum(dim=2))
+    aux = em.torch_aux(Xt)
 
     def log_likelihood(v):
-        f = torch_frames(v)
-        if layout.hmm:
-            return _nuts.hmm_log_likelihood(torch.log(v[layout.pi]), torch.log(v["transmat"]), f, bounds)
-        return torch.logsumexp(torch.log(v[layout.pi]) + f, dim=1).sum()
+        f = em.torch_frames(Xt, aux, v)
+        if structure.hmm:
+            return _nuts.hmm_log_likelihood(torch.log(v[pi]), torch.log(v["transmat"]), f, bounds)
+        return torch.logsumexp(torch.log(v[pi]) + f, dim=1).sum()
 
-    inits = [{s.name: site_value(s.name, start[s.name]) for s in sites} for start in starts]
-    _check_user_priors(type(model).__name__, sites, dists, inits, constants)
-    draws, stats = _nuts.run_nuts(sites, log_likelihood, inits, model.n_warmup, model.n_draws, rng,
-                                  progress=getattr(model, "progress", False), constants=constants)
-    if layout.family == _gibbs.FULL and layout.scale in draws:
-        draws[layout.scale] = draws[layout.scale][..., None]  # (K, 1) variances -> (K, 1, 1) covariances
+    inits = [{s.name: em.to_site(s.name, start[s.name]) for s in sites} for start in starts]
+    _check_user_priors(owner, sites, dists, inits, constants)
+    draws, stats = _nuts.run_nuts(sites, log_likelihood, inits, n_warmup, n_draws, rng, progress=progress,
+                                  constants=constants)
+    em.from_sites(draws)
+    n_chains = len(starts)
     for k, v in fixed.items():  # held fixed: repeated in every draw
-        draws[k] = np.broadcast_to(v, (model.n_chains, model.n_draws) + v.shape).copy()
+        draws[k] = np.broadcast_to(v, (n_chains, n_draws) + v.shape).copy()
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
-    ll = np.array([_total_log_likelihood(layout, X, bounds, draw(flat, s)) for s in range(len(flat[layout.pi]))])
-    stats["total_log_likelihood"] = ll.reshape(model.n_chains, model.n_draws)
+    answers = _Answers(structure)
+    ll = [answers._total_log_likelihood(_draw(flat, s), X, bounds) for s in range(n_chains * n_draws)]
+    stats["total_log_likelihood"] = np.array(ll).reshape(n_chains, n_draws)
     return draws, stats
 
 
@@ -599,147 +391,298 @@ def _check_user_priors(name, sites, dists, inits, constants):
                                  f"support must cover the {site.constraint} values the {site.name} array can take.")
 
 
-def _total_log_likelihood(layout, X, bounds, p):
-    f = frames(layout, X, p)
-    if layout.hmm:
-        return float(_hmm.forward_backward(p[layout.pi], p["transmat"], f, np.diff(bounds)).log_likelihood.sum())
-    with np.errstate(divide="ignore"):
-        return float(logsumexp(np.log(p[layout.pi]) + f, axis=1).sum())
+def _draw(params: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
+    """Parameter draw ``s`` of a dict with one leading draw axis."""
+    return {k: v[s] for k, v in params.items()}
 
 
-def _nuts_sites(layout, X, hyper, dists, K, start):
-    import pyro.distributions as pdist
-    import torch
+# -- answers: what a fitted model is asked -------------------------------------------------------
+class _Answers:
+    """Questions answered from parameter values, shared by :class:`PlugIn` and :class:`MCMC`."""
 
-    from .inference._nuts import Site
+    def __init__(self, structure: Structure) -> None:
+        self.structure = structure
 
-    def t(a):
-        return torch.as_tensor(np.array(a, dtype=np.float64))
+    def _latents(self, p: dict[str, np.ndarray], X: np.ndarray, lengths: np.ndarray | None, method: str):
+        """Exact posterior of the latents given parameters ``p``: a Markov chain (HMM) or label responsibilities."""
+        from .posteriors import Categorical, MarkovChain
 
-    def pick(name, default):
-        return dists.get(name, default)
-
-    sites = [Site(layout.pi, (K,), "simplex", pick(layout.pi, pdist.Dirichlet(t(hyper["alpha_pi"]))))]
-    if layout.hmm:
-        sites.append(Site("transmat", (K, K), "simplex", pick("transmat", pdist.Dirichlet(t(hyper["alpha_A"])))))
-    D = X.shape[1]
-    if layout.family in (_gibbs.DIAG, _gibbs.FULL):
-        psi = t(np.diag(hyper["psi0"]))
-        m0, kappa0 = t(hyper["m0"]), float(hyper["kappa0"])
-        var_prior = pick(layout.scale, pdist.InverseGamma(t(0.5 * hyper["nu0"]) * torch.ones(D), 0.5 * psi))
-
-        def conditional_mean_prior(value, values):  # mu | sigma^2 ~ N(m0, sigma^2 / kappa0)
-            return pdist.Normal(m0, torch.sqrt(values[layout.scale] / kappa0)).log_prob(value).sum()
-
-        sites.append(Site(layout.scale, (K, D), "positive", var_prior))
-        sites.append(Site(layout.loc, (K, D), "real", pick(layout.loc, conditional_mean_prior)))
-    elif layout.family == _gibbs.POISSON:
-        sites.append(Site(layout.loc, (K, D), "positive",
-                          pick(layout.loc, pdist.Gamma(t(hyper["a0"]), t(hyper["b0"])))))
-    else:
-        sites.append(Site(layout.loc, np.shape(start[layout.loc]), "simplex",
-                          pick(layout.loc, pdist.Dirichlet(t(hyper["alpha_emit"])))))
-    return sites
-
-
-# -- what fitted MCMC models answer ------------------------------------------------------------
-def posterior(model: Any, X: np.ndarray, lengths: np.ndarray | None):
-    """:class:`~probspace.posteriors.FiniteMixture` over every parameter draw (chains merged)."""
-    from .posteriors import Categorical, MarkovChain
-    from .posteriors._mixture import FiniteMixture
-
-    layout = model._mcmc_layout()
-    params = flat_draws(model)
-
-    def component(s):
-        p = draw(params, s)
-        f = frames(layout, X, p)
-        if layout.hmm:
-            return MarkovChain(p[layout.pi], p["transmat"], f, lengths)
+        f = self.structure.emission.log_frames(X, p)
+        if self.structure.hmm:
+            return MarkovChain(p["startprob"], p["transmat"], f, lengths, method=method)
         with np.errstate(divide="ignore"):
-            logp = np.log(p[layout.pi]) + f
+            logp = np.log(p["weights"]) + f
         logp -= logsumexp(logp, axis=1, keepdims=True)
-        return Categorical._trusted(np.exp(logp), "exact")
+        return Categorical._trusted(np.exp(logp), method)
 
-    return FiniteMixture(component, params[layout.pi].shape[0])
+    def _pointwise(self, p, X, lengths):
+        """``log p(x_i | p)`` (mixtures) or one-step-ahead ``log p(x_t | x_<t, p)`` per frame (HMMs)."""
+        f = self.structure.emission.log_frames(X, p)
+        if self.structure.hmm:
+            return _hmm.forward_backward(p["startprob"], p["transmat"], f, lengths).log_predictive
+        with np.errstate(divide="ignore"):
+            return logsumexp(np.log(p["weights"]) + f, axis=1)
 
+    def _per_sequence(self, p, X, lengths):
+        """``log p(x | p)`` per observation (mixtures) or per sequence (HMMs)."""
+        if not self.structure.hmm:
+            return self._pointwise(p, X, lengths)
+        f = self.structure.emission.log_frames(X, p)
+        return _hmm.forward_backward(p["startprob"], p["transmat"], f, lengths).log_likelihood
 
-def pointwise_log_likelihood(model: Any, X: np.ndarray, lengths: np.ndarray | None,
-                             params: dict[str, np.ndarray]) -> np.ndarray:
-    """``(n_draws, n_obs)``: per observation (mixtures) or one-step-ahead per frame (HMMs)."""
-    layout = model._mcmc_layout()
-    n = params[layout.pi].shape[0]
-    out = np.empty((n, X.shape[0]))
-    for s in range(n):
-        p = draw(params, s)
-        f = frames(layout, X, p)
-        if layout.hmm:
-            out[s] = _hmm.forward_backward(p[layout.pi], p["transmat"], f, lengths).log_predictive
+    def _total_log_likelihood(self, p, X, bounds):
+        return float(self._per_sequence(p, X, np.diff(bounds) if self.structure.hmm else None).sum())
+
+    def _generate(self, p, n_samples, rng):
+        if self.structure.hmm:
+            states = _hmm.sample_chain(p["startprob"], p["transmat"], n_samples, rng)
         else:
-            with np.errstate(divide="ignore"):
-                out[s] = logsumexp(np.log(p[layout.pi]) + f, axis=1)
-    return out
+            from .posteriors._categorical import sample_categorical
 
+            states = sample_categorical(p["weights"][None, :], n_samples, rng)[:, 0]
+        return self.structure.emission.sample(p, states, rng), states
 
-def log_likelihood(model: Any, X: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
-    """Log posterior predictive density of each observation (sequence): ``log mean_s p(x | theta_s)``."""
-    layout = model._mcmc_layout()
-    params = flat_draws(model)
-    n = params[layout.pi].shape[0]
-    if layout.hmm:
-        per = np.array([_hmm.forward_backward(params[layout.pi][s], params["transmat"][s],
-                                              frames(layout, X, draw(params, s)), lengths).log_likelihood
-                        for s in range(n)])
-    else:
-        per = pointwise_log_likelihood(model, X, lengths, params)
-    return logsumexp(per, axis=0) - np.log(n)
-
-
-def sample(model: Any, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Generate from one parameter draw picked at random (the posterior predictive of a data set)."""
-    layout = model._mcmc_layout()
-    params = flat_draws(model)
-    p = draw(params, int(rng.integers(0, params[layout.pi].shape[0])))
-    if layout.hmm:
-        states = _hmm.sample_chain(p[layout.pi], p["transmat"], n_samples, rng)
-    else:
-        from .posteriors._categorical import sample_categorical
-
-        states = sample_categorical(p[layout.pi][None, :], n_samples, rng)[:, 0]
-    return emit(layout, p, states, rng), states
-
-
-def sample_parameters(model: Any, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Draws picked uniformly at random (with replacement) from all chains."""
-    params = flat_draws(model)
-    n = next(iter(params.values())).shape[0]
-    idx = rng.integers(0, n, size=n_samples)
-    return {k: v[idx] for k, v in params.items()}
-
-
-def posterior_predictive(model: Any, X: np.ndarray, latents: np.ndarray, params: dict[str, np.ndarray],
-                         rng: np.random.Generator) -> np.ndarray:
-    """Replicated data: draw ``s`` emits from latent draw ``s`` under parameter draw ``s``."""
-    layout = model._mcmc_layout()
-    out = [emit(layout, draw(params, s), latents[s].astype(np.int64), rng) for s in range(latents.shape[0])]
-    return np.stack(out)
-
-
-def forecast(model: Any, X: np.ndarray, lengths: np.ndarray | None, n_steps: int, n_samples: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Continuations of the last sequence, each under its own parameter draw picked at random."""
-    layout = model._mcmc_layout()
-    params = flat_draws(model)
-    which = rng.integers(0, params[layout.pi].shape[0], size=n_samples)
-    obs, states = None, np.empty((n_samples, n_steps), dtype=np.int64)
-    for s in np.unique(which):
-        where = np.flatnonzero(which == s)
-        p = draw(params, s)
-        last = _hmm.forward_backward(p[layout.pi], p["transmat"], frames(layout, X, p), lengths).filtered[-1]
+    def _continue(self, p, X, lengths, n_steps, n, rng):
+        """``n`` continuations of the last sequence of ``X`` under parameters ``p``: observations and states."""
+        f = self.structure.emission.log_frames(X, p)
+        last = _hmm.forward_backward(p["startprob"], p["transmat"], f, lengths).filtered[-1]
         pred = last @ p["transmat"]
-        z = _hmm.sample_chain(np.broadcast_to(pred, (where.size, pred.size)), p["transmat"], n_steps, rng)
-        x = emit(layout, p, z.ravel(), rng).reshape(where.size, n_steps, -1)
-        if obs is None:
-            obs = np.empty((n_samples, n_steps, x.shape[-1]), dtype=x.dtype)
-        obs[where], states[where] = x, z
-    return obs, states
+        z = _hmm.sample_chain(np.broadcast_to(pred, (n, pred.size)), p["transmat"], n_steps, rng)
+        return self.structure.emission.sample(p, z.ravel(), rng).reshape(n, n_steps, -1), z
+
+
+class PlugIn(_Answers):
+    """The answers of a point fit (EM, or a variational fit's plug-in values): one parameter set.
+
+    Parameters
+    ----------
+    structure : Structure
+        Emission and latent structure.
+    params : dict of str to ndarray
+        The fitted parameters under the structure's names.
+    method : {"exact", "variational"}
+        What the posterior reports as its ``method``.
+    """
+
+    def __init__(self, structure: Structure, params: dict[str, np.ndarray], method: str) -> None:
+        super().__init__(structure)
+        self.params = params
+        self.method = method
+
+    def posterior(self, X, lengths):
+        """Exact posterior of the latents of ``X`` given the parameters."""
+        return self._latents(self.params, X, lengths, self.method)
+
+    def log_likelihood(self, X, lengths):
+        """``log p(x)`` per observation (per sequence)."""
+        return self._per_sequence(self.params, X, lengths)
+
+    def sample(self, n_samples, rng):
+        """``(X, Z)`` drawn from the generative model."""
+        return self._generate(self.params, n_samples, rng)
+
+    def forecast(self, X, lengths, n_steps, n_samples, rng):
+        """Continuations of the last sequence of ``X``."""
+        return self._continue(self.params, X, lengths, n_steps, n_samples, rng)
+
+    def pointwise_log_likelihood(self, X, lengths, params):
+        """Per observation, or one-step-ahead per frame for HMMs (they sum to each sequence's log-likelihood)."""
+        return self._pointwise(self.params, X, lengths)
+
+    def posterior_predictive(self, X, latents, params, rng):
+        """Replicated data given latent draws ``(n_draws, n_obs)``."""
+        n_draws, n_obs = latents.shape
+        return self.structure.emission.sample(self.params, latents.ravel(), rng).reshape(n_draws, n_obs, -1)
+
+    def sample_parameters(self, n_samples, rng):
+        raise NotImplementedError("a point fit has no parameter posterior")
+
+
+class MCMC(_Answers):
+    """A fitted Bayesian engine: chains of parameter draws, and the answers that average over them.
+
+    Built by :meth:`run`. The latent posterior of data ``X`` is the equal-weight
+    mixture of the exact posteriors under each draw; likelihoods are posterior
+    predictive densities; generation picks a parameter draw at random.
+
+    Attributes
+    ----------
+    structure : Structure
+        Emission and latent structure.
+    sampler : {"gibbs", "nuts"}
+        The engine that made the draws.
+    draws : dict of str to ndarray
+        Parameter draws, each ``(n_chains, n_draws, ...)``, relabelled by ordering.
+    stats : dict of str to ndarray
+        Per-draw statistics ``(n_chains, n_draws)``.
+    prior : dict
+        The prior actually used (defaults filled in).
+    """
+
+    def __init__(self, structure: Structure, sampler: str, draws: dict, stats: dict, prior: dict) -> None:
+        super().__init__(structure)
+        self.sampler = sampler
+        self.draws = draws
+        self.stats = stats
+        self.prior = prior
+
+    @classmethod
+    def run(cls, structure: Structure, X: np.ndarray, lengths: np.ndarray | None, starts: list[dict], *,
+            sampler: str, prior: dict | None, n_draws: int, n_warmup: int, rng: np.random.Generator,
+            progress: bool = False, owner: str = "model") -> MCMC:
+        """Run ``len(starts)`` chains from the given starts (one EM fit each) and return the fitted engine.
+
+        Parameters
+        ----------
+        structure : Structure
+            Emission and latent structure.
+        X : ndarray of shape (N, D)
+            Complete data.
+        lengths : ndarray of int or None
+            Sequence lengths (HMMs).
+        starts : list of dict
+            One parameter set per chain, under the structure's names.
+        sampler : {"gibbs", "nuts"}
+            The engine.
+        prior : dict or None
+            The user's prior entries (see :data:`MCMC_PARAMS_DOC`).
+        n_draws, n_warmup : int
+            Kept and discarded draws per chain.
+        rng : numpy.random.Generator
+            Seeds the chains.
+        progress : bool, default=False
+            Show a progress bar.
+        owner : str, default="model"
+            The family's name, for error messages.
+
+        Returns
+        -------
+        MCMC
+        """
+        em = structure.emission
+        K = np.shape(starts[0][structure.pi])[0]
+        alpha_pi, alpha_A, hyper, dists, fixed = resolve_prior(structure, prior, sampler, X, K, owner)
+        starts = [prepare_start(structure, start, fixed, X) for start in starts]
+        bounds = _hmm.sequence_bounds(lengths, X.shape[0]) if structure.hmm else np.array([0, X.shape[0]])
+        if sampler == "gibbs":
+            draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
+                                      n_draws, progress)
+        else:
+            draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
+                                     n_warmup, n_draws, progress, owner)
+        draws = draws if em.key in fixed else relabel(structure, draws)
+        used = {structure.pi: alpha_pi, **({"transmat": alpha_A} if structure.hmm else {}), **hyper}
+        used.update({k: v for k, v in (prior or {}).items() if is_distribution(v)})  # replaces the conjugate entry
+        return cls(structure, sampler, draws, stats, used)
+
+    @property
+    def n_total(self) -> int:
+        """Number of draws, all chains together."""
+        first = next(iter(self.draws.values()))
+        return first.shape[0] * first.shape[1]
+
+    @property
+    def flat(self) -> dict[str, np.ndarray]:
+        """``draws`` with chains and draws merged into one leading axis."""
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.draws.items()}
+
+    def point(self) -> dict[str, np.ndarray]:
+        """Posterior means of every array (what a family reports as its fitted attributes)."""
+        return {k: v.mean(axis=(0, 1)) for k, v in self.draws.items()}
+
+    def posterior(self, X, lengths):
+        """:class:`~probspace.posteriors.FiniteMixture` over every parameter draw (chains merged)."""
+        from .posteriors._mixture import FiniteMixture
+
+        params = self.flat
+        return FiniteMixture(lambda s: self._latents(_draw(params, s), X, lengths, "exact"), self.n_total)
+
+    def pointwise_log_likelihood(self, X, lengths, params):
+        """``(n_draws, n_obs)``: per observation (mixtures) or one-step-ahead per frame (HMMs)."""
+        params = self.flat if params is None else params
+        n = next(iter(params.values())).shape[0]
+        out = np.empty((n, X.shape[0]))
+        for s in range(n):
+            out[s] = self._pointwise(_draw(params, s), X, lengths)
+        return out
+
+    def log_likelihood(self, X, lengths):
+        """Log posterior predictive density of each observation (sequence): ``log mean_s p(x | theta_s)``."""
+        params = self.flat
+        per = np.array([self._per_sequence(_draw(params, s), X, lengths) for s in range(self.n_total)])
+        return logsumexp(per, axis=0) - np.log(self.n_total)
+
+    def sample(self, n_samples, rng):
+        """Generate from one parameter draw picked at random (the posterior predictive of a data set)."""
+        return self._generate(_draw(self.flat, int(rng.integers(0, self.n_total))), n_samples, rng)
+
+    def sample_parameters(self, n_samples, rng):
+        """Draws picked uniformly at random (with replacement) from all chains."""
+        idx = rng.integers(0, self.n_total, size=n_samples)
+        return {k: v[idx] for k, v in self.flat.items()}
+
+    def posterior_predictive(self, X, latents, params, rng):
+        """Replicated data: draw ``s`` emits from latent draw ``s`` under parameter draw ``s``."""
+        emission = self.structure.emission
+        return np.stack([emission.sample(_draw(params, s), latents[s].astype(np.int64), rng)
+                         for s in range(latents.shape[0])])
+
+    def forecast(self, X, lengths, n_steps, n_samples, rng):
+        """Continuations of the last sequence, each under its own parameter draw picked at random."""
+        params = self.flat
+        which = rng.integers(0, self.n_total, size=n_samples)
+        obs, states = None, np.empty((n_samples, n_steps), dtype=np.int64)
+        for s in np.unique(which):
+            where = np.flatnonzero(which == s)
+            x, z = self._continue(_draw(params, s), X, lengths, n_steps, where.size, rng)
+            if obs is None:
+                obs = np.empty((n_samples, n_steps, x.shape[-1]), dtype=x.dtype)
+            obs[where], states[where] = x, z
+        return obs, states
+
+
+def engine_field(field: str, doc: str) -> property:
+    """Return a public fitted attribute (``draws_``, ``sample_stats_``, ``prior_``) that reads ``mcmc_``.
+
+    ``None`` for a point fit. Setting it (as loading a saved model does,
+    field by field) stores the value in the engine, built on first use from
+    the model's ``_structure()``, so the getter returns what was set.
+    """
+
+    def get(self):
+        mcmc = self.__dict__.get("mcmc_")
+        return None if mcmc is None else getattr(mcmc, field)
+
+    def set_(self, value):
+        if value is None:
+            self.__dict__.setdefault("mcmc_", None)
+            return
+        if self.__dict__.get("mcmc_") is None:
+            self.mcmc_ = MCMC(self._structure(), self.sampler, {}, {}, {})
+        setattr(self.mcmc_, field, value)
+
+    return property(get, set_, doc=doc)
+
+
+#: The public fitted attributes that read the engine (see :func:`engine_field`).
+ENGINE_FIELDS = ("draws_", "sample_stats_", "prior_")
+
+
+def add_engine_state(model: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Add the engine's arrays to what a family's ``_get_state`` returns (``mcmc_`` itself is not saved)."""
+    state["fitted"].update({name: getattr(model, name) for name in ENGINE_FIELDS})
+    return state
+
+
+def split_engine_state(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate the engine's fields from a saved state: they are restored after the backend they read."""
+    fitted = dict(state["fitted"])
+    engine = {name: fitted.pop(name) for name in ENGINE_FIELDS if name in fitted}
+    return {**state, "fitted": fitted}, engine
+
+
+def restore_engine(model: Any, engine: dict[str, Any]) -> None:
+    """Rebuild ``mcmc_`` on a loaded model from its saved fields (``None`` for a point fit)."""
+    for name, value in engine.items():
+        setattr(model, name, value)
+    model.__dict__.setdefault("mcmc_", None)

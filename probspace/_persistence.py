@@ -74,13 +74,15 @@ def _backends() -> dict[str, type]:
 
     from .models import _hmm
 
-    # The HMM families' private backend subclasses, by name (looked up in that one module, never imported
-    # from the file); a name the module lacks is skipped, and saving a backend not listed raises TypeError.
+    # The HMM families' private backend subclasses under the names format-1 files give them
+    # (``probspace.models._hmm.<name>``, where they were defined then), looked up in that one module, never
+    # imported from the file; a name the module lacks is skipped, and saving a backend not listed raises TypeError.
     private = ("_KernelEStepGaussianHMM", "_GuardedCategoricalHMM", "_GuardedPoissonHMM", "_GuardedGMMHMM")
     classes = (mixture.GaussianMixture, mixture.BayesianGaussianMixture, decomposition.LatentDirichletAllocation,
                hmm.GaussianHMM, hmm.CategoricalHMM, hmm.PoissonHMM, hmm.GMMHMM, vhmm.VariationalGaussianHMM,
-               vhmm.VariationalCategoricalHMM, *(getattr(_hmm, n) for n in private if hasattr(_hmm, n)))
-    return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
+               vhmm.VariationalCategoricalHMM)
+    return {**{f"{c.__module__}.{c.__qualname__}": c for c in classes},
+            **{f"{_hmm.__name__}.{n}": getattr(_hmm, n) for n in private if hasattr(_hmm, n)}}
 
 
 class _Encoder:

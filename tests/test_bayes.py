@@ -9,7 +9,7 @@ from scipy import stats
 import probspace as ps
 from probspace import _bayes
 from probspace.datasets import load_discoveries, load_old_faithful
-from probspace.inference import _gibbs
+from probspace.emissions import PoissonEmission
 from probspace.testing import check_model
 
 FAST = {"n_chains": 2, "n_draws": 200, "n_warmup": 100}
@@ -237,11 +237,11 @@ def test_nuts_per_state_mean_prior_refers_to_the_sorted_states():
 
 
 def test_prepare_start_sorts_and_moves_off_the_boundary():
-    layout = _bayes.Layout(_gibbs.POISSON, True, "startprob", "lambdas", None)
+    structure = _bayes.Structure(PoissonEmission(), hmm=True)
     em = {"startprob": np.array([1.0, 3.7e-50]), "transmat": np.array([[0.9, 0.1], [1.0, 0.0]]),
           "lambdas": np.array([[5.0], [0.0]])}
     X = np.array([[0.0], [4.0], [6.0], [2.0]])
-    start = _bayes.prepare_start(layout, em, {}, X)
+    start = _bayes.prepare_start(structure, em, {}, X)
     assert start["lambdas"][0, 0] == pytest.approx(1e-3 * X.mean()) and start["lambdas"][1, 0] == 5.0  # sorted
     np.testing.assert_allclose(start["startprob"], [5e-4, 1 - 5e-4])
     mixed = 0.999 * np.array([[0.0, 1.0], [0.1, 0.9]]) + 5e-4  # rows and columns swapped, then 0.1% uniform
@@ -250,7 +250,7 @@ def test_prepare_start_sorts_and_moves_off_the_boundary():
         assert np.all(np.abs(biject_to_simplex_inverse(start[name])) < 10)
     # a held-fixed key keeps its given order and the EM states are matched to it by rank
     fixed = {"lambdas": np.array([[8.0], [1.0]])}
-    start = _bayes.prepare_start(layout, em, fixed, X)
+    start = _bayes.prepare_start(structure, em, fixed, X)
     np.testing.assert_array_equal(start["lambdas"], fixed["lambdas"])
     assert start["startprob"][0] > 0.99  # EM state 0 (rate 5) is the upper state, matched to fixed rate 8
 
@@ -265,7 +265,7 @@ def test_nuts_chains_start_inside_the_simplex(monkeypatch):
 
     em_starts, inits = [], []
     model = ps.GaussianHMM(2, sampler="nuts", n_chains=2, n_draws=5, n_warmup=5, random_state=0)
-    em_start = model._mcmc_em_start
+    em_start = model._em_start
 
     def spy_em(*args):
         em_starts.append(em_start(*args))
@@ -275,7 +275,7 @@ def test_nuts_chains_start_inside_the_simplex(monkeypatch):
         inits.extend(chain_inits)
         raise Captured
 
-    monkeypatch.setattr(model, "_mcmc_em_start", spy_em)
+    monkeypatch.setattr(model, "_em_start", spy_em)
     monkeypatch.setattr(_nuts, "run_nuts", spy_nuts)
     with pytest.raises(Captured):
         model.fit(load_old_faithful().data[:, :1])
@@ -735,10 +735,10 @@ def test_bic_refuses_mcmc_fits(faithful_gibbs):
 
 
 def test_relabel_permutes_transition_rows_and_columns():
-    layout = _bayes.Layout(_gibbs.POISSON, True, "startprob", "lambdas", None)
+    structure = _bayes.Structure(PoissonEmission(), hmm=True)
     p = {"startprob": np.array([[0.2, 0.8]]), "transmat": np.array([[[0.9, 0.1], [0.3, 0.7]]]),
          "lambdas": np.array([[[5.0], [1.0]]])}
-    out = _bayes.relabel(layout, p)
+    out = _bayes.relabel(structure, p)
     np.testing.assert_array_equal(out["lambdas"][0, :, 0], [1.0, 5.0])
     np.testing.assert_array_equal(out["startprob"][0], [0.8, 0.2])
     np.testing.assert_array_equal(out["transmat"][0], [[0.7, 0.3], [0.1, 0.9]])

@@ -5,7 +5,7 @@ import importlib.util
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from probspace import GMMHMM, LDA, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from probspace import GMMHMM, LDA, BernoulliHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -24,6 +24,7 @@ MODELS = [
     CategoricalHMM(bayesian=True),
     PoissonHMM(),
     GMMHMM(),
+    BernoulliHMM(),
     # fully Bayesian fits (compiled Gibbs); NUTS runs the suite in tests/test_bayes.py (slow)
     GaussianMixture(sampler="gibbs", n_chains=2, n_draws=40, n_warmup=20),
     GaussianMixture(sampler="gibbs", covariance_type="diag", n_chains=2, n_draws=40, n_warmup=20),
@@ -31,6 +32,7 @@ MODELS = [
     GaussianHMM(sampler="gibbs", covariance_type="full", n_chains=2, n_draws=30, n_warmup=20),
     CategoricalHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
     PoissonHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
+    BernoulliHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
 ]

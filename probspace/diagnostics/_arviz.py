@@ -168,7 +168,8 @@ def to_inference_data(
     dims = {k: list(v) for k, v in model._arviz_dims().items()}
     summaries = _latent_summaries(model, latent_name, latents, post, tags, dims)
     groups: dict[str, dict[str, np.ndarray]] = {
-        "posterior": {k: by_chain(v) for k, v in {**(params or {}), **summaries}.items()},
+        # parameters (a latent sampled as a parameter, e.g. RDPG positions, stays in the latent group)
+        "posterior": {k: by_chain(v) for k, v in {**(params or {}), **summaries}.items() if k != latent_name},
         LATENT_GROUP: {latent_name: by_chain(latents)},
     }
     loglik = model._pointwise_log_likelihood(Xc, lengths, params, **cond)  # None: no density (an embedding)

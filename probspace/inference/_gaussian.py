@@ -6,7 +6,6 @@ Covariance layouts follow scikit-learn's ``covariance_type``: ``"full"``
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import linalg, stats
 
@@ -32,23 +31,6 @@ def as_full(cov: np.ndarray, covariance_type: str, n_components: int, n_features
     if covariance_type == "spherical":
         return cov[:, None, None] * eye
     raise ValueError(f"unknown covariance_type {covariance_type!r}")
-
-
-@numba.njit(cache=True, nogil=True)
-def _diag_log_density(X, means, var, out):  # pragma: no cover - compiled
-    T, D = X.shape
-    K = means.shape[0]
-    log2pi = np.log(2.0 * np.pi)
-    log_var = np.log(var)
-    for t in range(T):
-        for k in range(K):
-            acc = 0.0
-            for d in range(D):
-                x = X[t, d]
-                if x == x:  # observed (not NaN)
-                    r = x - means[k, d]
-                    acc += r * r / var[k, d] + log_var[k, d] + log2pi
-            out[t, k] = -0.5 * acc
 
 
 def diag_log_density(X: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -79,12 +61,10 @@ def diag_log_density(X: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.nd
     >>> float(diag_log_density(X, np.array([[1e8]]), np.array([[1.0]]))[0, 0] + 0.5 * np.log(2 * np.pi))
     -0.5
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    means = np.ascontiguousarray(means, dtype=np.float64)
-    var = np.ascontiguousarray(np.broadcast_to(var, means.shape), dtype=np.float64)
-    out = np.empty((X.shape[0], means.shape[0]))
-    _diag_log_density(X, means, var, out)
-    return out
+    from ..emissions import GaussianEmission  # the one compiled Gaussian density (imports this module)
+
+    means = np.asarray(means, dtype=np.float64)
+    return GaussianEmission("diag").log_frames(X, {"means": means, "covars": np.broadcast_to(var, means.shape)})
 
 
 def log_gaussian(X: np.ndarray, means: np.ndarray, precisions: np.ndarray, covariance_type: str) -> np.ndarray:

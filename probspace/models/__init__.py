@@ -1,10 +1,15 @@
 """Model families. ``VAE`` and ``CVAE`` load torch and pyro only when first used."""
 
+from ._embedding import Embedding
+from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
-from ._hmm import GMMHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 from ._lda import LDA, TokenTopicDraws
+from ._rdpg import RDPG
+from .hmm import GMMHMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
-__all__ = ["GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM"]
+__all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
+           "BernoulliHMM",
+           "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG"]
 
 
 def __getattr__(name):

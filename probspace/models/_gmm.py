@@ -10,9 +10,10 @@ from sklearn import config_context, mixture
 from .. import _bayes
 from .._base import LatentModel
 from .._docstrings import fill
-from .._random import sklearn_seed
+from .._random import child_generator, sklearn_seed
 from .._tags import ModelTags
 from .._validation import Interval, Options, check_gaussian_scale
+from ..emissions import GaussianEmission
 from ..inference._gaussian import (
     as_full,
     log_gaussian,
@@ -209,6 +210,19 @@ class GaussianMixture(LatentModel):
         cls = mixture.BayesianGaussianMixture if self.bayesian else mixture.GaussianMixture
         return cls(**params)
 
+    draws_ = _bayes.engine_field("draws", "MCMC parameter draws (n_chains, n_draws, ...), or None.")
+    sample_stats_ = _bayes.engine_field("stats", "MCMC per-draw statistics (n_chains, n_draws), or None.")
+    prior_ = _bayes.engine_field("prior", "The prior of an MCMC fit (defaults filled in), or None.")
+    _unsaved = (*LatentModel._unsaved, "mcmc_")
+
+    def _get_state(self) -> dict[str, Any]:
+        return _bayes.add_engine_state(self, super()._get_state())
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        state, engine = _bayes.split_engine_state(state)
+        super()._set_state(state)
+        _bayes.restore_engine(self, engine)
+
     def _get_parameters(self) -> dict[str, Any]:
         params = {"weights_": self.weights_, "means_": self.means_, "covariances_": self.covariances_}
         if self.draws_ is not None:
@@ -226,7 +240,8 @@ class GaussianMixture(LatentModel):
             raise ValueError(f"prior={self.prior!r} applies only to MCMC fits; set sampler='gibbs' or 'nuts' "
                              "(EM and variational fits take their priors as constructor parameters).")
         if self.sampler is not None:
-            _bayes.check_request(self, X, self._mcmc_layout())
+            _bayes.check_request(self._structure(), self.sampler, self.prior, X, self.n_components,
+                                 type(self).__name__, self.bayesian)
         check_gaussian_scale(X, type(self).__name__)
         common = dict(n_components=self.n_components, covariance_type=self.covariance_type, tol=self.tol,
                       reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
@@ -246,24 +261,27 @@ class GaussianMixture(LatentModel):
         # sklearn's EM bound is per sample already; its variational bound is a total.
         scale = X.shape[0] if self.bayesian else 1
         self.history_ = np.asarray(backend.lower_bounds_, dtype=np.float64) / scale
-        self.draws_ = self.sample_stats_ = self.prior_ = None
+        self.mcmc_ = None
         if self.sampler is not None:
-            _bayes.fit(self, X, None, rng)
+            starts = [self._em_start(X, child_generator(rng)) for _ in range(self.n_chains)]
+            self.mcmc_ = _bayes.MCMC.run(self._structure(), X, None, starts, sampler=self.sampler, prior=self.prior,
+                                         n_draws=self.n_draws, n_warmup=self.n_warmup, rng=rng,
+                                         progress=self.progress, owner=type(self).__name__)
+            self._set_point(self.mcmc_.point())
 
-    # -- MCMC hooks (see probspace._bayes) ----------------------------------------
-    def _mcmc_layout(self) -> _bayes.Layout:
-        from ..inference._gibbs import DIAG, FULL
+    # -- composition: the Gaussian emission, labels instead of a Markov chain ---------------
+    def _structure(self) -> _bayes.Structure:
+        return _bayes.Structure(GaussianEmission(self.covariance_type, "covariances"), hmm=False)
 
-        return _bayes.Layout(DIAG if self.covariance_type == "diag" else FULL, False, "weights", "means",
-                             "covariances")
-
-    def _mcmc_em_start(self, X, lengths, rng):
+    def _em_start(self, X, rng):
+        """One chain's start: a maximum-likelihood fit from ``rng``."""
         em = mixture.GaussianMixture(self.n_components, covariance_type=self.covariance_type, tol=self.tol,
                                      reg_covar=self.reg_covar, max_iter=self.max_iter, init_params=self.init_params,
                                      random_state=sklearn_seed(rng)).fit(X)
         return {"weights": em.weights_, "means": em.means_, "covariances": em.covariances_}
 
-    def _mcmc_set_point(self, p: dict[str, np.ndarray]) -> None:
+    def _set_point(self, p: dict[str, np.ndarray]) -> None:
+        """Write posterior means into the backend, precisions included, where the fitted attributes read them."""
         b = self.backend_
         b.weights_, b.means_, b.covariances_ = p["weights"], p["means"], p["covariances"]
         if self.covariance_type == "diag":
@@ -274,38 +292,23 @@ class GaussianMixture(LatentModel):
             b.precisions_cholesky_ = np.swapaxes(np.linalg.inv(chol), -1, -2)
             b.precisions_ = b.precisions_cholesky_ @ np.swapaxes(b.precisions_cholesky_, -1, -2)
 
+    def _answers(self) -> _bayes.MCMC | _PointMixture:
+        """Return the answers: the MCMC engine, or scikit-learn's fit (the one place that asks which)."""
+        mcmc = getattr(self, "mcmc_", None)
+        return mcmc if mcmc is not None else _PointMixture(self)
+
+    # -- hooks: asked of the answers --------------------------------------------------------
     def _posterior(self, X: np.ndarray, lengths: None) -> Categorical:
-        if self.draws_ is not None:
-            return _bayes.posterior(self, X, None)
-        method = "variational" if self.bayesian else "exact"
-        with config_context(assume_finite=True):  # X was validated by the base class
-            probs = self.backend_.predict_proba(X)
-        return Categorical._trusted(probs, method)
+        return self._answers().posterior(X, lengths)
 
     def _log_likelihood(self, X: np.ndarray, lengths: None) -> np.ndarray:
-        if self.draws_ is not None:
-            return _bayes.log_likelihood(self, X, None)
-        with config_context(assume_finite=True):
-            return self.backend_.score_samples(X)
+        return self._answers().log_likelihood(X, lengths)
 
     def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        if self.draws_ is not None:
-            return _bayes.sample(self, n_samples, rng)
-        labels = sample_categorical(self.weights_[None, :], n_samples, rng)[:, 0]
-        X = sample_components(self.means_, self.covariances_, self.covariance_type, labels, rng)
-        return X, labels
+        return self._answers().sample(n_samples, rng)
 
     def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if self.draws_ is not None:
-            return _bayes.sample_parameters(self, n_samples, rng)
-        b = self.backend_
-        if self.weight_concentration_prior_type == "dirichlet_process":
-            weights = sample_stick_breaking(*b.weight_concentration_, n_samples, rng)
-        else:
-            weights = rng.dirichlet(b.weight_concentration_, size=n_samples)
-        means, precisions = sample_normal_wishart(b.means_, b.mean_precision_, b.covariances_,
-                                                  b.degrees_of_freedom_, self.covariance_type, n_samples, rng)
-        return {"weights": weights, "means": means, "precisions": precisions}
+        return self._answers().sample_parameters(n_samples, rng)
 
     # -- extras -------------------------------------------------------------------
     def predict(self, X: Any) -> np.ndarray:
@@ -382,29 +385,66 @@ class GaussianMixture(LatentModel):
                 "precisions": prec, "covariances": cov, "x": ("obs", "feature")}
 
     def _pointwise_log_likelihood(self, X, lengths, params):
+        return self._answers().pointwise_log_likelihood(X, lengths, params)
+
+    def _posterior_predictive(self, X, latents, params, rng):
+        return self._answers().posterior_predictive(X, latents, params, rng)
+
+
+class _PointMixture:
+    """The answers of an EM or variational fit, from the scikit-learn backend (see ``GaussianMixture._answers``)."""
+
+    def __init__(self, model: GaussianMixture) -> None:
+        self.model = model
+        self.backend = model.backend_
+
+    def posterior(self, X, lengths):
+        method = "variational" if self.model.bayesian else "exact"
+        with config_context(assume_finite=True):  # X was validated by the base class
+            probs = self.backend.predict_proba(X)
+        return Categorical._trusted(probs, method)
+
+    def log_likelihood(self, X, lengths):
+        with config_context(assume_finite=True):
+            return self.backend.score_samples(X)
+
+    def sample(self, n_samples, rng):
+        b, covariance_type = self.backend, self.model.covariance_type
+        labels = sample_categorical(b.weights_[None, :], n_samples, rng)[:, 0]
+        return sample_components(b.means_, b.covariances_, covariance_type, labels, rng), labels
+
+    def sample_parameters(self, n_samples, rng):
+        """Draws from the variational posterior (``bayesian=True``)."""
+        b, covariance_type = self.backend, self.model.covariance_type
+        if self.model.weight_concentration_prior_type == "dirichlet_process":
+            weights = sample_stick_breaking(*b.weight_concentration_, n_samples, rng)
+        else:
+            weights = rng.dirichlet(b.weight_concentration_, size=n_samples)
+        means, precisions = sample_normal_wishart(b.means_, b.mean_precision_, b.covariances_,
+                                                  b.degrees_of_freedom_, covariance_type, n_samples, rng)
+        return {"weights": weights, "means": means, "precisions": precisions}
+
+    def pointwise_log_likelihood(self, X, lengths, params):
         if params is None:
-            return self._log_likelihood(X, lengths)
-        if self.draws_ is not None:
-            return _bayes.pointwise_log_likelihood(self, X, lengths, params)
+            return self.log_likelihood(X, lengths)
         out = np.empty((params["weights"].shape[0], X.shape[0]))
         for s in range(out.shape[0]):
-            logp = log_gaussian(X, params["means"][s], params["precisions"][s], self.covariance_type)
+            logp = log_gaussian(X, params["means"][s], params["precisions"][s], self.model.covariance_type)
             logp += np.log(params["weights"][s])
             top = logp.max(axis=1, keepdims=True)
             out[s] = (top + np.log(np.exp(logp - top).sum(axis=1, keepdims=True)))[:, 0]
         return out
 
-    def _posterior_predictive(self, X, latents, params, rng):
-        if self.draws_ is not None:
-            return _bayes.posterior_predictive(self, X, latents, params, rng)
+    def posterior_predictive(self, X, latents, params, rng):
+        b, covariance_type = self.backend, self.model.covariance_type
         n_draws, n_obs = latents.shape
         if params is None:
-            flat = sample_components(self.means_, self.covariances_, self.covariance_type, latents.ravel(), rng)
+            flat = sample_components(b.means_, b.covariances_, covariance_type, latents.ravel(), rng)
             return flat.reshape(n_draws, n_obs, -1)
-        out = np.empty((n_draws, n_obs, self.n_features_in_))
-        K, D = self.n_components, self.n_features_in_
+        K, D = b.means_.shape
+        out = np.empty((n_draws, n_obs, D))
         for s in range(n_draws):
-            cov = np.linalg.inv(as_full(params["precisions"][s], self.covariance_type, K, D))
+            cov = np.linalg.inv(as_full(params["precisions"][s], covariance_type, K, D))
             out[s] = sample_components(params["means"][s], cov, "full", latents[s], rng)
         return out
 

@@ -3,8 +3,13 @@
 from ._base import Posterior
 from ._categorical import Categorical
 from ._dirichlet import Dirichlet
+from ._empirical import EllipticalRegions, Empirical
 from ._markov import MarkovChain
 from ._mixture import FiniteMixture
+from ._mvn import MultivariateNormal
 from ._normal import DiagonalNormal
+from ._point import PointMass
 
-__all__ = ["Categorical", "DiagonalNormal", "Dirichlet", "FiniteMixture", "MarkovChain", "Posterior"]
+__all__ = ["MultivariateNormal", "PointMass",
+           "Categorical", "DiagonalNormal", "Dirichlet", "EllipticalRegions", "Empirical", "FiniteMixture",
+           "MarkovChain", "Posterior"]

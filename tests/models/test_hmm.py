@@ -357,3 +357,35 @@ def test_kernel_e_step_reproduces_hmmlearn(covariance_type):
     np.testing.assert_allclose(ours.backend_.covars_, stock.covars_, rtol=1e-7, atol=1e-9)
     assert ours.n_iter_ == stock.monitor_.iter
     assert ours.history_[-1] * len(X) == pytest.approx(stock.monitor_.history[-1], rel=1e-9)
+
+
+def test_hmmlearn_private_hooks_are_where_the_adapter_expects_them():
+    """Every hmmlearn private that probspace/models/hmm/_adapter.py uses: an upgrade that moves one fails here."""
+    import inspect
+
+    from hmmlearn import base as hmm_base
+    from hmmlearn import hmm as hmmlearn_hmm
+
+    from probspace.models.hmm import _adapter
+
+    def model_with_features(m):
+        m.n_features = 2
+        return m
+
+    for cls in (hmmlearn_hmm.GaussianHMM, hmmlearn_hmm.CategoricalHMM, hmmlearn_hmm.PoissonHMM, hmmlearn_hmm.GMMHMM):
+        assert list(inspect.signature(cls._do_mstep).parameters) == ["self", "stats"], cls
+    assert list(inspect.signature(hmmlearn_hmm.GaussianHMM._do_estep).parameters) == ["self", "X", "lengths"]
+    assert list(inspect.signature(hmmlearn_hmm.GaussianHMM._compute_log_likelihood).parameters) == ["self", "X"]
+    assert {"nobs", "start", "trans", "post", "obs"} <= set(
+        model_with_features(hmmlearn_hmm.GaussianHMM(2, covariance_type="diag"))._initialize_sufficient_statistics())
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    model = GaussianHMM(2, covariance_type="diag", random_state=0, max_iter=5, tol=0.0)
+    with pytest.warns(Warning):  # not converged in 5 iterations
+        model.fit(X)
+    b = model.backend_
+    assert isinstance(b, _adapter.KernelEStepGaussianHMM) and b._covars_.shape == (2, 2)
+    # the recording monitor replaced hmmlearn's: it saw every iteration the backend ran
+    assert isinstance(b.monitor_, hmm_base.ConvergenceMonitor) and len(b.monitor_.trace) == model.n_iter_ == 5
+    np.testing.assert_allclose(model.history_ * len(X), b.monitor_.trace)
+    covars = _adapter.stored_covars(b, lambda: model.covars_)
+    np.testing.assert_allclose(covars, b._covars_)

@@ -1,0 +1,229 @@
+"""The emission protocol: what a hidden state (or a mixture component) emits, in one object.
+
+An HMM is an initial distribution, a transition matrix and an emission; a
+finite mixture is the same without transitions. Everything that depends on
+the kind of observation lives in one :class:`Emission` subclass per file:
+
+- its parameter arrays (names, shapes, the array that orders states for relabelling);
+- its per-frame log-density, **one** compiled numba kernel with the
+  :data:`FRAMES` signature. The numpy path (``log_frames``: posteriors,
+  likelihoods, the EM E-step) and the compiled Gibbs sampler call that same
+  kernel; the only other definition is the torch version used by NUTS
+  (``torch_frames``), tested equal to it. Missing values (NaN) are summed out
+  inside the kernel;
+- sampling given states, the missing-value M-step, and, where it has them,
+  the conjugate prior (hyper-parameters, defaults, the compiled Gibbs update
+  with the :data:`UPDATE` signature) and the NUTS sites.
+
+The engines (:mod:`probspace._bayes`, :mod:`probspace.inference._gibbs`)
+never ask which emission they hold. Parameters travel to the compiled
+kernels as one flat float64 vector ``theta`` (the arrays of :attr:`names`
+raveled and concatenated, see :meth:`Emission.pack`), so one compiled Gibbs
+driver serves every emission through numba's first-class function types.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numba
+import numpy as np
+from numba import types
+
+__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "dirichlet", "inverse_cdf", "is_distribution",
+           "state_sums"]
+
+#: Signature of an emission's compiled log-density: ``frames(X, aux, theta, out)`` writes log p(x_i | z_i = k)
+#: into ``out`` (N, K); ``aux`` is the per-row data constant of :meth:`Emission.aux`.
+FRAMES = types.void(types.float64[:, ::1], types.float64[::1], types.float64[::1], types.float64[:, ::1])
+#: Signature of a conjugate Gibbs update: ``update(X, z, K, hyper, fixed, theta)`` draws the emission
+#: parameters given the labels ``z`` in place; ``fixed[j]`` holds array ``names[j]`` at its value.
+UPDATE = types.void(types.float64[:, ::1], types.int64[::1], types.int64, types.float64[::1], types.boolean[::1],
+                    types.float64[::1])
+JIT = {"cache": True, "nogil": True}
+
+
+@numba.njit(**JIT)
+def state_sums(X, z, K):  # pragma: no cover - compiled
+    """Return the number of points ``n`` (K,) and the per-feature sums (K, D) of the points in each state."""
+    N, D = X.shape
+    n = np.zeros(K)
+    sums = np.zeros((K, D))
+    for i in range(N):
+        n[z[i]] += 1.0
+        for d in range(D):
+            sums[z[i], d] += X[i, d]
+    return n, sums
+
+
+@numba.njit(**JIT)
+def dirichlet(alpha, out):  # pragma: no cover - compiled
+    """Draw ``out ~ Dirichlet(alpha)`` in place from numba's generator."""
+    total = 0.0
+    for k in range(alpha.shape[0]):
+        out[k] = np.random.gamma(alpha[k], 1.0)
+        total += out[k]
+    if total > 0.0:
+        for k in range(alpha.shape[0]):
+            out[k] /= total
+    else:  # every gamma draw underflowed (tiny concentrations): the largest-concentration corner
+        out[:] = 0.0
+        out[np.argmax(alpha)] = 1.0
+
+
+def is_distribution(value: Any) -> bool:
+    """Whether ``value`` is a torch/pyro distribution (a ``prior`` entry over a whole array)."""
+    return hasattr(value, "log_prob") and hasattr(value, "support")
+
+
+def inverse_cdf(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of unnormalised ``weights`` (n, M) by inverse-CDF sampling (one uniform per row)."""
+    cdf = np.cumsum(weights, axis=1)
+    u = rng.random(weights.shape[0])[:, None] * cdf[:, -1:]
+    return (u >= cdf[:, :-1]).sum(axis=1)
+
+
+class PriorReader:
+    """Reads numeric ``prior`` entries with one error shape (owner, entry, what is allowed, what was given)."""
+
+    def __init__(self, user: dict, owner: str) -> None:
+        self.user = user
+        self.owner = owner
+
+    def floats(self, key: str, value: Any) -> np.ndarray:
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"prior['{key}'] of {self.owner} must be a number or an array of numbers; "
+                             f"got {value!r}.") from None
+
+    def number(self, key: str, default: Any, shape: tuple[int, ...], *, positive: bool = True) -> np.ndarray:
+        value = self.user.get(key, default)
+        if is_distribution(value):
+            value = default
+        arr = self.floats(key, value)
+        try:
+            arr = np.broadcast_to(arr, shape).copy()
+        except ValueError:
+            raise ValueError(f"prior['{key}'] of {self.owner} must be a scalar or have shape {shape}; "
+                             f"got shape {np.shape(value)}.") from None
+        if not np.all(np.isfinite(arr)) or (positive and not np.all(arr > 0)):
+            raise ValueError(f"prior['{key}'] of {self.owner} must be finite"
+                             f"{' and positive' if positive else ''}; got {value!r}.")
+        return arr
+
+
+class Emission:
+    """Base class of emission components (see the module docstring).
+
+    Subclasses set the class attributes below and implement
+    :meth:`shapes`, :meth:`sample` and, for MCMC, :meth:`resolve_hyper`,
+    :meth:`pack_hyper`, :meth:`nuts_sites` and :meth:`torch_frames`.
+    """
+
+    #: Parameter arrays, by their public (``draws_``) names, in packing order.
+    names: tuple[str, ...] = ()
+    #: The array whose states are sorted to relabel draws (by its first column unless ``order_key`` says otherwise).
+    key: str = ""
+    #: Conjugate hyper-parameters (numbers) accepted in ``prior=``, and for each the array whose prior it sets.
+    hyper_keys: ClassVar[dict[str, str]] = {}
+    #: Arrays on a simplex (a number under their name is a Dirichlet concentration) and positive arrays.
+    simplex: tuple[str, ...] = ()
+    positive: tuple[str, ...] = ()
+    #: Compiled log-density (:data:`FRAMES`) and conjugate Gibbs update (:data:`UPDATE`; None: no Gibbs).
+    frames_kernel: Any = None
+    update_kernel: Any = None
+    #: Samplers this emission supports (``"gibbs"`` needs ``update_kernel``, ``"nuts"`` needs ``torch_frames``).
+    samplers: tuple[str, ...] = ()
+
+    # -- parameters ------------------------------------------------------------------
+    def shapes(self, K: int, D: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each parameter array for ``K`` states and ``D`` features."""
+        raise NotImplementedError
+
+    def pack(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Return the kernels' flat parameter vector ``theta`` of one parameter set."""
+        return np.concatenate([np.asarray(params[n], dtype=np.float64).ravel() for n in self.names])
+
+    def unpack(self, theta: np.ndarray, K: int, D: int) -> dict[str, np.ndarray]:
+        """Inverse of :meth:`pack`; ``theta`` may have leading (draw) axes."""
+        lead, out, at = theta.shape[:-1], {}, 0
+        for name, shape in self.shapes(K, D).items():
+            size = int(np.prod(shape))
+            out[name] = theta[..., at:at + size].reshape(lead + shape).copy()
+            at += size
+        return out
+
+    def order_key(self, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Scalar per state (leading axes kept) by which draws are sorted."""
+        return params[self.key][..., 0]
+
+    # -- density and sampling ----------------------------------------------------------
+    def aux(self, X: np.ndarray) -> np.ndarray:
+        """Per-row constant of the log-density that no parameter touches (passed to the kernel)."""
+        return np.zeros(X.shape[0])
+
+    def log_frames(self, X: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """``log p(x_i | z_i = k)`` (N, K) from the compiled kernel; NaN entries are summed out."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        theta = self.pack(params)
+        out = np.empty((X.shape[0], self.n_states(params)))
+        self.frames_kernel(X, self.aux(X), theta, out)
+        return out
+
+    def n_states(self, params: dict[str, np.ndarray]) -> int:
+        return np.shape(params[self.names[0]])[0]
+
+    def sample(self, params: dict[str, np.ndarray], states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One observation per entry of the 1-D array ``states``, shape (len(states), n_features)."""
+        raise NotImplementedError
+
+    # -- EM with missing values --------------------------------------------------------------
+    def missing_supported(self, missing: np.ndarray) -> bool:
+        """Whether the missing-value M-step covers this pattern (default: whole missing frames only)."""
+        return not (missing.any(axis=1) & ~missing.all(axis=1)).any()
+
+    def m_step(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Closed-form M-step over the observed values given state responsibilities ``gamma`` (N, K)."""
+        raise NotImplementedError(f"{type(self).__name__} has no missing-value M-step.")
+
+    # -- MCMC ----------------------------------------------------------------------------------
+    def check_sampler(self, sampler: str, X: np.ndarray, owner: str) -> None:
+        """Reject a sampler this emission (with these settings) does not support, naming the reason."""
+        if sampler not in self.samplers:
+            raise ValueError(f"{owner} supports sampler {list(self.samplers)}; got {sampler!r}.")
+
+    def number_hint(self, array: str) -> str:
+        """Which numeric ``prior`` entries set the conjugate prior of ``array`` (for error messages)."""
+        keys = [k for k, a in self.hyper_keys.items() if a == array]
+        return " and ".join(f"'{k}'" for k in keys)
+
+    def resolve_hyper(self, reader: PriorReader, X: np.ndarray, K: int) -> dict[str, Any]:
+        """Conjugate hyper-parameters (public names), defaults filled in and checked."""
+        return {}
+
+    def pack_hyper(self, hyper: dict[str, Any], D: int) -> np.ndarray:
+        """Return the hyper-parameters as the flat float64 vector the Gibbs update reads."""
+        return np.zeros(1)
+
+    def prepare_start(self, start: dict[str, np.ndarray], fixed: dict, X: np.ndarray, floor: float) -> None:
+        """Move positive arrays of an EM start off zero (in place); ``floor`` is relative to the data's scale."""
+
+    def nuts_sites(self, hyper: dict[str, Any], dists: dict, K: int, D: int, start: dict) -> list:
+        """NUTS sites (:class:`probspace.inference._nuts.Site`) of the emission arrays, in sampling order."""
+        raise NotImplementedError
+
+    def to_site(self, name: str, value: Any) -> Any:
+        """Return a parameter value in the layout its NUTS site samples (default: unchanged)."""
+        return value
+
+    def from_sites(self, draws: dict[str, np.ndarray]) -> None:
+        """Undo :meth:`to_site` on NUTS draws, in place."""
+
+    def torch_aux(self, Xt: Any) -> Any:
+        """Return the data constant of :meth:`torch_frames` (computed once per fit; default None)."""
+        return None
+
+    def torch_frames(self, Xt: Any, aux: Any, values: dict[str, Any]) -> Any:
+        """``log p(x_i | z_i = k)`` as a differentiable torch tensor (N, K): the kernel's twin for NUTS."""
+        raise NotImplementedError

@@ -1,0 +1,111 @@
+"""Categorical emissions: one symbol per frame, ``x | z = k ~ Categorical(B_k)``.
+
+Parameter: ``emissionprob`` (K, n_symbols); ``X`` holds symbols 0..n_symbols-1
+in its one column (NaN marks a missing frame). Conjugate prior: a Dirichlet
+per row, whose concentration is the number given under ``prior["emissionprob"]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ._base import FRAMES, JIT, UPDATE, Emission, dirichlet, inverse_cdf
+
+__all__ = ["CategoricalEmission"]
+
+
+@numba.njit(FRAMES, **JIT)
+def _frames(X, aux, theta, out):  # pragma: no cover - compiled
+    N = X.shape[0]
+    K = out.shape[1]
+    M = theta.shape[0] // K
+    B = theta[:K * M].reshape((K, M))
+    for k in range(K):
+        for i in range(N):
+            x = X[i, 0]
+            if x == x:
+                p = B[k, int(x)]
+                out[i, k] = math.log(p) if p > 0.0 else -np.inf
+            else:
+                out[i, k] = 0.0
+
+
+@numba.njit(UPDATE, **JIT)
+def _update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
+    """Each row ``B_k | z ~ Dirichlet(alpha + symbol counts of state k)``."""
+    if fixed[0]:
+        return
+    M = theta.shape[0] // K
+    B = theta[:K * M].reshape((K, M))
+    counts = np.zeros((K, M))
+    for i in range(X.shape[0]):
+        counts[z[i], int(X[i, 0])] += 1.0
+    row = np.empty(M)
+    for k in range(K):
+        dirichlet(hyper + counts[k], row)
+        B[k] = row
+
+
+class CategoricalEmission(Emission):
+    """Categorical emissions (see the module docstring).
+
+    Parameters
+    ----------
+    n_symbols : int
+        Size of the alphabet.
+    concentration : float or array-like, default=1.0
+        Dirichlet prior of the EM (MAP) fit, used by the missing-value M-step.
+    """
+
+    names = ("emissionprob",)
+    key = "emissionprob"
+    simplex = ("emissionprob",)
+    frames_kernel = staticmethod(_frames)
+    update_kernel = staticmethod(_update)
+    samplers = ("gibbs", "nuts")
+
+    def __init__(self, n_symbols: int, concentration: float = 1.0) -> None:
+        self.n_symbols = n_symbols
+        self.concentration = concentration
+
+    def shapes(self, K, D):
+        return {"emissionprob": (K, self.n_symbols)}
+
+    def order_key(self, params):
+        B = params["emissionprob"]
+        return B @ np.arange(B.shape[-1], dtype=np.float64)  # the mean symbol
+
+    def sample(self, params, states, rng):
+        return inverse_cdf(params["emissionprob"][states], rng)[:, None].astype(np.int64)
+
+    def m_step(self, X, gamma, params):
+        B = params["emissionprob"]
+        obs = ~np.isnan(X[:, 0])
+        counts = np.zeros_like(B)
+        np.add.at(counts.T, X[obs, 0].astype(np.int64), gamma[obs])
+        new = np.maximum(self.concentration - 1.0 + counts, 0.0)
+        rows = new.sum(axis=1, keepdims=True)
+        return {"emissionprob": np.where(rows > 0, new / np.where(rows > 0, rows, 1.0), B)}
+
+    def resolve_hyper(self, reader, X, K):
+        return {"emissionprob": reader.number("emissionprob", 1.0, (self.n_symbols,))}
+
+    def pack_hyper(self, hyper, D):
+        return np.asarray(hyper["emissionprob"], dtype=np.float64)
+
+    def nuts_sites(self, hyper, dists, K, D, start):
+        import pyro.distributions as pdist
+        import torch
+
+        from ..inference._nuts import Site
+
+        prior = pdist.Dirichlet(torch.as_tensor(np.array(hyper["emissionprob"], dtype=np.float64)))
+        return [Site("emissionprob", np.shape(start["emissionprob"]), "simplex", dists.get("emissionprob", prior))]
+
+    def torch_frames(self, Xt, aux, values):
+        import torch
+
+        return torch.log(values["emissionprob"]).T[Xt[:, 0].long()]

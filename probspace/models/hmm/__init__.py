@@ -1,0 +1,13 @@
+"""Hidden Markov models: initial probabilities + transition matrix + an emission component.
+
+``_base`` holds the shared EM/MCMC machinery, ``_adapter`` every use of
+hmmlearn's private API, and each family is one thin file.
+"""
+
+from ._bernoulli import BernoulliHMM
+from ._categorical import CategoricalHMM
+from ._gaussian import GaussianHMM
+from ._gmm import GMMHMM
+from ._poisson import PoissonHMM
+
+__all__ = ["BernoulliHMM", "CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]
