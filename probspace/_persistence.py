@@ -59,10 +59,12 @@ def can_save(model: Any) -> bool:
     cls = type(model)
     if "<locals>" in cls.__qualname__ or registered_family(family_name(cls)) is not cls:
         return False
-    if not hasattr(model, "backend_"):
-        return True
     try:
-        model._get_state()
+        enc = _Encoder()
+        enc.encode({k: v for k, v in model.get_params(deep=False).items() if not isinstance(v, np.random.Generator)},
+                   "params")
+        if hasattr(model, "backend_"):
+            enc.encode(model._get_state(), "state")
     except (NotImplementedError, TypeError):
         return False
     return True
@@ -83,6 +85,20 @@ def _backends() -> dict[str, type]:
                vhmm.VariationalCategoricalHMM)
     return {**{f"{c.__module__}.{c.__qualname__}": c for c in classes},
             **{f"{_hmm.__name__}.{n}": getattr(_hmm, n) for n in private if hasattr(_hmm, n)}}
+
+
+def _estimators() -> dict[str, type]:
+    """scikit-learn transformers that may appear as a parameter (``Embedding(estimator)``), by qualified name.
+
+    Only their constructor parameters and public fitted attributes are
+    written; a file names one of these classes or it is refused.
+    """
+    from sklearn import decomposition, manifold, random_projection
+
+    classes = (decomposition.PCA, decomposition.IncrementalPCA, decomposition.TruncatedSVD, decomposition.FastICA,
+               decomposition.NMF, decomposition.FactorAnalysis, decomposition.SparsePCA, manifold.TSNE,
+               manifold.SpectralEmbedding, manifold.MDS, random_projection.GaussianRandomProjection)
+    return {f"{c.__module__}.{c.__qualname__}": c for c in classes}
 
 
 class _Encoder:
@@ -116,6 +132,9 @@ class _Encoder:
             return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
         if isinstance(value, dict) and all(isinstance(k, str) for k in value):
             return {"__dict__": {k: self.encode(v, f"{where}.{k}") for k, v in value.items()}}
+        name = f"{type(value).__module__}.{type(value).__qualname__}"
+        if hasattr(value, "get_params") and name in _estimators():  # an unfitted estimator given as a parameter
+            return {"__estimator__": name, "params": self.encode(value.get_params(deep=False), f"{where}.params")}
         raise TypeError(f"cannot save {where}: unsupported type {type(value).__name__}")
 
 
@@ -131,6 +150,11 @@ def _decode(value: Any, arrays: Any) -> Any:
             return float(value["__float__"])
         if "__strings__" in value:
             return np.asarray(value["__strings__"], dtype=object)
+        if "__estimator__" in value:
+            cls = _estimators().get(value["__estimator__"])
+            if cls is None:
+                raise ValueError(f"unknown estimator {value['__estimator__']!r} in the file's header")
+            return cls(**_decode(value["params"], arrays))
         if "__dict__" in value:
             return {k: _decode(v, arrays) for k, v in value["__dict__"].items()}
         raise ValueError(f"unknown entry in the file's header: {sorted(value)}")
@@ -192,23 +216,28 @@ def save(model: Any, path: Any) -> None:
     path : str or path-like
         Destination.
     """
-    from ._base import family_name
+    from ._base import family_name, registered_family
 
     model._check_fitted()
-    if not can_save(model):
-        raise TypeError(f"{type(model).__name__} is not a registered probspace family with state hooks (a class "
-                        "defined at module level, subclassing LatentModel); pickle it instead.")
+    cls = type(model)
+    if "<locals>" in cls.__qualname__ or registered_family(family_name(cls)) is not cls:
+        raise TypeError(f"{cls.__name__} is not a registered probspace family (a class defined at module level, "
+                        "subclassing LatentModel); pickle it instead.")
     enc = _Encoder()
-    header = {
-        "magic": _MAGIC,
-        "format_version": FORMAT_VERSION,
-        "family": family_name(type(model)),
-        "versions": _versions(),
-        "params": enc.encode({k: v for k, v in model.get_params(deep=False).items()
-                              if not isinstance(v, np.random.Generator)}, "params"),
-        "rng": enc.encode(model.rng_.bit_generator.state, "rng_"),
-        "state": enc.encode(model._get_state(), "state"),
-    }
+    try:
+        header = {
+            "magic": _MAGIC,
+            "format_version": FORMAT_VERSION,
+            "family": family_name(cls),
+            "versions": _versions(),
+            "params": enc.encode({k: v for k, v in model.get_params(deep=False).items()
+                                  if not isinstance(v, np.random.Generator)}, "params"),
+            "rng": enc.encode(model.rng_.bit_generator.state, "rng_"),
+            "state": enc.encode(model._get_state(), "state"),
+        }
+    except (TypeError, NotImplementedError) as err:
+        raise TypeError(f"{cls.__name__} cannot be written in probspace's pickle-free format ({err}); pickle it "
+                        "instead.") from err
     with open(path, "wb") as fh:
         np.savez(fh, __header__=np.array(json.dumps(header)), **enc.arrays)
 

@@ -34,6 +34,14 @@ class ModelTags:
         The fit has a posterior over parameters that ``sample_parameters`` draws from.
     min_samples : int
         Fewest rows ``fit`` accepts.
+    density : bool
+        The model defines a density over ``X``: ``log_likelihood`` and
+        ``score`` work (false for deterministic embeddings).
+    generative : bool
+        ``sample`` draws new data from the model.
+    random_posterior : bool
+        Posterior draws vary (false for a point mass, whose every draw is
+        its location).
     conditional : bool
         ``y`` is a condition (class labels or covariates, one row per
         observation) that ``fit``, ``posterior``, ``embed``,
@@ -51,4 +59,7 @@ class ModelTags:
     exact_log_likelihood: bool = True
     parameter_posterior: bool = False
     min_samples: int = 1
+    density: bool = True
+    generative: bool = True
+    random_posterior: bool = True
     conditional: bool = False

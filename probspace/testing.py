@@ -112,8 +112,9 @@ def check_degenerate_data_fit_is_finite_or_a_value_error(model: LatentModel) -> 
         params = est._get_parameters()
         bad = [k for k, v in params.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
         assert not bad, f"fit on {name} data left non-finite parameters: {bad}"
-        ll = est.log_likelihood(Xd, **_kw(lengths))
-        assert np.all(np.isfinite(ll)), f"fit on {name} data gives non-finite log-likelihoods of its own data"
+        if est._model_tags().density:
+            ll = est.log_likelihood(Xd, **_kw(lengths))
+            assert np.all(np.isfinite(ll)), f"fit on {name} data gives non-finite log-likelihoods of its own data"
 
 
 # -- API checks -----------------------------------------------------------------
@@ -233,7 +234,9 @@ def check_pickle_roundtrip(model: LatentModel) -> None:
     est, X, lengths = _fitted(model)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, restored.posterior(X, **_kw(lengths)).mean)
-    np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)), restored.log_likelihood(X, **_kw(lengths)))
+    if est._model_tags().density:
+        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)),
+                                      restored.log_likelihood(X, **_kw(lengths)))
 
 
 @_check
@@ -248,7 +251,11 @@ def check_save_load_continues_stream(model: LatentModel) -> None:
     if not can_save(model):
         return
     est, X, lengths = _fitted(model)
-    est.sample(2)  # save mid-stream, not where the fit left it
+    if not can_save(est):  # e.g. an Embedding of an estimator whose fitted state is not public
+        return
+    generative = est._model_tags().generative
+    if generative:
+        est.sample(2)  # save mid-stream, not where the fit left it
     est.posterior(X, **_kw(lengths)).sample(2)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.npz")
@@ -258,8 +265,10 @@ def check_save_load_continues_stream(model: LatentModel) -> None:
     def unseeded_draws(m: LatentModel) -> dict[str, np.ndarray]:
         post = m.posterior(X, **_kw(lengths))
         first, second = post.sample(3), post.sample(2)
-        Xs, Zs = m.sample(4)
-        return {"posterior draws": first, "next posterior draws": second, "sampled X": Xs, "sampled Z": Zs}
+        draws = {"posterior draws": first, "next posterior draws": second}
+        if generative:
+            draws["sampled X"], draws["sampled Z"] = m.sample(4)
+        return draws
 
     expected = unseeded_draws(est)
     for i, restored in enumerate(loaded, start=1):
@@ -352,8 +361,12 @@ def check_random_state(model: LatentModel) -> None:
     est, X, lengths = _fitted(model)
     post = est.posterior(X, **_kw(lengths))
     np.testing.assert_array_equal(post.sample(5, random_state=3), post.sample(5, random_state=3))
-    a, b = post.sample(50), post.sample(50)  # 50: near-certain labels make 5 equal draws plausible by chance
-    assert not np.array_equal(a, b), "consecutive unseeded posterior draws are identical"
+    tags = est._model_tags()
+    if tags.random_posterior:
+        a, b = post.sample(50), post.sample(50)  # 50: near-certain labels make 5 equal draws plausible by chance
+        assert not np.array_equal(a, b), "consecutive unseeded posterior draws are identical"
+    if not tags.generative:
+        return
     Xa, _ = est.sample(20, random_state=4)
     Xb, _ = est.sample(20, random_state=4)
     np.testing.assert_array_equal(Xa, Xb)
@@ -371,18 +384,23 @@ def check_random_state(model: LatentModel) -> None:
 def check_sampling_leaves_model_unchanged(model: LatentModel) -> None:
     """Check that drawing from the model and its posterior never changes the fitted model."""
     est, X, lengths = _fitted(model)
+    tags = est._model_tags()
     mean = np.array(est.posterior(X, **_kw(lengths)).mean, copy=True)
-    loglik = est.log_likelihood(X, **_kw(lengths)).copy()
-    est.sample(50, random_state=0)
+    loglik = est.log_likelihood(X, **_kw(lengths)).copy() if tags.density else None
+    if tags.generative:
+        est.sample(50, random_state=0)
     est.posterior(X, **_kw(lengths)).sample(5, random_state=0)
     est.to_arviz(X, n_samples=3, random_state=0, **_kw(lengths))
     np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, mean)
-    np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)), loglik)
+    if tags.density:
+        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)), loglik)
 
 
 @_check
 def check_log_likelihood(model: LatentModel) -> None:
     """``log_likelihood`` is finite with one value per observation (sequence); ``score`` is its mean."""
+    if not model._model_tags().density:
+        return
     est, X, lengths = _fitted(model)
     ll = est.log_likelihood(X, **_kw(lengths))
     expected = X.shape[0] if lengths is None else len(lengths)
@@ -395,6 +413,8 @@ def check_log_likelihood(model: LatentModel) -> None:
 @_check
 def check_generative_sample(model: LatentModel) -> None:
     """``sample(n)`` gives ``(X, Z)`` with consistent shapes and finite likelihood."""
+    if not model._model_tags().generative:
+        return
     est, X, _ = _fitted(model)
     Xn, Z = est.sample(7, random_state=0)
     assert isinstance(Xn, np.ndarray) and Xn.shape == (7, est.n_features_in_), Xn.shape
@@ -423,8 +443,8 @@ def check_to_arviz(model: LatentModel) -> None:
     assert len(posterior.data_vars) > 0, "the posterior group is empty (parameters or latent summaries expected)"
     n_scalars = sum(int(np.prod(posterior[v].shape[2:], dtype=int)) for v in posterior.data_vars)
     assert n_scalars <= 200, f"the posterior group holds {n_scalars} scalars: ArviZ's default calls would flood"
-    per_draw = est._model_tags().parameter_posterior
-    assert ("log_likelihood" in groups) == per_draw, "log_likelihood is written exactly for fits with parameter draws"
+    if est._model_tags().parameter_posterior:
+        assert "log_likelihood" in groups, "a fit with parameter draws writes its pointwise log-likelihood"
     assert posterior.attrs.get("inference_method") == est.posterior(X, **_kw(lengths)).method
 
 

@@ -179,5 +179,5 @@ for k in (4, 5, 6):
 import arviz as az  # noqa: E402
 
 idata = fa.to_arviz(items.iloc[people], n_samples=500, random_state=2)
-print(az.summary(idata, var_names=["z"], kind="stats").round(2).head(10))
+print(az.summary(idata, group="latent_posterior", var_names=["z"], kind="stats").round(2).head(10))
 plt.show()

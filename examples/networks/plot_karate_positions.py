@@ -160,5 +160,6 @@ print(f"held-out graph: posterior predictive {sim.log_likelihood(A_again).sum() 
 import arviz as az  # noqa: E402
 
 idata = karate.to_arviz(A, n_samples=200, random_state=0)
-summary = az.summary(idata, var_names=["position"], coords={"node": [0, 33, *ambiguous[:3]]})
+summary = az.summary(idata, group="latent_posterior", var_names=["position"],
+                     coords={"node": [0, 33, *ambiguous[:3]]})
 print(summary[["mean", "sd", "hdi_3%", "hdi_97%", "ess_bulk", "r_hat"]])

@@ -157,8 +157,18 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     draws : dict of str to ndarray
         Constrained draws, each ``(n_chains, n_draws) + site.shape``.
     stats : dict of str to ndarray
-        ``diverging`` (bool), ``acceptance_rate`` and ``step_size``, each
-        ``(n_chains, n_draws)``.
+        ``diverging`` (bool), ``acceptance_rate``, ``step_size``, ``lp`` (the
+        log density of the draw on the unconstrained scale, Jacobian
+        included: minus the potential energy) and ``energy``, each
+        ``(n_chains, n_draws)``. Pyro does not expose the Hamiltonian it
+        realised at each draw, so ``energy`` is the potential energy at the
+        draw plus an independently drawn kinetic energy: NUTS resamples the
+        momentum at every transition from N(0, M), whose kinetic energy is
+        half a chi-square with as many degrees of freedom as parameters
+        whatever the mass matrix M, so this has the distribution of the
+        Hamiltonian at the start of the next transition, which is what
+        ArviZ's energy plot and BFMI compare. Tree depths are not exposed
+        either and are not recorded.
     """
     import torch
 
@@ -190,7 +200,7 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
         return -lp
 
     all_draws: dict[str, list] = {s.name: [] for s in sites}
-    stats: dict[str, list] = {"diverging": [], "acceptance_rate": [], "step_size": []}
+    stats: dict[str, list] = {"diverging": [], "acceptance_rate": [], "step_size": [], "lp": []}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: extra threads only spin-wait (tens of times slower on a busy machine)
     try:
@@ -199,7 +209,11 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
                     all_draws, stats)
     finally:
         torch.set_num_threads(threads)
-    return ({k: np.stack(v) for k, v in all_draws.items()}, {k: np.stack(v) for k, v in stats.items()})
+    out = {k: np.stack(v) for k, v in stats.items()}
+    n_params = sum(int(np.prod(np.shape(v)[2:], dtype=int)) for v in (np.stack(d) for d in all_draws.values()))
+    # after the chains, so the draws are the same with or without this statistic
+    out["energy"] = -out["lp"] + 0.5 * seed_rng.chisquare(n_params, size=out["lp"].shape)
+    return ({k: np.stack(v) for k, v in all_draws.items()}, out)
 
 
 def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
@@ -214,16 +228,18 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
                       adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
         accept: list[float] = []
         steps: list[float] = []
-
+        lps: list[float] = []
         diverged: list[bool] = []
 
-        def hook(kern, _params, stage, i, accept=accept, steps=steps, diverged=diverged):
+        def hook(kern, params, stage, i, accept=accept, steps=steps, diverged=diverged, lps=lps):
             # Pyro keeps per-iteration acceptance only as a running mean (HMC._mean_accept_prob) and
             # divergences as a list of draw indices (HMC._divergences), both private; they are read here
             # and nowhere else (tests/test_bayes.py checks both are recorded).
             if stage.startswith("Sample"):
                 accept.append(float(getattr(kern, "_mean_accept_prob", np.nan)))
                 steps.append(float(kern.step_size))
+                with torch.no_grad():
+                    lps.append(-float(potential(params)))
                 marks = getattr(kern, "_divergences", [])
                 diverged.append(bool(marks) and marks[-1] == len(diverged))
 
@@ -241,3 +257,4 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
         stats["diverging"].append(diverging)
         stats["acceptance_rate"].append(np.clip(per_draw, 0.0, 1.0))
         stats["step_size"].append(np.asarray(steps, dtype=np.float64))
+        stats["lp"].append(np.asarray(lps, dtype=np.float64))

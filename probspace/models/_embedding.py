@@ -85,8 +85,12 @@ class Embedding(LatentModel):
     it (for Isomap, ``transform`` of the training rows can differ slightly
     from ``embedding_``). One without (TSNE, SpectralEmbedding, MDS) embeds
     the training rows only: ``posterior``/``embed`` on other data raise
-    ``ValueError``. ``save`` is not available: the wrapped estimator cannot
-    be written without pickle; pickle the model instead. Example:
+    ``ValueError``. ``save`` writes the estimator's parameters and public
+    fitted attributes for the scikit-learn transformers whose fitted state
+    is public (PCA, IncrementalPCA, TruncatedSVD, FastICA, NMF,
+    FactorAnalysis, SparsePCA, TSNE, SpectralEmbedding, MDS,
+    GaussianRandomProjection); for others (Isomap keeps fitted neighbour
+    searches) it raises ``TypeError``: pickle those. Example:
     ``examples/factor/plot_embedding_vs_posterior.py``.
 
     Examples
@@ -102,20 +106,12 @@ class Embedding(LatentModel):
     """
 
     _parameter_constraints = {"estimator": [_Transformer()], "random_state": ["random_state"]}
-    _tags = ModelTags(exact_log_likelihood=False)
+    _tags = ModelTags(exact_log_likelihood=False, density=False, generative=False, random_posterior=False)
     _latent_name = "z"
     _expected_failures = {
         "check_init_stores_params": "clone copies the wrapped estimator (as scikit-learn's clone does for any "
                                     "meta-estimator), and the check compares parameters by identity or ==",
-        "check_save_load_continues_stream": "calls sample (not a generative model); save is unavailable too",
         "check_bad_input": "an Embedding has no n_components of its own (the estimator's is estimator__n_components)",
-        "check_degenerate_data_fit_is_finite_or_a_value_error": "calls log_likelihood: an embedding has no density",
-        "check_pickle_roundtrip": "compares log_likelihood: an embedding has no density (embed round-trips)",
-        "check_random_state": "every draw of a point mass is the same, by definition",
-        "check_sampling_leaves_model_unchanged": "calls sample: an embedding is not a generative model",
-        "check_log_likelihood": "an embedding has no density",
-        "check_generative_sample": "an embedding is not a generative model",
-        "check_to_arviz": "no log_likelihood group: an embedding has no density",
     }
 
     def __init__(self, estimator: Any, *, random_state: Any = None) -> None:
@@ -170,25 +166,8 @@ class Embedding(LatentModel):
             f"{self._name()} is a deterministic embedding, not a generative model: there is no p(x | z) to "
             "draw new data from. Use a probabilistic model, e.g. PPCA or FactorAnalysis.")
 
-    def _get_state(self) -> dict[str, Any]:
-        raise TypeError(f"{self._name()} cannot be saved without pickle (it wraps an arbitrary estimator).")
-
-    def save(self, path: Any) -> None:
-        """Not available: the wrapped estimator cannot be written without pickle.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Ignored.
-
-        Raises
-        ------
-        TypeError
-            Always; pickle the model instead (``pickle.dump(model, fh)``).
-        """
-        self._check_fitted()
-        raise TypeError(f"{self._name()} wraps an arbitrary scikit-learn estimator, which probspace's pickle-free "
-                        "file format cannot describe; pickle the model instead.")
+    def _new_backend(self, params: dict[str, Any]) -> Any:
+        return clone(self.estimator).set_params(**params)
 
     # -- ArviZ hooks ------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:

@@ -77,9 +77,23 @@ def test_no_density_and_no_generative_model(X):
         emb.sample(0)
 
 
+@pytest.mark.parametrize("estimator", [PCA(2), TSNE(2, perplexity=10.0, random_state=0)], ids=["PCA", "TSNE"])
+def test_save_and_load_an_allow_listed_estimator(X, tmp_path, estimator):
+    import probspace
+
+    emb = Embedding(estimator, random_state=0).fit(X)
+    path = os.path.join(tmp_path, "e.npz")
+    emb.save(path)
+    loaded = probspace.load(path)
+    assert type(loaded.estimator) is type(estimator) and loaded.estimator.get_params() == estimator.get_params()
+    np.testing.assert_array_equal(loaded.embed(X), emb.embed(X))
+    if hasattr(estimator, "transform"):
+        np.testing.assert_array_equal(loaded.embed(X[:3] + 1), emb.embed(X[:3] + 1))
+
+
 def test_save_refuses_and_pickle_works(X, tmp_path):
     emb = Embedding(Isomap(n_neighbors=8)).fit(X)
-    with pytest.raises(TypeError, match="pickle the model instead"):
+    with pytest.raises(TypeError, match="pickle it instead"):
         emb.save(os.path.join(tmp_path, "e.npz"))
     with pytest.raises(NotFittedError):
         Embedding(PCA(2)).save(os.path.join(tmp_path, "e.npz"))
@@ -94,12 +108,12 @@ def test_to_arviz_has_no_log_likelihood_group(X):
     data = emb.to_arviz(X, n_samples=20, random_state=0)
     groups = data.groups() if callable(getattr(data, "groups", None)) else list(data.children)
     assert "posterior" in groups and "observed_data" in groups and "log_likelihood" not in groups
-    z = data["posterior"]["z"]
+    z = data["latent_posterior"]["z"]
     assert z.dims == ("chain", "draw", "obs", "latent_dim") and z.shape == (1, 20, 60, 2)
     assert np.all(np.asarray(z) == emb.embed(X))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = az.summary(data, var_names=["z"], kind="stats")
+        summary = az.summary(data, group="latent_posterior", var_names=["z"], kind="stats")
     np.testing.assert_allclose(summary["mean"].to_numpy(dtype=float), emb.embed(X).ravel(), atol=1e-3)  # 0.x rounds
     np.testing.assert_allclose(summary["sd"].to_numpy(dtype=float), 0.0, atol=1e-12)  # ArviZ 1.x: float rounding
 

@@ -301,7 +301,8 @@ def test_to_arviz_has_chains_for_arviz_defaults(fitted):
 
     model, A, _ = fitted
     idata = model.to_arviz(A, n_samples=100, random_state=0)
-    position = idata["posterior"]["position"]
+    position = idata["latent_posterior"]["position"]
+    assert idata["posterior"]["position_mean"].dims == ("chain", "draw", "latent_dim")
     assert position.dims == ("chain", "draw", "node", "latent_dim") and position.shape == (3, 100, 60, 2)
     assert idata["posterior"].attrs["inference_method"] == "mcmc"
     assert idata["posterior_predictive"]["x"].shape == (3, 100, 60, 60)
@@ -309,9 +310,9 @@ def test_to_arviz_has_chains_for_arviz_defaults(fitted):
     assert set(idata["sample_stats"].data_vars) >= {"acceptance_rate", "total_log_likelihood"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = az.summary(idata, var_names=["position"])
-        ess = az.ess(idata, var_names=["position"])["position"]
-        rhat = az.rhat(idata, var_names=["position"])["position"]
+        summary = az.summary(idata, group="latent_posterior", var_names=["position"])
+        ess = az.ess(idata["latent_posterior"], var_names=["position"])["position"]
+        rhat = az.rhat(idata["latent_posterior"], var_names=["position"])["position"]
         loo = az.loo(idata)
     assert len(summary) == 120 and np.all(np.isfinite(summary["r_hat"]))
     assert ess.shape == (60, 2) and float(ess.min()) > 5
