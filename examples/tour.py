@@ -286,7 +286,8 @@ ax_post.legend(loc="upper left", fontsize=7, title="mean code (white) and its dr
 heading("One interface: every posterior has sample, mean, log_prob, entropy, and goes to ArviZ")
 models = (("GaussianMixture", gmm, X[:5]), ("GaussianHMM", hmm, flow), ("LDA", lda, bow[:2]),
           ("VAE", vae, X_test[:3]))
-print(f"{'family':16s} {'posterior (batch + event shape)':38s} {'method':21s} {'sample(2) shape':16s} ArviZ latent_posterior")
+print(f"{'family':16s} {'posterior (batch + event shape)':38s} {'method':21s} {'sample(2) shape':16s} "
+      "ArviZ latent_posterior")
 for name, model, data in models:
     posterior = model.posterior(data)
     idata = model.to_arviz(data, n_samples=20, random_state=5)

@@ -215,7 +215,7 @@ def to_inference_data(
 
 def _latent_summaries(model: Any, name: str, latents: np.ndarray, post: Any, tags: Any,
                       dims: dict[str, list[str]]) -> dict[str, np.ndarray]:
-    """A few per-draw summaries of the latent draws ``(n_draws, n_obs, ...)`` for the ``posterior`` group."""
+    """Return a few per-draw summaries of the latent draws ``(n_draws, n_obs, ...)`` for the ``posterior`` group."""
     latents = np.asarray(latents)
     if tags.discrete_latent:
         n_classes = np.asarray(post.mean).shape[-1]
