@@ -755,8 +755,9 @@ def test_nuts_records_per_draw_statistics_even_for_few_draws():
     X = load_old_faithful().data[:, :1]
     m = ps.GaussianHMM(2, sampler="nuts", n_chains=1, n_draws=20, n_warmup=20, random_state=0).fit(X)
     st = m.sample_stats_
-    assert set(st) == {"diverging", "acceptance_rate", "step_size", "total_log_likelihood"}
+    assert set(st) == {"diverging", "acceptance_rate", "step_size", "total_log_likelihood", "lp", "energy"}
     assert st["diverging"].shape == (1, 20) and st["diverging"].dtype == bool
+    assert np.all(np.isfinite(st["lp"])) and np.all(st["energy"] + st["lp"] >= 0)  # kinetic energy >= 0
     assert np.all((st["acceptance_rate"] >= 0) & (st["acceptance_rate"] <= 1))
     assert np.all(st["step_size"] > 0)
     few = ps.GaussianMixture(2, sampler="nuts", n_chains=1, n_draws=2, n_warmup=5, random_state=0).fit(X)
