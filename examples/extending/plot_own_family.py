@@ -32,7 +32,8 @@ import probspace
 from probspace.datasets import load_discoveries
 from probspace.testing import check_model
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # poisson_mixture.py sits next to this script
+# poisson_mixture.py sits next to this script (sphinx-gallery runs it from that folder, without __file__)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else os.getcwd())
 from poisson_mixture import PoissonMixture  # noqa: E402
 
 check_model(PoissonMixture())
