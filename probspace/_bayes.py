@@ -35,7 +35,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from ._validation import Interval, Options
-from .emissions._base import Emission, PriorReader, is_distribution
+from .emissions._base import Emission, PriorReader, dirichlet_log_density, is_distribution
 from .inference import _gibbs, _hmm
 from .inference._progress import progress_bar
 
@@ -79,8 +79,9 @@ MCMC_ATTRIBUTES_DOC = """\
         relabelled by ordering (see Notes); ``None`` otherwise.
     sample_stats_ : dict of str to ndarray or None
         MCMC fits: per-draw sampler statistics ``(n_chains, n_draws)``:
-        ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``diverging``, ``acceptance_rate``
-        and ``step_size`` (NUTS); ``None`` otherwise.
+        ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``lp`` (Gibbs: the log joint
+        ``log p(X | draw) + log p(draw)`` under the conjugate prior used, constrained scale),
+        ``diverging``, ``acceptance_rate`` and ``step_size`` (NUTS); ``None`` otherwise.
     prior_ : dict or None
         MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise.
     mcmc_ : probspace._bayes.MCMC or None
@@ -319,7 +320,31 @@ def _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rn
     out = {k: np.stack([ch[k] for ch in chains]) for k in chains[0]}
     draws = {structure.pi: out["pi"], **({"transmat": out["A"]} if structure.hmm else {}),
              **em.unpack(out["theta"], K, D)}
-    return draws, {"total_log_likelihood": out["log_likelihood"]}
+    ll = out["log_likelihood"]
+    lp = ll + log_prior(structure, draws, alpha_pi, alpha_A, hyper, fixed)
+    return draws, {"total_log_likelihood": ll, "lp": lp}
+
+
+def log_prior(structure: Structure, draws: dict[str, np.ndarray], alpha_pi: np.ndarray, alpha_A: np.ndarray,
+              hyper: dict, fixed: dict) -> np.ndarray:
+    """Log density of the conjugate prior at each draw (leading axes of ``draws`` kept), constrained scale.
+
+    The Dirichlet priors of the weights (initial probabilities) and of each
+    transition row, plus the emission's conjugate prior
+    (:meth:`~probspace.emissions.Emission.log_prior`); arrays held fixed by a
+    ``Delta`` prior contribute nothing.
+    """
+    lead = draws[structure.pi].shape[:-1]
+    flat = {k: v.reshape((-1,) + v.shape[len(lead):]) for k, v in draws.items()}
+    n = flat[structure.pi].shape[0]
+    out = np.zeros(n)
+    if structure.pi not in fixed:
+        out += dirichlet_log_density(flat[structure.pi], alpha_pi)
+    if structure.hmm and "transmat" not in fixed:
+        out += dirichlet_log_density(flat["transmat"], alpha_A).sum(axis=-1)
+    em = structure.emission
+    out += em.log_prior({k: flat[k] for k in em.names}, hyper, tuple(k for k in fixed if k in em.names))
+    return out.reshape(lead)
 
 
 def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng, n_warmup, n_draws,
@@ -396,6 +421,15 @@ def _draw(params: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
     return {k: v[s] for k, v in params.items()}
 
 
+def _per_draw(answers: _Answers, X, lengths, params: dict[str, np.ndarray]) -> np.ndarray:
+    """``(n_draws, n_obs)`` pointwise log-likelihoods, one row per parameter draw (leading axis of ``params``)."""
+    n = next(iter(params.values())).shape[0]
+    out = np.empty((n, X.shape[0]))
+    for s in range(n):
+        out[s] = answers._pointwise(_draw(params, s), X, lengths)
+    return out
+
+
 # -- answers: what a fitted model is asked -------------------------------------------------------
 class _Answers:
     """Questions answered from parameter values, shared by :class:`PlugIn` and :class:`MCMC`."""
@@ -462,12 +496,18 @@ class PlugIn(_Answers):
         The fitted parameters under the structure's names.
     method : {"exact", "variational"}
         What the posterior reports as its ``method``.
+    draw : callable, optional
+        ``draw(n, rng)`` returns ``n`` parameter draws from a variational
+        posterior over the parameters (leading draw axis, the layout of
+        MCMC draws); None for a point fit.
     """
 
-    def __init__(self, structure: Structure, params: dict[str, np.ndarray], method: str) -> None:
+    def __init__(self, structure: Structure, params: dict[str, np.ndarray], method: str,
+                 draw: Any = None) -> None:
         super().__init__(structure)
         self.params = params
         self.method = method
+        self.draw = draw
 
     def posterior(self, X, lengths):
         """Exact posterior of the latents of ``X`` given the parameters."""
@@ -486,16 +526,28 @@ class PlugIn(_Answers):
         return self._continue(self.params, X, lengths, n_steps, n_samples, rng)
 
     def pointwise_log_likelihood(self, X, lengths, params):
-        """Per observation, or one-step-ahead per frame for HMMs (they sum to each sequence's log-likelihood)."""
-        return self._pointwise(self.params, X, lengths)
+        """Per observation, or one-step-ahead per frame for HMMs (they sum to each sequence's log-likelihood).
+
+        With parameter draws ``params`` (a variational posterior): one row per draw, ``(n_draws, n_obs)``.
+        """
+        if params is None:
+            return self._pointwise(self.params, X, lengths)
+        return _per_draw(self, X, lengths, params)
 
     def posterior_predictive(self, X, latents, params, rng):
-        """Replicated data given latent draws ``(n_draws, n_obs)``."""
+        """Replicated data given latent draws ``(n_draws, n_obs)`` (draw ``s`` under parameter draw ``s`` if given)."""
         n_draws, n_obs = latents.shape
+        if params is not None:
+            emission = self.structure.emission
+            return np.stack([emission.sample(_draw(params, s), latents[s].astype(np.int64), rng)
+                             for s in range(n_draws)])
         return self.structure.emission.sample(self.params, latents.ravel(), rng).reshape(n_draws, n_obs, -1)
 
     def sample_parameters(self, n_samples, rng):
-        raise NotImplementedError("a point fit has no parameter posterior")
+        """Draws from the variational posterior over the parameters (only where ``draw`` was given)."""
+        if self.draw is None:
+            raise NotImplementedError("a point fit has no parameter posterior")
+        return self.draw(n_samples, rng)
 
 
 class MCMC(_Answers):
@@ -599,12 +651,7 @@ class MCMC(_Answers):
 
     def pointwise_log_likelihood(self, X, lengths, params):
         """``(n_draws, n_obs)``: per observation (mixtures) or one-step-ahead per frame (HMMs)."""
-        params = self.flat if params is None else params
-        n = next(iter(params.values())).shape[0]
-        out = np.empty((n, X.shape[0]))
-        for s in range(n):
-            out[s] = self._pointwise(_draw(params, s), X, lengths)
-        return out
+        return _per_draw(self, X, lengths, self.flat if params is None else params)
 
     def log_likelihood(self, X, lengths):
         """Log posterior predictive density of each observation (sequence): ``log mean_s p(x | theta_s)``."""

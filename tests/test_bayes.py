@@ -1,5 +1,6 @@
 """Fully Bayesian fits (MCMC): exact conjugate cases, SBC, agreement of the engines, diagnostics, errors."""
 
+import itertools
 import warnings
 
 import numpy as np
@@ -554,7 +555,7 @@ def test_draws_are_ordered_and_point_estimates_are_posterior_means(faithful_gibb
     np.testing.assert_allclose(m.means_, m.draws_["means"].mean(axis=(0, 1)))
     np.testing.assert_allclose(m.weights_, m.draws_["weights"].mean(axis=(0, 1)))
     assert m.prior_["dof"] == 3.0 and m.prior_["mean_precision"] == 0.01
-    assert set(m.sample_stats_) == {"total_log_likelihood"}
+    assert set(m.sample_stats_) == {"total_log_likelihood", "lp"}
 
 
 @pytest.fixture(scope="module")
@@ -762,3 +763,50 @@ def test_nuts_records_per_draw_statistics_even_for_few_draws():
     assert np.all(st["step_size"] > 0)
     few = ps.GaussianMixture(2, sampler="nuts", n_chains=1, n_draws=2, n_warmup=5, random_state=0).fit(X)
     assert few.draws_["means"].shape == (1, 2, 2, 1)
+
+
+# -- lp: the log joint of each Gibbs draw --------------------------------------------------------------------------
+def _scipy_log_prior(m, draws):
+    """log p(theta) by scipy: Dirichlet weights/rows plus the emission's conjugate prior (HMMs here)."""
+    pr, out = m.prior_, 0.0
+    if not is_held_fixed(m, "startprob"):
+        out += stats.dirichlet(pr["startprob"]).logpdf(draws["startprob"])
+    if not is_held_fixed(m, "transmat"):
+        out += sum(stats.dirichlet(pr["transmat"][j]).logpdf(row) for j, row in enumerate(draws["transmat"]))
+    if "lambdas" in draws:
+        out += stats.gamma(pr["rate_shape"], scale=1 / pr["rate_rate"]).logpdf(draws["lambdas"]).sum()
+    if "covars" in draws:
+        for mu, cov in zip(draws["means"], draws["covars"], strict=True):
+            out += stats.invwishart(pr["dof"], pr["scale"]).logpdf(cov)
+            out += stats.multivariate_normal(pr["mean"], cov / pr["mean_precision"]).logpdf(mu)
+    return out
+
+
+def is_held_fixed(m, name):
+    return hasattr((m.prior or {}).get(name), "log_prob")  # a Delta prior
+
+
+@pytest.mark.parametrize("fix_transmat", [False, True])
+def test_gibbs_lp_is_log_likelihood_plus_scipy_log_prior(fix_transmat):
+    rng = np.random.default_rng(5)
+    X = rng.poisson(np.r_[np.full(40, 2.0), np.full(40, 9.0)])[:, None].astype(float)
+    prior = {"rate_shape": 2.0, "rate_rate": 0.5}
+    if fix_transmat:
+        prior["transmat"] = _delta(np.array([[0.9, 0.1], [0.1, 0.9]]), 2)
+    m = ps.PoissonHMM(2, sampler="gibbs", prior=prior, n_chains=2, n_draws=5, n_warmup=5, random_state=0).fit(X)
+    lp, ll = m.sample_stats_["lp"], m.sample_stats_["total_log_likelihood"]
+    assert lp.shape == ll.shape == (2, 5)
+    for c, d in itertools.product(range(2), range(5)):
+        draw = {k: v[c, d] for k, v in m.draws_.items()}
+        np.testing.assert_allclose(lp[c, d] - ll[c, d], _scipy_log_prior(m, draw), rtol=1e-9)
+
+
+def test_gibbs_lp_full_gaussian_normal_inverse_wishart():
+    rng = np.random.default_rng(6)
+    X = np.r_[rng.normal(0, 1, (40, 2)), rng.normal(4, 1, (40, 2))]
+    m = ps.GaussianHMM(2, covariance_type="full", sampler="gibbs", n_chains=1, n_draws=4, n_warmup=5,
+                       random_state=0).fit(X)
+    lp, ll = m.sample_stats_["lp"], m.sample_stats_["total_log_likelihood"]
+    for d in range(4):
+        draw = {k: v[0, d] for k, v in m.draws_.items()}
+        np.testing.assert_allclose(lp[0, d] - ll[0, d], _scipy_log_prior(m, draw), rtol=1e-9)

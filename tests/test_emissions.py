@@ -100,3 +100,55 @@ def test_sampling_follows_the_density(name):
                 "categorical": [params["emissionprob"][0] @ np.arange(4)] if "emissionprob" in params else None,
                 "bernoulli": params.get("probs", [0])[0]}[name]
     np.testing.assert_allclose(first, expected, atol=0.1)
+
+
+# -- conjugate prior log densities (the ``lp`` of Gibbs fits) ---------------------------------------------------
+def _gaussian_hyper():
+    return {"mean": np.array([0.3, -0.2]), "mean_precision": 0.5, "dof": 4.0,
+            "scale": np.array([[1.5, 0.3], [0.3, 0.8]])}
+
+
+@pytest.mark.parametrize("fixed", [(), ("means",), ("covars",)])
+def test_gaussian_full_log_prior_is_normal_inverse_wishart(fixed):
+    em, h = GaussianEmission("full"), _gaussian_hyper()
+    params = {"means": np.stack([MEANS, MEANS + 1.0]), "covars": np.stack([FULL, FULL * 0.5])}
+    got = em.log_prior(params, h, fixed)
+    for n in range(2):
+        ref = 0.0
+        for k in range(K):
+            cov = params["covars"][n, k]
+            if "covars" not in fixed:
+                ref += stats.invwishart(h["dof"], h["scale"]).logpdf(cov)
+            if "means" not in fixed:
+                ref += stats.multivariate_normal(h["mean"], cov / h["mean_precision"]).logpdf(params["means"][n, k])
+        np.testing.assert_allclose(got[n], ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("fixed", [(), ("means",), ("covars",)])
+def test_gaussian_diag_log_prior_is_normal_inverse_gamma(fixed):
+    em, h = GaussianEmission("diag"), _gaussian_hyper()
+    params = {"means": MEANS[None], "covars": VARS[None]}
+    ref = 0.0
+    if "covars" not in fixed:
+        ref += stats.invgamma(h["dof"] / 2, scale=np.diag(h["scale"]) / 2).logpdf(VARS).sum()
+    if "means" not in fixed:
+        ref += stats.norm(h["mean"], np.sqrt(VARS / h["mean_precision"])).logpdf(MEANS).sum()
+    np.testing.assert_allclose(em.log_prior(params, h, fixed), [ref], rtol=1e-10)
+
+
+def test_discrete_emission_log_priors_match_scipy():
+    rng = np.random.default_rng(3)
+    B = rng.dirichlet(np.ones(4), size=(2, K))
+    alpha = np.array([0.5, 1.0, 2.0, 3.0])
+    ref = [sum(stats.dirichlet(alpha).logpdf(B[n, k]) for k in range(K)) for n in range(2)]
+    np.testing.assert_allclose(CategoricalEmission(4).log_prior({"emissionprob": B}, {"emissionprob": alpha}), ref)
+    lam = rng.gamma(2.0, 1.0, size=(2, K, D))
+    h = {"rate_shape": np.array([2.0, 0.7]), "rate_rate": np.array([1.5, 0.2])}
+    ref = stats.gamma(h["rate_shape"], scale=1 / h["rate_rate"]).logpdf(lam).sum(axis=(1, 2))
+    np.testing.assert_allclose(PoissonEmission().log_prior({"lambdas": lam}, h), ref)
+    p = rng.uniform(0.05, 0.95, size=(2, K, D))
+    h = {"alpha": np.array([1.0, 2.5]), "beta": np.array([0.5, 3.0])}
+    ref = stats.beta(h["alpha"], h["beta"]).logpdf(p).sum(axis=(1, 2))
+    np.testing.assert_allclose(BernoulliEmission().log_prior({"probs": p}, h), ref)
+    # held fixed (a Delta prior): no contribution
+    np.testing.assert_array_equal(BernoulliEmission().log_prior({"probs": p}, h, ("probs",)), [0.0, 0.0])

@@ -30,8 +30,8 @@ import numba
 import numpy as np
 from numba import types
 
-__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "dirichlet", "inverse_cdf", "is_distribution",
-           "state_sums"]
+__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "dirichlet", "dirichlet_log_density", "inverse_cdf",
+           "is_distribution", "state_sums"]
 
 #: Signature of an emission's compiled log-density: ``frames(X, aux, theta, out)`` writes log p(x_i | z_i = k)
 #: into ``out`` (N, K); ``aux`` is the per-row data constant of :meth:`Emission.aux`.
@@ -69,6 +69,14 @@ def dirichlet(alpha, out):  # pragma: no cover - compiled
     else:  # every gamma draw underflowed (tiny concentrations): the largest-concentration corner
         out[:] = 0.0
         out[np.argmax(alpha)] = 1.0
+
+
+def dirichlet_log_density(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``log Dirichlet(x | alpha)`` over the last axis of ``x`` (leading axes kept); ``alpha`` broadcasts to ``x``."""
+    from scipy.special import gammaln, xlogy
+
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), np.shape(x))
+    return (gammaln(alpha.sum(axis=-1)) - gammaln(alpha).sum(axis=-1) + xlogy(alpha - 1.0, x).sum(axis=-1))
 
 
 def is_distribution(value: Any) -> bool:
@@ -205,6 +213,17 @@ class Emission:
     def pack_hyper(self, hyper: dict[str, Any], D: int) -> np.ndarray:
         """Return the hyper-parameters as the flat float64 vector the Gibbs update reads."""
         return np.zeros(1)
+
+    def log_prior(self, params: dict[str, np.ndarray], hyper: dict[str, Any], fixed: tuple[str, ...] = ()
+                  ) -> np.ndarray:
+        """Log density of the conjugate prior (the one the Gibbs update uses) at each draw.
+
+        ``params`` holds the emission arrays with one leading draw axis (n, ...);
+        ``hyper`` the hyper-parameters of :meth:`resolve_hyper`; arrays named in
+        ``fixed`` are held at a point mass and contribute nothing. Returns (n,),
+        on the constrained scale (no Jacobian).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no conjugate prior.")
 
     def prepare_start(self, start: dict[str, np.ndarray], fixed: dict, X: np.ndarray, floor: float) -> None:
         """Move positive arrays of an EM start off zero (in place); ``floor`` is relative to the data's scale."""

@@ -104,6 +104,16 @@ class BernoulliEmission(Emission):
     def pack_hyper(self, hyper, D):
         return np.concatenate([hyper["alpha"], hyper["beta"]])
 
+    def log_prior(self, params, hyper, fixed=()):
+        from scipy.special import betaln, xlog1py, xlogy
+
+        p = np.asarray(params["probs"], dtype=np.float64)
+        if "probs" in fixed:
+            return np.zeros(p.shape[0])
+        a, b = np.asarray(hyper["alpha"]), np.asarray(hyper["beta"])  # Beta(alpha_d, beta_d) per feature
+        terms = xlogy(a - 1.0, p) + xlog1py(b - 1.0, -p) - betaln(a, b)
+        return terms.reshape(p.shape[0], -1).sum(axis=1)
+
     def prepare_start(self, start, fixed, X, floor):
         if "probs" not in fixed:
             start["probs"] = np.clip(start["probs"], floor, 1.0 - floor)

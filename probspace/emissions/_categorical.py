@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-from ._base import FRAMES, JIT, UPDATE, Emission, dirichlet, inverse_cdf
+from ._base import FRAMES, JIT, UPDATE, Emission, dirichlet, dirichlet_log_density, inverse_cdf
 
 __all__ = ["CategoricalEmission"]
 
@@ -95,6 +95,12 @@ class CategoricalEmission(Emission):
 
     def pack_hyper(self, hyper, D):
         return np.asarray(hyper["emissionprob"], dtype=np.float64)
+
+    def log_prior(self, params, hyper, fixed=()):
+        B = np.asarray(params["emissionprob"], dtype=np.float64)
+        if "emissionprob" in fixed:
+            return np.zeros(B.shape[0])
+        return dirichlet_log_density(B, hyper["emissionprob"]).sum(axis=-1)  # one Dirichlet per row
 
     def nuts_sites(self, hyper, dists, K, D, start):
         import pyro.distributions as pdist

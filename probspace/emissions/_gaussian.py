@@ -332,6 +332,45 @@ class GaussianEmission(Emission):
     def pack_hyper(self, hyper, D):
         return np.concatenate([hyper["mean"], [hyper["mean_precision"], hyper["dof"]], hyper["scale"].ravel()])
 
+    def log_prior(self, params, hyper, fixed=()):
+        """Normal-inverse-Wishart (``"full"``) or Normal-inverse-Gamma per feature (``"diag"``) log density.
+
+        As in the Gibbs update: a fixed mean leaves the (inverse-Wishart or
+        inverse-Gamma) prior of the covariance alone; a fixed covariance leaves
+        ``mu | Sigma ~ N(m0, Sigma / kappa0)`` at its value.
+        """
+        from scipy.special import gammaln, multigammaln
+
+        mu = np.asarray(params["means"], dtype=np.float64)
+        cov = np.asarray(params[self.scale], dtype=np.float64)
+        n, K, D = mu.shape
+        m0 = np.asarray(hyper["mean"], dtype=np.float64)
+        kappa0, nu0 = float(hyper["mean_precision"]), float(hyper["dof"])
+        psi0 = np.asarray(hyper["scale"], dtype=np.float64)
+        out = np.zeros(n)
+        r = mu - m0
+        if self.covariance_type == "diag":
+            a, b = 0.5 * nu0, 0.5 * np.diag(psi0)
+            if self.scale not in fixed:
+                out += (a * np.log(b) - gammaln(a) - (a + 1.0) * np.log(cov) - b / cov).sum(axis=(1, 2))
+            if "means" not in fixed:
+                out += (-0.5 * (_LOG2PI + np.log(cov / kappa0)) - 0.5 * kappa0 * r * r / cov).sum(axis=(1, 2))
+            return out
+        if self.covariance_type != "full":
+            raise NotImplementedError(f"the conjugate prior covers covariance_type 'full' and 'diag'; got "
+                                      f"{self.covariance_type!r}.")
+        chol = np.linalg.cholesky(cov)
+        logdet = 2.0 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)  # (n, K)
+        inv = np.linalg.inv(cov)
+        if self.scale not in fixed:
+            _, logdet_psi = np.linalg.slogdet(psi0)
+            out += (0.5 * nu0 * logdet_psi - 0.5 * nu0 * D * np.log(2.0) - multigammaln(0.5 * nu0, D)
+                    - 0.5 * (nu0 + D + 1.0) * logdet - 0.5 * np.einsum("de,nked->nk", psi0, inv)).sum(axis=1)
+        if "means" not in fixed:
+            quad = np.einsum("nkd,nkde,nke->nk", r, inv, r)
+            out += (-0.5 * (D * _LOG2PI + logdet - D * np.log(kappa0) + kappa0 * quad)).sum(axis=1)
+        return out
+
     def prepare_start(self, start, fixed, X, floor):
         if self.scale in fixed:
             return

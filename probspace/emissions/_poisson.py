@@ -11,7 +11,7 @@ import math
 
 import numba
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, xlogy
 
 from ._base import FRAMES, JIT, UPDATE, Emission, state_sums
 
@@ -102,6 +102,14 @@ class PoissonEmission(Emission):
 
     def pack_hyper(self, hyper, D):
         return np.concatenate([hyper["rate_shape"], hyper["rate_rate"]])
+
+    def log_prior(self, params, hyper, fixed=()):
+        lam = np.asarray(params["lambdas"], dtype=np.float64)
+        if "lambdas" in fixed:
+            return np.zeros(lam.shape[0])
+        a, b = np.asarray(hyper["rate_shape"]), np.asarray(hyper["rate_rate"])  # Gamma(shape a, rate b) per feature
+        terms = a * np.log(b) - gammaln(a) + xlogy(a - 1.0, lam) - b * lam
+        return terms.reshape(lam.shape[0], -1).sum(axis=1)
 
     def prepare_start(self, start, fixed, X, floor):
         if "lambdas" not in fixed:

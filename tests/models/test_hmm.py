@@ -389,3 +389,66 @@ def test_hmmlearn_private_hooks_are_where_the_adapter_expects_them():
     np.testing.assert_allclose(model.history_ * len(X), b.monitor_.trace)
     covars = _adapter.stored_covars(b, lambda: model.covars_)
     np.testing.assert_allclose(covars, b._covars_)
+
+
+# -- variational fits: parameter draws from hmmlearn's variational posterior ------------------------------------------
+def _mc_close(draws, expected, z=6.0):
+    """Monte Carlo mean of ``draws`` (leading draw axis) equals ``expected`` within ``z`` standard errors."""
+    se = draws.std(axis=0) / np.sqrt(draws.shape[0])
+    assert np.all(np.abs(draws.mean(axis=0) - expected) <= z * se + 1e-12)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+def test_variational_gaussian_parameter_draws_match_the_posterior(covariance_type):
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (60, 2)), rng.normal(4, 1, (60, 2))]
+    m = GaussianHMM(2, bayesian=True, covariance_type=covariance_type, random_state=0).fit(X)
+    assert m._model_tags().parameter_posterior
+    gibbs_like = {"full": (2, 2, 2), "diag": (2, 2), "tied": (2, 2), "spherical": (2,)}[covariance_type]
+    d = m.sample_parameters(4000, random_state=1)
+    assert {k: v.shape[1:] for k, v in d.items()} == {"startprob": (2,), "transmat": (2, 2), "means": (2, 2),
+                                                      "covars": gibbs_like}
+    b = m.backend_
+    _mc_close(d["startprob"], b.startprob_posterior_ / b.startprob_posterior_.sum())
+    _mc_close(d["transmat"], b.transmat_posterior_ / b.transmat_posterior_.sum(axis=1, keepdims=True))
+    _mc_close(d["means"], b.means_posterior_)
+    # E[precision] = dof * inv(scale) = inv(covars_), hmmlearn's covars_ = scale / dof
+    full = m.covars_
+    if covariance_type in ("full", "tied"):
+        _mc_close(np.linalg.inv(d["covars"]), np.linalg.inv(full if covariance_type == "full" else full[0]))
+    else:
+        diag = np.diagonal(full, axis1=1, axis2=2)
+        _mc_close(1.0 / d["covars"], 1.0 / (diag if covariance_type == "diag" else diag[:, 0]))
+
+
+def test_variational_categorical_parameter_draws_and_arviz():
+    rng = np.random.default_rng(1)
+    X = np.r_[rng.integers(0, 2, 60), rng.integers(2, 4, 60)][:, None]
+    m = CategoricalHMM(2, bayesian=True, random_state=0).fit(X)
+    d = m.sample_parameters(4000, random_state=2)
+    assert d["emissionprob"].shape == (4000, 2, 4)
+    conc = m.backend_.emissionprob_posterior_
+    _mc_close(d["emissionprob"], conc / conc.sum(axis=1, keepdims=True))
+    data = m.to_arviz(X, n_samples=20, random_state=0)
+    ll = data.log_likelihood["x"].values
+    assert ll.shape[-1] == X.shape[0] and ll.reshape(-1, X.shape[0]).shape[0] == 20
+    rows = ll.reshape(20, -1)
+    assert not np.allclose(rows[0], rows[1])  # one row per parameter draw, not a broadcast plug-in
+    assert "emissionprob" in data.posterior
+    # each row is the one-step-ahead decomposition under its draw: it sums to that draw's log-likelihood
+    draws = {k: data.posterior[k].values.reshape((20,) + data.posterior[k].shape[2:])
+             for k in ("startprob", "transmat", "emissionprob")}
+    from probspace import _bayes
+
+    per = _bayes.PlugIn(m._structure(), {k: v[0] for k, v in draws.items()}, "exact")
+    np.testing.assert_allclose(rows[0].sum(), per.log_likelihood(X.astype(float), np.array([X.shape[0]])).sum())
+
+
+def test_variational_gaussian_to_arviz_has_per_draw_log_likelihood():
+    rng = np.random.default_rng(2)
+    X = np.r_[rng.normal(0, 1, (50, 1)), rng.normal(4, 1, (50, 1))]
+    m = GaussianHMM(2, bayesian=True, random_state=0).fit(X)
+    data = m.to_arviz(X, n_samples=15, random_state=0)
+    rows = data.log_likelihood["x"].values.reshape(15, -1)
+    assert rows.shape == (15, 100) and not np.allclose(rows[0], rows[1])
+    assert data.posterior["covars"].values.reshape(15, -1).shape == (15, 2)

@@ -57,6 +57,8 @@ class _HMM(LatentModel):
     _non_negative = False
     #: Fewest frames ``fit`` accepts (Gaussian covariances need two).
     _min_samples = 1
+    #: Whether a variational fit (``bayesian=True``) draws parameters from its posterior (:meth:`_draw_variational`).
+    _variational_draws = False
     _unsaved = (*LatentModel._unsaved, "mcmc_")
 
     def _mcmc_requested(self) -> bool:
@@ -69,7 +71,8 @@ class _HMM(LatentModel):
     def _model_tags(self) -> ModelTags:
         point = not self.bayesian and not self._mcmc_requested()
         return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, exact_posterior=point,
-                         exact_log_likelihood=point, parameter_posterior=self._mcmc_requested(),
+                         exact_log_likelihood=point,
+                         parameter_posterior=self._mcmc_requested() or (self.bayesian and self._variational_draws),
                          non_negative=self._non_negative, min_samples=self._min_samples)
 
     # -- what each family supplies ---------------------------------------------------
@@ -108,7 +111,25 @@ class _HMM(LatentModel):
         mcmc = getattr(self, "mcmc_", None)
         if mcmc is not None:
             return mcmc
-        return _bayes.PlugIn(self._structure(), self._point(), "variational" if self.bayesian else "exact")
+        if not self.bayesian:
+            return _bayes.PlugIn(self._structure(), self._point(), "exact")
+        draw = self._draw_variational if self._variational_draws else None
+        return _bayes.PlugIn(self._structure(), self._point(), "variational", draw)
+
+    def _draw_variational(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Parameter draws from the variational posterior, in the layout of MCMC ``draws_`` (leading draw axis).
+
+        The initial and transition probabilities are Dirichlet in hmmlearn's
+        variational posterior (``startprob_posterior_``, ``transmat_posterior_``
+        rows); the family adds its emission draws (:meth:`_draw_emission`).
+        """
+        b = self.backend_
+        A = np.stack([rng.dirichlet(row, size=n_samples) for row in b.transmat_posterior_], axis=1)
+        return {"startprob": rng.dirichlet(b.startprob_posterior_, size=n_samples), "transmat": A,
+                **self._draw_emission(n_samples, rng)}
+
+    def _draw_emission(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} draws no emission parameters.")
 
     def _log_frameprob(self, X: np.ndarray) -> np.ndarray:
         """Per-frame emission log-likelihoods (T, K) under the fitted point; 0 for missing values."""

@@ -38,7 +38,8 @@ class CategoricalHMM(_HMM):
     n_symbols : int, optional
         Size of the alphabet; inferred from the data (largest symbol + 1) when ``None``.
     bayesian : bool, default=False
-        Fit by variational Bayes (with hmmlearn's default priors).
+        Fit by variational Bayes (with hmmlearn's default priors); ``sample_parameters`` then draws from the
+        variational posterior.
     startprob_prior, transmat_prior, emissionprob_prior : float, default=1.0
         Dirichlet priors of the EM (MAP) fit.
     {mcmc_params}
@@ -159,6 +160,13 @@ class CategoricalHMM(_HMM):
 
     def _emission_point(self):
         return {"emissionprob": self.emissionprob_}
+
+    _variational_draws = True
+
+    def _draw_emission(self, n_samples, rng):
+        """Each row of ``emissionprob`` from its variational Dirichlet (``emissionprob_posterior_``)."""
+        rows = self.backend_.emissionprob_posterior_
+        return {"emissionprob": np.stack([rng.dirichlet(r, size=n_samples) for r in rows], axis=1)}
 
 
 CategoricalHMM.__doc__ = fill(CategoricalHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,

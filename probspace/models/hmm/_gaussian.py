@@ -42,7 +42,8 @@ class GaussianHMM(_HMM):
         Shape of the state covariances.
     bayesian : bool, default=False
         Fit by variational Bayes (hmmlearn's own priors; the prior parameters
-        below apply to EM fits).
+        below apply to EM fits). ``sample_parameters`` then draws from the
+        variational posterior (see :ref:`bayesian-fits`).
     min_covar : float, default=1e-3
         Floor on the covariance diagonals.
     startprob_prior, transmat_prior : float, default=1.0
@@ -192,6 +193,41 @@ class GaussianHMM(_HMM):
             covs = covs[::D]
         return covs
 
+    _variational_draws = True
+
+    def _draw_emission(self, n_samples, rng):
+        """Means and covariances from hmmlearn's variational Normal-Wishart posterior.
+
+        ``"full"``/``"tied"``: precision ``Lambda ~ Wishart(dof_posterior_,
+        inv(scale_posterior_))`` (one per state, or one shared), covariance
+        ``inv(Lambda)``; ``"diag"``/``"spherical"``: each precision entry
+        ``~ Gamma(dof_posterior_ / 2, rate=scale_posterior_ / 2)``, the
+        marginal of the diagonal of that Wishart. Then
+        ``mu_k | Sigma_k ~ N(means_posterior_[k], Sigma_k / beta_posterior_[k])``.
+        So ``E[Lambda] = inv(covars_)``, hmmlearn's ``covars_ = scale_posterior_ / dof_posterior_``.
+        """
+        b = self.backend_
+        m, beta = np.asarray(b.means_posterior_, dtype=np.float64), np.asarray(b.beta_posterior_, dtype=np.float64)
+        K, D = m.shape
+        dof, scale = np.asarray(b.dof_posterior_, dtype=np.float64), np.asarray(b.scale_posterior_, dtype=np.float64)
+        ct = self.covariance_type
+        if ct in ("diag", "spherical"):
+            shape = (n_samples, K, D) if ct == "diag" else (n_samples, K)
+            dof_b = dof[:, None] if ct == "diag" else dof
+            cov = 1.0 / rng.gamma(0.5 * dof_b, 2.0 / scale, size=shape)
+            var = cov if ct == "diag" else np.repeat(cov[..., None], D, axis=-1)
+            means = m + np.sqrt(var / beta[:, None]) * rng.standard_normal((n_samples, K, D))
+            return {"means": means, "covars": cov}
+        dofs = np.broadcast_to(dof, (K,)) if ct == "full" else dof.reshape(1)
+        scales = scale if ct == "full" else scale[None]
+        covs = np.empty((n_samples, dofs.size, D, D))
+        for k in range(dofs.size):
+            covs[:, k] = np.linalg.inv(_wishart(dofs[k], np.linalg.inv(scales[k]), n_samples, rng))
+        full = covs if ct == "full" else np.repeat(covs, K, axis=1)
+        chol = np.linalg.cholesky(full / beta[:, None, None])
+        means = m + np.einsum("nkde,nke->nkd", chol, rng.standard_normal((n_samples, K, D)))
+        return {"means": means, "covars": covs if ct == "full" else covs[:, 0]}
+
     def _emission(self, X=None):
         return GaussianEmission(self.covariance_type, "covars", min_covar=self._fit_units("min_covar", self.min_covar))
 
@@ -200,6 +236,16 @@ class GaussianHMM(_HMM):
         cov = {"diag": lambda: np.diagonal(full, axis1=1, axis2=2).copy(), "spherical": lambda: full[:, 0, 0].copy(),
                "tied": lambda: full[0], "full": lambda: full}[self.covariance_type]()
         return {"means": self.means_, "covars": cov}
+
+
+def _wishart(dof: float, W: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws of ``Wishart(dof, W)`` (mean ``dof * W``) by the Bartlett decomposition, shape (n, D, D)."""
+    D = W.shape[0]
+    L = np.linalg.cholesky(W)
+    A = np.tril(rng.standard_normal((n, D, D)), -1)
+    A[:, np.arange(D), np.arange(D)] = np.sqrt(rng.chisquare(dof - np.arange(D), size=(n, D)))
+    LA = L @ A
+    return LA @ np.swapaxes(LA, -1, -2)
 
 
 GaussianHMM.__doc__ = fill(GaussianHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
