@@ -47,7 +47,7 @@ CASES = {
                                                                 n_warmup=60, random_state=0), _faithful, "chains"),
     "GaussianHMM": (lambda: probspace.GaussianHMM(2, random_state=0), lambda: load_nile().data, "point"),
     "GaussianHMM-vb": (lambda: probspace.GaussianHMM(2, bayesian=True, random_state=0), lambda: load_nile().data,
-                       "point"),
+                       "draws"),
     "GaussianHMM-gibbs": (lambda: probspace.GaussianHMM(2, sampler="gibbs", n_chains=2, n_draws=60, n_warmup=60,
                                                         random_state=0), lambda: load_nile().data, "chains"),
     "PoissonHMM-gibbs": (lambda: probspace.PoissonHMM(2, sampler="gibbs", n_chains=2, n_draws=60, n_warmup=60,

@@ -95,7 +95,7 @@ class Empirical(Posterior):
 
     Parameters
     ----------
-    draws : array-like of shape (n_chains, n_draws, *batch_shape, *event_shape)
+    draws : array-like of shape (n_chains, n_draws) + batch_shape + event_shape
         MCMC draws, by chain.
     event_ndim : int, default=1
         How many trailing axes form one latent value (1: a vector per batch entry).
@@ -106,7 +106,7 @@ class Empirical(Posterior):
 
     Attributes
     ----------
-    draws : ndarray of shape (n_chains, n_draws, *batch_shape, *event_shape)
+    draws : ndarray of shape (n_chains, n_draws) + batch_shape + event_shape
         The stored draws.
 
     Examples
