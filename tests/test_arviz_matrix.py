@@ -14,6 +14,7 @@ import warnings
 import matplotlib
 import numpy as np
 import pytest
+from sklearn.decomposition import PCA
 
 import probspace
 from probspace.datasets import load_discoveries, load_nile, load_old_faithful
@@ -31,6 +32,14 @@ MAX_ROWS = 40
 
 def _faithful():
     return load_old_faithful().data[::2]
+
+
+def _graph():
+    rng = np.random.default_rng(0)
+    positions = np.abs(rng.normal(0.5, 0.15, size=(30, 2))) / 1.2
+    P = np.clip(positions @ positions.T, 0, 1)
+    A = np.triu((rng.random(P.shape) < P).astype(float), 1)
+    return A + A.T
 
 
 def _counts():
@@ -56,6 +65,12 @@ CASES = {
                        lambda: np.minimum(load_discoveries().data, 5), "point"),
     "GMMHMM": (lambda: probspace.GMMHMM(2, n_mix=2, random_state=0), lambda: load_nile().data, "point"),
     "LDA": (lambda: probspace.LDA(3, random_state=0), _counts, "point"),
+    "BernoulliHMM": (lambda: probspace.BernoulliHMM(2, random_state=0), lambda: (_counts()[:, :4] > 2).astype(float),
+                     "point"),
+    "FactorAnalysis": (lambda: probspace.FactorAnalysis(2, random_state=0), _counts, "point"),
+    "PPCA": (lambda: probspace.PPCA(2, random_state=0), _counts, "point"),
+    "Embedding": (lambda: probspace.Embedding(PCA(2)), _faithful, "point-nodensity"),
+    "RDPG": (lambda: probspace.RDPG(2, n_chains=2, n_draws=60, n_warmup=60, random_state=0), _graph, "chains-latent"),
 }
 if HAS_TORCH:
     CASES["VAE"] = (lambda: probspace.VAE(2, hidden_dims=(16,), likelihood="gaussian", max_epochs=5,
@@ -107,9 +122,9 @@ def test_diagnostics(case, call):
 
 def test_loo_and_compare(case):
     name, model, idata, kind = case
-    if kind == "point":  # one plug-in log-likelihood per observation: no log_likelihood group (documented)
+    if kind.startswith("point"):  # one plug-in value per observation, or no density: no log_likelihood group
         assert "log_likelihood" not in (idata.groups() if MAJOR == 0 else idata.children)
-        assert "probspace.compare" in idata["posterior"].attrs["log_likelihood"]
+        assert "not written" in idata["posterior"].attrs["log_likelihood"]
         with pytest.raises((TypeError, ValueError, KeyError, AttributeError)):
             _quiet(lambda: az.loo(idata))
         return
@@ -126,6 +141,8 @@ def test_plots(case, plot):
         pytest.skip("rank plots compare chains: MCMC fits only")
     if plot == "energy" and kind != "chains-nuts":
         pytest.skip("the energy plot needs NUTS's energy statistic")
+    if plot == "ppc" and kind == "point-nodensity":
+        pytest.skip("an embedding generates no data: no posterior predictive")
     names = {"posterior": "plot_posterior" if MAJOR == 0 else "plot_dist",
              "ppc": "plot_ppc" if MAJOR == 0 else "plot_ppc_dist"}
     func = getattr(az, names.get(plot, f"plot_{plot}"))
