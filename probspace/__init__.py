@@ -12,6 +12,7 @@ from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
 from .models import (
     GMMHMM,
+    HMM,
     LDA,
     PPCA,
     RDPG,
@@ -43,6 +44,7 @@ def __getattr__(name):
 __all__ = [
     "CVAE",
     "BernoulliHMM",
+    "HMM",
     "GMMHMM",
     "LDA",
     "Categorical",

@@ -24,14 +24,45 @@ driver serves every emission through numba's first-class function types.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numba
 import numpy as np
 from numba import types
 
-__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "dirichlet", "dirichlet_log_density", "inverse_cdf",
-           "is_distribution", "state_sums"]
+__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "check_counts", "dirichlet", "dirichlet_log_density",
+           "emission_names", "inverse_cdf", "is_distribution", "registered_emission", "state_sums"]
+
+#: Emission classes by their short :attr:`Emission.name`, filled in as the classes are defined.
+_REGISTRY: dict[str, type[Emission]] = {}
+
+
+def registered_emission(name: str) -> type[Emission]:
+    """Return the emission class registered under ``name`` (``HMM(emission=name)`` reads this)."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"no emission is registered under {name!r}; registered: {emission_names()}. An Emission "
+                         "subclass registers itself by its class attribute `name` when its module is "
+                         "imported.") from None
+
+
+def emission_names() -> list[str]:
+    """Return the names of the registered emissions, sorted."""
+    return sorted(_REGISTRY)
+
+
+def check_counts(X: np.ndarray, owner: str, what: str, upper: int | None = None) -> None:
+    """Reject values that are not non-negative integers (NaN allowed), or at least ``upper``."""
+    values = X[~np.isnan(X)]
+    bad = values[(values < 0) | (values != np.round(values))]
+    if bad.size:
+        raise ValueError(f"X passed to {owner} must hold non-negative integer {what} (NaN for missing); got values "
+                         f"such as {bad[:3]}.")
+    if upper is not None and values.size and values.max() >= upper:
+        raise ValueError(f"X passed to {owner} holds symbol {int(values.max())}, but the model knows {upper} "
+                         f"symbols (0 to {upper - 1}).")
 
 #: Signature of an emission's compiled log-density: ``frames(X, aux, theta, out)`` writes log p(x_i | z_i = k)
 #: into ``out`` (N, K); ``aux`` is the per-row data constant of :meth:`Emission.aux`.
@@ -127,7 +158,21 @@ class Emission:
     Subclasses set the class attributes below and implement
     :meth:`shapes`, :meth:`sample` and, for MCMC, :meth:`resolve_hyper`,
     :meth:`pack_hyper`, :meth:`nuts_sites` and :meth:`torch_frames`.
+
+    A subclass with a :attr:`name` registers itself under it when it is
+    defined, so the generic :class:`probspace.HMM` (``HMM(emission=name)``)
+    fits it with no other file changed; for that it also implements
+    :meth:`init` and :meth:`m_step` (EM), and :meth:`conformance_data`
+    (the data :mod:`probspace.testing` fits). The constructor's keyword
+    arguments are the emission's settings (``HMM(emission_params=...)``),
+    stored under their own names.
     """
+
+    #: Short name under which the class registers itself ("" for none); ``HMM(emission=name)`` looks it up.
+    name: ClassVar[str] = ""
+    #: Whether observations are non-negative (counts, symbols), and the fewest frames a fit accepts.
+    non_negative: ClassVar[bool] = False
+    min_samples: ClassVar[int] = 1
 
     #: Parameter arrays, by their public (``draws_``) names, in packing order.
     names: tuple[str, ...] = ()
@@ -143,6 +188,36 @@ class Emission:
     update_kernel: Any = None
     #: Samplers this emission supports (``"gibbs"`` needs ``update_kernel``, ``"nuts"`` needs ``torch_frames``).
     samplers: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name", "")
+        if not name:
+            return
+        old = _REGISTRY.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+            raise ValueError(f"emission name {name!r} is taken by {old.__module__}.{old.__qualname__}; give "
+                             f"{cls.__qualname__} another `name`.")
+        _REGISTRY[name] = cls  # a re-definition (module reloaded) replaces the old class
+
+    # -- settings (the generic HMM's ``emission_params``) ----------------------------------
+    def settings(self) -> dict[str, Any]:
+        """Return the constructor's keyword arguments as stored on the instance (plain values)."""
+        params = inspect.signature(type(self).__init__).parameters
+        return {p: getattr(self, p) for p in params if p != "self" and params[p].kind not in
+                (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)}
+
+    def for_data(self, X: np.ndarray) -> Emission:
+        """Return the emission with settings that depend on the data filled in (default: itself)."""
+        return self
+
+    def check_data(self, X: np.ndarray, owner: str) -> None:
+        """Reject data the emission cannot hold (validated float ``X``, NaN for missing); ``owner`` names the model."""
+
+    @staticmethod
+    def conformance_data(states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Observations (len(states), n_features) of two well-separated states (0 and 1), for the conformance suite."""
+        raise NotImplementedError
 
     # -- parameters ------------------------------------------------------------------
     def shapes(self, K: int, D: int) -> dict[str, tuple[int, ...]]:
@@ -161,6 +236,10 @@ class Emission:
             out[name] = theta[..., at:at + size].reshape(lead + shape).copy()
             at += size
         return out
+
+    def dims(self) -> dict[str, tuple[str, ...]]:
+        """ArviZ dims of the parameter arrays (``"state"``, ``"feature"``...); arrays left out get ArviZ's names."""
+        return {}
 
     def order_key(self, params: dict[str, np.ndarray]) -> np.ndarray:
         """Scalar per state (leading axes kept) by which draws are sorted."""
@@ -186,13 +265,20 @@ class Emission:
         """One observation per entry of the 1-D array ``states``, shape (len(states), n_features)."""
         raise NotImplementedError
 
-    # -- EM with missing values --------------------------------------------------------------
+    # -- EM ---------------------------------------------------------------------------------------
+    def init(self, X: np.ndarray, K: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Return starting parameters of ``K`` states for EM on ``X`` (NaN marks missing values)."""
+        raise NotImplementedError(f"{type(self).__name__} has no EM start (init).")
+
     def missing_supported(self, missing: np.ndarray) -> bool:
         """Whether the missing-value M-step covers this pattern (default: whole missing frames only)."""
         return not (missing.any(axis=1) & ~missing.all(axis=1)).any()
 
     def m_step(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Closed-form M-step over the observed values given state responsibilities ``gamma`` (N, K)."""
+        """Closed-form M-step over the observed values given state responsibilities ``gamma`` (N, K).
+
+        It is the M-step of the generic :class:`probspace.HMM` and, for the named families, of EM with missing values.
+        """
         raise NotImplementedError(f"{type(self).__name__} has no missing-value M-step.")
 
     # -- MCMC ----------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class BernoulliEmission(Emission):
         likelihood).
     """
 
+    name = "bernoulli"
+    non_negative = True
     names = ("probs",)
     key = "probs"
     positive = ("probs",)
@@ -78,13 +80,27 @@ class BernoulliEmission(Emission):
         p = params["probs"][states]
         return (rng.random(p.shape) < p).astype(np.int64)
 
-    def init(self, X: np.ndarray, K: int, rng: np.random.Generator) -> np.ndarray:
+    def dims(self):
+        return {"probs": ("state", "feature")}
+
+    def check_data(self, X, owner):
+        values = X[~np.isnan(X)]
+        if np.any((values != 0) & (values != 1)):
+            raise ValueError(f"X passed to {owner} must hold 0 and 1 (NaN for missing); got values such as "
+                             f"{values[(values != 0) & (values != 1)][:3]}.")
+
+    @staticmethod
+    def conformance_data(states, rng):
+        p = np.array([[0.9, 0.8, 0.1], [0.1, 0.3, 0.85]])
+        return (rng.random((len(states), 3)) < p[states]).astype(float)
+
+    def init(self, X: np.ndarray, K: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Return starting probabilities: K random rows of ``X`` pulled halfway to 1/2 (NaN: 1/2), jittered.
 
         The jitter (uniform, width 0.2) separates states that start from equal rows, which EM cannot.
         """
         rows = X[rng.choice(X.shape[0], size=K, replace=False)]
-        return np.where(np.isnan(rows), 0.5, 0.25 + 0.5 * rows) + rng.uniform(-0.1, 0.1, size=rows.shape)
+        return {"probs": np.where(np.isnan(rows), 0.5, 0.25 + 0.5 * rows) + rng.uniform(-0.1, 0.1, size=rows.shape)}
 
     def missing_supported(self, missing):
         return True

@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-from ._base import FRAMES, JIT, UPDATE, Emission, dirichlet, dirichlet_log_density, inverse_cdf
+from ._base import FRAMES, JIT, UPDATE, Emission, check_counts, dirichlet, dirichlet_log_density, inverse_cdf
 
 __all__ = ["CategoricalEmission"]
 
@@ -54,12 +54,14 @@ class CategoricalEmission(Emission):
 
     Parameters
     ----------
-    n_symbols : int
-        Size of the alphabet.
+    n_symbols : int, optional
+        Size of the alphabet (None: one more than the largest symbol of the data fitted).
     concentration : float or array-like, default=1.0
         Dirichlet prior of the EM (MAP) fit, used by the missing-value M-step.
     """
 
+    name = "categorical"
+    non_negative = True
     names = ("emissionprob",)
     key = "emissionprob"
     simplex = ("emissionprob",)
@@ -67,9 +69,34 @@ class CategoricalEmission(Emission):
     update_kernel = staticmethod(_update)
     samplers = ("gibbs", "nuts")
 
-    def __init__(self, n_symbols: int, concentration: float = 1.0) -> None:
+    def __init__(self, n_symbols: int | None = None, concentration: float = 1.0) -> None:
         self.n_symbols = n_symbols
         self.concentration = concentration
+
+    def for_data(self, X):
+        if self.n_symbols is not None:
+            return self
+        return type(self)(int(np.nanmax(X, initial=0)) + 1, self.concentration)
+
+    def dims(self):
+        return {"emissionprob": ("state", "symbol")}
+
+    def check_data(self, X, owner):
+        if X.shape[1] != 1:
+            raise ValueError(f"X passed to {owner} must have one column of symbols; got {X.shape[1]} columns.")
+        check_counts(X, owner, "symbols", self.n_symbols)
+
+    @staticmethod
+    def conformance_data(states, rng):
+        B = np.array([[0.7, 0.2, 0.05, 0.05], [0.05, 0.05, 0.3, 0.6]])
+        return (rng.random(len(states))[:, None] > np.cumsum(B[states], axis=1)[:, :-1]).sum(
+            axis=1, keepdims=True).astype(float)
+
+    def init(self, X, K, rng):
+        """Symbol frequencies of ``X`` mixed half-and-half with random Dirichlet rows (distinct states)."""
+        x = X[~np.isnan(X[:, 0]), 0].astype(np.int64)
+        freq = np.bincount(x, minlength=self.n_symbols)[:self.n_symbols] + 1.0
+        return {"emissionprob": 0.5 * freq / freq.sum() + 0.5 * rng.dirichlet(np.ones(self.n_symbols), size=K)}
 
     def shapes(self, K, D):
         return {"emissionprob": (K, self.n_symbols)}

@@ -212,15 +212,17 @@ class GaussianEmission(Emission):
         Layout of the covariance array.
     scale : str, default="covars"
         Public name of the covariance array.
-    min_covar : float, default=0.0
-        Added to the variances by the missing-value M-step.
+    min_covar : float, default=1e-3
+        Added to the variances by the M-step (as hmmlearn's ``min_covar``).
     """
 
+    name = "gaussian"
+    min_samples = 2
     key = "means"
     positive = ()
     samplers = ("gibbs", "nuts")
 
-    def __init__(self, covariance_type: str = "diag", scale: str = "covars", min_covar: float = 0.0) -> None:
+    def __init__(self, covariance_type: str = "diag", scale: str = "covars", min_covar: float = 1e-3) -> None:
         self.covariance_type = covariance_type
         self.scale = scale
         self.min_covar = min_covar
@@ -234,6 +236,41 @@ class GaussianEmission(Emission):
     def shapes(self, K, D):
         cov = {"full": (K, D, D), "diag": (K, D), "tied": (D, D), "spherical": (K,)}[self.covariance_type]
         return {"means": (K, D), self.scale: cov}
+
+    def check_data(self, X, owner):
+        if self.covariance_type not in ("full", "diag", "tied", "spherical"):
+            raise ValueError(f"{owner}: covariance_type must be 'full', 'diag', 'tied' or 'spherical'; got "
+                             f"{self.covariance_type!r}.")
+
+    @staticmethod
+    def conformance_data(states, rng):
+        means = np.array([[-2.0, 0.0], [2.0, 1.0]])
+        return means[states] + rng.normal(size=(len(states), 2))
+
+    def init(self, X, K, rng):
+        """Return means by k-means on the complete rows (too few: random rows), the data's variances for every state."""
+        from sklearn.cluster import KMeans
+
+        D = X.shape[1]
+        complete = X[~np.isnan(X).any(axis=1)]
+        with np.errstate(all="ignore"):
+            mean = np.nan_to_num(np.nanmean(X, axis=0)) if np.isfinite(X).any() else np.zeros(D)
+            var = np.nan_to_num(np.nanvar(X, axis=0)) if np.isfinite(X).any() else np.ones(D)
+        var = np.maximum(var, 1e-3) + self.min_covar
+        if complete.shape[0] >= K and np.unique(complete, axis=0).shape[0] >= K:
+            km = KMeans(K, n_init=1, random_state=int(rng.integers(2**31 - 1))).fit(complete)
+            means = km.cluster_centers_
+        else:
+            rows = X[rng.choice(X.shape[0], size=K, replace=False)]
+            means = np.where(np.isnan(rows), mean, rows) + rng.normal(scale=0.1, size=(K, D)) * np.sqrt(var)
+        cov = {"diag": lambda: np.tile(var, (K, 1)), "spherical": lambda: np.full(K, var.mean()),
+               "full": lambda: np.tile(np.diag(var), (K, 1, 1)), "tied": lambda: np.diag(var)}[self.covariance_type]
+        return {"means": means, self.scale: cov()}
+
+    def dims(self):
+        cov = {"full": ("state", "feature", "feature_bis"), "diag": ("state", "feature"), "spherical": ("state",),
+               "tied": ("feature", "feature_bis")}.get(self.covariance_type, ())
+        return {"means": ("state", "feature"), self.scale: cov}
 
     def _kernel_params(self, params):
         """Means and covariances in a compiled kernel's layout: (K, D) variances, or (K, D, D) matrices."""

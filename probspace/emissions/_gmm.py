@@ -24,14 +24,69 @@ class GaussianMixtureEmission(Emission):
     Parameters
     ----------
     covariance_type : {"full", "diag", "tied", "spherical"}
-        Structure of the component covariances (``covars`` are full matrices in every case).
+        Structure of the component covariances (``covars`` are full matrices in every case; ``"tied"``: one
+        matrix per state, shared by its components).
+    n_mix : int, default=1
+        Number of Gaussian components per state (used by :meth:`init`).
+    min_covar : float, default=1e-3
+        Added to the variances by the M-step.
     """
 
+    name = "gmm"
+    min_samples = 2
     names = ("weights", "means", "covars")
     key = "means"
 
-    def __init__(self, covariance_type: str = "diag") -> None:
+    def __init__(self, covariance_type: str = "diag", n_mix: int = 1, min_covar: float = 1e-3) -> None:
         self.covariance_type = covariance_type
+        self.n_mix = n_mix
+        self.min_covar = min_covar
+
+    def dims(self):
+        return {"weights": ("state", "mix"), "means": ("state", "mix", "feature"),
+                "covars": ("state", "mix", "feature", "feature_bis")}
+
+    def check_data(self, X, owner):
+        GaussianEmission(self.covariance_type).check_data(X, owner)
+
+    conformance_data = staticmethod(GaussianEmission.conformance_data)
+
+    def init(self, X, K, rng):
+        """Each state's components scattered around a Gaussian start (k-means means), equal weights."""
+        start = GaussianEmission("diag").init(X, K, rng)
+        M, D = self.n_mix, X.shape[1]
+        var = start["covars"]
+        means = start["means"][:, None, :] + 0.1 * np.sqrt(var)[:, None, :] * rng.normal(size=(K, M, D))
+        covars = np.einsum("kd,de->kde", var, np.eye(D))[:, None].repeat(M, axis=1)
+        return {"weights": np.full((K, M), 1.0 / M), "means": means, "covars": covars}
+
+    def m_step(self, X, gamma, params):
+        """Weighted EM update of every state's mixture: component responsibilities within each state's ``gamma``."""
+        w, mu, cov = params["weights"], params["means"], params["covars"]
+        K, M, D = mu.shape
+        full = GaussianEmission("full")
+        with np.errstate(divide="ignore"):
+            log_w = np.log(w)
+        parts = np.stack([full.log_frames(X, {"means": mu[:, m], "covars": cov[:, m]}) + log_w[:, m]
+                          for m in range(M)], axis=2)  # (N, K, M)
+        resp = gamma[:, :, None] * np.exp(parts - logsumexp(parts, axis=2, keepdims=True))
+        n = resp.sum(axis=0)  # (K, M)
+        safe = np.where(n > 0, n, 1.0)
+        new_w = np.where(n.sum(axis=1, keepdims=True) > 0, n / np.maximum(n.sum(axis=1, keepdims=True), 1e-300), w)
+        new_mu = np.where((n > 0)[..., None], np.einsum("nkm,nd->kmd", resp, X) / safe[..., None], mu)
+        diff = X[:, None, None, :] - new_mu[None]  # (N, K, M, D)
+        scatter = np.einsum("nkm,nkmd,nkme->kmde", resp, diff, diff)
+        eye = np.eye(D)
+        if self.covariance_type == "tied":
+            tot = np.maximum(n.sum(axis=1), 1e-300)[:, None, None]
+            S = (scatter.sum(axis=1) / tot)[:, None].repeat(M, axis=1)
+        else:
+            S = np.where((n > 0)[..., None, None], scatter / safe[..., None, None], cov)
+            if self.covariance_type == "diag":
+                S = np.diagonal(S, axis1=2, axis2=3)[..., None] * eye
+            elif self.covariance_type == "spherical":
+                S = np.diagonal(S, axis1=2, axis2=3).mean(axis=2)[..., None, None] * eye
+        return {"weights": new_w, "means": new_mu, "covars": S + self.min_covar * eye}
 
     def shapes(self, K, D):
         raise NotImplementedError("GaussianMixtureEmission has no MCMC layout.")

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 from scipy.special import gammaln, xlogy
 
-from ._base import FRAMES, JIT, UPDATE, Emission, state_sums
+from ._base import FRAMES, JIT, UPDATE, Emission, check_counts, state_sums
 
 __all__ = ["PoissonEmission"]
 
@@ -62,6 +62,8 @@ class PoissonEmission(Emission):
         hmmlearn's Gamma prior of the EM (MAP) rates, used by the missing-value M-step.
     """
 
+    name = "poisson"
+    non_negative = True
     names = ("lambdas",)
     key = "lambdas"
     positive = ("lambdas",)
@@ -76,6 +78,25 @@ class PoissonEmission(Emission):
 
     def shapes(self, K, D):
         return {"lambdas": (K, D)}
+
+    def dims(self):
+        return {"lambdas": ("state", "feature")}
+
+    def check_data(self, X, owner):
+        check_counts(X, owner, "counts")
+
+    @staticmethod
+    def conformance_data(states, rng):
+        rates = np.array([[1.0, 4.0], [8.0, 0.5]])
+        return rng.poisson(rates[states]).astype(float)
+
+    def init(self, X, K, rng):
+        """K random rows of ``X`` pulled halfway to the mean counts (NaN: the mean), jittered by up to 10%."""
+        mean = np.nan_to_num(np.nanmean(X, axis=0), nan=1.0)
+        mean = np.where(mean > 0, mean, 1.0)
+        rows = X[rng.choice(X.shape[0], size=K, replace=False)]
+        rows = np.where(np.isnan(rows), mean, rows)
+        return {"lambdas": (0.5 * rows + 0.5 * mean) * rng.uniform(0.9, 1.1, size=rows.shape)}
 
     def aux(self, X):
         return (gammaln(np.where(np.isnan(X), 0.0, X) + 1.0)).sum(axis=1)

@@ -5,10 +5,10 @@ from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
 from ._lda import LDA, TokenTopicDraws
 from ._rdpg import RDPG
-from .hmm import GMMHMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
-           "BernoulliHMM",
+           "BernoulliHMM", "HMM",
            "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG"]
 
 

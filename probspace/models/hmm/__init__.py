@@ -7,7 +7,8 @@ hmmlearn's private API, and each family is one thin file.
 from ._bernoulli import BernoulliHMM
 from ._categorical import CategoricalHMM
 from ._gaussian import GaussianHMM
+from ._generic import HMM
 from ._gmm import GMMHMM
 from ._poisson import PoissonHMM
 
-__all__ = ["BernoulliHMM", "CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]
+__all__ = ["HMM", "BernoulliHMM", "CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]

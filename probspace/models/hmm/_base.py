@@ -27,6 +27,7 @@ from ..._random import child_generator, sklearn_seed
 from ..._tags import ModelTags
 from ..._validation import Interval, Options, check_n_samples, warn_unconverged
 from ...emissions import Emission
+from ...emissions._base import check_counts
 from ...inference import _hmm
 from ...inference._progress import progress_bar
 from . import _adapter
@@ -448,11 +449,4 @@ def standard_units(X: np.ndarray, centre: bool) -> tuple[np.ndarray, float]:
 
 def check_integer_values(model: LatentModel, X: np.ndarray, what: str, upper: int | None = None) -> None:
     """Reject values that are not non-negative integers (NaN allowed), or symbols beyond ``upper``."""
-    values = X[~np.isnan(X)]
-    bad = values[(values < 0) | (values != np.round(values))]
-    if bad.size:
-        raise ValueError(f"X passed to {type(model).__name__} must hold non-negative integer {what} "
-                         f"(NaN for missing); got values such as {bad[:3]}.")
-    if upper is not None and values.size and values.max() >= upper:
-        raise ValueError(f"X passed to {type(model).__name__} holds symbol {int(values.max())}, but the model "
-                         f"knows {upper} symbols (0 to {upper - 1}).")
+    check_counts(X, type(model).__name__, what, upper)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ... import _bayes
 from ..._docstrings import fill
 from ..._validation import Interval
 from ...emissions import BernoulliEmission
 from ._base import _HMM, COMMON_CONSTRAINTS, two_state_data
+from ._generic import HMM
 from ._native import NativeHMM
 
 __all__ = ["BernoulliHMM"]
@@ -112,29 +111,17 @@ class BernoulliHMM(_HMM):
 
     @staticmethod
     def _conformance_data(rng):
-        p = np.array([[0.9, 0.8, 0.1], [0.1, 0.3, 0.85]])
-        return two_state_data(rng, lambda z, r: (r.random((len(z), 3)) < p[z]).astype(float))
+        return two_state_data(rng, BernoulliEmission.conformance_data)
 
     def _check_data(self, X):
-        values = X[~np.isnan(X)]
-        if np.any((values != 0) & (values != 1)):
-            raise ValueError(f"X passed to BernoulliHMM must hold 0 and 1 (NaN for missing); got values such as "
-                             f"{values[(values != 0) & (values != 1)][:3]}.")
+        self._emission().check_data(X, "BernoulliHMM")
 
     def _backend_class(self):
         if self.bayesian:
             raise ValueError("BernoulliHMM has no variational variant. Use bayesian=False (or sampler='gibbs').")
         return NativeHMM, {"startprob_prior": self.startprob_prior, "transmat_prior": self.transmat_prior}
 
-    def _fit_backend(self, X, lengths, rng, n_iter):
-        cls, kwargs = self._backend_class()
-        backend = cls(n_components=self.n_components, **kwargs)
-        K = self.n_components
-        backend.startprob_ = np.full(K, 1.0 / K)
-        backend.transmat_ = np.full((K, K), 1.0 / K)
-        backend.probs_ = self._emission().init(X, K, rng)
-        self.backend_ = backend
-        self._em_loop(X, lengths, n_iter, "EM")
+    _fit_backend = HMM._fit_backend  # start from the emission's init, then probspace's EM
 
     probs_ = property(lambda self: self.backend_.probs_, doc="Probabilities of a 1 (K, D).")
 
