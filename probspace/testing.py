@@ -49,12 +49,12 @@ def _check(func: Callable[[LatentModel], None]) -> Callable[[LatentModel], None]
 
 # -- helpers --------------------------------------------------------------------
 def _data(model: LatentModel, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
-    return type(model)._conformance_data(np.random.default_rng(seed))
+    return model._conformance_data(np.random.default_rng(seed))  # on the instance: data may follow its settings
 
 
 def _fast(model: LatentModel, **extra: Any) -> LatentModel:
     est = clone(model)
-    est.set_params(**{**type(model)._conformance_params, "random_state": 0, **extra})
+    est.set_params(**{**model._conformance_params, "random_state": 0, **extra})
     return est
 
 
