@@ -39,9 +39,14 @@ def __getattr__(name):
         from .models import _vae
 
         return getattr(_vae, name)
+    if name == "Autoencoder":
+        from .models import _autoencoder
+
+        return _autoencoder.Autoencoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
+    "Autoencoder",
     "CVAE",
     "BernoulliHMM",
     "HMM",

@@ -17,4 +17,8 @@ def __getattr__(name):
         from . import _vae
 
         return getattr(_vae, name)
+    if name == "Autoencoder":
+        from . import _autoencoder
+
+        return _autoencoder.Autoencoder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -244,7 +244,7 @@ class VAE(LatentModel):
     def _train(self, module, Xt, Ct, train, val):
         import torch
 
-        pyro_run = self.elbo == "pyro"
+        pyro_run = getattr(self, "elbo", "fused") == "pyro"
         try:  # torch's fused Adam kernel: same update rule, one kernel per step
             opt = torch.optim.Adam(module.parameters(), lr=self.learning_rate, fused=True)
         except (RuntimeError, TypeError, ValueError):
@@ -273,7 +273,7 @@ class VAE(LatentModel):
                     if pyro_run:
                         loss = pyro_elbo.differentiable_loss(module.model, module.guide, xb, cb)
                     else:
-                        loss = -module.elbo(xb, cb).sum()
+                        loss = -self._objective(module, xb, cb).sum()
                     opt.zero_grad(set_to_none=True)
                     (loss / idx.numel()).backward()
                     opt.step()
@@ -281,7 +281,7 @@ class VAE(LatentModel):
                 history.append(total / max(train.size, 1))
                 if val.size:
                     with torch.no_grad():
-                        v = float(module.elbo(Xt[val_t], None if Ct is None else Ct[val_t]).mean())
+                        v = float(self._objective(module, Xt[val_t], None if Ct is None else Ct[val_t]).mean())
                     val_history.append(v)
                     if v > best:
                         best, stale = v, 0
@@ -300,6 +300,11 @@ class VAE(LatentModel):
         if self.patience is not None and best_state is not None:
             module.load_state_dict(best_state)
         return history, val_history
+
+    @staticmethod
+    def _objective(module, x, cond):
+        """Per-example training objective to maximise (the ELBO; the Autoencoder's reconstruction log-likelihood)."""
+        return module.elbo(x, cond)
 
     # -- posterior and scores ------------------------------------------------------------------
     def _encode(self, X, cond):

@@ -122,6 +122,11 @@ class VAEModule(PyroModule):
         kl = 0.5 * (loc**2 + scale**2 - 1.0).sum(-1) - torch.log(scale).sum(-1)
         return log_lik - kl
 
+    def reconstruction(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-example ``log p(x | z = loc(x[, y]))``: the deterministic autoencoder's objective (no noise, no KL)."""
+        loc, _ = self.encode(x, y)
+        return self.observation(loc, y).log_prob(x)
+
     def iwae(self, x: torch.Tensor, y: torch.Tensor | None, k: int) -> torch.Tensor:
         """Per-example importance-weighted bound with ``k`` samples (a lower bound on log p(x))."""
         loc, scale = self.encode(x, y)
