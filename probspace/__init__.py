@@ -11,10 +11,12 @@ from ._selection import compare
 from ._validation import InvalidParameterError
 from .diagnostics import to_inference_data
 from .models import (
+    DBN,
     GMMHMM,
     HMM,
     LDA,
     PPCA,
+    RBM,
     RDPG,
     BernoulliHMM,
     CategoricalHMM,
@@ -25,7 +27,7 @@ from .models import (
     PoissonHMM,
     ProbabilisticPCA,
 )
-from .posteriors import Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
+from .posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
 
 #: Long alias of :class:`LDA`.
 LatentDirichletAllocation = LDA
@@ -70,6 +72,9 @@ __all__ = [
     "Posterior",
     "PoissonHMM",
     "RDPG",
+    "DBN",
+    "RBM",
+    "Bernoulli",
     "VAE",
     "__version__",
     "compare",

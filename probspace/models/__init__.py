@@ -4,12 +4,14 @@ from ._embedding import Embedding
 from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
 from ._lda import LDA, TokenTopicDraws
+from ._rbm import DBN, RBM
 from ._rdpg import RDPG
 from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
 
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
            "BernoulliHMM", "HMM",
-           "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG"]
+           "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG",
+           "DBN", "RBM"]
 
 
 def __getattr__(name):

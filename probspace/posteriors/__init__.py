@@ -1,6 +1,7 @@
 """Posterior distributions over latent variables."""
 
 from ._base import Posterior
+from ._bernoulli import Bernoulli
 from ._categorical import Categorical
 from ._dirichlet import Dirichlet
 from ._empirical import EllipticalRegions, Empirical
@@ -10,6 +11,6 @@ from ._mvn import MultivariateNormal
 from ._normal import DiagonalNormal
 from ._point import PointMass
 
-__all__ = ["MultivariateNormal", "PointMass",
+__all__ = ["MultivariateNormal", "PointMass", "Bernoulli",
            "Categorical", "DiagonalNormal", "Dirichlet", "EllipticalRegions", "Empirical", "FiniteMixture",
            "MarkovChain", "Posterior"]
