@@ -136,5 +136,6 @@ class Bernoulli(Posterior):
         """
         log_on, log_off = self._log_on_off()
         p, q = self.probs, 1.0 - self.probs
-        terms = np.where(p > 0, p * log_on, 0.0) + np.where(q > 0, q * log_off, 0.0)
+        terms = np.multiply(p, log_on, out=np.zeros_like(p), where=p > 0)
+        terms += np.multiply(q, log_off, out=np.zeros_like(q), where=q > 0)
         return -terms.sum(axis=-1)
