@@ -45,6 +45,10 @@ def __getattr__(name):
         from .models import _autoencoder
 
         return _autoencoder.Autoencoder
+    if name == "GeneratorPosterior":
+        from .models import _generator
+
+        return _generator.GeneratorPosterior
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
@@ -58,6 +62,7 @@ __all__ = [
     "CategoricalHMM",
     "GaussianHMM",
     "GaussianMixture",
+    "GeneratorPosterior",
     "Dirichlet",
     "Embedding",
     "FactorAnalysis",

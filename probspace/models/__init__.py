@@ -23,4 +23,8 @@ def __getattr__(name):
         from . import _autoencoder
 
         return _autoencoder.Autoencoder
+    if name == "GeneratorPosterior":
+        from . import _generator
+
+        return _generator.GeneratorPosterior
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
