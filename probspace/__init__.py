@@ -25,7 +25,9 @@ from .models import (
     GaussianHMM,
     GaussianMixture,
     PoissonHMM,
+    ProbabilisticMF,
     ProbabilisticPCA,
+    ratings_matrix,
 )
 from .posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
 
@@ -77,6 +79,8 @@ __all__ = [
     "Posterior",
     "PoissonHMM",
     "RDPG",
+    "ProbabilisticMF",
+    "ratings_matrix",
     "DBN",
     "RBM",
     "Bernoulli",

@@ -4,6 +4,7 @@ from ._embedding import Embedding
 from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
 from ._lda import LDA, TokenTopicDraws
+from ._pmf import ProbabilisticMF, ratings_matrix
 from ._rbm import DBN, RBM
 from ._rdpg import RDPG
 from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
@@ -11,7 +12,7 @@ from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, Poisson
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
            "BernoulliHMM", "HMM",
            "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG",
-           "DBN", "RBM"]
+           "DBN", "RBM", "ProbabilisticMF", "ratings_matrix"]
 
 
 def __getattr__(name):

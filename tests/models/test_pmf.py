@@ -1,0 +1,198 @@
+"""ProbabilisticMF: conformance, conjugate updates against brute force, fold-in, predictive coverage, bad input."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from probspace.inference import _pmf
+from probspace.models._pmf import ProbabilisticMF, _cond, ratings_matrix, simulate_ratings
+from probspace.testing import parametrize_with_model_checks
+
+FAST = {"n_components": 2, "n_chains": 2, "n_draws": 30, "n_warmup": 30}
+
+
+@parametrize_with_model_checks([ProbabilisticMF(), ProbabilisticMF(sampler=None), ProbabilisticMF(biases=True)])
+def test_conformance(model, check, request):
+    if model.sampler is None and "check_documented_attributes" in request.node.name:
+        # draws_ and sample_stats_ exist only for Gibbs fits (the ArviZ bridge reads draws_ as the MCMC marker),
+        # and _expected_failures is per class; the Gibbs instances run this check.
+        pytest.skip("MAP fits do not set the Gibbs-only draws_ and sample_stats_")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)  # ConvergenceWarning on the suite's short fits
+        check()
+
+
+def _data(seed=0, n_users=40, n_items=15):
+    return simulate_ratings(np.random.default_rng(seed), n_users, n_items, 2, density=0.6)
+
+
+def test_row_conditional_matches_brute_force_conjugate_update():
+    # log N(u; mean, P^-1) - [log prior(u) + sum log N(r | x.u + c, 1/alpha)] is the same for every u.
+    rng = np.random.default_rng(1)
+    D, m = 3, 7
+    other = rng.normal(size=(10, D + 1))
+    cols = np.sort(rng.choice(10, m, replace=False))
+    y = rng.normal(size=m)
+    mu = rng.normal(size=D)
+    A = rng.normal(size=(D, D))
+    lam = A @ A.T + np.eye(D)
+    alpha = 2.5
+    free = np.arange(D, dtype=np.int64)
+    for fixcol in (-1, D):
+        mean, _, prec, ll = _cond(np.array([0, m]), cols, y, other, free, fixcol, mu, lam, alpha)
+        c = other[cols, fixcol] if fixcol >= 0 else 0.0
+        diffs = []
+        for _ in range(5):
+            u = rng.normal(size=D)
+            post = stats.multivariate_normal(mean[0], np.linalg.inv(prec[0])).logpdf(u)
+            joint = (stats.multivariate_normal(mu, np.linalg.inv(lam)).logpdf(u)
+                     + stats.norm(other[cols][:, :D] @ u + c, alpha**-0.5).logpdf(y).sum())
+            diffs.append(post - joint)
+        np.testing.assert_allclose(diffs, diffs[0], atol=1e-9)
+        # the marginal of the row: r ~ N(X mu + c, X lam^-1 X^T + I / alpha)
+        X = other[cols][:, :D]
+        marg = stats.multivariate_normal(X @ mu + c, X @ np.linalg.inv(lam) @ X.T + np.eye(m) / alpha).logpdf(y)
+        np.testing.assert_allclose(ll[0], marg, rtol=1e-10)
+        np.testing.assert_allclose(ll[0], -diffs[0], rtol=1e-10)  # log p(r) = log joint - log posterior
+
+
+def test_normal_wishart_posterior_matches_brute_force():
+    rng = np.random.default_rng(2)
+    D = 2
+    F = rng.normal(size=(12, D)) + 1.0
+    mu0, beta0, nu0, W0 = np.zeros(D), 2.0, float(D), np.eye(D)
+    mu_n, beta, nu, W = _pmf.normal_wishart_posterior(F, mu0, beta0, nu0, W0)
+
+    def log_nw(mu, lam, m, b, n, w):
+        return (stats.wishart(df=n, scale=w).logpdf(lam)
+                + stats.multivariate_normal(m, np.linalg.inv(b * lam)).logpdf(mu))
+
+    diffs = []
+    for _ in range(5):
+        mu = rng.normal(size=D)
+        B = rng.normal(size=(D, D))
+        lam = B @ B.T + 0.5 * np.eye(D)
+        prior = log_nw(mu, lam, mu0, beta0, nu0, W0)
+        lik = stats.multivariate_normal(mu, np.linalg.inv(lam)).logpdf(F).sum()
+        diffs.append(log_nw(mu, lam, mu_n, beta, nu, W) - prior - lik)
+    np.testing.assert_allclose(diffs, diffs[0], atol=1e-8)
+
+
+def test_wishart_draws_have_the_right_mean():
+    rng = np.random.default_rng(3)
+    W = np.array([[1.0, 0.3], [0.3, 0.5]])
+    draws = np.stack([_pmf.sample_wishart(W, 5.0, rng) for _ in range(20000)])
+    se = draws.std(axis=0) / np.sqrt(len(draws))
+    assert np.all(np.abs(draws.mean(axis=0) - 5.0 * W) < 6 * se)
+
+
+@pytest.mark.parametrize("biases", [False, True])
+def test_fold_in_is_exact_gaussian_conditioning(biases):
+    X = _data()[0]
+    model = ProbabilisticMF(sampler=None, biases=biases, random_state=0, **{"n_components": 2}).fit(X)
+    new = X[:3].copy()
+    post = model.posterior(new)
+    d = 2
+    V = model.item_factors_
+    cov_u = np.linalg.inv(model.user_precision_draws_[0, 0])
+    mu = model.user_mean_draws_[0, 0]
+    noise = 1.0 / model.noise_precision_draws_[0, 0]
+    for i in range(3):
+        obs = np.flatnonzero(new[i])
+        if biases:
+            Xo, c = V[obs][:, : d + 1], V[obs, d + 1]
+        else:
+            Xo, c = V[obs], 0.0
+        S = Xo @ cov_u @ Xo.T + noise * np.eye(obs.size)
+        r = new[i, obs] - model.offset_ - c - Xo @ mu
+        gain = cov_u @ Xo.T @ np.linalg.inv(S)
+        np.testing.assert_allclose(post.mean[i], mu + gain @ r, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(post.covariance_matrix[i], cov_u - gain @ Xo @ cov_u, rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(model.log_likelihood(new[i:i + 1])[0],
+                                   stats.multivariate_normal(np.zeros(obs.size), S).logpdf(r), rtol=1e-9)
+
+
+def test_gibbs_posterior_is_a_mixture_of_fold_ins():
+    X = _data()[0]
+    model = ProbabilisticMF(random_state=0, **FAST).fit(X)
+    post = model.posterior(X[:4])
+    assert post.n_draws == 60 and post.component(5).mean.shape == (4, 2)
+    assert model.draws_["noise_sd"].shape == (2, 30)
+    assert model.user_factor_draws_.shape == (2, 30, 40, 2)
+
+
+def test_predictive_coverage_on_simulated_data():
+    rng = np.random.default_rng(5)
+    full, _, _ = simulate_ratings(rng, 120, 60, 2, density=0.5)
+    rows, cols = np.nonzero(full)
+    test = rng.random(rows.size) < 0.2
+    train = full.copy()
+    train[rows[test], cols[test]] = 0.0
+    model = ProbabilisticMF(2, n_draws=150, n_warmup=100, random_state=0).fit(train)
+    pred = model.predictive(rows[test], cols[test], level=0.9)
+    truth = full[rows[test], cols[test]]
+    cover = np.mean((truth >= pred.lower) & (truth <= pred.upper))
+    se = np.sqrt(0.09 / test.sum())
+    assert abs(cover - 0.9) < 6 * se, (cover, test.sum())
+    rmse = np.sqrt(np.mean((pred.mean - truth) ** 2))
+    assert rmse < 0.75  # noise sd is 0.5
+
+
+def test_recovers_gram_structure():
+    rng = np.random.default_rng(6)
+    full, U, V = simulate_ratings(rng, 80, 50, 2, density=0.6)
+    model = ProbabilisticMF(2, n_draws=100, n_warmup=100, random_state=0).fit(full)
+    est = model.user_factors_ @ model.item_factors_.T
+    corr = np.corrcoef(est.ravel(), (U @ V.T).ravel())[0, 1]
+    assert corr > 0.9, corr
+
+
+def test_sparse_input_and_explicit_zero_ratings():
+    users = np.array(["a", "a", "b", "c", "c", "d"])
+    items = np.array(["x", "y", "x", "y", "z", "z"])
+    ratings = np.array([0.0, 4.0, 3.0, 0.0, 5.0, 1.0])
+    X, u, i = ratings_matrix(users, items, ratings)
+    assert X.nnz == 6 and list(u) == ["a", "b", "c", "d"] and list(i) == ["x", "y", "z"]
+    model = ProbabilisticMF(1, sampler=None, random_state=0).fit(X)
+    assert model.ratings_.nnz == 6  # explicit zeros are ratings
+    dense = ProbabilisticMF(1, sampler=None, random_state=0).fit(X.toarray())
+    assert dense.ratings_.nnz == 4  # dense zeros are missing
+    import pandas as pd
+
+    df = pd.DataFrame({"user": users, "item": items, "rating": ratings})
+    assert (ratings_matrix(df).X != X).nnz == 0
+    with pytest.raises(ValueError, match="more than once"):
+        ratings_matrix(["a", "a"], ["x", "x"], [1.0, 2.0])
+
+
+def test_bad_input():
+    X = _data()[0]
+    model = ProbabilisticMF(sampler=None, rating_range=(-10, 20), random_state=0, n_components=2).fit(X)
+    with pytest.raises(ValueError, match="unknown user"):
+        model.predictive([40], [0])
+    with pytest.raises(ValueError, match="unknown item"):
+        model.predictive([0], [15])
+    with pytest.raises(ValueError, match="outside rating_range"):
+        model.posterior(np.where(X > 0, 30.0, 0.0))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        model.fit(bad)
+    with pytest.raises(ValueError, match="no ratings"):
+        ProbabilisticMF(sampler=None).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="strategy"):
+        model.recommend(0, strategy="best")
+    empty = np.zeros((1, 15))
+    cold = model.posterior(empty)  # a user with no ratings gets the population distribution
+    np.testing.assert_allclose(cold.covariance_matrix[0], np.linalg.inv(model.user_precision_draws_[0, 0]))
+
+
+def test_recommend_excludes_rated_items():
+    X = _data()[0]
+    model = ProbabilisticMF(random_state=0, **FAST).fit(X)
+    rated = set(np.flatnonzero(X[0]))
+    for strategy in ("mean", "thompson", "upper"):
+        rec = model.recommend(0, 3, strategy=strategy, random_state=0)
+        assert len(rec) == min(3, 15 - len(rated)) and not rated & set(rec.tolist())
