@@ -75,7 +75,7 @@ class RBM(_BinaryData, LatentModel):
     n_components : int, default=16
         Number of hidden units ``H``.
     learning_rate : float, default=0.1
-        scikit-learn's learning rate.
+        Learning rate of scikit-learn's updates.
     batch_size : int, default=10
         Examples per minibatch.
     n_iter : int, default=10
@@ -267,8 +267,20 @@ class DBN(_BinaryData, LatentModel):
         Units in the top layer.
     hidden_layers : tuple of int, default=(64,)
         Sizes of the layers below the top one, bottom first.
-    learning_rate, batch_size, n_iter, burn_in, max_exact_units, n_ais_chains, n_ais_betas
-        As for :class:`RBM`, used by every layer.
+    learning_rate : float, default=0.1
+        As for :class:`RBM`, for every layer.
+    batch_size : int, default=10
+        As for :class:`RBM`, for every layer.
+    n_iter : int, default=10
+        Training epochs of every layer.
+    burn_in : int, default=1000
+        Gibbs sweeps of the top RBM before :meth:`sample` keeps a draw.
+    max_exact_units : int, default=20
+        As for :class:`RBM`, for the top RBM's partition function.
+    n_ais_chains : int, default=100
+        As for :class:`RBM`.
+    n_ais_betas : int, default=1000
+        As for :class:`RBM`.
     n_bound_samples : int, default=50
         Draws of the lower layers for the likelihood bound.
     random_state : None, int or numpy.random.Generator, default=None
