@@ -304,7 +304,15 @@ def load(path: Any) -> Any:
         return _load_format_1(path, header, arrays)
     from ._base import registered_family
 
-    family = registered_family(str(header.get("family")))
+    name = str(header.get("family"))
+    family = registered_family(name)
+    if family is None and "." not in name:
+        # One of probspace's own families whose module is imported lazily (torch-based ones): ask the package,
+        # which resolves only its own public names, never a module named in the file.
+        import probspace
+
+        candidate = getattr(probspace, name, None) if name in probspace.__all__ else None
+        family = registered_family(name) if candidate is not None else None
     if family is None:
         raise ValueError(f"{path!s} holds an unknown model family {header.get('family')!r} (a family from another "
                          "package must be imported before its models are loaded).")

@@ -295,3 +295,18 @@ def test_files_written_by_format_1_still_load(name):
     np.testing.assert_allclose(model.embed(X), expected["embed"], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(model.log_likelihood(X), expected["loglik"], rtol=1e-10, atol=1e-9)
     model.sample(3, random_state=0)
+
+
+def test_a_lazily_imported_family_loads_in_a_fresh_process(tmp_path):
+    """VAE-family modules are imported on first use; load must find them from a file alone."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    X = np.random.default_rng(0).random((40, 5))
+    path = tmp_path / "vae.npz"
+    probspace.VAE(2, hidden_dims=(8,), max_epochs=1, random_state=0).fit(X).save(path)
+    code = f"import probspace; m = probspace.load({str(path)!r}); print(type(m).__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "VAE"
