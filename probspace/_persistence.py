@@ -61,13 +61,25 @@ def can_save(model: Any) -> bool:
         return False
     try:
         enc = _Encoder()
-        enc.encode({k: v for k, v in model.get_params(deep=False).items() if not isinstance(v, np.random.Generator)},
-                   "params")
+        enc.encode(_file_params(model), "params")
         if hasattr(model, "backend_"):
             enc.encode(model._get_state(), "state")
     except (NotImplementedError, TypeError):
         return False
     return True
+
+
+def _file_params(model: Any) -> dict[str, Any]:
+    """Return the constructor parameters as written.
+
+    A generator of random numbers is left out, and every parameter the family
+    names in ``_given_at_load`` (an object such as a user's torch module) is
+    written as ``None``: the family's ``_get_state`` writes its weights and
+    its ``load`` takes the object again.
+    """
+    given = getattr(type(model), "_given_at_load", ())
+    return {k: (None if k in given else v) for k, v in model.get_params(deep=False).items()
+            if not isinstance(v, np.random.Generator)}
 
 
 def _backends() -> dict[str, type]:
@@ -230,8 +242,7 @@ def save(model: Any, path: Any) -> None:
             "format_version": FORMAT_VERSION,
             "family": family_name(cls),
             "versions": _versions(),
-            "params": enc.encode({k: v for k, v in model.get_params(deep=False).items()
-                                  if not isinstance(v, np.random.Generator)}, "params"),
+            "params": enc.encode(_file_params(model), "params"),
             "rng": enc.encode(model.rng_.bit_generator.state, "rng_"),
             "state": enc.encode(model._get_state(), "state"),
         }
@@ -242,7 +253,7 @@ def save(model: Any, path: Any) -> None:
         np.savez(fh, __header__=np.array(json.dumps(header)), **enc.arrays)
 
 
-def load(path: Any) -> Any:
+def load(path: Any, *, _given: dict[str, Any] | None = None) -> Any:
     """Read a model written by ``model.save(path)``, of any probspace family.
 
     Loading never unpickles and never imports a class named in the file:
@@ -316,8 +327,15 @@ def load(path: Any) -> Any:
     if family is None:
         raise ValueError(f"{path!s} holds an unknown model family {header.get('family')!r} (a family from another "
                          "package must be imported before its models are loaded).")
+    given = dict(_given or {})
+    missing = [k for k in getattr(family, "_given_at_load", ()) if given.get(k) is None]
+    if missing:
+        args = ", ".join(f"{k}=..." for k in missing)
+        raise ValueError(f"{path!s} holds a {family.__name__} saved without its {', '.join(missing)} (a user "
+                         f"object that the file cannot hold; its weights are in the file): load it with "
+                         f"{family.__name__}.load(path, {args}), giving the same architecture again.")
     try:
-        model = family(**_decode(header["params"], arrays))
+        model = family(**{**_decode(header["params"], arrays), **given})
         model._set_state(_decode(header["state"], arrays))
         model.rng_ = _generator_from_state(_decode(header["rng"], arrays))
         model._check_fitted()

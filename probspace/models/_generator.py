@@ -75,6 +75,12 @@ class GeneratorPosterior(LatentModel):
     marginal ``p(x)`` would need an integral over codes that this class does
     not estimate.
 
+    ``save`` writes the generator's weights (its ``state_dict`` arrays, or
+    those of the module a bound-method generator belongs to) but not the
+    generator: :func:`probspace.load` refuses the file with a message naming
+    :meth:`load`, and ``GeneratorPosterior.load(path, generator=g)`` loads the
+    saved weights into ``g`` (same architecture, shapes checked).
+
     Examples
     --------
     >>> import numpy as np, torch
@@ -153,6 +159,98 @@ class GeneratorPosterior(LatentModel):
 
     def _get_parameters(self) -> dict[str, Any]:
         return {}
+
+    # -- saving: the generator's weights, never the generator -----------------------------------
+    #: Constructor parameters that ``save`` cannot write (a user's torch object): written as ``None``, given
+    #: again to :meth:`load`.
+    _given_at_load = ("generator",)
+
+    def _weights_owner(self):
+        """Return the ``torch.nn.Module`` holding the generator's weights.
+
+        The generator itself, or the module of a bound method
+        (``vae.module_.decode_raw``); ``None`` for a plain callable.
+        """
+        import torch
+
+        g = self.generator
+        owner = g if isinstance(g, torch.nn.Module) else getattr(g, "__self__", None)
+        return owner if isinstance(owner, torch.nn.Module) else None
+
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        owner = self._weights_owner()
+        state["weights"] = ({} if owner is None else
+                            {k: v.detach().cpu().numpy() for k, v in owner.state_dict().items()})
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        import torch
+
+        super()._set_state(state)
+        saved = state["weights"]
+        owner = self._weights_owner()
+        if owner is None:
+            if saved:
+                raise ValueError(f"the file holds {len(saved)} weight arrays of a torch module, but the generator "
+                                 "given is not a torch.nn.Module (nor a method of one)")
+        else:
+            current = owner.state_dict()
+            if set(current) != set(saved):
+                raise ValueError(f"the generator's weights are {sorted(current)}, the file's are {sorted(saved)}: "
+                                 "give a module of the same architecture")
+            wrong = [f"{k}: {tuple(current[k].shape)} given, {np.shape(saved[k])} saved" for k in current
+                     if tuple(current[k].shape) != np.shape(saved[k])]
+            if wrong:
+                raise ValueError("the generator's weights have other shapes than the file's (" + "; ".join(wrong)
+                                 + "): give a module of the same architecture")
+            owner.load_state_dict({k: torch.as_tensor(v) for k, v in saved.items()})
+        width = self._means(np.zeros((1, self.n_components))).shape[-1]
+        if width != int(self.n_features_in_):
+            raise ValueError(f"the generator maps codes to {width} features, the saved model has "
+                             f"{int(self.n_features_in_)}")
+        self.backend_ = self.generator
+
+    @classmethod
+    def load(cls, path: Any, *, generator: Any) -> GeneratorPosterior:
+        """Read a model written by ``save``, putting the saved weights into ``generator``.
+
+        A file cannot hold the generator itself (a user's torch module, code
+        that the pickle-free format does not run), only its ``state_dict``
+        arrays; so :func:`probspace.load` refuses such a file with a
+        ``ValueError`` naming this method, and here the generator is given
+        again: a module of the same architecture (or a bound method of one,
+        such as ``vae.module_.decode_raw``), whose weights are *overwritten*
+        in place by the saved ones. A plain callable without weights is used
+        as given.
+
+        Parameters
+        ----------
+        path : str or path-like
+            File written by ``save``.
+        generator : torch.nn.Module or callable
+            The generator, of the same architecture as the saved one.
+
+        Returns
+        -------
+        GeneratorPosterior
+            The fitted model, with the saved weights and random stream: its
+            ``posterior`` draws are those the saved model would have made.
+
+        Raises
+        ------
+        ValueError
+            For a file of another family, or a generator whose weight names,
+            shapes or output width differ from the saved ones.
+        """
+        from .._persistence import load
+
+        if generator is None:
+            raise ValueError("GeneratorPosterior.load needs the generator (a module of the saved architecture).")
+        model = load(path, _given={"generator": generator})
+        if not isinstance(model, cls):
+            raise ValueError(f"{path!s} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model
 
     def _log_lik_torch(self, X):
         import torch

@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pyro")
 az = pytest.importorskip("arviz")
 
+import probspace  # noqa: E402
 from probspace import VAE, GeneratorPosterior  # noqa: E402
 from probspace.posteriors import Empirical  # noqa: E402
 
@@ -85,3 +86,35 @@ def test_on_a_vae_decoder():
     post = gp.posterior(X[:3])
     assert post.mean.shape == (3, 2) and np.all(np.isfinite(post.mean))
     assert np.all(post.variance > 0)
+
+
+def test_save_load_round_trip_gives_the_same_draws(tmp_path):
+    rng = np.random.default_rng(4)
+    g, _, _ = _linear(rng)
+    X = rng.normal(size=(2, 5))
+    gp = GeneratorPosterior(g, n_warmup=30, n_draws=40, random_state=0).fit(X)
+    path = tmp_path / "gp.npz"
+    gp.save(path)
+    with pytest.raises(ValueError, match=r"GeneratorPosterior.load\(path, generator=...\)"):
+        probspace.load(path)
+    fresh = torch.nn.Linear(2, 5).double()  # same architecture, other weights: load overwrites them
+    loaded = GeneratorPosterior.load(path, generator=fresh)
+    assert loaded.generator is fresh and torch.equal(fresh.weight, g.weight) and torch.equal(fresh.bias, g.bias)
+    np.testing.assert_array_equal(loaded.posterior(X).draws, gp.posterior(X).draws)
+    with pytest.raises(ValueError, match="shapes"):
+        GeneratorPosterior.load(path, generator=torch.nn.Linear(3, 5).double())
+    with pytest.raises(ValueError, match="architecture"):
+        GeneratorPosterior.load(path, generator=torch.nn.Sequential(torch.nn.Linear(2, 5)).double())
+
+
+def test_save_load_a_vae_decoder_method(tmp_path):
+    rng = np.random.default_rng(5)
+    X, _ = VAE._conformance_data(rng)
+    vae = VAE(2, hidden_dims=(8,), max_epochs=2, batch_size=32, random_state=0).fit(X)
+    gp = GeneratorPosterior(vae.module_.decode_raw, likelihood="bernoulli", n_warmup=20, n_draws=20,
+                            random_state=1).fit(X)
+    path = tmp_path / "gp_vae.npz"
+    gp.save(path)
+    other = VAE(2, hidden_dims=(8,), max_epochs=1, batch_size=32, random_state=7).fit(X)
+    loaded = GeneratorPosterior.load(path, generator=other.module_.decode_raw)
+    np.testing.assert_array_equal(loaded.posterior(X[:2]).draws, gp.posterior(X[:2]).draws)
