@@ -11,6 +11,7 @@ from scipy.special import logsumexp, ndtr
 
 from .._base import LatentModel
 from .._docstrings import fill
+from .._random import child_generator
 from .._tags import ModelTags
 from .._validation import Interval, Options
 from ..inference import _pmf
@@ -217,6 +218,8 @@ class ProbabilisticMF(LatentModel):
     draws ``n`` new users with every item rated (dense, unclipped).
     ``to_arviz`` writes the hyperparameters in ``posterior``, the user factor
     draws in ``latent_posterior`` and the per-user log-likelihood per draw.
+    :meth:`item_posterior` does the same for items (columns of a user x
+    item matrix), given the user factors.
     Example: ``examples/recommender/plot_movielens_uncertainty.py``.
 
     Examples
@@ -442,6 +445,57 @@ class ProbabilisticMF(LatentModel):
         if self.sampler is None:
             return self._component(R, 0)
         return FiniteMixture(lambda s: self._component(R, s), self._n_sets)
+
+    def item_posterior(self, X: Any):
+        """Posterior over the factors of items given their ratings by the fitted users.
+
+        The item-side counterpart of :meth:`posterior`: for each *column* of
+        ``X`` (a fitted item's ratings, or a new item's), the exact Gaussian
+        of the item's free coordinates (factors, then the bias) given the
+        user factors, the item hyperparameters and the noise precision of a
+        draw; an equal mixture of them over the Gibbs draws, one Gaussian
+        for the MAP fit. New items fold in without a refit; a column without
+        ratings gets the item population distribution.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_users, n_new_items)
+            Ratings of the items (columns) by the fitted users (rows), with
+            the same conventions as ``fit`` (stored sparse entries are
+            ratings; dense zeros are missing).
+
+        Returns
+        -------
+        MultivariateNormal or FiniteMixture
+            Batch of ``n_new_items`` distributions of dimension ``D``.
+        """
+        self._check_fitted()
+        if not sparse.issparse(X):
+            X = np.asarray(X, dtype=np.float64)
+            if X.ndim != 2:
+                raise ValueError(f"{type(self).__name__}.item_posterior: X must be 2-D (n_users, n_items).")
+        data = X.data if sparse.issparse(X) else X
+        if not np.all(np.isfinite(data)):
+            raise ValueError(f"{type(self).__name__}.item_posterior: X contains NaN or infinity.")
+        n_users = self.ratings_.shape[0]
+        if X.shape[0] != n_users:
+            raise ValueError(f"{type(self).__name__}.item_posterior: X has {X.shape[0]} rows; the model was fitted "
+                             f"on {n_users} users (rows are users, columns the items).")
+        Rt = self._ratings(X.T if sparse.issparse(X) else X.T, "item_posterior")
+        K, fu, xu, fv, xv = self._layout()
+        T = self.noise_precision_draws_.shape[1]
+
+        def component(s: int) -> MultivariateNormal:
+            c, t = divmod(int(s), T)
+            U = np.ascontiguousarray(self.user_factor_draws_[c, t], dtype=np.float64)
+            mean, _, prec, _ = _cond(Rt.indptr, Rt.indices, Rt.data - self.offset_, U, fv, xv,
+                                     self.item_mean_draws_[c, t], self.item_precision_draws_[c, t],
+                                     float(self.noise_precision_draws_[c, t]))
+            return MultivariateNormal(mean, np.linalg.inv(prec), method="exact")
+
+        post = component(0) if self.sampler is None else FiniteMixture(component, self._n_sets)
+        post._rng = child_generator(self.rng_)
+        return post
 
     def _log_likelihood(self, X: Any, lengths: None) -> np.ndarray:
         R = self._ratings(X, "log_likelihood")

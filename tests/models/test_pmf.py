@@ -196,3 +196,41 @@ def test_recommend_excludes_rated_items():
     for strategy in ("mean", "thompson", "upper"):
         rec = model.recommend(0, 3, strategy=strategy, random_state=0)
         assert len(rec) == min(3, 15 - len(rated)) and not rated & set(rec.tolist())
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("biases", [False, True])
+def test_item_posterior_is_exact_gaussian_conditioning(biases):
+    X = _data()[0]
+    d = 2
+    for model in (ProbabilisticMF(d, sampler=None, biases=biases, random_state=0).fit(X),
+                  ProbabilisticMF(d, biases=biases, random_state=0, n_chains=2, n_draws=5, n_warmup=5,
+                                  max_iter=5).fit(X)):
+        cols = X[:, :3].copy()
+        cols[:, 2] = 0.0  # a new item nobody rated: the item population distribution
+        post = model.item_posterior(cols)
+        s = 7 if model.sampler else 0
+        comp = post.component(s) if model.sampler else post
+        c, t = divmod(s, model.noise_precision_draws_.shape[1])
+        U = model.user_factor_draws_[c, t].astype(np.float64)
+        cov_v = np.linalg.inv(model.item_precision_draws_[c, t])
+        mu = model.item_mean_draws_[c, t]
+        noise = 1.0 / model.noise_precision_draws_[c, t]
+        free = np.r_[np.arange(d), d + 1] if biases else np.arange(d)
+        for j in range(3):
+            obs = np.flatnonzero(cols[:, j])
+            Xo, off = U[obs][:, free], (U[obs, d] if biases else 0.0)
+            S = Xo @ cov_v @ Xo.T + noise * np.eye(obs.size)
+            r = cols[obs, j] - model.offset_ - off - Xo @ mu
+            gain = cov_v @ Xo.T @ np.linalg.inv(S)
+            np.testing.assert_allclose(comp.mean[j], mu + gain @ r, rtol=1e-8, atol=1e-10)
+            np.testing.assert_allclose(comp.covariance_matrix[j], cov_v - gain @ Xo @ cov_v, rtol=1e-8, atol=1e-12)
+        if model.sampler:
+            assert post.n_draws == 10 and post.sample(3).shape == (3, 3, free.size)
+    # fitted items' posterior means are the item factors' posterior means (MAP: the estimate itself)
+    m = ProbabilisticMF(d, sampler=None, random_state=0).fit(X)
+    np.testing.assert_allclose(m.item_posterior(X).mean, m.item_factors_, rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="rows"):
+        m.item_posterior(X[:5])
+    with pytest.raises(ValueError, match="NaN"):
+        m.item_posterior(np.where(X > 0, np.nan, 0.0))
