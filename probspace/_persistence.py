@@ -253,7 +253,7 @@ def save(model: Any, path: Any) -> None:
         np.savez(fh, __header__=np.array(json.dumps(header)), **enc.arrays)
 
 
-def load(path: Any, *, _given: dict[str, Any] | None = None) -> Any:
+def load(path: Any) -> Any:
     """Read a model written by ``model.save(path)``, of any probspace family.
 
     Loading never unpickles and never imports a class named in the file:
@@ -287,6 +287,11 @@ def load(path: Any, *, _given: dict[str, Any] | None = None) -> Any:
     >>> bool(np.array_equal(probspace.load(path).embed(X), model.embed(X)))
     True
     """
+    return _load(path)
+
+
+def _load(path: Any, _given: dict[str, Any] | None = None) -> Any:
+    """Body of :func:`load`; ``_given`` supplies the parameters a family names in ``_given_at_load``."""
     try:
         with np.load(path, allow_pickle=False) as f:
             files = set(f.files)

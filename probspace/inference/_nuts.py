@@ -127,8 +127,9 @@ def hmm_log_likelihood(log_start, log_trans, log_frames, bounds: np.ndarray):
 def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, np.ndarray]], n_warmup: int,
              n_draws: int, seed_rng: np.random.Generator, *, progress: bool = False,
              target_accept: float = 0.8, max_tree_depth: int = 10,
-             constants: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """Run one Pyro NUTS chain per entry of ``inits``, in sequence.
+             constants: dict[str, Any] | None = None, kernel: str = "nuts",
+             num_steps: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Run one Pyro NUTS (or HMC) chain per entry of ``inits``, in sequence.
 
     Parameters
     ----------
@@ -151,6 +152,12 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     constants : dict of str to torch.Tensor, optional
         Parameters held fixed: not sampled, passed to ``log_likelihood`` and
         to conditional priors with the sampled values.
+    kernel : {"nuts", "hmc"}, default="nuts"
+        Pyro's ``NUTS``, or static-path ``HMC`` (the same step-size and
+        diagonal mass-matrix adaptation; ``max_tree_depth`` is not used).
+    num_steps : int, optional
+        HMC leapfrog steps per transition; ``None`` lets Pyro derive them
+        from its default trajectory length (2 pi) and the adapted step size.
 
     Returns
     -------
@@ -174,6 +181,8 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
 
     from .._random import torch_fork_rng
 
+    if kernel not in ("nuts", "hmc"):
+        raise ValueError(f"kernel must be 'nuts' or 'hmc', got {kernel!r}")
     if not sites:
         raise ValueError("run_nuts needs at least one site to sample; every parameter is a constant.")
     transforms = {s.name: s.transform() for s in sites}
@@ -206,7 +215,7 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     try:
         with torch_fork_rng(seed_rng):
             _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
-                    all_draws, stats)
+                    all_draws, stats, kernel, num_steps)
     finally:
         torch.set_num_threads(threads)
     out = {k: np.stack(v) for k, v in stats.items()}
@@ -217,15 +226,19 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
 
 
 def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
-            all_draws, stats):
+            all_draws, stats, kind="nuts", num_steps=None):
     import torch
-    from pyro.infer.mcmc import MCMC, NUTS
+    from pyro.infer.mcmc import HMC, MCMC, NUTS
 
     for init in inits:
         start = {s.name: transforms[s.name].inv(torch.as_tensor(np.asarray(init[s.name]), dtype=torch.float64))
                  for s in sites}
-        kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-                      adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
+        if kind == "hmc":
+            kernel = HMC(potential_fn=potential, num_steps=num_steps, target_accept_prob=target_accept,
+                         adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
+        else:
+            kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
+                          adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
         accept: list[float] = []
         steps: list[float] = []
         lps: list[float] = []

@@ -17,7 +17,7 @@ __all__ = ["GeneratorPosterior"]
 
 
 class GeneratorPosterior(LatentModel):
-    r"""Posterior over the latent codes of any torch generator, by MCMC (Pyro NUTS) per observation.
+    r"""Posterior over the latent codes of any torch generator, by MCMC (Pyro NUTS or HMC) per observation.
 
     The model: :math:`z_i \sim \mathcal{N}(0, I_d)` and :math:`x_i \mid z_i \sim
     \mathcal{N}(g(z_i), \sigma^2 I)` (``likelihood="gaussian"``, ``noise_scale``
@@ -50,8 +50,9 @@ class GeneratorPosterior(LatentModel):
         Kept draws per chain.
     target_accept : float, default=0.8
         NUTS target acceptance probability.
-    sampler : {"nuts"}, default="nuts"
-        The MCMC kernel (Pyro's NUTS).
+    sampler : {"nuts", "hmc"}, default="nuts"
+        The MCMC kernel: Pyro's NUTS, or static-path HMC (Pyro's default
+        trajectory length, adapted step size and diagonal mass matrix).
     {random_state}
 
     Attributes
@@ -103,7 +104,7 @@ class GeneratorPosterior(LatentModel):
         "n_warmup": [Interval("int", 1, None)],
         "n_draws": [Interval("int", 1, None)],
         "target_accept": [Interval("real", 0, 1, "neither")],
-        "sampler": [Options("nuts")],
+        "sampler": [Options("nuts", "hmc")],
         "random_state": ["random_state"],
     }
 
@@ -243,11 +244,11 @@ class GeneratorPosterior(LatentModel):
             For a file of another family, or a generator whose weight names,
             shapes or output width differ from the saved ones.
         """
-        from .._persistence import load
+        from .._persistence import _load
 
         if generator is None:
             raise ValueError("GeneratorPosterior.load needs the generator (a module of the saved architecture).")
-        model = load(path, _given={"generator": generator})
+        model = _load(path, {"generator": generator})
         if not isinstance(model, cls):
             raise ValueError(f"{path!s} holds a {type(model).__name__}, not a {cls.__name__}.")
         return model
@@ -278,7 +279,7 @@ class GeneratorPosterior(LatentModel):
         site = Site("z", (n, d), "real", prior)
         inits = [{"z": rng.normal(size=(n, d)) * 0.5} for _ in range(self.n_chains)]
         draws, stats = run_nuts([site], self._log_lik_torch(X), inits, self.n_warmup, self.n_draws, rng,
-                                target_accept=self.target_accept)
+                                target_accept=self.target_accept, kernel=self.sampler)
         self._last = ({"z": draws["z"]}, stats)
         return Empirical(draws["z"], random_state=rng)
 

@@ -118,3 +118,22 @@ def test_save_load_a_vae_decoder_method(tmp_path):
     other = VAE(2, hidden_dims=(8,), max_epochs=1, batch_size=32, random_state=7).fit(X)
     loaded = GeneratorPosterior.load(path, generator=other.module_.decode_raw)
     np.testing.assert_array_equal(loaded.posterior(X[:2]).draws, gp.posterior(X[:2]).draws)
+
+
+def test_hmc_sampler_matches_exact_ppca_posterior_mean():
+    rng = np.random.default_rng(6)
+    d, sigma = 2, 0.7
+    g, W, mu = _linear(rng, d)
+    X = rng.normal(size=(2, 5))
+    gp = GeneratorPosterior(g, n_components=d, noise_scale=sigma, sampler="hmc", n_warmup=200, n_draws=400,
+                            random_state=0).fit(X)
+    post = gp.posterior(X)
+    M = W.T @ W + sigma**2 * np.eye(d)
+    exact_mean = np.linalg.solve(M, W.T @ (X - mu).T).T
+    sd = np.sqrt(np.diag(sigma**2 * np.linalg.inv(M)))
+    for i in range(X.shape[0]):
+        n_eff = max(float(np.min([az.ess(post.draws[:, :, i, j]) for j in range(d)])), 50.0)
+        assert np.all(np.abs(post.mean[i] - exact_mean[i]) < 5 * sd / np.sqrt(n_eff)), (i, post.mean[i])
+    assert np.allclose(post.variance, sd**2, rtol=0.35)
+    with pytest.raises(ValueError, match="sampler"):
+        GeneratorPosterior(g, sampler="gibbs").fit(X)
