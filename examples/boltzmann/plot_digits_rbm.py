@@ -1,6 +1,6 @@
 """
 An RBM on binarised digits: exact posterior, exact likelihood, Gibbs samples
-===========================================================================
+============================================================================
 
 The 8x8 handwritten digits that ship with scikit-learn
 (:func:`~sklearn.datasets.load_digits`: 1,797 images from the UCI optical
