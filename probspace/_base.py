@@ -177,6 +177,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         return {}
 
     # -- state hooks: what save writes and load restores ----------------------------
+    #: Constructor parameters a file cannot hold (e.g. a user's torch module): written as None, given again at load.
+    _given_at_load: ClassVar[tuple[str, ...]] = ()
     #: Fitted attributes ``_get_state`` leaves out (objects rebuilt by ``_set_state``).
     _unsaved: ClassVar[tuple[str, ...]] = ("backend_", "rng_", "module_")
 

@@ -54,10 +54,7 @@ def can_save(model: Any) -> bool:
     bool
         ``True`` when ``model.save`` writes a file that :func:`load` reads.
     """
-    from ._base import family_name, registered_family
-
-    cls = type(model)
-    if "<locals>" in cls.__qualname__ or registered_family(family_name(cls)) is not cls:
+    if not _registered(type(model)):
         return False
     try:
         enc = _Encoder()
@@ -69,6 +66,13 @@ def can_save(model: Any) -> bool:
     return True
 
 
+def _registered(cls: type) -> bool:
+    """Whether ``cls`` is the family a file naming it loads back (defined at module level, registered)."""
+    from ._base import family_name, registered_family
+
+    return "<locals>" not in cls.__qualname__ and registered_family(family_name(cls)) is cls
+
+
 def _file_params(model: Any) -> dict[str, Any]:
     """Return the constructor parameters as written.
 
@@ -77,7 +81,7 @@ def _file_params(model: Any) -> dict[str, Any]:
     written as ``None``: the family's ``_get_state`` writes its weights and
     its ``load`` takes the object again.
     """
-    given = getattr(type(model), "_given_at_load", ())
+    given = type(model)._given_at_load
     return {k: (None if k in given else v) for k, v in model.get_params(deep=False).items()
             if not isinstance(v, np.random.Generator)}
 
@@ -228,11 +232,11 @@ def save(model: Any, path: Any) -> None:
     path : str or path-like
         Destination.
     """
-    from ._base import family_name, registered_family
+    from ._base import family_name
 
     model._check_fitted()
     cls = type(model)
-    if "<locals>" in cls.__qualname__ or registered_family(family_name(cls)) is not cls:
+    if not _registered(cls):
         raise TypeError(f"{cls.__name__} is not a registered probspace family (a class defined at module level, "
                         "subclassing LatentModel); pickle it instead.")
     enc = _Encoder()
@@ -333,7 +337,7 @@ def _load(path: Any, _given: dict[str, Any] | None = None) -> Any:
         raise ValueError(f"{path!s} holds an unknown model family {header.get('family')!r} (a family from another "
                          "package must be imported before its models are loaded).")
     given = dict(_given or {})
-    missing = [k for k in getattr(family, "_given_at_load", ()) if given.get(k) is None]
+    missing = [k for k in family._given_at_load if given.get(k) is None]
     if missing:
         args = ", ".join(f"{k}=..." for k in missing)
         raise ValueError(f"{path!s} holds a {family.__name__} saved without its {', '.join(missing)} (a user "
