@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 __all__ = ["row_conditionals", "sum_squared_errors", "normal_wishart_posterior", "sample_normal_wishart",
-           "sample_wishart"]
+           "sample_wishart", "rescale_factors"]
 
 _JIT = {"cache": True, "nogil": True}
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -167,3 +167,74 @@ def sample_normal_wishart(F: np.ndarray, rng: np.random.Generator, beta0: float 
     R = np.linalg.cholesky(beta * lam)
     mu = mu_n + np.linalg.solve(R.T, rng.standard_normal(D))
     return mu, lam
+
+
+def _transform(A, U, V, d, mu_u, lam_u, mu_v, lam_v):
+    """Apply ``u -> u G``, ``v -> v G^{-T}`` in place (``G = diag(A, I)``, ``A`` on the first ``d`` coordinates).
+
+    The hyperparameters move with the factors so every density stays consistent:
+    ``mu -> mu G``, ``Lambda -> G^{-1} Lambda G^{-T}``.
+    """
+    A_inv = np.linalg.inv(A)
+    for F, mu, lam, G, G_inv in ((U, mu_u, lam_u, A, A_inv), (V, mu_v, lam_v, A_inv.T, A.T)):
+        F[:, :d] = F[:, :d] @ G
+        mu[:d] = mu[:d] @ G
+        lam[:d, :] = G_inv @ lam[:d, :]
+        lam[:, :d] = lam[:, :d] @ G_inv.T
+        lam[:] = 0.5 * (lam + lam.T)
+
+
+def rescale_factors(U, V, d, mu_u, lam_u, mu_v, lam_v, rng):
+    r"""Move along the directions the ratings cannot see: ``u -> u A``, ``v -> v A^{-T}`` (``A`` in GL(d)).
+
+    ``u . v`` is unchanged, so only the hyperprior decides where along
+    these directions the chain should be, and the alternating conditional
+    updates crawl there (each side is pinned by the other through the
+    data). This step is the generalised Gibbs move of Liu and Sabatti
+    (2000) on the group, with ``A = Q diag(c) Q^T`` symmetric positive
+    definite (scales and shears; the rotations, which the prior does not
+    see either, are left alone so posterior means of the factors keep one
+    orientation): rotate by a Haar-random ``Q`` (the Normal-Wishart prior
+    with ``mu0 = 0``, ``W0 = I`` and the same ``nu0`` on both sides is
+    invariant under it), draw the diagonal scaling ``diag(c)`` exactly
+    from its conditional ``p(c) ∝ pi(A x) |J_A(x)|`` with respect to Haar
+    measure, and rotate back by ``Q^T``. The rows' Gaussian densities and
+    the ``mu | Lambda`` terms cancel their Jacobians, and so do the Wishart
+    log-determinant terms and Jacobians of the two sides, which leaves
+    ``t_k = c_k^2 ~ GIG(0, Lambda_V[k, k], Lambda_U[k, k])``: density
+    :math:`\propto t^{-1} \exp(-(\Lambda_{U,kk}/t + \Lambda_{V,kk} t)/2)`,
+    drawn exactly by :func:`_log_gig0`.
+
+    ``U``, ``V`` (rows are factor vectors, the first ``d`` columns the
+    factors), ``mu_*`` and ``lam_*`` (over the free coordinates, the
+    first ``d`` the factors) are updated in place.
+    """
+    Q, Rq = np.linalg.qr(rng.standard_normal((d, d)))
+    Q = Q * np.sign(np.diag(Rq))  # Haar-distributed orthogonal matrix
+    _transform(Q, U, V, d, mu_u, lam_u, mu_v, lam_v)
+    a = np.diag(lam_u)[:d].copy()
+    b = np.diag(lam_v)[:d].copy()
+    _transform(np.diag(np.exp(0.5 * _log_gig0(a, b, rng))), U, V, d, mu_u, lam_u, mu_v, lam_v)
+    _transform(Q.T, U, V, d, mu_u, lam_u, mu_v, lam_v)  # rotate back: A = Q diag(c) Q^T, the orientation stays
+
+
+def _log_gig0(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, batch: int = 32) -> np.ndarray:
+    r"""Exact draws of ``s = log t`` for ``t ~ GIG(0, b, a)``.
+
+    The density of ``s`` is proportional to :math:`\exp(-(a e^{-s} + b e^{s})/2)`.
+
+    With ``w = sqrt(a b)`` and ``x = s - log(a / b) / 2`` the density is
+    :math:`\propto \exp(-w \cosh x)`; since :math:`\cosh x \ge 1 + x^2/2`,
+    rejection from ``N(0, 1/w)`` accepts with probability
+    :math:`\exp(-w (\cosh x - 1 - x^2/2))`.
+    """
+    w = np.sqrt(a * b)
+    x = np.full(w.shape, np.nan)
+    with np.errstate(over="ignore", invalid="ignore"):
+        while np.isnan(x).any():
+            todo = np.flatnonzero(np.isnan(x))
+            prop = rng.standard_normal((batch, todo.size)) / np.sqrt(w[todo])
+            ok = np.log(rng.random((batch, todo.size))) < -w[todo] * (np.cosh(prop) - 1.0 - 0.5 * prop**2)
+            hit = ok.any(axis=0)
+            x[todo[hit]] = prop[ok.argmax(axis=0)[hit], np.flatnonzero(hit)]
+    return 0.5 * np.log(a / b) + x

@@ -116,8 +116,12 @@ class ProbabilisticMF(LatentModel):
     (:math:`\mu_0 = 0, \beta_0 = 2, W_0 = I, \nu_0 = D`), items likewise,
     :math:`\alpha \sim \mathrm{Gamma}(1, 1)`, sampled by conjugate block
     updates (every user's vector, then every item's, then the
-    hyperparameters) in a compiled kernel, over ``n_chains`` chains
-    started at the MAP fit. ``sampler=None`` is the MAP fit by alternating
+    hyperparameters) in a compiled kernel, then a move along the
+    directions the ratings cannot see (:math:`u \to uA, v \to vA^{-T}`,
+    ``A`` symmetric positive definite, drawn exactly from its conditional:
+    without it the factor scale, hence :math:`\Lambda_U, \Lambda_V`, mixes
+    10-50 times more slowly), over ``n_chains`` chains started at the MAP
+    fit. ``sampler=None`` is the MAP fit by alternating
     least squares with prior precision ``regularization`` and the noise
     precision re-estimated each iteration.
 
@@ -383,6 +387,7 @@ class ProbabilisticMF(LatentModel):
                     U[:, fu] = _cond(R.indptr, R.indices, y, V, fu, xu, mu_u, lam_u, alpha, rng)[1]
                     sse = _pmf.sum_squared_errors(R.indptr, R.indices, y, U, V)
                     alpha = rng.gamma(1.0 + 0.5 * R.nnz, 1.0 / (1.0 + 0.5 * sse))
+                    _pmf.rescale_factors(U, V, self.n_components, mu_u, lam_u, mu_v, lam_v, rng)
                     ll = 0.5 * R.nnz * (np.log(alpha) - np.log(2 * np.pi)) - 0.5 * alpha * sse
                     trace[t] += ll / C
                     if t >= W:
