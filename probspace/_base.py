@@ -468,6 +468,14 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Pointwise log-likelihood: ``(n_draws, n_obs)`` given parameter draws, else ``(n_obs,)``."""
         return self._log_likelihood(X, lengths, **cond)
 
+    def _n_observations(self, X: Any, lengths: np.ndarray | None) -> int:
+        """Return how many values ``log_likelihood(X)`` gives: its observation unit (rows, sequences, ratings...)."""
+        return X.shape[0] if lengths is None else len(lengths)
+
+    def _arviz_observed_data(self, X: Any) -> np.ndarray:
+        """Return the observations the pointwise log-likelihood scores (``observed_data``'s ``x``)."""
+        return np.asarray(X.toarray() if hasattr(X, "toarray") else X)
+
     def _arviz_constant_data(self, X: Any, lengths: np.ndarray | None) -> dict[str, np.ndarray] | None:
         """Exact quantities derived from ``X`` (no draw axis), written to ``constant_data``."""
         return None

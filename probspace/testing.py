@@ -398,12 +398,12 @@ def check_sampling_leaves_model_unchanged(model: LatentModel) -> None:
 
 @_check
 def check_log_likelihood(model: LatentModel) -> None:
-    """``log_likelihood`` is finite with one value per observation (sequence); ``score`` is its mean."""
+    """``log_likelihood`` is finite with one value per observation (``_n_observations``); ``score`` is its mean."""
     if not model._model_tags().density:
         return
     est, X, lengths = _fitted(model)
     ll = est.log_likelihood(X, **_kw(lengths))
-    expected = X.shape[0] if lengths is None else len(lengths)
+    expected = est._n_observations(X, lengths)
     assert ll.shape == (expected,), ll.shape
     assert np.all(np.isfinite(ll))
     assert np.isclose(est.score(X, **_kw(lengths)), ll.mean())

@@ -188,7 +188,7 @@ def to_inference_data(
         dims.setdefault("sequence_index", ["time"])
     if constant:
         groups["constant_data"] = {k: np.asarray(v) for k, v in constant.items()}
-    groups["observed_data"] = {"x": np.asarray(Xc.toarray() if hasattr(Xc, "toarray") else Xc)}
+    groups["observed_data"] = {"x": model._arviz_observed_data(Xc)}
     if stats is not None:
         groups["sample_stats"] = stats
     coords = _coords(model, groups, dims)

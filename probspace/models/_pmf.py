@@ -214,14 +214,24 @@ class ProbabilisticMF(LatentModel):
     for the MAP fit, an equal mixture of them over the Gibbs draws
     (:class:`~probspace.posteriors.FiniteMixture`) otherwise, so new users
     fold in without a refit. A row without ratings gets the population
-    distribution (cold start). ``log_likelihood(X)`` is per row, the exact
-    marginal :math:`\log p(r_i)` with the user's factors integrated out
-    (log-mean over draws under Gibbs); :meth:`rating_log_likelihood`
-    scores single ratings, :meth:`predictive` gives the predictive
-    distribution of ratings, :meth:`recommend` ranks items. ``sample(n)``
-    draws ``n`` new users with every item rated (dense, unclipped).
-    ``to_arviz`` writes the hyperparameters in ``posterior``, the user factor
-    draws in ``latent_posterior`` and the per-user log-likelihood per draw.
+    distribution (cold start).
+
+    **Observation unit: a rating.** ``log_likelihood(X)`` returns one value
+    per stored rating of ``X`` (CSR order) and ``score`` their mean:
+    :math:`\log p(r_{ij} \mid r_{i,-j})`, the user folded in from the
+    other ratings of the row (exact per draw, log-mean over the Gibbs
+    draws), or with ``users=`` the held-out ratings of fitted users given
+    the training data (as :meth:`rating_log_likelihood`).
+    :meth:`predictive` gives the predictive distribution of ratings and
+    :meth:`recommend` ranks items, for fitted users or for new users'
+    rows (``rows=``, ``row=``: exact under the fold-in posterior, per draw).
+    ``sample(n)`` draws ``n`` new users with every item rated (dense,
+    unclipped). ``to_arviz`` writes the hyperparameters in ``posterior``,
+    the user factor draws in ``latent_posterior``, and per rating (dim
+    ``rating``) the observed rating, its user and item (``constant_data``
+    ``rating_user``, ``rating_item``) and its log-likelihood per draw
+    (:math:`\log p(r_{ij} \mid r_{i,-j}, \theta_s)`, whose PSIS-LOO is the
+    leave-one-rating-out predictive), so ``az.loo`` works per rating.
     :meth:`item_posterior` does the same for items (columns of a user x
     item matrix), given the user factors.
     Example: ``examples/recommender/plot_movielens_uncertainty.py``.
@@ -502,10 +512,102 @@ class ProbabilisticMF(LatentModel):
         post._rng = child_generator(self.rng_)
         return post
 
+    def _loo_in_row(self, R: sparse.csr_matrix, s: int) -> np.ndarray:
+        """Per stored rating of ``R``: ``log p(r_ij | the other ratings of row i, draw s)``, the row's user integrated.
+
+        With the row's Gaussian conditional ``N(m, P^{-1})`` (all its ratings), the
+        leverage ``h = alpha x^T P^{-1} x`` and the fit ``f = x^T m`` of rating ``t``,
+        deleting it gives the predictive ``N((f - h t) / (1 - h), 1 / (alpha (1 - h)))``
+        (Sherman-Morrison on ``P - alpha x x^T``).
+        """
+        K, fu, xu, fv, xv = self._layout()
+        c, t = divmod(int(s), self.noise_precision_draws_.shape[1])
+        mean, prec, _ = self._fold_in(R, s)
+        rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
+        Vs = self.item_factor_draws_[c, t][R.indices].astype(np.float64)
+        x = Vs[:, fu]
+        target = R.data - self.offset_ - (Vs[:, xu] if xu >= 0 else 0.0)
+        alpha = float(self.noise_precision_draws_[c, t])
+        cov = np.linalg.inv(prec)
+        one_minus_h = 1.0 - alpha * np.einsum("nd,nde,ne->n", x, cov[rows], x)
+        fit = np.einsum("nd,nd->n", x, mean[rows])
+        loo_mean = (fit - (1.0 - one_minus_h) * target) / one_minus_h
+        var = 1.0 / (alpha * one_minus_h)
+        return -0.5 * (np.log(2 * np.pi * var) + (target - loo_mean) ** 2 / var)
+
     def _log_likelihood(self, X: Any, lengths: None) -> np.ndarray:
         R = self._ratings(X, "log_likelihood")
-        lls = np.stack([self._fold_in(R, s)[2] for s in range(self._n_sets)])
+        if R.nnz == 0:
+            raise ValueError(f"{type(self).__name__}.log_likelihood: X holds no ratings to score.")
+        lls = np.stack([self._loo_in_row(R, s) for s in range(self._n_sets)])
         return logsumexp(lls, axis=0) - np.log(self._n_sets)
+
+    def _n_observations(self, X: Any, lengths: None) -> int:
+        return int(self._ratings(X, "log_likelihood").nnz)
+
+    def log_likelihood(self, X: Any, y: Any = None, *, lengths: Any = None, users: Any = None) -> np.ndarray:
+        r"""Log predictive density of each rating of ``X`` (the observation unit is a rating).
+
+        One value per stored rating of ``X``, in CSR order (by row, then by
+        column; for a dense ``X`` the nonzero entries in C order).
+
+        * ``users=None``: the rows of ``X`` are users known only by those
+          rows (new users, or fitted users' rows taken on their own), and
+          rating ``r_ij`` gets :math:`\log p(r_{ij} \mid r_{i,-j})`, the
+          user's factors folded in from the *other* ratings of the row
+          (exact per parameter draw, mixed over the Gibbs draws); a row's
+          only rating gets the population predictive. This is what
+          ``to_arviz`` writes per draw, so ``az.loo`` works per rating.
+        * ``users`` given (the fitted-user index of each row of ``X``):
+          held-out ratings of fitted users, each scored given the training
+          data, :math:`\log p(r_{ij} \mid \text{training ratings})`, as
+          :meth:`rating_log_likelihood`.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_rows, n_items)
+            Ratings (stored sparse entries; nonzero dense entries).
+        y : None
+            Ignored.
+        lengths : None
+            Ignored (not a sequential family).
+        users : array-like of int of shape (n_rows,), optional
+            Fitted users whose held-out ratings ``X`` holds.
+
+        Returns
+        -------
+        ndarray of shape (n_ratings,)
+        """
+        if users is None:
+            return super().log_likelihood(X, y, lengths=lengths)
+        X, _ = self._check_input(X, None)
+        R = self._ratings(X, "log_likelihood")
+        users = np.atleast_1d(np.asarray(users))
+        if users.shape != (R.shape[0],):
+            raise ValueError(f"users must give one fitted user per row of X ({R.shape[0]}); got shape {users.shape}.")
+        if R.nnz == 0:
+            raise ValueError(f"{type(self).__name__}.log_likelihood: X holds no ratings to score.")
+        return self.rating_log_likelihood(np.repeat(users, np.diff(R.indptr)), R.indices, R.data)
+
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None, users: Any = None) -> float:
+        """Mean of :meth:`log_likelihood` per rating (higher is better).
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_rows, n_items)
+            Ratings.
+        y : None
+            Ignored.
+        lengths : None
+            Ignored.
+        users : array-like of int, optional
+            As in :meth:`log_likelihood`.
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.log_likelihood(X, y, lengths=lengths, users=users)))
 
     def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         K, fu, xu, fv, xv = self._layout()
@@ -527,26 +629,44 @@ class ProbabilisticMF(LatentModel):
         return {k: v[idx] for k, v in flat.items()}
 
     # -- predictions -------------------------------------------------------------------
-    def _pairs(self, users: Any, items: Any) -> tuple[np.ndarray, np.ndarray]:
+    def _pairs(self, users: Any, items: Any, n_users: int) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         u = np.atleast_1d(np.asarray(users))
         v = np.atleast_1d(np.asarray(items))
         u, v = np.broadcast_arrays(u, v)
-        n_u, n_v = self.ratings_.shape
-        for name, idx, n in (("user", u, n_u), ("item", v, n_v)):
+        n_v = self.ratings_.shape[1]
+        for name, idx, n in (("user", u, n_users), ("item", v, n_v)):
             if not np.issubdtype(idx.dtype, np.integer):
-                raise TypeError(f"{name} indices must be integers (rows/columns of the fitted X); got {idx.dtype}.")
+                raise ValueError(f"{name} indices must be integers (rows/columns of the fitted X); got {idx.dtype}.")
             bad = (idx < 0) | (idx >= n)
             if bad.any():
-                raise ValueError(f"unknown {name} {int(idx[bad][0])}: the fitted X has {n} {name}s (fold a new user "
-                                 "in with posterior(row) instead).")
+                hint = "fold new users in with rows=..." if name == "user" else "fold new items in with item_posterior"
+                raise ValueError(f"unknown {name} {int(idx[bad][0])}: there are {n} {name}s ({hint}).")
         return u.ravel().astype(np.int64), v.ravel().astype(np.int64)
 
-    def _pair_moments(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per draw: mean and variance of ``u_i . v_j`` given the fold-in of the user's row, and noise variance."""
+    def _rows(self, rows: Any, where: str) -> sparse.csr_matrix:
+        """Validate new users' rating rows (2-D, ``n_items`` columns; a 1-D array is one row)."""
+        self._check_fitted()
+        if not sparse.issparse(rows):
+            rows = np.asarray(rows, dtype=np.float64)
+            if rows.ndim == 1:
+                rows = rows[None, :]
+        X, _ = self._check_input(rows, None)
+        return self._ratings(X, where)
+
+    def _source(self, users: Any, items: Any, rows: Any, where: str):
+        """``(R, u, v)``: the rows to fold in, and the pairs as (row of ``R``, item)."""
+        if rows is None:
+            u, v = self._pairs(users, items, self.ratings_.shape[0])
+            fitted, inv = np.unique(u, return_inverse=True)
+            return self.ratings_[fitted], inv.astype(np.int64), v
+        R = self._rows(rows, where)
+        u, v = self._pairs(users, items, R.shape[0])
+        return R, u, v
+
+    def _pair_moments(self, R: sparse.csr_matrix, u: np.ndarray, v: np.ndarray):
+        """Per draw: mean and variance of ``u_i . v_j`` given the fold-in of row ``u`` of ``R``, and noise variance."""
         K, fu, xu, fv, xv = self._layout()
-        users, inv = np.unique(u, return_inverse=True)
-        R = self.ratings_[users]
         S = self._n_sets
         means = np.empty((S, u.size))
         var = np.empty((S, u.size))
@@ -554,27 +674,32 @@ class ProbabilisticMF(LatentModel):
         for s in range(S):
             c, t = divmod(s, self.noise_precision_draws_.shape[1])
             mean, prec, _ = self._fold_in(R, s)
-            cov = np.linalg.inv(prec)[inv]
+            cov = np.linalg.inv(prec)[u]
             Vs = self.item_factor_draws_[c, t][v].astype(np.float64)
             x = Vs[:, fu]
             base = Vs[:, xu] if xu >= 0 else 0.0
-            means[s] = np.einsum("nd,nd->n", mean[inv], x) + base + self.offset_
+            means[s] = np.einsum("nd,nd->n", mean[u], x) + base + self.offset_
             var[s] = np.einsum("nd,nde,ne->n", x, cov, x)
         return means, var, noise
 
-    def predictive(self, users: Any, items: Any, *, level: float = 0.9, n_samples: int = 1000,
+    def predictive(self, users: Any, items: Any, *, rows: Any = None, level: float = 0.9, n_samples: int = 1000,
                    random_state: Any = None) -> RatingPredictive:
-        """Predictive distribution of the ratings of fitted users for items.
+        """Predictive distribution of ratings of fitted users, or of new users given their rows, for items.
 
         Given each draw the user's factors are integrated exactly (the
-        Gaussian fold-in of the user's training row), so the predictive is a
+        Gaussian fold-in of the user's row: the training row of a fitted
+        user, or the given row of a new user), so the predictive is a
         mixture of Gaussians over the draws (one Gaussian for the MAP fit).
         Never clipped to ``rating_range``.
 
         Parameters
         ----------
         users, items : array-like of int
-            Row and column indices of the fitted ``X`` (broadcast together).
+            Users and item columns of the fitted ``X`` (broadcast together).
+            Users are rows of the fitted ``X``, or rows of ``rows`` when given.
+        rows : array-like or sparse matrix of shape (n_new_users, n_items), optional
+            New users' ratings (same conventions as ``fit``), folded in
+            without a refit; a 1-D array is one user.
         level : float, default=0.9
             Level of the equal-tailed interval (exact mixture quantiles).
         n_samples : int, default=1000
@@ -588,8 +713,7 @@ class ProbabilisticMF(LatentModel):
         """
         if not 0.0 < float(level) < 1.0:
             raise ValueError(f"level must be in (0, 1); got {level!r}.")
-        u, v = self._pairs(users, items)
-        means, var, noise = self._pair_moments(u, v)
+        means, var, noise = self._pair_moments(*self._source(users, items, rows, "predictive"))
         total = var + noise[:, None]
         mean = means.mean(axis=0)
         sd = np.sqrt(np.maximum((total + means**2).mean(axis=0) - mean**2, 0.0))
@@ -597,42 +721,46 @@ class ProbabilisticMF(LatentModel):
         upper = _mixture_quantile(means, np.sqrt(total), (1.0 + level) / 2.0)
         rng = self._generator(random_state)
         s = rng.integers(0, means.shape[0], size=n_samples)
-        draws = means[s] + np.sqrt(total[s]) * rng.standard_normal((n_samples, u.size))
+        draws = means[s] + np.sqrt(total[s]) * rng.standard_normal((n_samples, mean.size))
         return RatingPredictive(mean, sd, lower, upper, draws, float(level))
 
-    def rating_log_likelihood(self, users: Any, items: Any, ratings: Any) -> np.ndarray:
-        """Log predictive density of single ratings of fitted users (held-out comparison).
+    def rating_log_likelihood(self, users: Any, items: Any, ratings: Any, *, rows: Any = None) -> np.ndarray:
+        """Log predictive density of single ratings (held-out comparison), given the users' rows.
 
         Parameters
         ----------
         users, items : array-like of int
-            Row and column indices of the fitted ``X``.
+            Users (rows of the fitted ``X``, or of ``rows``) and item columns.
         ratings : array-like of float
             The ratings.
+        rows : array-like or sparse matrix of shape (n_new_users, n_items), optional
+            New users' known ratings, folded in as in :meth:`predictive`.
 
         Returns
         -------
         ndarray of shape (n_ratings,)
         """
-        u, v = self._pairs(users, items)
+        R, u, v = self._source(users, items, rows, "rating_log_likelihood")
         r = np.asarray(ratings, dtype=np.float64).ravel()
         if r.shape != u.shape or not np.all(np.isfinite(r)):
             raise ValueError(f"ratings must be finite with one per (user, item) pair ({u.size}); got {r.shape}.")
-        means, var, noise = self._pair_moments(u, v)
+        means, var, noise = self._pair_moments(R, u, v)
         total = var + noise[:, None]
         lp = -0.5 * (np.log(2 * np.pi * total) + (r - means) ** 2 / total)
         return logsumexp(lp, axis=0) - np.log(means.shape[0])
 
-    def recommend(self, user: int, n: int = 10, *, strategy: str = "mean", level: float = 0.9,
-                  exclude_rated: bool = True, random_state: Any = None) -> np.ndarray:
-        """Return the indices of the ``n`` items to recommend to a fitted user.
+    def recommend(self, user: int | None = None, n: int = 10, *, row: Any = None, strategy: str = "mean",
+                  level: float = 0.9, exclude_rated: bool = True, random_state: Any = None) -> np.ndarray:
+        """Return the indices of the ``n`` items to recommend to a fitted user, or to a new user given a row.
 
         Parameters
         ----------
-        user : int
-            Row of the fitted ``X``.
+        user : int, optional
+            Row of the fitted ``X`` (not with ``row``).
         n : int, default=10
             How many items.
+        row : array-like or sparse matrix of shape (n_items,) or (1, n_items), optional
+            A new user's ratings, folded in without a refit (not with ``user``).
         strategy : {"mean", "thompson", "upper"}, default="mean"
             Rank by predictive mean; by one joint posterior draw of the
             user's and items' factors (Thompson sampling); or by the upper
@@ -640,7 +768,7 @@ class ProbabilisticMF(LatentModel):
         level : float, default=0.9
             Interval level for ``"upper"``.
         exclude_rated : bool, default=True
-            Leave out items the user rated in the training data.
+            Leave out items the user rated (in the training data, or in ``row``).
         random_state : None, int or numpy.random.Generator, optional
             Seed for ``"thompson"``; without it the draw continues ``rng_``.
 
@@ -650,33 +778,51 @@ class ProbabilisticMF(LatentModel):
         """
         if strategy not in ("mean", "thompson", "upper"):
             raise ValueError(f"strategy must be 'mean', 'thompson' or 'upper'; got {strategy!r}.")
+        if (user is None) == (row is None):
+            raise ValueError("recommend takes a fitted user or a new user's row (exactly one of them).")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n must be a positive integer; got {n!r}.")
+        self._check_fitted()
         n_items = self.ratings_.shape[1]
-        u, v = self._pairs(np.full(n_items, int(user)), np.arange(n_items))
+        if row is not None:
+            row = self._rows(row, "recommend")
+            if row.shape[0] != 1:
+                raise ValueError(f"row must be one user's ratings; got {row.shape[0]} rows.")
+        R, u, v = self._source(np.full(n_items, 0 if row is not None else user), np.arange(n_items), row, "recommend")
         if strategy == "mean":
-            score = self.predictive(u, v, n_samples=1).mean
+            score = self._pair_moments(R, u, v)[0].mean(axis=0)
         elif strategy == "upper":
-            score = self.predictive(u, v, level=level, n_samples=1).upper
+            score = self.predictive(u, v, rows=R, level=level, n_samples=1).upper
         else:
             rng = self._generator(random_state)
             s = int(rng.integers(0, self._n_sets))
             K, fu, xu, fv, xv = self._layout()
             c, t = divmod(s, self.noise_precision_draws_.shape[1])
-            mean, prec, _ = self._fold_in(self.ratings_[[int(user)]], s)
+            mean, prec, _ = self._fold_in(R, s)
             z = rng.multivariate_normal(mean[0], np.linalg.inv(prec[0]))
             Vs = self.item_factor_draws_[c, t].astype(np.float64)
             score = Vs[:, fu] @ z + (Vs[:, xu] if xu >= 0 else 0.0)
         score = np.asarray(score, dtype=np.float64).copy()
         if exclude_rated:
-            score[self.ratings_[int(user)].indices] = -np.inf
+            score[R[0].indices] = -np.inf
         order = np.argsort(-score, kind="stable")
         return order[: min(int(n), int(np.isfinite(score).sum()))]
 
     # -- ArviZ hooks -------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
-        # "x" keeps ArviZ's default dims: observed ratings are (user, item), the pointwise log-likelihood (user,).
-        dims = {"factor": ("user", "latent_dim")}
+        # "x" (observed ratings and their pointwise log-likelihood) is one entry per stored rating.
+        dims = {"factor": ("user", "latent_dim"), "x": ("rating",), "rating_user": ("rating",),
+                "rating_item": ("rating",)}
         dims.update({k: ("latent_dim",) for k in ("user_mean", "item_mean", "user_scale", "item_scale")})
         return dims
+
+    def _arviz_observed_data(self, X: Any) -> np.ndarray:
+        return self._ratings(X, "to_arviz").data
+
+    def _arviz_constant_data(self, X: Any, lengths: None) -> dict[str, np.ndarray]:
+        R = self._ratings(X, "to_arviz")
+        return {"rating_user": np.repeat(np.arange(R.shape[0]), np.diff(R.indptr)),
+                "rating_item": R.indices.astype(np.int64)}
 
     def _pointwise_log_likelihood(self, X, lengths, params):
         if params is None:
@@ -686,7 +832,7 @@ class ProbabilisticMF(LatentModel):
         order = np.argsort(flat)
         index = order[np.searchsorted(flat[order], params["noise_sd"])]
         R = self._ratings(X, "to_arviz")
-        return np.stack([self._fold_in(R, s)[2] for s in index])
+        return np.stack([self._loo_in_row(R, s) for s in index])
 
 
 def _cond(indptr, indices, y, other, free, fixcol, mu, lam, alpha, rng=None):

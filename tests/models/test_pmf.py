@@ -99,7 +99,7 @@ def test_group_move_keeps_ratings_and_draws_its_exact_scale_conditional():
     np.testing.assert_allclose(cov_u[:d, :d], G.T @ np.linalg.inv(lu0)[:d, :d] @ G, rtol=1e-9)
     # the scale conditional: log t with density ~ exp(-(a e^-s + b e^s) / 2), against SciPy's GIG
     for a, b in [(2.0, 0.5), (1e-3, 2e-3), (50.0, 80.0), (1e-6, 1.0)]:
-        s = _pmf._log_gig0(np.full(4000, a), np.full(4000, b), rng)
+        s = _pmf._log_gig0(np.full(2000, a), np.full(2000, b), rng)
         t = stats.geninvgauss(0.0, np.sqrt(a * b), scale=np.sqrt(a / b))
         assert stats.kstest(np.exp(s), t.cdf).pvalue > 1e-6
 
@@ -134,8 +134,11 @@ def test_fold_in_is_exact_gaussian_conditioning(biases):
         gain = cov_u @ Xo.T @ np.linalg.inv(S)
         np.testing.assert_allclose(post.mean[i], mu + gain @ r, rtol=1e-8, atol=1e-10)
         np.testing.assert_allclose(post.covariance_matrix[i], cov_u - gain @ Xo @ cov_u, rtol=1e-8, atol=1e-12)
-        np.testing.assert_allclose(model.log_likelihood(new[i:i + 1])[0],
-                                   stats.multivariate_normal(np.zeros(obs.size), S).logpdf(r), rtol=1e-9)
+        # log_likelihood per rating: log p(r_ij | r_i,-j), Gaussian conditioning of the row's joint N(0, S)
+        loo = [stats.norm(S[k, rest] @ np.linalg.solve(S[np.ix_(rest, rest)], r[rest]),
+                          np.sqrt(S[k, k] - S[k, rest] @ np.linalg.solve(S[np.ix_(rest, rest)], S[rest, k]))
+                          ).logpdf(r[k]) for k in range(obs.size) for rest in [np.delete(np.arange(obs.size), k)]]
+        np.testing.assert_allclose(model.log_likelihood(new[i:i + 1]), loo, rtol=1e-9)
 
 
 def test_gibbs_posterior_is_a_mixture_of_fold_ins():
@@ -162,6 +165,102 @@ def test_predictive_coverage_on_simulated_data():
     assert abs(cover - 0.9) < 6 * se, (cover, test.sum())
     rmse = np.sqrt(np.mean((pred.mean - truth) ** 2))
     assert rmse < 0.75  # noise sd is 0.5
+
+
+def test_per_rating_log_likelihood_and_arviz_loo():
+    import arviz as az
+    from scipy.special import logsumexp
+
+    from probspace.diagnostics._arviz import loo_waic
+
+    X = _data()[0]
+    model = ProbabilisticMF(random_state=0, **FAST).fit(X)
+    ll = model.log_likelihood(X)
+    assert ll.shape == (np.count_nonzero(X),) and np.isclose(model.score(X), ll.mean())
+    # one Gibbs component: the leave-one-rating-out predictive equals a brute-force refold without the rating
+    s, i = 11, 3
+    c, t = divmod(s, 30)
+    cols = np.flatnonzero(X[i])
+    for k, j in enumerate(cols[:4]):
+        rest = X[i:i + 1].copy()
+        rest[0, j] = 0.0
+        comp = model.posterior(rest).component(s)
+        v = model.item_factor_draws_[c, t, j].astype(float)
+        sd = np.sqrt(v @ comp.covariance_matrix[0] @ v + 1.0 / model.noise_precision_draws_[c, t])
+        expected = stats.norm(model.offset_ + v @ comp.mean[0], sd).logpdf(X[i, j])
+        np.testing.assert_allclose(model._loo_in_row(model._ratings(X[i:i + 1], "t"), s)[k], expected, rtol=1e-9)
+    # to_arviz: per rating, per draw; its log-mean over all draws is log_likelihood; az.loo accepts it
+    data = model.to_arviz(X, n_samples=30, random_state=0)
+    point = data["log_likelihood"]["x"]  # (either ArviZ line)
+    assert point.dims == ("chain", "draw", "rating") and point.shape == (2, 30, ll.size)
+    np.testing.assert_allclose(logsumexp(point.values.reshape(60, -1), axis=0) - np.log(60), ll, rtol=1e-10)
+    np.testing.assert_array_equal(data["observed_data"]["x"].values, X[X != 0])
+    rows, items = np.nonzero(X)
+    np.testing.assert_array_equal(data["constant_data"]["rating_user"].values, rows)
+    np.testing.assert_array_equal(data["constant_data"]["rating_item"].values, items)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto k warnings on 60 draws
+        loo = az.loo(data, pointwise=True)
+    assert np.asarray(loo.pareto_k).shape == (ll.size,) and np.isfinite(loo_waic(data)["elpd_loo"])
+    # held-out ratings of fitted users (users=): scored given the training data
+    held = np.zeros_like(X)
+    held[rows[:5], (items[:5] + 1) % 15] = 3.0
+    hr, hc = np.nonzero(held)
+    np.testing.assert_allclose(model.log_likelihood(held, users=np.arange(40)),
+                               model.rating_log_likelihood(hr, hc, held[hr, hc]), rtol=1e-12)
+    assert np.isclose(model.score(held, users=np.arange(40)), model.log_likelihood(held, users=np.arange(40)).mean())
+
+
+@pytest.mark.parametrize("sampler", [None, "gibbs"])
+def test_new_users_predictive_and_recommend_fold_in(sampler):
+    X = _data()[0]
+    model = ProbabilisticMF(2, sampler=sampler, biases=True, random_state=0, n_draws=20, n_warmup=20).fit(X)
+    rows = X[:3].copy()
+    rows[2] = 0.0  # cold start
+    rows[1, :5] = 0.0
+    users, items = np.repeat(np.arange(3), 15), np.tile(np.arange(15), 3)
+    pred = model.predictive(users, items, rows=rows, n_samples=40000, random_state=1)
+    # exact, per draw: the fold-in posterior N(m, C) of the row gives N(x.m + c, x C x + 1/alpha)
+    post = model.posterior(rows)
+    comps = [post] if sampler is None else [post.component(s) for s in range(post.n_draws)]
+    means, sds = [], []
+    for s, comp in enumerate(comps):
+        c, t = divmod(s, model.noise_precision_draws_.shape[1])
+        V = model.item_factor_draws_[c, t][items].astype(float)
+        x = V[:, :3]  # the user's factors and bias meet the item's factors and its column of ones
+        means.append(model.offset_ + np.einsum("nd,nd->n", x, comp.mean[users]) + V[:, 3])
+        sds.append(np.sqrt(np.einsum("nd,nde,ne->n", x, comp.covariance_matrix[users], x)
+                           + 1.0 / model.noise_precision_draws_[c, t]))
+    means, sds = np.array(means), np.array(sds)
+    np.testing.assert_allclose(pred.mean, means.mean(axis=0), rtol=1e-10)
+    cdf = lambda q: stats.norm.cdf((q - means) / sds).mean(axis=0)  # noqa: E731
+    np.testing.assert_allclose(cdf(pred.lower), 0.05, atol=1e-9)
+    np.testing.assert_allclose(cdf(pred.upper), 0.95, atol=1e-9)
+    # Monte Carlo through the posterior object itself: draw a user from the fold-in mixture, then a rating
+    rng = np.random.default_rng(2)
+    n = 40000
+    s = rng.integers(0, len(comps), n)
+    z = np.stack([comps[k].sample(1, random_state=rng)[0] for k in s])  # (n, 3 users, 3)
+    c, t = np.divmod(s, model.noise_precision_draws_.shape[1])
+    V = model.item_factor_draws_[c, t][:, items].astype(float)  # (n, pairs, K)
+    r = (model.offset_ + np.einsum("npd,npd->np", V[:, :, :3], z[:, users]) + V[:, :, 3]
+         + rng.standard_normal((n, items.size)) / np.sqrt(model.noise_precision_draws_[c, t])[:, None])
+    inside = ((r >= pred.lower) & (r <= pred.upper)).mean(axis=0)
+    assert np.all(np.abs(inside - 0.9) < 6 * np.sqrt(0.09 / n)), inside
+    se = pred.sd / np.sqrt(n)
+    assert np.all(np.abs(r.mean(axis=0) - pred.mean) < 6 * se)
+    assert np.all(np.abs(pred.draws.mean(axis=0) - pred.mean) < 6 * se)
+    # a fitted user's own training row folds in to the same answers as the fitted user
+    same = model.predictive(np.zeros(15, int), np.arange(15), rows=X[4], n_samples=1)
+    np.testing.assert_allclose(same.mean, model.predictive(np.full(15, 4), np.arange(15), n_samples=1).mean)
+    np.testing.assert_allclose(model.rating_log_likelihood([0], [2], [3.0], rows=X[4]),
+                               model.rating_log_likelihood([4], [2], [3.0]))
+    for strategy in ("mean", "upper"):
+        np.testing.assert_array_equal(model.recommend(row=X[4], n=4, strategy=strategy),
+                                      model.recommend(4, 4, strategy=strategy))
+    rec = model.recommend(row=rows[1], n=20, strategy="thompson", random_state=0)
+    assert not set(np.flatnonzero(rows[1])) & set(rec.tolist()) and rec.size == 15 - np.count_nonzero(rows[1])
+    assert model.recommend(row=rows[2], n=20).size == 15  # cold start: every item
 
 
 def test_recovers_gram_structure():
@@ -192,22 +291,52 @@ def test_sparse_input_and_explicit_zero_ratings():
 
 
 def test_bad_input():
+    from scipy import sparse
+
     X = _data()[0]
     model = ProbabilisticMF(sampler=None, rating_range=(-10, 20), random_state=0, n_components=2).fit(X)
-    with pytest.raises(ValueError, match="unknown user"):
-        model.predictive([40], [0])
-    with pytest.raises(ValueError, match="unknown item"):
-        model.predictive([0], [15])
-    with pytest.raises(ValueError, match="outside rating_range"):
-        model.posterior(np.where(X > 0, 30.0, 0.0))
-    bad = X.copy()
-    bad[0, 0] = np.nan
-    with pytest.raises(ValueError):
-        model.fit(bad)
+    nan, out = X.copy(), np.where(X > 0, 30.0, 0.0)
+    nan[0, 0] = np.nan
+    # unknown users / items at predict time, non-integer indices
+    for call in (lambda: model.predictive([40], [0]), lambda: model.rating_log_likelihood([40], [0], [3.0]),
+                 lambda: model.recommend(40), lambda: model.predictive([3], [0], rows=X[:2])):
+        with pytest.raises(ValueError, match="unknown user"):
+            call()
+    for call in (lambda: model.predictive([0], [15]), lambda: model.predictive([0], [-1], rows=X[:1])):
+        with pytest.raises(ValueError, match="unknown item"):
+            call()
+    with pytest.raises(ValueError, match="integers"):
+        model.predictive([0.5], [1])
+    # NaN / inf, out-of-range ratings, wrong widths: in fit, posterior, log_likelihood and the new-user rows
+    for bad, match in ((nan, "NaN"), (np.where(X > 0, np.inf, 0.0), "infinity"), (out, "outside rating_range"),
+                       (sparse.csr_matrix(([np.nan], ([0], [0])), shape=(1, 15)), "NaN")):
+        for call in (lambda b: model.fit(b), lambda b: model.posterior(b), lambda b: model.log_likelihood(b),
+                     lambda b: model.predictive([0], [1], rows=b), lambda b: model.recommend(row=b[:1])):
+            with pytest.raises(ValueError, match=match):
+                call(bad)
+    with pytest.raises(ValueError, match="15"):
+        model.predictive([0], [1], rows=X[:1, :14])
+    with pytest.raises(ValueError, match="rating"):
+        model.rating_log_likelihood([0], [1], [np.nan])
+    # empty: no ratings at all to fit or to score; a row without ratings is a cold-start user
     with pytest.raises(ValueError, match="no ratings"):
         ProbabilisticMF(sampler=None).fit(np.zeros((5, 4)))
+    with pytest.raises(ValueError, match="no ratings"):
+        model.log_likelihood(np.zeros((2, 15)))
+    with pytest.raises(ValueError, match="one fitted user per row"):
+        model.log_likelihood(X, users=np.arange(3))
     with pytest.raises(ValueError, match="strategy"):
         model.recommend(0, strategy="best")
+    with pytest.raises(ValueError, match="exactly one"):
+        model.recommend(0, row=X[0])
+    with pytest.raises(ValueError, match="exactly one"):
+        model.recommend()
+    with pytest.raises(ValueError, match="one user"):
+        model.recommend(row=X[:2])
+    with pytest.raises(ValueError, match="positive integer"):
+        model.recommend(0, 0)
+    with pytest.raises(ValueError, match="level"):
+        model.predictive([0], [1], level=1.0)
     empty = np.zeros((1, 15))
     cold = model.posterior(empty)  # a user with no ratings gets the population distribution
     np.testing.assert_allclose(cold.covariance_matrix[0], np.linalg.inv(model.user_precision_draws_[0, 0]))
