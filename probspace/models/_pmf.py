@@ -91,6 +91,8 @@ def ratings_matrix(users: Any, items: Any = None, ratings: Any = None, *, user: 
                          f"{items.shape}, {values.shape}.")
     if not np.all(np.isfinite(values)):
         raise ValueError("ratings must be finite (NaN or inf found); drop missing ratings instead.")
+    if values.size == 0:
+        raise ValueError("ratings_matrix: no (user, item, rating) triples given.")
     user_labels, rows = np.unique(users, return_inverse=True)
     item_labels, cols = np.unique(items, return_inverse=True)
     key = rows.astype(np.int64) * len(item_labels) + cols
@@ -321,11 +323,12 @@ class ProbabilisticMF(LatentModel):
 
     # -- hooks -----------------------------------------------------------------------
     def _fit(self, X: Any, lengths: None, rng: np.random.Generator) -> None:
+        if self.rating_range is not None and (len(self.rating_range) != 2
+                                              or not float(self.rating_range[0]) < float(self.rating_range[1])):
+            raise ValueError(f"rating_range must be (low, high) with low < high; got {self.rating_range!r}.")
         R = self._ratings(X, "fit")
         if R.nnz == 0:
             raise ValueError(f"{type(self).__name__}.fit: X holds no ratings (in a dense array zeros are missing).")
-        if self.rating_range is not None and len(self.rating_range) != 2:
-            raise ValueError(f"rating_range must be (low, high); got {self.rating_range!r}.")
         K, fu, xu, fv, xv = self._layout()
         offset = float(R.data.mean())
         y = R.data - offset

@@ -288,6 +288,15 @@ def test_sparse_input_and_explicit_zero_ratings():
     assert (ratings_matrix(df).X != X).nnz == 0
     with pytest.raises(ValueError, match="more than once"):
         ratings_matrix(["a", "a"], ["x", "x"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="finite"):
+        ratings_matrix(["a", "b"], ["x", "x"], [1.0, np.nan])
+    with pytest.raises(ValueError, match="one length"):
+        ratings_matrix(["a", "b"], ["x"], [1.0, 2.0])
+    with pytest.raises(ValueError, match="no .* triples"):
+        ratings_matrix([], [], [])
+    for bad_range in ((5.0, 1.0), (1.0, 2.0, 3.0)):
+        with pytest.raises(ValueError, match="rating_range"):
+            ProbabilisticMF(1, sampler=None, rating_range=bad_range).fit(X)
 
 
 def test_bad_input():
