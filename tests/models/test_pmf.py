@@ -462,3 +462,11 @@ def test_simulation_based_calibration_ranks_are_uniform():
         counts = np.bincount(ranks[:, q] * bins // (keep + 1), minlength=bins)
         p = stats.chisquare(counts).pvalue
         assert p > 1e-6, f"{name}: rank counts {counts.tolist()} (chi-square p = {p:.2g})"
+
+
+def test_progress_bar_leaves_the_draws_unchanged(capsys):
+    X = _data()[0]
+    a = ProbabilisticMF(random_state=0, progress=True, **FAST).fit(X)
+    assert "ProbabilisticMF" in capsys.readouterr().err
+    b = ProbabilisticMF(random_state=0, progress=False, **FAST).fit(X)
+    np.testing.assert_array_equal(a.user_factor_draws_, b.user_factor_draws_)
