@@ -480,6 +480,14 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Exact quantities derived from ``X`` (no draw axis), written to ``constant_data``."""
         return None
 
+    def _arviz_latent_extras(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        """Further latent draws for ``latent_posterior``, one per kept MCMC draw (flat index ``chain * n + draw``).
+
+        For fits with ``draws_`` only; e.g. the item factors of a Gibbs matrix factorisation, which
+        are latent variables but too many scalars for the ``posterior`` group.
+        """
+        return {}
+
     def _posterior_predictive(
         self,
         X: Any,

@@ -172,6 +172,8 @@ def to_inference_data(
         "posterior": {k: by_chain(v) for k, v in {**(params or {}), **summaries}.items() if k != latent_name},
         LATENT_GROUP: {latent_name: by_chain(latents)},
     }
+    if draws is not None:
+        groups[LATENT_GROUP].update({k: by_chain(v) for k, v in model._arviz_latent_extras(index).items()})
     loglik = model._pointwise_log_likelihood(Xc, lengths, params, **cond)  # None: no density (an embedding)
     loglik = None if loglik is None else np.asarray(loglik, dtype=np.float64)
     per_draw = loglik is not None and loglik.ndim == 2

@@ -229,7 +229,9 @@ class ProbabilisticMF(LatentModel):
     rows (``rows=``, ``row=``: exact under the fold-in posterior, per draw).
     ``sample(n)`` draws ``n`` new users with every item rated (dense,
     unclipped). ``to_arviz`` writes the hyperparameters in ``posterior``,
-    the user factor draws in ``latent_posterior``, and per rating (dim
+    the user factor draws (``factor``) and, for Gibbs fits, the item factor
+    draws (``item_factor``; with biases the last column is the item bias)
+    in ``latent_posterior``, and per rating (dim
     ``rating``) the observed rating, its user and item (``constant_data``
     ``rating_user``, ``rating_item``) and its log-likelihood per draw
     (:math:`\log p(r_{ij} \mid r_{i,-j}, \theta_s)`, whose PSIS-LOO is the
@@ -814,10 +816,15 @@ class ProbabilisticMF(LatentModel):
     # -- ArviZ hooks -------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
         # "x" (observed ratings and their pointwise log-likelihood) is one entry per stored rating.
-        dims = {"factor": ("user", "latent_dim"), "x": ("rating",), "rating_user": ("rating",),
-                "rating_item": ("rating",)}
+        dims = {"factor": ("user", "latent_dim"), "item_factor": ("item", "latent_dim"), "x": ("rating",),
+                "rating_user": ("rating",), "rating_item": ("rating",)}
         dims.update({k: ("latent_dim",) for k in ("user_mean", "item_mean", "user_scale", "item_scale")})
         return dims
+
+    def _arviz_latent_extras(self, index: np.ndarray) -> dict[str, np.ndarray]:
+        # the free columns, as for the users' ``factor``: d factors (and the item bias)
+        V = self.item_factor_draws_[..., self._layout()[3]]
+        return {"item_factor": V.reshape((-1,) + V.shape[2:])[index].astype(np.float64)}
 
     def _arviz_observed_data(self, X: Any) -> np.ndarray:
         return self._ratings(X, "to_arviz").data

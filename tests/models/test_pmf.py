@@ -195,6 +195,9 @@ def test_per_rating_log_likelihood_and_arviz_loo():
     assert point.dims == ("chain", "draw", "rating") and point.shape == (2, 30, ll.size)
     np.testing.assert_allclose(logsumexp(point.values.reshape(60, -1), axis=0) - np.log(60), ll, rtol=1e-10)
     np.testing.assert_array_equal(data["observed_data"]["x"].values, X[X != 0])
+    items_draws = data["latent_posterior"]["item_factor"]  # every kept draw's item factors, paired with its chain
+    assert items_draws.dims == ("chain", "draw", "item", "latent_dim")
+    np.testing.assert_array_equal(items_draws.values, model.item_factor_draws_.astype(np.float64))
     rows, items = np.nonzero(X)
     np.testing.assert_array_equal(data["constant_data"]["rating_user"].values, rows)
     np.testing.assert_array_equal(data["constant_data"]["rating_item"].values, items)
