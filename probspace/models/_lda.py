@@ -31,6 +31,7 @@ _SPARSE_FROM_K = 40
 #: Sweeps of fold-in Gibbs sampling before a new document's draws are kept (topics fixed: fast mixing).
 _FOLD_IN_WARMUP = 20
 _CHUNK = 10  # sweeps per progress-bar update
+_MAX_TOKENS = 2**31 - 1  # int32 counts
 #: Expected token visits (tokens x chains x sweeps) above which progress=None shows a bar (about 10 s).
 _PROGRESS_WORK = 4e8
 
@@ -107,6 +108,10 @@ def _token_layout(X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     X = sp.csr_matrix(X)
     X.sum_duplicates()
     counts = X.data.astype(np.int64)
+    total = int(counts.sum())
+    if total > _MAX_TOKENS:
+        raise ValueError(f"X holds {total} word tokens; LDA(algorithm='gibbs') keeps the topic of every token and "
+                         f"its int32 counts allow at most {_MAX_TOKENS}. Use algorithm='variational' for such X.")
     lengths = np.add.reduceat(counts, X.indptr[:-1]) if counts.size else np.zeros(X.shape[0], np.int64)
     lengths[np.diff(X.indptr) == 0] = 0
     doc_ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
