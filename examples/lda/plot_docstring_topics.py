@@ -362,8 +362,8 @@ print(summary.to_string())
 # :math:`\log p(w, z)` of every draw to ``sample_stats`` (``lp``), so R-hat and
 # ESS apply. An R-hat well above 1 here is the usual picture for LDA: each
 # chain settles in its own mode of a multimodal posterior (topics that split
-# or merge differently), and ``fit`` warns about it. The document-level
-# posteriors above are mixtures over both chains' topics.
+# or merge differently), and ``fit`` warns about it. A Gibbs fit's document
+# posteriors are mixtures over the draws of both chains.
 gibbs = probspace.LDA(n_components=N_TOPICS, algorithm="gibbs", random_state=0, **GIBBS).fit(X)
 gibbs_tokens = gibbs.sample_token_topics(X_short, n_samples=N_TOKEN_DRAWS, random_state=5)
 g_topic = gibbs.posterior(X_short).mean[0].argmax()

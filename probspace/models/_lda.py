@@ -813,8 +813,10 @@ class LDA(LatentModel):
         X, _ = self._check_input(X, None)
         if self._gibbs_fit():  # the share of draws giving each token of an entry each topic
             rows, cols, counts = _rows_cols_counts(sp.csr_matrix(X))
-            draws = self._token_draws(X, self.draws_["topic_share"].shape[1], self.backend_.infer_seed_)
-            probs = draws.sum(axis=0) / np.maximum(counts[:, None] * draws.shape[0], 1)
+            per_chain = self.draws_["topic_share"].shape[1]
+            summed = self._token_draws(X, per_chain, self.backend_.infer_seed_, total=True)
+            n_draws = per_chain * self.draws_["topic_share"].shape[0]
+            probs = summed / np.maximum(counts[:, None] * n_draws, 1)
             return rows, cols, counts.astype(np.int64), probs
         e_log_theta = _e_log_dirichlet(self._gamma(X))
         e_log_beta = _e_log_dirichlet(self.components_)
@@ -949,12 +951,17 @@ class LDA(LatentModel):
         return {"theta": ("doc", "topic"), "x": ("doc", "term"), "topic_share": ("topic",),
                 "topic_word": ("topic", "term")}
 
-    def _token_draws(self, X, per_chain: int, seed: int) -> np.ndarray:
-        """Fold-in token draws as ``(n_chains * per_chain, nnz, K)`` counts per non-zero entry of ``X``."""
+    def _token_draws(self, X, per_chain: int, seed: int, *, total: bool = False) -> np.ndarray:
+        """Fold-in token draws as ``(n_chains * per_chain, nnz, K)`` counts per non-zero entry of ``X``.
+
+        With ``total``, their sum over draws, ``(nnz, K)``.
+        """
         _, (_, _, entry, z) = self._fold_in(X, per_chain, seed, tokens=True)
         K = self.n_components
-        nnz = int(entry.max()) + 1 if entry.size else 0
+        nnz = sp.csr_matrix(X).nnz
         flat = entry[None, :] * K + z
+        if total:
+            return np.bincount(flat.ravel(), minlength=nnz * K).reshape(nnz, K)
         return np.stack([np.bincount(f, minlength=nnz * K).reshape(nnz, K) for f in flat]).astype(np.int64)
 
     def _sample_parameters(self, n_samples, rng):
