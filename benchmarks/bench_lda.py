@@ -173,8 +173,8 @@ def main(argv=None) -> int:
                         help="Python with tomotopy installed (default: .venv-bench/bin/python if it exists)")
     parser.add_argument("--tomotopy-iters", type=int, default=250)
     parser.add_argument("--gibbs-chains", type=int, default=1)
-    parser.add_argument("--gibbs-warmup", type=int, default=150)
-    parser.add_argument("--gibbs-draws", type=int, default=100)
+    parser.add_argument("--gibbs-warmup", type=int, default=120)
+    parser.add_argument("--gibbs-draws", type=int, default=80)
     parser.add_argument("--gibbs-thin", type=int, default=1)
     args = parser.parse_args(argv)
     max_iter = 5 if args.quick else args.max_iter
@@ -196,16 +196,20 @@ def main(argv=None) -> int:
 
     settings = dict(learning_method="batch", max_iter=max_iter, evaluate_every=-1)  # fixed passes, as sklearn
     seed = sklearn_seed(as_generator(args.seed))
-    ours, theirs = [], []
+    gibbs_settings = dict(algorithm="gibbs", n_chains=args.gibbs_chains, n_warmup=args.gibbs_warmup,
+                          n_draws=args.gibbs_draws, thin=args.gibbs_thin)
+    LDA(args.k, random_state=args.seed, **{**gibbs_settings, "n_warmup": 1, "n_draws": 1}).fit(X_train[:50])  # jit
+    # The three fits interleaved, the order reversed every other repeat (ABBA), so that load drifts hit all alike.
+    ours, theirs, gibbs_runs = [], [], []
     for r in range(args.repeats):
-        pair = [("ours", lambda: LDA(args.k, random_state=args.seed, **settings).fit(X_train)),
-                ("sklearn", lambda: decomposition.LatentDirichletAllocation(
-                    args.k, random_state=seed, **settings).fit(X_train))]
+        order = [("ours", ours, lambda: LDA(args.k, random_state=args.seed, **settings).fit(X_train)),
+                 ("sklearn", theirs, lambda: decomposition.LatentDirichletAllocation(
+                     args.k, random_state=seed, **settings).fit(X_train)),
+                 ("gibbs", gibbs_runs, lambda: LDA(args.k, random_state=args.seed, **gibbs_settings).fit(X_train))]
         if r % 2:
-            pair.reverse()
-        for name, fn in pair:
-            t, model = timed(fn)
-            (ours if name == "ours" else theirs).append((t, model))
+            order.reverse()
+        for _name, runs, fn in order:
+            runs.append(timed(fn))
     t_ours = statistics.median(t for t, _ in ours)
     t_theirs = statistics.median(t for t, _ in theirs)
     lda, sk = ours[0][1], theirs[0][1]
@@ -217,14 +221,8 @@ def main(argv=None) -> int:
     rows = [("probspace LDA (batch VB)", t_ours, perp_ours), ("scikit-learn LDA (batch VB)", t_theirs, perp_sk)]
 
     # -- 3. collapsed Gibbs ---------------------------------------------------------------
-    gibbs_settings = dict(algorithm="gibbs", n_chains=args.gibbs_chains, n_warmup=args.gibbs_warmup,
-                          n_draws=args.gibbs_draws, thin=args.gibbs_thin)
-    LDA(args.k, random_state=args.seed, **{**gibbs_settings, "n_warmup": 1, "n_draws": 1}).fit(X_train[:50])  # jit
-    t_gibbs_runs, gibbs = [], None
-    for _ in range(args.repeats):
-        t, gibbs = timed(lambda: LDA(args.k, random_state=args.seed, **gibbs_settings).fit(X_train))
-        t_gibbs_runs.append(t)
-    t_gibbs = statistics.median(t_gibbs_runs)
+    t_gibbs_runs = [t for t, _ in gibbs_runs]
+    t_gibbs, gibbs = statistics.median(t_gibbs_runs), gibbs_runs[0][1]
     beta_g = gibbs.components_ / gibbs.components_.sum(axis=1, keepdims=True)
     perp_gibbs = completion_perplexity(gibbs.transform(seen), beta_g, held)
     n_sweeps = args.gibbs_warmup + args.gibbs_draws * args.gibbs_thin
