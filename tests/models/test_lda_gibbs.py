@@ -165,6 +165,25 @@ def test_log_joint_kernel_matches_formula():
     assert lz + lw == pytest.approx(log_joint(z), rel=1e-12)
 
 
+def test_model_log_joint_draws_match_exact_expectation():
+    # The fitted model's own chain (per-sweep seeding, thinning, bookkeeping) against the exact posterior:
+    # the mean of the recorded log joint over the draws is E[log p(w, z) | w], enumerated over 729 states.
+    X = np.array([[2, 1, 0], [0, 1, 2]])
+    alpha, beta = 0.5, 0.4
+    sym = np.full(K, alpha)
+    fn = lambda z: log_joint(z, alpha=sym, beta=beta)  # noqa: E731
+    states = np.array(list(itertools.product(range(K), repeat=WORD.size)))
+    values = np.array([fn(z) for z in states])
+    p = exact_posterior(WORD.size, fn)
+    exact = float(p @ values)
+    lda = LDA(K, doc_topic_prior=alpha, topic_word_prior=beta, algorithm="gibbs", n_chains=1, n_warmup=20,
+              n_draws=10_000, thin=2, random_state=0).fit(X)
+    lp = lda.sample_stats_["lp"][0]
+    batches = lp.reshape(50, -1).mean(axis=1)  # batch means: Monte Carlo error under autocorrelation
+    mcse = batches.std(ddof=1) / np.sqrt(batches.size)
+    assert abs(lp.mean() - exact) < 5 * mcse, (lp.mean(), exact, mcse)
+
+
 # -- the model ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def corpus():
