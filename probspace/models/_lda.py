@@ -1,4 +1,4 @@
-"""Latent Dirichlet allocation over scikit-learn's ``LatentDirichletAllocation``."""
+"""Latent Dirichlet allocation over scikit-learn's ``LatentDirichletAllocation``, or by collapsed Gibbs sampling."""
 
 from __future__ import annotations
 
@@ -184,9 +184,10 @@ class LDA(LatentModel):
 
     With ``algorithm="gibbs"`` the fit is a compiled collapsed Gibbs sampler
     instead (Griffiths and Steyvers, 2004): ``theta`` and the topics are
-    integrated out and the chains draw the topic of every training token from
-    its exact posterior (SparseLDA's bucket decomposition for many topics).
-    Its draws are posterior samples, not a factorised approximation; new
+    integrated out, and each sweep redraws the topic of every training token
+    from its exact full conditional (SparseLDA's bucket decomposition from 40
+    topics on), so after burn-in the chains' states are draws from the joint
+    posterior of all token topics, not a factorised approximation. New
     documents are inferred by fold-in Gibbs sampling with the topics fixed.
 
     Parameters
