@@ -373,9 +373,7 @@ print(f"tokens of {names[train[short]]} in its dominant topic: variational sd {i
 print(f"held-out completion perplexity: Gibbs {gibbs.completion_perplexity(X_test, random_state=3):.0f}, "
       f"variational Bayes {perplexity:.0f}")
 g_data = gibbs.to_arviz(X_short, n_samples=GIBBS["n_draws"], random_state=6)
-with_chains = az.summary(g_data, group="sample_stats", var_names=["lp"]) if arviz_major_version() >= 1 else \
-    az.summary(g_data.sample_stats, var_names=["lp"])
-print("log joint over the two chains:\n" + with_chains.to_string())
+print("log joint over the two chains:\n" + az.summary(g_data, group="sample_stats", var_names=["lp"]).to_string())
 
 fig, ax = plt.subplots(figsize=(7, 3.5))
 bins = np.arange(n_tokens[short] + 2) - 0.5
