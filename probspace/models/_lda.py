@@ -305,7 +305,10 @@ class LDA(LatentModel):
     same words it scores); :meth:`completion_perplexity` is the honest
     held-out number. ``history_`` is the collapsed log joint per sweep
     (averaged over chains); ``converged_`` is True when the split R-hat of
-    the log joint over the kept draws is below 1.1. ``to_arviz`` keeps the
+    the log joint over the kept draws is below 1.1; above it (LDA's posterior
+    is multimodal, and chains often settle in different modes) ``components_``
+    averages different topic sets, and each chain's own topics remain in
+    ``backend_.chain_components_`` (normalise the rows). ``to_arviz`` keeps the
     chains: ``sample_stats`` has ``lp`` per draw, ``posterior`` the topic
     shares, ``log_likelihood`` the per-document
     :math:`\log p(w_d \mid \theta_d^{(s)}, \phi)` of each draw, so
