@@ -797,6 +797,31 @@ class LDA(LatentModel):
         method = "mcmc" if self._gibbs_fit() else "variational"
         return Dirichlet(self.components_, method=method, random_state=child_generator(self.rng_))
 
+    def training_posterior(self) -> FiniteMixture:
+        r"""Posterior over the training documents' topic proportions from the fit's own draws (Gibbs fits).
+
+        Given a draw of the training tokens' topics, document :math:`d`'s
+        proportions are exactly :math:`\mathrm{Dirichlet}(\alpha + n_{dk})`. This
+        returns, per chain, that Dirichlet at the counts averaged over the
+        chain's kept draws (which leaves out the spread of the counts between
+        draws), as an equal mixture over the chains; unlike
+        :meth:`posterior`, the topics are not held fixed.
+
+        Returns
+        -------
+        FiniteMixture
+            Batch shape ``(n_train_docs,)``, event shape ``(n_components,)``.
+        """
+        self._check_fitted()
+        if not self._gibbs_fit():
+            raise ValueError("training_posterior needs a Gibbs fit (algorithm='gibbs'); a variational fit's "
+                             "posterior(X_train) is its training posterior.")
+        fit = self.backend_
+        counts = fit.doc_topic_counts_.astype(np.float64)
+        post = FiniteMixture(lambda c: Dirichlet(fit.doc_topic_prior + counts[c], method="mcmc"), counts.shape[0])
+        post._rng = child_generator(self.rng_)
+        return post
+
     def token_topic_probs(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Variational posterior ``q(z = k)`` of the topic of each word type in each document.
 

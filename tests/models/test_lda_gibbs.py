@@ -231,6 +231,15 @@ def test_gibbs_beats_a_random_topic_model_and_agrees_with_vb(gibbs, corpus):
     assert err < 0.1
 
 
+def test_training_posterior(gibbs, corpus):
+    post = gibbs.training_posterior()
+    assert post.batch_shape == (corpus.shape[0],) and post.n_draws == 2
+    # the fit's own counts and fold-in with the fitted topics agree on the training documents
+    assert np.abs(post.mean - gibbs.posterior(corpus).mean).max() < 0.15
+    with pytest.raises(ValueError, match="Gibbs"):
+        LDA(2, max_iter=5, evaluate_every=-1, random_state=0).fit(corpus).training_posterior()
+
+
 def test_token_topic_draws(gibbs, corpus):
     draws = gibbs.sample_token_topics(corpus, 5, random_state=0)
     assert draws.draws.shape == (5, draws.counts.size, 2)
