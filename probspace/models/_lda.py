@@ -188,7 +188,9 @@ class LDA(LatentModel):
     from its exact full conditional (SparseLDA's bucket decomposition from 40
     topics on), so after burn-in the chains' states are draws from the joint
     posterior of all token topics, not a factorised approximation. New
-    documents are inferred by fold-in Gibbs sampling with the topics fixed.
+    documents are inferred by fold-in Gibbs sampling with the topics fixed;
+    :meth:`training_posterior` gives the training documents' proportions from
+    the fit's own draws.
 
     Parameters
     ----------
