@@ -65,6 +65,8 @@ CASES = {
                        lambda: np.minimum(load_discoveries().data, 5), "point"),
     "GMMHMM": (lambda: probspace.GMMHMM(2, n_mix=2, random_state=0), lambda: load_nile().data, "point"),
     "LDA": (lambda: probspace.LDA(3, random_state=0), _counts, "point"),
+    "LDA-gibbs": (lambda: probspace.LDA(3, algorithm="gibbs", n_chains=2, n_draws=60, n_warmup=60, random_state=0),
+                  _counts, "chains"),
     "BernoulliHMM": (lambda: probspace.BernoulliHMM(2, random_state=0), lambda: (_counts()[:, :4] > 2).astype(float),
                      "point"),
     "FactorAnalysis": (lambda: probspace.FactorAnalysis(2, random_state=0), _counts, "point"),

@@ -35,6 +35,7 @@ MODELS = [
     BernoulliHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
+    LDA(algorithm="gibbs", n_chains=2, n_warmup=20, n_draws=20),
 ]
 if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # the ArviZ 1.x venv has no torch
     from probspace import CVAE, VAE

@@ -1,7 +1,8 @@
-"""Latent Dirichlet allocation over scikit-learn's ``LatentDirichletAllocation``."""
+"""Latent Dirichlet allocation over scikit-learn's ``LatentDirichletAllocation``, or by collapsed Gibbs sampling."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -14,7 +15,9 @@ from .._docstrings import fill
 from .._random import as_generator, child_generator, sklearn_seed
 from .._tags import ModelTags
 from .._validation import Interval, Options, check_n_samples, validate_params, warn_unconverged
-from ..posteriors import Dirichlet
+from ..inference import _lda as _gibbs
+from ..inference._progress import progress_bar
+from ..posteriors import Dirichlet, FiniteMixture
 from ..posteriors._dirichlet import sample_dirichlet
 
 __all__ = ["LDA"]
@@ -22,6 +25,15 @@ __all__ = ["LDA"]
 
 # Largest posterior-predictive array (draws x documents x words) to_arviz writes for LDA.
 _MAX_PREDICTIVE_ENTRIES = 20_000_000
+#: From this many topics on, the Gibbs sweeps use SparseLDA's buckets; below it the dense kernel, which is
+#: faster there (benchmarks/bench_lda.py times both: at K=20 on the docstring corpus they are within noise).
+_SPARSE_FROM_K = 40
+#: Sweeps of fold-in Gibbs sampling before a new document's draws are kept (topics fixed: fast mixing).
+_FOLD_IN_WARMUP = 20
+_CHUNK = 10  # sweeps per progress-bar update
+_MAX_TOKENS = 2**31 - 1  # int32 counts
+#: Expected token visits (tokens x chains x sweeps) above which progress=None shows a bar (about 10 s).
+_PROGRESS_WORK = 4e8
 
 
 class TokenTopicDraws(NamedTuple):
@@ -88,6 +100,72 @@ def _token_log_norm(e_log_theta, e_log_beta, rows, cols):
     return out
 
 
+def _token_layout(X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Token arrays of a count matrix: ``(doc_ptr, word, entry)``, the tokens of each document in CSR order.
+
+    ``entry`` is the index of each token's non-zero ``(document, word)`` entry in ``X.tocsr()``.
+    """
+    X = sp.csr_matrix(X)
+    X.sum_duplicates()
+    counts = X.data.astype(np.int64)
+    total = int(counts.sum())
+    if total > _MAX_TOKENS:
+        raise ValueError(f"X holds {total} word tokens; LDA(algorithm='gibbs') keeps the topic of every token and "
+                         f"its int32 counts allow at most {_MAX_TOKENS}. Use algorithm='variational' for such X.")
+    lengths = np.add.reduceat(counts, X.indptr[:-1]) if counts.size else np.zeros(X.shape[0], np.int64)
+    lengths[np.diff(X.indptr) == 0] = 0
+    doc_ptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    word = np.repeat(X.indices, counts).astype(np.int32)
+    entry = np.repeat(np.arange(counts.size), counts)
+    return doc_ptr, word, entry
+
+
+def _align_topics(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Permutation ``perm`` with ``other[perm]`` closest to ``reference`` (rows are topic-word distributions).
+
+    Topics of separate chains carry arbitrary labels; they are matched by
+    maximising the summed Bhattacharyya overlap (Hungarian algorithm).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    overlap = np.sqrt(reference) @ np.sqrt(other).T
+    _, perm = linear_sum_assignment(-overlap)
+    return perm
+
+
+class _CollapsedGibbsFit:
+    """What ``LDA.backend_`` holds after ``fit`` with ``algorithm="gibbs"``: the sampled state, by chain.
+
+    Public attributes (saved and restored by the state hooks):
+    ``components_`` ``(K, V)`` topic-word pseudo-counts whose normalised rows
+    are the posterior mean topics (chains pooled); ``chain_components_``
+    ``(C, K, V)`` the same per chain; ``doc_topic_counts_`` ``(C, D, K)``
+    mean topic counts of each training document over the kept draws;
+    ``draws_`` and ``sample_stats_`` (ArviZ); ``infer_seed_`` the seed of the
+    fold-in sampler (so that ``posterior(X)`` is a fixed function of ``X``).
+    """
+
+    def __init__(self, n_components: int, doc_topic_prior: float, topic_word_prior: float,
+                 sampler: str = "collapsed_gibbs") -> None:
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.sampler = sampler
+
+    def get_params(self, deep: bool = False) -> dict[str, Any]:
+        """Return the constructor parameters (as a scikit-learn estimator does; read by the state hooks)."""
+        return {"n_components": self.n_components, "doc_topic_prior": self.doc_topic_prior,
+                "topic_word_prior": self.topic_word_prior, "sampler": self.sampler}
+
+    @property
+    def doc_topic_prior_(self) -> float:
+        return self.doc_topic_prior
+
+    @property
+    def topic_word_prior_(self) -> float:
+        return self.topic_word_prior
+
+
 class LDA(LatentModel):
     r"""Latent Dirichlet allocation with a Dirichlet posterior over each document's topic mix.
 
@@ -103,6 +181,16 @@ class LDA(LatentModel):
     normalised point estimate looks equally confident for both.
     :meth:`topic_posterior` is the Dirichlet over the topic-word matrix, and
     :meth:`sample_token_topics` draws the topic of every word token.
+
+    With ``algorithm="gibbs"`` the fit is a compiled collapsed Gibbs sampler
+    instead (Griffiths and Steyvers, 2004): ``theta`` and the topics are
+    integrated out, and each sweep redraws the topic of every training token
+    from its exact full conditional (SparseLDA's bucket decomposition from 40
+    topics on), so after burn-in the chains' states are draws from the joint
+    posterior of all token topics, not a factorised approximation. New
+    documents are inferred by fold-in Gibbs sampling with the topics fixed;
+    :meth:`training_posterior` gives the training documents' proportions from
+    the fit's own draws.
 
     Parameters
     ----------
@@ -141,6 +229,22 @@ class LDA(LatentModel):
     {random_state}
     verbose : int, default=0
         Verbosity passed to the backend.
+    algorithm : {"variational", "gibbs"}, default="variational"
+        Variational Bayes with scikit-learn (the settings above), or collapsed
+        Gibbs sampling (the settings below; ``learning_method`` to
+        ``max_doc_update_iter`` are then unused).
+    n_chains : int, default=2
+        Gibbs: independent chains, run one after the other from random
+        assignments; their topics are matched to the first chain's.
+    n_warmup : int, default=100
+        Gibbs: burn-in sweeps per chain, discarded.
+    n_draws : int, default=50
+        Gibbs: draws kept per chain after burn-in.
+    thin : int, default=2
+        Gibbs: sweeps per kept draw (every ``thin``-th sweep is kept).
+    progress : bool or None, default=None
+        Gibbs: show a progress bar; ``None`` shows one when the fit is long
+        (about ten seconds or more).
 
     Attributes
     ----------
@@ -153,6 +257,14 @@ class LDA(LatentModel):
         The :math:`\eta` in use.
     mean_doc_length_ : float
         Mean number of tokens per training document (used by :meth:`sample`).
+    draws_ : dict of str to ndarray or None
+        Gibbs fits: per-draw quantities by chain, ``(n_chains, n_draws, ...)``:
+        ``topic_share``, the share of training tokens in each topic (topics
+        matched across chains). ``None`` for variational fits.
+    sample_stats_ : dict of str to ndarray or None
+        Gibbs fits: ``lp``, the collapsed log joint ``log p(w, z)`` of each
+        kept draw, and ``log_p_words``, its part ``log p(w | z)``, shape
+        ``(n_chains, n_draws)``. ``None`` for variational fits.
     {common_attributes}
 
     See Also
@@ -178,6 +290,32 @@ class LDA(LatentModel):
     off); with ``evaluate_every <= 0`` it holds only the final value.
     Worked example: :ref:`sphx_glr_auto_examples_lda_plot_docstring_topics.py`.
 
+    Gibbs fits (``algorithm="gibbs"``): ``components_`` is ``beta`` plus the
+    topic-word counts, scaled so that its normalised rows are the posterior
+    mean topics :math:`E[(\eta + n_{kw}) / (V\eta + n_k)]` over all kept draws
+    of all chains. :meth:`posterior` runs fold-in Gibbs on ``X``: for each
+    chain, ``n_draws`` draws of every token's topic with the topics fixed at
+    that chain's posterior mean (after 20 burn-in sweeps, from a seed fixed
+    at fit time, so the result is a function of ``X``); given a draw's counts
+    :math:`n_{dk}` the document's proportions are exactly
+    :math:`\mathrm{Dirichlet}(\alpha + n_{dk})`, and the posterior is the equal
+    mixture of these Dirichlets over all draws
+    (:class:`~probspace.posteriors.FiniteMixture`, ``method="mcmc"``).
+    ``log_likelihood`` is then the plug-in
+    :math:`\sum_w n_{dw} \log \sum_k \bar\theta_{dk} \bar\phi_{kw}` at the
+    posterior means (an optimistic estimate: ``theta`` is inferred from the
+    same words it scores); :meth:`completion_perplexity` is the honest
+    held-out number. ``history_`` is the collapsed log joint per sweep
+    (averaged over chains); ``converged_`` is True when the split R-hat of
+    the log joint over the kept draws is below 1.1; above it (LDA's posterior
+    is multimodal, and chains often settle in different modes) ``components_``
+    averages different topic sets, and each chain's own topics remain in
+    ``backend_.chain_components_`` (normalise the rows). ``to_arviz`` keeps the
+    chains: ``sample_stats`` has ``lp`` per draw, ``posterior`` the topic
+    shares, ``log_likelihood`` the per-document
+    :math:`\log p(w_d \mid \theta_d^{(s)}, \phi)` of each draw, so
+    ``arviz.rhat``, ``ess`` and ``loo`` apply.
+
     Examples
     --------
     >>> import numpy as np
@@ -186,6 +324,9 @@ class LDA(LatentModel):
     >>> lda = LDA(3, random_state=0).fit(X)
     >>> lda.posterior(X).sample(5).shape
     (5, 30, 3)
+    >>> gibbs = LDA(3, algorithm="gibbs", n_warmup=20, n_draws=10, random_state=0).fit(X)
+    >>> gibbs.draws_["topic_share"].shape, gibbs.posterior(X).method
+    ((2, 10, 3), 'mcmc')
     """
 
     _latent_name = "theta"
@@ -206,6 +347,12 @@ class LDA(LatentModel):
         "max_doc_update_iter": [Interval("int", 0, None)],
         "random_state": ["random_state"],
         "verbose": [Interval("int", 0, None)],
+        "algorithm": [Options("variational", "gibbs")],
+        "n_chains": [Interval("int", 1, None)],
+        "n_warmup": [Interval("int", 0, None)],
+        "n_draws": [Interval("int", 1, None)],
+        "thin": [Interval("int", 1, None)],
+        "progress": [None, "boolean"],
     }
     _conformance_params = {"n_components": 2, "max_iter": 20}
     _conformance_alt_params = {"learning_method": "online", "doc_topic_prior": 0.3, "batch_size": 16}
@@ -214,7 +361,9 @@ class LDA(LatentModel):
                  topic_word_prior: float | None = None, learning_method: str = "batch", learning_decay: float = 0.7,
                  learning_offset: float = 10.0, max_iter: int = 100, batch_size: int = 128, evaluate_every: int = 5,
                  total_samples: float = 1e6, perp_tol: float = 1.0, mean_change_tol: float = 1e-3,
-                 max_doc_update_iter: int = 100, random_state: Any = None, verbose: int = 0) -> None:
+                 max_doc_update_iter: int = 100, random_state: Any = None, verbose: int = 0,
+                 algorithm: str = "variational", n_chains: int = 2, n_warmup: int = 100, n_draws: int = 50,
+                 thin: int = 2, progress: bool | None = None) -> None:
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
         self.topic_word_prior = topic_word_prior
@@ -230,6 +379,12 @@ class LDA(LatentModel):
         self.max_doc_update_iter = max_doc_update_iter
         self.random_state = random_state
         self.verbose = verbose
+        self.algorithm = algorithm
+        self.n_chains = n_chains
+        self.n_warmup = n_warmup
+        self.n_draws = n_draws
+        self.thin = thin
+        self.progress = progress
 
     @staticmethod
     def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, None]:
@@ -243,11 +398,29 @@ class LDA(LatentModel):
     components_ = property(lambda self: self.backend_.components_, doc="Topic-word pseudo-counts (K, V).")
     doc_topic_prior_ = property(lambda self: self.backend_.doc_topic_prior_, doc="Prior on topic proportions.")
     topic_word_prior_ = property(lambda self: self.backend_.topic_word_prior_, doc="Prior on topic-word weights.")
+    draws_ = property(lambda self: getattr(self.backend_, "draws_", None), doc="Gibbs per-draw quantities.")
+    sample_stats_ = property(lambda self: getattr(self.backend_, "sample_stats_", None), doc="Gibbs statistics.")
+
+    @property
+    def sampler(self) -> str | None:
+        """``"collapsed_gibbs"`` for a Gibbs fit, ``None`` for a variational one (read by the ArviZ bridge)."""
+        return getattr(self.backend_, "sampler", None)
+
+    def _gibbs_fit(self) -> bool:
+        return isinstance(getattr(self, "backend_", None), _CollapsedGibbsFit)
+
+    def _model_tags(self) -> ModelTags:
+        if self.algorithm == "gibbs" or self._gibbs_fit():
+            return ModelTags(non_negative=True, accept_sparse=True, exact_posterior=False,
+                             exact_log_likelihood=False, parameter_posterior=True)
+        return self._tags
 
     def _get_parameters(self) -> dict[str, Any]:
         return {"components_": self.components_}
 
-    def _new_backend(self, params: dict[str, Any]) -> decomposition.LatentDirichletAllocation:
+    def _new_backend(self, params: dict[str, Any]):
+        if params.get("sampler") == "collapsed_gibbs":
+            return _CollapsedGibbsFit(**params)
         return decomposition.LatentDirichletAllocation(**params)
 
     def _get_state(self) -> dict[str, Any]:
@@ -259,6 +432,8 @@ class LDA(LatentModel):
         super()._set_state(state)
         if state.get("n_docs_seen") is not None:
             self._n_docs_seen = state["n_docs_seen"]
+        if self._gibbs_fit():
+            return
         # partial_fit draws from the backend's own RandomState, which is not saved: restart it from its seed.
         self.backend_.random_state_ = np.random.RandomState(self.backend_.random_state)
 
@@ -292,6 +467,9 @@ class LDA(LatentModel):
         self.mean_doc_length_ = float(lengths.mean()) if lengths.size else 0.0
 
     def _fit(self, X, lengths, rng) -> None:
+        if self.algorithm == "gibbs":
+            self._fit_gibbs(X, rng)
+            return
         backend = self._backend(rng)
         perplexities: list[float] = []
         if self.evaluate_every > 0:
@@ -319,6 +497,124 @@ class LDA(LatentModel):
             warn_unconverged(self, self.max_iter, f"the training perplexity still changed by more than "
                              f"perp_tol={self.perp_tol:g} between evaluations")
 
+    # -- collapsed Gibbs ------------------------------------------------------------------
+    def _priors(self) -> tuple[float, float]:
+        K = self.n_components
+        alpha = 1.0 / K if self.doc_topic_prior is None else float(self.doc_topic_prior)
+        beta = 1.0 / K if self.topic_word_prior is None else float(self.topic_word_prior)
+        return alpha, beta
+
+    def _fit_gibbs(self, X, rng: np.random.Generator) -> None:
+        K = self.n_components
+        D, V = X.shape
+        a, beta = self._priors()
+        alpha = np.full(K, a)
+        doc_ptr, word, _ = _token_layout(X)
+        C, W, S, thin = self.n_chains, self.n_warmup, self.n_draws, self.thin
+        n_sweeps = W + S * thin
+        sweep = _gibbs.sweep_sparse if K >= _SPARSE_FROM_K else _gibbs.sweep_dense
+        show = self.progress if self.progress is not None else word.size * C * n_sweeps > _PROGRESS_WORK
+        phi_sum = np.zeros((C, K, V))
+        ndk_sum = np.zeros((C, D, K))
+        share = np.zeros((C, S, K))
+        lp = np.zeros((C, S))
+        lw = np.zeros((C, S))
+        trace = np.zeros(n_sweeps)
+        with progress_bar(show, C * n_sweeps, f"{type(self).__name__} Gibbs", "sweep") as bar:
+            for c in range(C):
+                z = rng.integers(0, K, size=word.size).astype(np.int32)
+                n_dk = np.zeros((D, K), np.int32)
+                n_wk = np.zeros((V, K), np.int32)
+                n_k = np.zeros(K, np.int32)
+                _gibbs.count_topics(doc_ptr, word, z, n_dk, n_wk, n_k)
+                seeds = rng.integers(0, 2**31 - 1, size=n_sweeps)
+                for t in range(n_sweeps):
+                    sweep(doc_ptr, word, z, n_dk, n_wk, n_k, alpha, beta, 1, int(seeds[t]))
+                    log_z, log_w = _gibbs.log_joint(n_dk, n_wk, n_k, alpha, beta)
+                    trace[t] += (log_z + log_w) / C
+                    kept = t - W
+                    if kept >= 0 and (kept + 1) % thin == 0:
+                        s = kept // thin
+                        phi_sum[c] += ((n_wk + beta) / (n_k + V * beta)).T
+                        ndk_sum[c] += n_dk
+                        share[c, s] = n_k / max(word.size, 1)
+                        lp[c, s], lw[c, s] = log_z + log_w, log_w
+                    if (t + 1) % _CHUNK == 0 or t + 1 == n_sweeps:
+                        bar.update((t % _CHUNK) + 1)
+        phi = phi_sum / S
+        for c in range(1, C):  # chains label topics arbitrarily: match each to the first
+            perm = _align_topics(phi[0], phi[c])
+            phi[c], ndk_sum[c], share[c] = phi[c][perm], ndk_sum[c][:, perm], share[c][:, perm]
+        scale = share.mean(axis=1)[:, :, None] * max(word.size, 1) + V * beta  # mean topic sizes + V beta
+        fit = _CollapsedGibbsFit(K, a, beta)
+        fit.chain_components_ = phi * scale
+        fit.components_ = phi.mean(axis=0) * scale.mean(axis=0)
+        fit.doc_topic_counts_ = (ndk_sum / S).astype(np.float32)
+        fit.draws_ = {"topic_share": share}
+        fit.sample_stats_ = {"lp": lp, "log_p_words": lw}
+        fit.infer_seed_ = int(rng.integers(0, 2**31 - 1))
+        self.backend_ = fit
+        self.n_iter_ = n_sweeps
+        self.history_ = trace
+        from ._rdpg import split_rhat
+
+        rhat = float(split_rhat(lp[:, :, None])[0]) if C > 1 else np.nan
+        self.converged_ = bool(C == 1 or rhat < 1.1)
+        lengths = np.diff(doc_ptr)
+        self.mean_doc_length_ = float(lengths.mean()) if lengths.size else 0.0
+        if not self.converged_:
+            from sklearn.exceptions import ConvergenceWarning
+
+            warnings.warn(f"{type(self).__name__}: the Gibbs chains have not mixed (split R-hat of the log joint "
+                          f"{rhat:.3f} >= 1.1); increase n_warmup and n_draws.", ConvergenceWarning, stacklevel=4)
+
+    def _fold_in(self, X, n_draws: int, seed: int, *, tokens: bool = False):
+        """Fold-in Gibbs draws for ``X`` with each chain's topics fixed.
+
+        Returns the document-topic counts ``(n_chains * n_draws, D, K)`` (chain
+        major) and, with ``tokens``, the token layout and assignments
+        ``(n_chains * n_draws, n_tokens)``.
+        """
+        fit = self.backend_
+        doc_ptr, word, entry = _token_layout(X)
+        C, K, _ = fit.chain_components_.shape
+        alpha = np.full(K, fit.doc_topic_prior)
+        rng = np.random.default_rng(seed)
+        dtype = np.int32 if word.size < 2**31 else np.int64
+        counts = np.zeros((C, n_draws, X.shape[0], K), dtype=dtype)
+        z_out = np.zeros((C, n_draws if tokens else 0, word.size), dtype=np.int32)
+        for c in range(C):
+            phi_wk = np.ascontiguousarray((fit.chain_components_[c] / fit.chain_components_[c].sum(axis=1,
+                                                                                                    keepdims=True)).T)
+            z = rng.integers(0, K, size=word.size).astype(np.int32)
+            _gibbs.fold_in(doc_ptr, word, z, phi_wk, alpha, _FOLD_IN_WARMUP, 1, counts[c], z_out[c],
+                           int(rng.integers(0, 2**31 - 1)))
+        counts = counts.reshape((C * n_draws,) + counts.shape[2:])
+        if tokens:
+            return counts, (doc_ptr, word, entry, z_out.reshape(C * n_draws, -1))
+        return counts
+
+    def _doc_counts(self, X) -> np.ndarray:
+        """Fold-in document-topic counts of ``X`` for every kept draw of the fit (fixed seed)."""
+        return self._fold_in(X, self.draws_["topic_share"].shape[1], self.backend_.infer_seed_)
+
+    def _gibbs_posterior(self, counts: np.ndarray) -> FiniteMixture:
+        alpha = self.backend_.doc_topic_prior
+        return FiniteMixture(lambda s: Dirichlet(alpha + counts[s].astype(np.float64), method="mcmc"), counts.shape[0])
+
+    def _plugin_log_likelihood(self, X, theta: np.ndarray) -> np.ndarray:
+        """``sum_w n_dw log sum_k theta_dk phi_kw`` per document, for each row set of ``theta`` ``(..., D, K)``."""
+        rows, cols, counts = _rows_cols_counts(X)
+        beta = self.components_ / self.components_.sum(axis=1, keepdims=True)
+        theta = np.asarray(theta)
+        lead = theta.shape[:-2]
+        flat = theta.reshape((-1,) + theta.shape[-2:])
+        out = np.empty((flat.shape[0], X.shape[0]))
+        for s, th in enumerate(flat):
+            p = np.einsum("ik,ki->i", th[rows], beta[:, cols])
+            out[s] = np.bincount(rows, weights=counts * np.log(p), minlength=X.shape[0])
+        return out.reshape(lead + (X.shape[0],))
+
     def partial_fit(self, X: Any, y: Any = None) -> LDA:
         """Update the topics with one minibatch of documents (online variational Bayes).
 
@@ -340,6 +636,9 @@ class LDA(LatentModel):
         first = not self.__sklearn_is_fitted__()
         if first:
             validate_params(self)
+        if self.algorithm == "gibbs" or self._gibbs_fit():
+            raise ValueError("partial_fit is online variational Bayes; it does not apply to algorithm='gibbs' "
+                             "(use fit on the whole corpus).")
         X, _ = self._check_X(X, None, reset=first)
         if first:
             self.rng_ = as_generator(self.random_state)
@@ -359,10 +658,14 @@ class LDA(LatentModel):
     def _gamma(self, X) -> np.ndarray:
         return self.backend_.transform(X, normalize=False)
 
-    def _posterior(self, X, lengths) -> Dirichlet:
+    def _posterior(self, X, lengths) -> Dirichlet | FiniteMixture:
+        if self._gibbs_fit():
+            return self._gibbs_posterior(self._doc_counts(X))
         return Dirichlet(self._gamma(X), method="variational")
 
     def _log_likelihood(self, X, lengths) -> np.ndarray:
+        if self._gibbs_fit():
+            return self._plugin_log_likelihood(X, self._posterior(X, None).mean)
         return self._doc_bound(X, self._gamma(X))
 
     def _doc_bound(self, X, gamma: np.ndarray) -> np.ndarray:
@@ -386,6 +689,8 @@ class LDA(LatentModel):
             Add it to ``log_likelihood(X).sum()`` to get ``backend_.score(X)``.
         """
         self._check_fitted()
+        if self._gibbs_fit():
+            raise ValueError("topic_term is a term of the variational bound; this LDA was fitted by Gibbs sampling.")
         lam, eta = self.components_, self.topic_word_prior_
         e_log_beta = _e_log_dirichlet(lam)
         V = lam.shape[1]
@@ -475,7 +780,15 @@ class LDA(LatentModel):
 
     # -- LDA-specific views ---------------------------------------------------------------
     def topic_posterior(self) -> Dirichlet:
-        """Return the variational posterior over the topic-word matrix: a Dirichlet per topic.
+        r"""Return the posterior over the topic-word matrix: a Dirichlet per topic.
+
+        Variational fits: the variational Dirichlets (``components_``). Gibbs
+        fits: :math:`\mathrm{Dirichlet}(\eta + \bar n_{kw})`, the exact
+        conditional posterior of the topics given topic counts
+        :math:`\bar n_{kw}` averaged over the kept draws of all chains (topics
+        matched across chains); its mean is the posterior mean topics. It
+        leaves out the spread of the counts between draws, small next to the
+        Dirichlet's own when the topics are well identified.
 
         Returns
         -------
@@ -483,7 +796,33 @@ class LDA(LatentModel):
             Batch shape ``(n_components,)``, event shape ``(n_features,)``.
         """
         self._check_fitted()
-        return Dirichlet(self.components_, method="variational", random_state=child_generator(self.rng_))
+        method = "mcmc" if self._gibbs_fit() else "variational"
+        return Dirichlet(self.components_, method=method, random_state=child_generator(self.rng_))
+
+    def training_posterior(self) -> FiniteMixture:
+        r"""Posterior over the training documents' topic proportions from the fit's own draws (Gibbs fits).
+
+        Given a draw of the training tokens' topics, document :math:`d`'s
+        proportions are exactly :math:`\mathrm{Dirichlet}(\alpha + n_{dk})`. This
+        returns, per chain, that Dirichlet at the counts averaged over the
+        chain's kept draws (which leaves out the spread of the counts between
+        draws), as an equal mixture over the chains; unlike
+        :meth:`posterior`, the topics are not held fixed.
+
+        Returns
+        -------
+        FiniteMixture
+            Batch shape ``(n_train_docs,)``, event shape ``(n_components,)``.
+        """
+        self._check_fitted()
+        if not self._gibbs_fit():
+            raise ValueError("training_posterior needs a Gibbs fit (algorithm='gibbs'); a variational fit's "
+                             "posterior(X_train) is its training posterior.")
+        fit = self.backend_
+        counts = fit.doc_topic_counts_.astype(np.float64)
+        post = FiniteMixture(lambda c: Dirichlet(fit.doc_topic_prior + counts[c], method="mcmc"), counts.shape[0])
+        post._rng = child_generator(self.rng_)
+        return post
 
     def token_topic_probs(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Variational posterior ``q(z = k)`` of the topic of each word type in each document.
@@ -498,9 +837,18 @@ class LDA(LatentModel):
         rows, cols, counts : ndarray of shape (nnz,)
             Document, word and count of each non-zero entry of ``X``.
         probs : ndarray of shape (nnz, n_components)
-            ``phi_dwk``, proportional to ``exp(E log theta_dk + E log beta_kw)``.
+            ``phi_dwk``, proportional to ``exp(E log theta_dk + E log beta_kw)``;
+            for Gibbs fits, the share of the fold-in draws (all chains) that
+            give the entry's tokens each topic.
         """
         X, _ = self._check_input(X, None)
+        if self._gibbs_fit():  # the share of draws giving each token of an entry each topic
+            rows, cols, counts = _rows_cols_counts(sp.csr_matrix(X))
+            per_chain = self.draws_["topic_share"].shape[1]
+            summed = self._token_draws(X, per_chain, self.backend_.infer_seed_, total=True)
+            n_draws = per_chain * self.draws_["topic_share"].shape[0]
+            probs = summed / np.maximum(counts[:, None] * n_draws, 1)
+            return rows, cols, counts.astype(np.int64), probs
         e_log_theta = _e_log_dirichlet(self._gamma(X))
         e_log_beta = _e_log_dirichlet(self.components_)
         rows, cols, counts = _rows_cols_counts(X)
@@ -511,11 +859,15 @@ class LDA(LatentModel):
         return rows, cols, counts.astype(np.int64), probs
 
     def sample_token_topics(self, X: Any, n_samples: int = 1, *, random_state: Any = None) -> TokenTopicDraws:
-        """Draw the topic assignment of every word token under the variational posterior.
+        """Draw the topic assignment of every word token from the posterior.
 
-        Each word type's ``n_dw`` tokens are split among topics by a
-        multinomial with probabilities ``phi_dw`` (the mean-field posterior
-        treats tokens independently).
+        Variational fits: each word type's ``n_dw`` tokens are split among
+        topics by a multinomial with probabilities ``phi_dw`` (the mean-field
+        posterior treats tokens independently). Gibbs fits: joint draws of all
+        tokens' topics by fold-in Gibbs sampling (topics fixed at each chain's
+        posterior mean, 20 burn-in sweeps, then consecutive sweeps spread
+        evenly over the chains), so tokens of one document are dependent as
+        in the exact posterior.
 
         Parameters
         ----------
@@ -534,6 +886,14 @@ class LDA(LatentModel):
             ``counts`` over topics; ``to_dense`` expands them.
         """
         n_samples = check_n_samples(n_samples)
+        if self._gibbs_fit():
+            Xc, _ = self._check_input(X, None)
+            rows, cols, counts = _rows_cols_counts(sp.csr_matrix(Xc))
+            rng = self._generator(random_state)
+            per_chain = -(-n_samples // self.backend_.chain_components_.shape[0])
+            draws = self._token_draws(Xc, per_chain, int(rng.integers(0, 2**31 - 1)))
+            pick = np.sort(rng.choice(draws.shape[0], size=n_samples, replace=False))
+            return TokenTopicDraws(rows, cols, counts.astype(np.int64), draws[pick])
         rows, cols, counts, probs = self.token_topic_probs(X)
         rng = self._generator(random_state)
         draws = rng.multinomial(counts[None, :], probs[None, :, :], size=(n_samples, counts.size))
@@ -546,8 +906,10 @@ class LDA(LatentModel):
         half with probability 1/2. The topic proportions are inferred from the
         observed half (their variational posterior mean), and the held-out
         tokens are scored under ``theta_d @ beta`` with ``beta`` the normalised
-        topics. Lower is better; the same protocol applies to any topic model,
-        which makes the number comparable across tools.
+        topics (Gibbs fits: ``theta`` the posterior mean of fold-in Gibbs on
+        the observed half, ``beta`` the posterior mean topics). Lower is
+        better; the same protocol applies to any topic model, which makes the
+        number comparable across tools.
 
         Parameters
         ----------
@@ -568,7 +930,7 @@ class LDA(LatentModel):
         held = counts - seen
         shape = X.shape
         observed = sp.csr_matrix((seen.astype(np.float64), (rows, cols)), shape=shape)
-        theta = Dirichlet(self._gamma(observed)).mean
+        theta = np.asarray(self._posterior(observed, None).mean)
         beta = self.components_ / self.components_.sum(axis=1, keepdims=True)
         keep = held > 0
         p = np.einsum("ik,ki->i", theta[rows[keep]], beta[:, cols[keep]])
@@ -617,7 +979,41 @@ class LDA(LatentModel):
 
     # -- ArviZ hooks ---------------------------------------------------------------------
     def _arviz_dims(self):
-        return {"theta": ("doc", "topic"), "x": ("doc", "term")}
+        return {"theta": ("doc", "topic"), "x": ("doc", "term"), "topic_share": ("topic",),
+                "topic_word": ("topic", "term")}
+
+    def _token_draws(self, X, per_chain: int, seed: int, *, total: bool = False) -> np.ndarray:
+        """Fold-in token draws as ``(n_chains * per_chain, nnz, K)`` counts per non-zero entry of ``X``.
+
+        With ``total``, their sum over draws, ``(nnz, K)``.
+        """
+        _, (_, _, entry, z) = self._fold_in(X, per_chain, seed, tokens=True)
+        K = self.n_components
+        nnz = sp.csr_matrix(X).nnz
+        flat = entry[None, :] * K + z
+        if total:
+            return np.bincount(flat.ravel(), minlength=nnz * K).reshape(nnz, K)
+        return np.stack([np.bincount(f, minlength=nnz * K).reshape(nnz, K) for f in flat]).astype(np.int64)
+
+    def _sample_parameters(self, n_samples, rng):
+        """Topic-word matrices: a chain at random, then its Dirichlet given the chain's mean counts."""
+        comps = self.backend_.chain_components_
+        chains = rng.integers(0, comps.shape[0], size=n_samples)
+        return {"topic_word": np.stack([sample_dirichlet(comps[c], 1, rng)[0] for c in chains])}
+
+    def _pointwise_log_likelihood(self, X, lengths, params):
+        """Gibbs fits: ``log p(w_d | theta_d^(s), phi_c)`` for the draws ``to_arviz`` keeps; else per document."""
+        if not self._gibbs_fit():
+            return self._log_likelihood(X, lengths)
+        counts = self._doc_counts(X)
+        C, S = self.draws_["topic_share"].shape[:2]
+        n_kept = 0 if params is None else next(iter(params.values())).shape[0] // C
+        keep = np.unique(np.linspace(0, S - 1, n_kept or S).round().astype(np.int64))  # as the bridge keeps them
+        index = (np.arange(C)[:, None] * S + keep[None, :]).ravel()
+        alpha = self.backend_.doc_topic_prior
+        theta = counts[index] + alpha
+        theta /= theta.sum(axis=-1, keepdims=True)
+        return self._plugin_log_likelihood(X, theta)
 
     def _posterior_predictive(self, X, latents, params, rng):
         """Replicated documents of the observed lengths, one per draw of theta (skipped when too large)."""
