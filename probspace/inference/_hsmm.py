@@ -174,7 +174,8 @@ def _estep(log_start, log_trans, log_dur, log_surv, logb, bounds, start, end, ma
                         continue
                     w = np.exp(lw)
                     diff[s, k] += w
-                    diff[e + 1, k] -= w
+                    if e + 1 < hi:
+                        diff[e + 1, k] -= w
                     if e == hi - 1:
                         n_cens[k, d - 1] += w
                     else:
