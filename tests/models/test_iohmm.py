@@ -188,7 +188,7 @@ def test_conformance(model, check):
 
 
 @pytest.mark.slow
-@parametrize_with_model_checks([InputDrivenHMM(emission="poisson"), InputDrivenHMM(emission="categorical")])
+@parametrize_with_model_checks([InputDrivenHMM(emission="poisson"), InputDrivenHMM(emission="bernoulli")])
 def test_conformance_other_emissions(model, check):
     check()
 
