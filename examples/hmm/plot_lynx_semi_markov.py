@@ -90,8 +90,8 @@ fig, ax = plt.subplots(figsize=(10, 4))
 ax.plot(year, X[:, 0], "o-", color="0.3", markersize=3, label="log10 lynx trapped")
 ax2 = ax.twinx()
 ax2.fill_between(year, 0, p_high, step="mid", alpha=0.25, color="tab:red", label="P(high phase)")
-ax2.fill_between(year, 0, hmm.posterior(X).marginals[:, hmm_high], step="mid", alpha=0.0, hatch="///",
-                 edgecolor="tab:blue", linewidth=0, label="P(high phase), HMM")
+ax2.step(year, hmm.posterior(X).marginals[:, hmm_high], where="mid", color="tab:blue", lw=0.8,
+         label="P(high phase), HMM")
 ax2.set_ylim(0, 1.05)
 ax2.set_ylabel("posterior probability")
 for t in np.flatnonzero(np.diff(viterbi) != 0):
