@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from scipy.optimize import minimize, minimize_scalar
-from scipy.special import expit, logsumexp
+from scipy.special import expit, gammaln, logsumexp, xlogy
 
 from .._docstrings import fill
 from .._validation import Interval, Options
@@ -28,11 +27,14 @@ def duration_pmf(kind: str, params: dict[str, np.ndarray], max_duration: int) ->
     ``"poisson"``: ``d - 1 ~ Poisson(rate)``; ``"negative_binomial"``: ``d - 1 ~ NB(n, p)`` (scipy's
     parameterisation, mean ``n (1 - p) / p``).
     """
-    d = np.arange(max_duration)[None, :]
+    d = np.arange(max_duration, dtype=np.float64)[None, :]
     if kind == "poisson":
-        logp = stats.poisson.logpmf(d, np.asarray(params["rate"])[:, None])
+        rate = np.asarray(params["rate"], dtype=np.float64)[:, None]
+        logp = xlogy(d, rate) - rate - gammaln(d + 1.0)
     else:
-        logp = stats.nbinom.logpmf(d, np.asarray(params["n"])[:, None], np.asarray(params["p"])[:, None])
+        n = np.asarray(params["n"], dtype=np.float64)[:, None]
+        p = np.asarray(params["p"], dtype=np.float64)[:, None]
+        logp = gammaln(d + n) - gammaln(n) - gammaln(d + 1.0) + n * np.log(p) + xlogy(d, 1.0 - p)
     return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
 
 
@@ -217,11 +219,13 @@ class SemiMarkovHMM(EmissionChain):
                 def nll(v, c=c):
                     pmf = duration_pmf("negative_binomial", {"n": [np.exp(v[0])], "p": [expit(v[1])]}, D)[0]
                     return -(c * np.log(pmf + 1e-300)).sum()
-                starts = [np.array([np.log(2.0), 0.0])]
-                if "n" in out:
-                    starts.append(np.array([np.log(out["n"][k]), np.log(out["p"][k] / (1.0 - out["p"][k]))]))
+                if "n" in out:  # warm start from the current value, kept if nothing better is found
+                    now = np.array([np.log(out["n"][k]), np.log(out["p"][k] / (1.0 - out["p"][k]))])
+                    starts = [now]
+                else:
+                    starts = [np.array([np.log(2.0), 0.0])]
                 cands = [minimize(nll, s, method="L-BFGS-B", bounds=[(-5, 8), (-12, 12)]).x for s in starts]
-                best = min(cands + starts[1:], key=nll)
+                best = min(cands + starts, key=nll)
                 out.setdefault("n", np.full(K, 2.0))[k] = np.exp(best[0])
                 out.setdefault("p", np.full(K, 0.5))[k] = expit(best[1])
         return out
