@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import log_softmax, softmax
+from scipy.special import softmax
 
 from .._docstrings import fill
 from .._validation import Interval
@@ -14,6 +13,7 @@ from ..inference import _iohmm
 from ..inference._progress import progress_bar
 from ..posteriors import TimeVaryingMarkovChain
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain, sequence_starts
+from ._glm_emission import CategoricalGLM, softmax_regression
 from .hmm._generic import _ConformanceData
 
 __all__ = ["InputDrivenHMM"]
@@ -50,12 +50,23 @@ class InputDrivenHMM(EmissionChain):
     current weights, L2 penalty ``alpha``), so the penalised log-likelihood
     never decreases.
 
+    ``emission="glm"`` makes the emissions covariate-driven too (the GLM-HMM
+    of decision-making studies): ``X`` is one column of integer symbols (0/1
+    choices, say) and :math:`p(x_t = c \mid z_t = k, y_t) =
+    \operatorname{softmax}_c(a_{kc} + v_{kc}^\top y_t)`, a state-dependent
+    multinomial logistic regression (``glm_intercept_`` (K, C), ``glm_coef_``
+    (K, C, M)), re-estimated by the same weighted logistic M-step with the
+    state responsibilities as weights. Its ``emission_params`` are
+    ``n_symbols`` (read from the data by default) and ``alpha`` (its L2
+    penalty, default 1e-2).
+
     Parameters
     ----------
     n_components : int, default=2
         Number of hidden states.
     emission : str, default="gaussian"
-        Name of a registered emission (:func:`probspace.emissions.emission_names`).
+        Name of a registered emission (:func:`probspace.emissions.emission_names`),
+        or ``"glm"`` for categorical emissions driven by the covariates.
     emission_params : dict, optional
         The emission's settings (for example ``{"covariance_type": "full"}``).
     alpha : float, default=1e-2
@@ -180,7 +191,9 @@ class InputDrivenHMM(EmissionChain):
         self.startprob_ = np.full(K, 1.0 / K)
         self.transition_intercept_ = np.zeros((K, K))
         self.transition_coef_ = np.zeros((K, K, M))
-        self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in emission.init(X, K, rng).items()}
+        glm = self._glm()
+        start = emission.init(X, K, rng, M) if glm else emission.init(X, K, rng)
+        self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in start.items()}
         starts = sequence_starts(lengths)
         inner = np.ones(X.shape[0], dtype=bool)
         inner[starts] = False
@@ -188,8 +201,10 @@ class InputDrivenHMM(EmissionChain):
         trace, converged = [], False
         with progress_bar(self.progress, self.max_iter, "EM (input-driven HMM)", "iter") as bar:
             for _ in range(self.max_iter):
-                fb = _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._log_frameprob(X), lengths)
+                fb = _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond), lengths)
                 total = float(fb.log_likelihood.sum()) - self._penalty()
+                if glm:
+                    total -= emission.penalty(self.emission_arrays_)
                 if not np.isfinite(total):
                     raise ValueError(f"{type(self).__name__}.fit: the data have zero probability under the current "
                                      "parameters (degenerate data?).")
@@ -202,51 +217,59 @@ class InputDrivenHMM(EmissionChain):
                 start = fb.marginals[starts].sum(axis=0)
                 self.startprob_ = start / start.sum()
                 self._m_step_transitions(design, fb.pairwise[inner])
-                self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in
-                                         emission.m_step(X, fb.marginals, self.emission_arrays_).items()}
+                new = (emission.m_step_given(X, fb.marginals, self.emission_arrays_, cond) if glm
+                       else emission.m_step(X, fb.marginals, self.emission_arrays_))
+                self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in new.items()}
         self._finish_fit(trace, converged, X.shape[0], "objective")
 
     def _penalty(self) -> float:
         return 0.5 * self.alpha * float((self.transition_intercept_ ** 2).sum() + (self.transition_coef_ ** 2).sum())
 
     def _m_step_transitions(self, design: np.ndarray, xi: np.ndarray) -> None:
-        """Weighted multinomial logistic regression of the expected transitions ``xi`` (T', K, K) on ``design``.
-
-        Minimises ``-sum_t sum_ij xi[t, i, j] log softmax_j(W_i design_t) + alpha/2 |W|^2`` by L-BFGS from
-        the current weights (so the EM objective cannot decrease).
-        """
-        K, P = self.n_components, design.shape[1]
-        if xi.shape[0] == 0:
-            return
-        row_mass = xi.sum(axis=2)  # (T', K)
-        alpha = self.alpha
-
-        def objective(theta):
-            W = theta.reshape(K, K, P)
-            logits = np.einsum("ijp,tp->tij", W, design)
-            logp = log_softmax(logits, axis=2)
-            value = -(xi * logp).sum() + 0.5 * alpha * (theta @ theta)
-            resid = np.exp(logp) * row_mass[:, :, None] - xi
-            grad = np.einsum("tij,tp->ijp", resid, design).ravel() + alpha * theta
-            return value, grad
-
-        W0 = np.concatenate([self.transition_intercept_[:, :, None], self.transition_coef_], axis=2).ravel()
-        res = minimize(objective, W0, jac=True, method="L-BFGS-B", options={"maxiter": 200})
-        W = res.x if res.fun <= objective(W0)[0] else W0
-        W = W.reshape(K, K, P)
+        """Weighted multinomial logistic regression of the expected transitions ``xi`` (T', K, K) on ``design``."""
+        W0 = np.concatenate([self.transition_intercept_[:, :, None], self.transition_coef_], axis=2)
+        W = softmax_regression(W0, design, xi, self.alpha)
         self.transition_intercept_ = np.ascontiguousarray(W[:, :, 0])
         self.transition_coef_ = np.ascontiguousarray(W[:, :, 1:])
 
+    # -- the emission (registered, or the covariate-driven GLM) ----------------------------------------
+    def _glm(self) -> bool:
+        return self.emission == "glm"
+
+    def _emission_class(self):
+        return CategoricalGLM if self._glm() else super()._emission_class()
+
+    def _emission(self, X=None):
+        if not self._glm():
+            return super()._emission(X)
+        if X is None:
+            return CategoricalGLM(**self.emission_settings_)
+        try:
+            return CategoricalGLM(**(self.emission_params or {})).for_data(X)
+        except TypeError as err:
+            raise ValueError(f"emission_params={self.emission_params!r} do not fit the GLM emission: {err}.") from None
+
+    def _frames(self, X: np.ndarray, cond: np.ndarray) -> np.ndarray:
+        if self._glm():
+            return self._emission().log_frames_given(X, self.emission_arrays_, cond)
+        return self._log_frameprob(X)
+
+    def _emit(self, states: np.ndarray, rng: np.random.Generator, cond: np.ndarray) -> np.ndarray:
+        emission = self._emission()
+        if self._glm():
+            return emission.sample_given(self.emission_arrays_, states, rng, cond)
+        return emission.sample(self.emission_arrays_, states, rng)
+
     # -- answers -------------------------------------------------------------------------------------
     def _posterior(self, X, lengths, cond):
-        return TimeVaryingMarkovChain(self.startprob_, self._transmats(cond), self._log_frameprob(X), lengths)
+        return TimeVaryingMarkovChain(self.startprob_, self._transmats(cond), self._frames(X, cond), lengths)
 
     def _log_likelihood(self, X, lengths, cond):
-        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._log_frameprob(X),
+        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond),
                                        lengths).log_likelihood
 
     def _pointwise_log_likelihood(self, X, lengths, params, cond):
-        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._log_frameprob(X),
+        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond),
                                        lengths).log_predictive
 
     def _sample(self, n_samples, rng, cond):
@@ -255,10 +278,11 @@ class InputDrivenHMM(EmissionChain):
         z[0] = rng.choice(self.n_components, p=self.startprob_)
         for t in range(1, n_samples):
             z[t] = rng.choice(self.n_components, p=A[t, z[t - 1]])
-        return self._emission().sample(self.emission_arrays_, z, rng), z
+        return self._emit(z, rng, cond), z
 
     def _posterior_predictive(self, X, latents, params, rng, cond=None):
-        return super()._posterior_predictive(X, latents, params, rng)
+        latents = np.asarray(latents).astype(np.int64)
+        return np.stack([self._emit(row, rng, cond) for row in latents])
 
     def _arviz_dims(self):
         return {**super()._arviz_dims(), "transition_intercept": ("state", "state_to"),

@@ -260,3 +260,69 @@ def test_bad_covariates(fitted):
         model.posterior(X, y, lengths=[100, 100])
     with pytest.raises(ValueError, match="3-D|1-D or 2-D"):
         model.posterior(X, y[:, :, None, None], lengths=lengths)
+
+
+# -- GLM emissions (GLM-HMM) ---------------------------------------------------------------------------------
+def _simulate_glm_hmm(rng, T):
+    """Two states: "engaged" (choice follows the stimulus strongly) and "biased" (mostly choice 1, weak stimulus)."""
+    y = rng.normal(size=(T, 1))
+    A = np.array([[0.95, 0.05], [0.1, 0.9]])
+    z = np.zeros(T, dtype=int)
+    for t in range(1, T):
+        z[t] = rng.choice(2, p=A[z[t - 1]])
+    logit = np.where(z == 0, 4.0 * y[:, 0], 1.5 + 0.5 * y[:, 0])
+    x = (rng.random(T) < 1 / (1 + np.exp(-logit))).astype(float)[:, None]
+    return x, y, z
+
+
+@pytest.mark.slow
+def test_glm_emissions_match_their_definition_and_recover():
+    rng = np.random.default_rng(11)
+    X, y, z = _simulate_glm_hmm(rng, 4000)
+    model = InputDrivenHMM(2, emission="glm", tol=1e-3, random_state=0).fit(X, y)
+    # the frame log-likelihoods are the softmax of the per-state linear predictors
+    a, v = model.glm_intercept_, model.glm_coef_
+    logits = a[None] + np.einsum("kcm,tm->tkc", v, y)
+    expected = np.log(softmax(logits, axis=2))[np.arange(4000), :, X[:, 0].astype(int)]
+    np.testing.assert_allclose(model._frames(X, y), expected, atol=1e-12)
+    # recovery of the choice slopes (log-odds of choice 1: contrast of the two symbols)
+    slope = v[:, 1, 0] - v[:, 0, 0]
+    bias = a[:, 1] - a[:, 0]
+    engaged = int(np.argmax(slope))
+    np.testing.assert_allclose([slope[engaged], slope[1 - engaged]], [4.0, 0.5], atol=0.6)
+    np.testing.assert_allclose([bias[engaged], bias[1 - engaged]], [0.0, 1.5], atol=0.4)
+    agree = np.mean(model.posterior(X, y).map() == np.where(z == 0, engaged, 1 - engaged))
+    assert agree > 0.85, agree
+
+
+def test_glm_em_is_monotone_and_saves(tmp_path):
+    rng = np.random.default_rng(12)
+    X, y, _ = _simulate_glm_hmm(rng, 300)
+    model = InputDrivenHMM(2, emission="glm", max_iter=12, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    assert model.n_iter_ >= 10
+    assert np.diff(model.history_).min() * 300 > -1e-7
+    model.save(tmp_path / "glm.npz")
+    loaded = probspace.load(tmp_path / "glm.npz")
+    np.testing.assert_array_equal(loaded.log_likelihood(X, y), model.log_likelihood(X, y))
+    Xs, Zs = loaded.sample(50, y=y[:50], random_state=0)
+    assert set(np.unique(Xs)) <= {0.0, 1.0} and Zs.shape == (50,)
+    data = model.to_arviz(X, y=y, n_samples=10, random_state=0)
+    assert data["posterior_predictive"]["x"].shape == (1, 10, 300, 1)
+    assert set(np.unique(data["posterior_predictive"]["x"].values)) <= {0.0, 1.0}
+
+
+def test_glm_bad_input():
+    rng = np.random.default_rng(13)
+    X, y, _ = _simulate_glm_hmm(rng, 100)
+    with pytest.raises(ValueError, match="one column"):
+        InputDrivenHMM(2, emission="glm").fit(np.hstack([X, X]), y)
+    with pytest.raises(ValueError, match="integer"):
+        InputDrivenHMM(2, emission="glm").fit(X + 0.5, y)
+    model = InputDrivenHMM(2, emission="glm", random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="symbol"):
+        model.posterior(X + 2, y)
+    with pytest.raises(ValueError, match="emission_params"):
+        InputDrivenHMM(2, emission="glm", emission_params={"bogus": 1}).fit(X, y)
