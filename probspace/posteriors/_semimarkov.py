@@ -199,6 +199,41 @@ class SemiMarkovChain(Posterior):
         """
         return self.mode
 
+    def segments(self, path: Any = None) -> np.ndarray:
+        """Return the segments of a state path (by default the Viterbi segmentation), one row each.
+
+        Parameters
+        ----------
+        path : array-like of int, shape (T,), optional
+            A state path laid out like ``X`` (one of :meth:`sample`'s rows, say); ``None`` for :meth:`map`.
+
+        Returns
+        -------
+        ndarray of shape (n_segments, 4), int
+            Columns: sequence index, first frame (within ``X``), duration, state.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from probspace.posteriors import SemiMarkovChain
+        >>> post = SemiMarkovChain([0.5, 0.5], [[0, 1], [1, 0]], [[0.5, 0.5], [0.5, 0.5]], np.zeros((4, 2)), [3, 1])
+        >>> post.segments(np.array([0, 0, 1, 1]))
+        array([[0, 0, 2, 0],
+               [0, 2, 1, 1],
+               [1, 3, 1, 1]])
+        """
+        z = self.map() if path is None else np.asarray(path)
+        if z.shape != self.event_shape or not np.issubdtype(z.dtype, np.integer):
+            raise ValueError(f"path must be an integer array of shape {self.event_shape}; got {z.dtype} {z.shape}.")
+        bounds = _hmm.sequence_bounds(self.lengths, z.shape[0])
+        new = np.ones(z.shape[0], dtype=bool)
+        new[1:] = z[1:] != z[:-1]
+        new[bounds[:-1]] = True
+        first = np.flatnonzero(new)
+        duration = np.diff(np.r_[first, z.shape[0]])
+        sequence = np.searchsorted(bounds, first, side="right") - 1
+        return np.stack([sequence, first, duration, z[first]], axis=1).astype(np.int64)
+
     def sequence_entropy(self) -> np.ndarray:
         """Entropy (nats) of the posterior over the segmentations of each sequence.
 

@@ -271,3 +271,15 @@ def test_duration_init_is_used():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
     np.testing.assert_array_equal(model.duration_pmf_[:, :4], 0.0)  # EM keeps structural zeros of the pmf
+
+
+def test_segments_of_draws(fitted):
+    model, X, lengths = fitted
+    post = model.posterior(X, lengths=lengths)
+    for path in post.sample(5, random_state=0):
+        seg = post.segments(path)
+        assert seg[:, 2].sum() == X.shape[0] and seg[:, 2].max() <= model.max_duration
+        np.testing.assert_array_equal(np.repeat(seg[:, 3], seg[:, 2]), path)
+        np.testing.assert_array_equal(np.bincount(seg[:, 0], weights=seg[:, 2]), lengths)
+    with pytest.raises(ValueError, match="integer array of shape"):
+        post.segments(np.zeros(3, dtype=int))
