@@ -167,19 +167,21 @@ def test_em_is_monotone(emission, make):
     assert gains.min() > -1e-7, gains.min()
 
 
+@pytest.mark.slow
 def test_parameter_recovery():
     rng = np.random.default_rng(5)
     coef = np.array([[[0.0], [2.5]], [[-2.5], [0.0]]])  # high y pushes 0 -> 1; low y pushes 1 -> 0
     intercept = np.array([[1.5, -1.5], [-1.5, 1.5]])
-    X, y, _ = _simulate(rng, 4000, coef, intercept, np.array([0.0, 3.0]))
-    model = _iohmm_fit(X, y, np.array([2000, 2000]), tol=1e-6)
+    X, y, _ = _simulate(rng, 12000, coef, intercept, np.array([0.0, 3.0]))
+    model = _iohmm_fit(X, y, np.full(6, 2000), tol=1e-6)
     order = np.argsort(model.means_[:, 0])
     w = model.transition_coef_[np.ix_(order, order)][..., 0]
     b = model.transition_intercept_[np.ix_(order, order)]
-    # identifiable contrasts: logit of leaving vs staying
-    np.testing.assert_allclose([w[0, 1] - w[0, 0], w[1, 0] - w[1, 1]], [2.5, -2.5], atol=0.5)
-    np.testing.assert_allclose([b[0, 1] - b[0, 0], b[1, 0] - b[1, 1]], [-3.0, -3.0], atol=0.5)
-    np.testing.assert_allclose(np.sort(model.means_[:, 0]), [0.0, 3.0], atol=0.1)
+    # identifiable contrasts (logit of leaving vs staying); over simulation seeds their spread at this size is
+    # about 0.07, so 0.4 is more than 5 standard deviations
+    np.testing.assert_allclose([w[0, 1] - w[0, 0], w[1, 0] - w[1, 1]], [2.5, -2.5], atol=0.4)
+    np.testing.assert_allclose([b[0, 1] - b[0, 0], b[1, 0] - b[1, 1]], [-3.0, -3.0], atol=0.4)
+    np.testing.assert_allclose(np.sort(model.means_[:, 0]), [0.0, 3.0], atol=0.05)
 
 
 @parametrize_with_model_checks([InputDrivenHMM()])
@@ -289,10 +291,11 @@ def test_glm_emissions_match_their_definition_and_recover():
     slope = v[:, 1, 0] - v[:, 0, 0]
     bias = a[:, 1] - a[:, 0]
     engaged = int(np.argmax(slope))
-    np.testing.assert_allclose([slope[engaged], slope[1 - engaged]], [4.0, 0.5], atol=0.6)
+    # over simulation seeds the estimates spread by about 0.15 (slopes), 0.07 (biases), 0.01 (agreement)
+    np.testing.assert_allclose([slope[engaged], slope[1 - engaged]], [4.0, 0.5], atol=0.75)
     np.testing.assert_allclose([bias[engaged], bias[1 - engaged]], [0.0, 1.5], atol=0.4)
     agree = np.mean(model.posterior(X, y).map() == np.where(z == 0, engaged, 1 - engaged))
-    assert agree > 0.85, agree
+    assert agree > 0.8, agree
 
 
 def test_glm_em_is_monotone_and_saves(tmp_path):
