@@ -48,7 +48,7 @@ class InputDrivenHMM(EmissionChain):
     closed form, and the transition weights by a weighted multinomial logistic
     regression of the expected transitions on the covariates (L-BFGS from the
     current weights, L2 penalty ``alpha``), so the penalised log-likelihood
-    never decreases.
+    never decreases (``history_`` records it, per frame).
 
     ``emission="glm"`` makes the emissions covariate-driven too (the GLM-HMM
     of decision-making studies): ``X`` is one column of integer symbols (0/1
