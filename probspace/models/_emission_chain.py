@@ -1,0 +1,143 @@
+"""Shared parts of the HMM variants fitted by probspace's own EM over any registered emission.
+
+:class:`probspace.InputDrivenHMM` and :class:`probspace.SemiMarkovHMM` differ
+from :class:`probspace.HMM` in their latent chain (covariate-driven
+transitions; explicit durations) but share the observation side: an emission
+component from :mod:`probspace.emissions`, chosen by name, started by its
+``init`` and re-estimated by its closed-form ``m_step`` from the state
+marginals. That part lives here, once; the chain, its kernels and its
+posterior live in each family's module. The fitted emission arrays are kept in
+``emission_arrays_`` and read as attributes named after them (``means_``,
+``covars_``, ``lambdas_``...), as on :class:`probspace.HMM`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._base import LatentModel
+from .._tags import ModelTags
+from .._validation import Interval, warn_unconverged
+from ..emissions import Emission, registered_emission
+from ..emissions._base import _REGISTRY
+
+__all__ = ["EmissionChain", "CHAIN_CONSTRAINTS"]
+
+CHAIN_CONSTRAINTS = {
+    "n_components": [Interval("int", 1, None)],
+    "emission": [str],
+    "emission_params": [None, dict],
+    "max_iter": [Interval("int", 1, None)],
+    "tol": [Interval("real", 0, None)],
+    "random_state": ["random_state"],
+    "progress": ["boolean"],
+}
+
+
+class EmissionChain(LatentModel):
+    """A latent chain over frames with an emission component (private base; see the module docstring)."""
+
+    _latent_name = "path"
+    _arviz_class_dim = "state"
+    _conformance_params = {"n_components": 2, "max_iter": 30}
+
+    # -- the emission ---------------------------------------------------------------------
+    def _emission_class(self) -> type[Emission]:
+        return _REGISTRY.get(self.emission, Emission) if isinstance(self.emission, str) else Emission
+
+    def _model_tags(self) -> ModelTags:
+        cls = self._emission_class()
+        return ModelTags(sequential=True, allow_nan=True, discrete_latent=True, non_negative=cls.non_negative,
+                         min_samples=cls.min_samples, conditional=self._conditional)
+
+    #: Whether the family takes per-frame covariates ``y`` (``ModelTags.conditional``).
+    _conditional = False
+
+    def _owner(self) -> str:
+        return f"{type(self).__name__}(emission={self.emission!r})"
+
+    def _emission(self, X: np.ndarray | None = None) -> Emission:
+        """Return the fitted emission (``X`` None), or one built from the constructor settings and sized from ``X``."""
+        cls = registered_emission(self.emission)
+        if X is None:
+            return cls(**self.emission_settings_)
+        try:
+            emission = cls(**(self.emission_params or {}))
+        except TypeError as err:
+            raise ValueError(f"emission_params={self.emission_params!r} do not fit {cls.__name__}: {err}.") from None
+        return emission.for_data(X)
+
+    def _emission_point(self) -> dict[str, np.ndarray]:
+        return dict(self.emission_arrays_)
+
+    def _log_frameprob(self, X: np.ndarray, emission_arrays: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        arrays = self.emission_arrays_ if emission_arrays is None else emission_arrays
+        return self._emission().log_frames(X, arrays)
+
+    def __getattr__(self, name: str) -> Any:
+        # The fitted emission arrays (``means_``, ``probs_``...) are read from ``emission_arrays_``.
+        arrays = self.__dict__.get("emission_arrays_")
+        if name.endswith("_") and not name.startswith("_") and arrays is not None and name[:-1] in arrays:
+            return arrays[name[:-1]]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # -- validation and fitting helpers ----------------------------------------------------
+    def _check_X(self, X, lengths, *, reset):
+        X, lengths = super()._check_X(X, lengths, reset=reset)
+        (self._emission(X) if reset else self._emission()).check_data(X, self._owner())
+        return X, lengths
+
+    def _start_emission(self, X: np.ndarray, rng: np.random.Generator) -> Emission:
+        """Check the data against ``n_components`` and missing values; set ``emission_settings_``."""
+        if self.n_components > X.shape[0]:
+            raise ValueError(f"n_components={self.n_components} must be at most the number of frames in X "
+                             f"(n_samples={X.shape[0]}).")
+        emission = self._emission(X)
+        missing = np.isnan(X)
+        if missing.any() and not emission.missing_supported(missing):
+            raise ValueError(f"{self._owner()}.fit accepts whole missing frames (rows of NaN) with this emission, "
+                             "not partly missing rows; posterior and log_likelihood accept NaN anywhere.")
+        if (~missing.any(axis=1)).sum() < self.n_components:
+            raise ValueError(f"X has fewer complete frames than n_components={self.n_components}.")
+        self.emission_settings_ = emission.settings()
+        return emission
+
+    def _finish_fit(self, trace: list[float], converged: bool, n_frames: int, what: str) -> None:
+        """Set ``n_iter_``, ``converged_``, ``history_`` and ``backend_`` (last: the model counts as fitted)."""
+        self.n_iter_ = len(trace)
+        self.converged_ = converged
+        self.history_ = np.asarray(trace) / n_frames
+        self.backend_ = None
+        if not converged:
+            gain = np.diff(trace[-2:]) if len(trace) > 1 else np.zeros(0)
+            detail = f"the last iteration raised the {what} by {gain[0]:.3g}" if gain.size else ""
+            warn_unconverged(self, self.max_iter, f"{detail} (tol={self.tol:g})")
+
+    def _get_parameters(self) -> dict[str, Any]:
+        params = {name: getattr(self, name) for name in self._chain_parameter_names}
+        params.update({f"{name}_": value for name, value in self.emission_arrays_.items()})
+        return params
+
+    #: Public fitted arrays of the chain (checked for finiteness after each fit).
+    _chain_parameter_names: tuple[str, ...] = ("startprob_",)
+
+    # -- ArviZ ---------------------------------------------------------------------------------
+    def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
+        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"),
+                **self._emission().dims()}
+
+    def _posterior_predictive(self, X, latents, params, rng, **cond):
+        n_draws, n_obs = latents.shape
+        emission = self._emission()
+        return emission.sample(self.emission_arrays_, np.asarray(latents).ravel().astype(np.int64),
+                               rng).reshape(n_draws, n_obs, -1)
+
+    def _arviz_constant_data(self, X, lengths):
+        return None
+
+
+def sequence_starts(lengths: np.ndarray) -> np.ndarray:
+    """Index of the first frame of each sequence."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)

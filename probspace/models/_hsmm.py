@@ -1,0 +1,299 @@
+"""SemiMarkovHMM: a hidden semi-Markov model with explicit duration distributions, over any registered emission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import expit, gammaln, logsumexp, xlogy
+
+from .._docstrings import fill
+from .._validation import Interval, Options
+from ..inference import _hsmm
+from ..inference._progress import progress_bar
+from ..posteriors import SemiMarkovChain
+from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain
+from .hmm._generic import _ConformanceData
+
+__all__ = ["SemiMarkovHMM", "duration_pmf"]
+
+DURATIONS = ("nonparametric", "poisson", "negative_binomial")
+
+
+def duration_pmf(kind: str, params: dict[str, np.ndarray], max_duration: int) -> np.ndarray:
+    """Duration pmf over ``1..max_duration`` (rows per state) of a parametric family, truncated and renormalised.
+
+    ``"poisson"``: ``d - 1 ~ Poisson(rate)``; ``"negative_binomial"``: ``d - 1 ~ NB(n, p)`` (scipy's
+    parameterisation, mean ``n (1 - p) / p``).
+    """
+    d = np.arange(max_duration, dtype=np.float64)[None, :]
+    if kind == "poisson":
+        rate = np.asarray(params["rate"], dtype=np.float64)[:, None]
+        logp = xlogy(d, rate) - rate - gammaln(d + 1.0)
+    else:
+        n = np.asarray(params["n"], dtype=np.float64)[:, None]
+        p = np.asarray(params["p"], dtype=np.float64)[:, None]
+        logp = gammaln(d + n) - gammaln(n) - gammaln(d + 1.0) + n * np.log(p) + xlogy(d, 1.0 - p)
+    return np.exp(logp - logsumexp(logp, axis=1, keepdims=True))
+
+
+def augmented_counts(completed: np.ndarray, censored: np.ndarray, pmf: np.ndarray) -> np.ndarray:
+    """Return the expected complete-data duration counts (K, D).
+
+    A censored segment seen for ``d`` frames lasts ``d' >= d`` frames with
+    probability ``pmf[d'] / P(duration >= d)``: its unseen rest is part of the E-step.
+    """
+    surv = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(censored > 0, censored / np.where(surv > 0, surv, 1.0), 0.0)
+    return completed + np.cumsum(ratio, axis=1) * pmf
+
+
+class SemiMarkovHMM(EmissionChain):
+    r"""Hidden semi-Markov model (HSMM): explicit state durations, any registered emission.
+
+    A sequence is a run of *segments*. The first segment's state is drawn
+    from ``startprob_``; a segment in state :math:`k` lasts :math:`d` frames
+    with probability ``duration_pmf_[k, d - 1]`` (:math:`1 \le d \le D`,
+    ``D = max_duration``); the next segment's state is drawn from row
+    :math:`k` of ``transmat_`` (zero diagonal); every frame of a segment emits
+    from the emission registered under ``emission`` with the state's
+    parameters. An ordinary HMM is the special case of geometric durations,
+    so an HSMM can express what an HMM cannot: a minimum stay, a typical
+    length, a state visited for exactly one frame. The last segment of each
+    sequence is right-censored (it may continue past the data).
+
+    Durations are ``"nonparametric"`` (a free pmf over ``1..D``),
+    ``"poisson"`` (``d - 1 ~ Poisson(rate)``) or ``"negative_binomial"``
+    (``d - 1 ~ NB(n, p)``, overdispersed), the parametric ones truncated to
+    ``1..D`` and renormalised.
+
+    Given the parameters the posterior over segmentations is exact (a
+    :class:`~probspace.posteriors.SemiMarkovChain`: forward-backward over
+    segments in :math:`O(T K D + T K^2)` compiled time, marginals, Viterbi
+    segmentation, exact joint draws of whole segmentations), as is the
+    log-likelihood. EM fits it: the E-step is that forward-backward; the
+    M-step updates ``startprob_``, ``transmat_`` and the emission in closed
+    form and the durations from the expected segment counts (the unseen rest
+    of each censored last segment is part of the E-step; parametric durations
+    by a one- or two-parameter numerical maximisation, never worse than the
+    current value), so the log-likelihood never decreases.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of hidden states (at least 2: a segment is followed by another state).
+    emission : str, default="gaussian"
+        Name of a registered emission (:func:`probspace.emissions.emission_names`).
+    emission_params : dict, optional
+        The emission's settings.
+    duration : {"nonparametric", "poisson", "negative_binomial"}, default="nonparametric"
+        Family of the duration distributions.
+    max_duration : int, default=50
+        Longest possible segment ``D`` (cost grows linearly with it).
+    duration_init : array-like of shape (max_duration,) or (n_components, max_duration), optional
+        Starting duration pmf (nonparametric), one row for all states or one per state; by default a
+        geometric pmf whose mean is a fraction of the average sequence length.
+    max_iter : int, default=100
+        EM iterations.
+    tol : float, default=1e-4
+        Convergence threshold on the total log-likelihood gain.
+    {random_state}
+    progress : bool, default=False
+        Show a progress bar during the fit.
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        State probabilities of the first segment.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Segment transition probabilities (zero diagonal).
+    duration_pmf_ : ndarray of shape (n_components, max_duration)
+        ``duration_pmf_[k, d - 1] = p(duration = d | state k)``.
+    duration_params_ : dict of str to ndarray
+        Parameters of a parametric duration family (``{"rate"}`` for
+        ``"poisson"``, ``{"n", "p"}`` for ``"negative_binomial"``; empty for
+        ``"nonparametric"``).
+    emission_settings_ : dict
+        The emission's settings used by the fit.
+    emission_arrays_ : dict of str to ndarray
+        The fitted emission parameters; each is also an attribute with a
+        trailing underscore (``means_`` and ``covars_`` for ``"gaussian"``...).
+    {common_attributes}
+
+    See Also
+    --------
+    probspace.HMM : Geometric durations (an ordinary Markov chain).
+    probspace.InputDrivenHMM : Transitions driven by covariates.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import SemiMarkovHMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(5 * (i % 2), 1, size=(8, 1)) for i in range(10)])
+    >>> model = SemiMarkovHMM(2, max_duration=15, random_state=0).fit(X)
+    >>> model.posterior(X).map()[:10]
+    array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
+    >>> int(np.argmax(model.duration_pmf_[0])) + 1
+    8
+    """
+
+    _parameter_constraints = {
+        **CHAIN_CONSTRAINTS,
+        "n_components": [Interval("int", 2, None)],
+        "duration": [Options(*DURATIONS)],
+        "max_duration": [Interval("int", 1, None)],
+        "duration_init": [None, "array-like"],
+    }
+    _chain_parameter_names = ("startprob_", "transmat_", "duration_pmf_")
+    _conformance_params = {"n_components": 2, "max_iter": 30, "max_duration": 30}
+    _conformance_alt_params = {"duration": "poisson"}
+
+    def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
+                 duration: str = "nonparametric", max_duration: int = 50, duration_init: Any = None,
+                 max_iter: int = 100, tol: float = 1e-4, random_state: Any = None, progress: bool = False) -> None:
+        self.n_components = n_components
+        self.emission = emission
+        self.emission_params = emission_params
+        self.duration = duration
+        self.max_duration = max_duration
+        self.duration_init = duration_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.progress = progress
+
+    _conformance_emission = "gaussian"
+    _conformance_data = _ConformanceData()
+
+    # -- durations ------------------------------------------------------------------------------
+    def _initial_durations(self, lengths: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        K, D = self.n_components, self.max_duration
+        if self.duration_init is not None:
+            init = np.asarray(self.duration_init, dtype=np.float64)
+            if init.ndim == 1:
+                init = np.broadcast_to(init, (K, init.shape[0]))
+            if init.ndim != 2 or init.shape != (K, D):
+                raise ValueError(f"duration_init must have shape (max_duration,) = ({D},) or (n_components, "
+                                 f"max_duration) = ({K}, {D}): durations run from 1 to max_duration={D}; got shape "
+                                 f"{np.shape(self.duration_init)}.")
+            if not np.all(np.isfinite(init)) or np.any(init < 0) or np.any(init.sum(axis=1) <= 0):
+                raise ValueError("duration_init must hold finite non-negative probabilities with positive row sums.")
+            pmf = init / init.sum(axis=1, keepdims=True)
+            if self.duration == "nonparametric":
+                return pmf, {}
+            params = self._fit_parametric(pmf, {})
+            return duration_pmf(self.duration, params, D), params
+        mean = float(np.clip(np.mean(lengths) / (4.0 * K), 2.0, max(2.0, D / 2.0)))
+        if self.duration == "poisson":
+            params = {"rate": np.full(K, mean - 1.0)}
+        elif self.duration == "negative_binomial":
+            params = {"n": np.full(K, 2.0), "p": np.full(K, 2.0 / (2.0 + mean - 1.0))}
+        else:
+            q = 1.0 - 1.0 / mean
+            pmf = np.tile(q ** np.arange(D), (K, 1))
+            return pmf / pmf.sum(axis=1, keepdims=True), {}
+        return duration_pmf(self.duration, params, D), params
+
+    def _fit_parametric(self, counts: np.ndarray, params_now: dict) -> dict[str, np.ndarray]:
+        """Maximise ``sum_d counts[k, d] log pmf_theta(d)`` per state (from the current value, never worse)."""
+        K, D = counts.shape
+        kind = self.duration
+        out = {k: np.array(v, dtype=np.float64, copy=True) for k, v in params_now.items()}
+        for k in range(K):
+            c = counts[k]
+            if c.sum() <= 0:
+                continue
+            if kind == "poisson":
+                def nll(u, c=c):
+                    return -(c * np.log(duration_pmf("poisson", {"rate": [np.exp(u)]}, D)[0] + 1e-300)).sum()
+                mean = float((c * np.arange(D)).sum() / c.sum())
+                res = minimize_scalar(nll, bounds=(np.log(1e-6), np.log(10.0 * D)), method="bounded",
+                                      options={"xatol": 1e-10})
+                cand = [np.exp(res.x), max(mean, 1e-6)] + ([out["rate"][k]] if "rate" in out else [])
+                best = min(cand, key=lambda r: nll(np.log(r)))
+                out.setdefault("rate", np.ones(K))[k] = best
+            else:
+                def nll(v, c=c):
+                    pmf = duration_pmf("negative_binomial", {"n": [np.exp(v[0])], "p": [expit(v[1])]}, D)[0]
+                    return -(c * np.log(pmf + 1e-300)).sum()
+                if "n" in out:  # warm start from the current value, kept if nothing better is found
+                    now = np.array([np.log(out["n"][k]), np.log(out["p"][k] / (1.0 - out["p"][k]))])
+                    starts = [now]
+                else:
+                    starts = [np.array([np.log(2.0), 0.0])]
+                cands = [minimize(nll, s, method="L-BFGS-B", bounds=[(-5, 8), (-12, 12)]).x for s in starts]
+                best = min(cands + starts, key=nll)
+                out.setdefault("n", np.full(K, 2.0))[k] = np.exp(best[0])
+                out.setdefault("p", np.full(K, 0.5))[k] = expit(best[1])
+        return out
+
+    def _m_step_durations(self, fb: _hsmm.SemiMarkovFB) -> None:
+        counts = augmented_counts(fb.duration_counts, fb.censored_counts, self.duration_pmf_)
+        if self.duration == "nonparametric":
+            rows = counts.sum(axis=1, keepdims=True)
+            self.duration_pmf_ = np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), self.duration_pmf_)
+            return
+        self.duration_params_ = self._fit_parametric(counts, self.duration_params_)
+        self.duration_pmf_ = duration_pmf(self.duration, self.duration_params_, self.max_duration)
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def _fit(self, X, lengths, rng):
+        emission = self._start_emission(X, rng)
+        K = self.n_components
+        self.startprob_ = np.full(K, 1.0 / K)
+        self.transmat_ = (np.ones((K, K)) - np.eye(K)) / (K - 1)
+        self.duration_pmf_, self.duration_params_ = self._initial_durations(lengths)
+        self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in emission.init(X, K, rng).items()}
+        trace, converged = [], False
+        with progress_bar(self.progress, self.max_iter, "EM (semi-Markov HMM)", "iter") as bar:
+            for _ in range(self.max_iter):
+                fb = self._forward_backward(X, lengths)
+                total = float(fb.log_likelihood.sum())
+                if not np.isfinite(total):
+                    raise ValueError(f"{type(self).__name__}.fit: the data have zero probability under the current "
+                                     f"parameters (max_duration={self.max_duration} too short?).")
+                trace.append(total)
+                bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
+                bar.update(1)
+                if len(trace) > 1 and trace[-1] - trace[-2] < self.tol:
+                    converged = True
+                    break
+                self.startprob_ = fb.start_counts / fb.start_counts.sum()
+                rows = fb.transition_counts.sum(axis=1, keepdims=True)
+                self.transmat_ = np.where(rows > 0, fb.transition_counts / np.where(rows > 0, rows, 1.0),
+                                          self.transmat_)
+                self._m_step_durations(fb)
+                self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in
+                                         emission.m_step(X, fb.marginals, self.emission_arrays_).items()}
+        self._finish_fit(trace, converged, X.shape[0], "log-likelihood")
+
+    def _forward_backward(self, X, lengths):
+        return _hsmm.forward_backward(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X),
+                                      lengths)
+
+    # -- answers -------------------------------------------------------------------------------------
+    def _posterior(self, X, lengths):
+        return SemiMarkovChain(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X), lengths)
+
+    def _log_likelihood(self, X, lengths):
+        return self._forward_backward(X, lengths).log_likelihood
+
+    def _sample(self, n_samples, rng):
+        K, D = self.duration_pmf_.shape
+        z = np.empty(n_samples, dtype=np.int64)
+        t, k = 0, rng.choice(K, p=self.startprob_)
+        while t < n_samples:
+            d = 1 + rng.choice(D, p=self.duration_pmf_[k])
+            z[t:t + d] = k
+            t += d
+            k = rng.choice(K, p=self.transmat_[k])
+        return self._emission().sample(self.emission_arrays_, z, rng), z
+
+    def _arviz_dims(self):
+        return {**super()._arviz_dims(), "transmat": ("state", "state_to"), "duration_pmf": ("state", "duration")}
+
+
+SemiMarkovHMM.__doc__ = fill(SemiMarkovHMM.__doc__)
