@@ -24,12 +24,22 @@ from .models import (
     FactorAnalysis,
     GaussianHMM,
     GaussianMixture,
+    LinearGaussianSSM,
     PoissonHMM,
     ProbabilisticMF,
     ProbabilisticPCA,
     ratings_matrix,
 )
-from .posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal, PointMass, Posterior
+from .posteriors import (
+    Bernoulli,
+    Categorical,
+    Dirichlet,
+    GaussMarkovChain,
+    MarkovChain,
+    MultivariateNormal,
+    PointMass,
+    Posterior,
+)
 
 #: Long alias of :class:`LDA`.
 LatentDirichletAllocation = LDA
@@ -71,6 +81,8 @@ __all__ = [
     "InvalidParameterError",
     "LatentDirichletAllocation",
     "LatentModel",
+    "LinearGaussianSSM",
+    "GaussMarkovChain",
     "MarkovChain",
     "MultivariateNormal",
     "PPCA",

@@ -5,6 +5,7 @@ from ._bernoulli import Bernoulli
 from ._categorical import Categorical
 from ._dirichlet import Dirichlet
 from ._empirical import EllipticalRegions, Empirical
+from ._gauss_markov import GaussMarkovChain
 from ._markov import MarkovChain
 from ._mixture import FiniteMixture
 from ._mvn import MultivariateNormal
@@ -13,4 +14,4 @@ from ._point import PointMass
 
 __all__ = ["MultivariateNormal", "PointMass", "Bernoulli",
            "Categorical", "DiagonalNormal", "Dirichlet", "EllipticalRegions", "Empirical", "FiniteMixture",
-           "MarkovChain", "Posterior"]
+           "MarkovChain", "Posterior", "GaussMarkovChain"]

@@ -1,0 +1,508 @@
+"""``LinearGaussianSSM``: the linear-Gaussian state space model (Kalman filter and smoother), fitted by EM."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .._base import LatentModel
+from .._tags import ModelTags
+from .._validation import Interval, check_gaussian_scale, check_n_samples, warn_unconverged
+from ..inference import _kalman
+from ..inference._progress import progress_bar
+from ..posteriors import GaussMarkovChain
+
+__all__ = ["LinearGaussianSSM"]
+
+#: The parameters, in the order the kernels take them: (constructor name, kind, shape given d and p).
+_PARAMS = (
+    ("transition_matrix", "matrix", lambda d, p: (d, d)),
+    ("observation_matrix", "matrix", lambda d, p: (p, d)),
+    ("transition_covariance", "covariance", lambda d, p: (d, d)),
+    ("observation_covariance", "covariance", lambda d, p: (p, p)),
+    ("initial_mean", "vector", lambda d, p: (d,)),
+    ("initial_covariance", "covariance", lambda d, p: (d, d)),
+)
+_NAMES = tuple(name for name, _, _ in _PARAMS)
+
+
+class _Names:
+    """Constraint: None, ``"all"`` or a collection of parameter names (``fixed=``)."""
+
+    def accepts(self, value: Any) -> bool:
+        if value is None or value == "all":
+            return True
+        return isinstance(value, (list, tuple, set, frozenset)) and all(v in _NAMES for v in value)
+
+    def __str__(self) -> str:
+        return f"None, 'all' or a list of names among {', '.join(_NAMES)}"
+
+
+class LinearGaussianSSM(LatentModel):
+    r"""Linear-Gaussian state space model: exact Kalman smoothing, joint path draws and EM.
+
+    The continuous-state counterpart of the hidden Markov model. For each
+    sequence, with a hidden state :math:`x_t \in \mathbb{R}^d` (``d =
+    n_components``) and observations :math:`y_t \in \mathbb{R}^p`:
+
+    .. math::
+
+        x_1 \sim \mathcal{N}(\mu_0, P_0), \quad
+        x_t = A x_{t-1} + w_t, \; w_t \sim \mathcal{N}(0, Q), \quad
+        y_t = C x_t + v_t, \; v_t \sim \mathcal{N}(0, R).
+
+    :meth:`posterior` is exact: a :class:`~probspace.posteriors.GaussMarkovChain`
+    computed by the Kalman filter (Joseph-form updates, Cholesky-factored
+    innovations) and the RTS smoother, with smoothed means and covariances,
+    joint draws of whole state paths (forward filtering, backward sampling:
+    a simulation smoother), the log density of a path and its entropy.
+    ``log_likelihood`` is the exact :math:`\log p(y)` of each sequence by the
+    prediction-error decomposition. Missing values (NaN frames and NaN
+    entries) are marginalised everywhere, in ``fit`` too. ``fit`` runs exact
+    EM (Shumway and Stoffer; Ghahramani and Hinton), with the missing entries
+    as latent too, so every iteration raises the observed-data likelihood.
+    Parameters given to the constructor are EM's starting values, and those
+    named in ``fixed`` stay exactly as given (a local level model fixes
+    :math:`A = C = 1`). Several sequences are passed as in hmmlearn
+    (``lengths=``); they share the parameters and each starts from
+    :math:`\mathcal{N}(\mu_0, P_0)`.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        State dimension ``d``.
+    transition_matrix : array-like of shape (d, d), optional
+        ``A`` (start of EM, or its value if fixed). Default: the identity.
+    observation_matrix : array-like of shape (p, d), optional
+        ``C``. Default: the leading principal directions of the data's second moments.
+    transition_covariance : array-like of shape (d, d), optional
+        ``Q``, positive definite. Default: a tenth of the state scale.
+    observation_covariance : array-like of shape (p, p), optional
+        ``R``, positive definite. Default: half of each feature's variance, on the diagonal.
+    initial_mean : array-like of shape (d,), optional
+        :math:`\mu_0`. Default: the least-squares state of the first frame.
+    initial_covariance : array-like of shape (d, d), optional
+        :math:`P_0`, positive definite. Default: the state scale times the identity.
+    fixed : list of str or "all", optional
+        Parameters EM leaves as given (each must then be given): names among
+        ``transition_matrix``, ``observation_matrix``,
+        ``transition_covariance``, ``observation_covariance``,
+        ``initial_mean``, ``initial_covariance``. ``"all"`` fits nothing
+        (smoothing under known parameters).
+    max_iter : int, default=100
+        Most EM iterations (0: keep the starting values).
+    tol : float, default=1e-4
+        Stop when an iteration raises the total log-likelihood by less than this.
+    min_covar : float, default=1e-9
+        Floor of the eigenvalues of the fitted covariances, relative to the data's variance (in state
+        units for ``Q`` and :math:`P_0`), which keeps them positive definite on degenerate data.
+    random_state : None, int or numpy.random.Generator, optional
+        Seed of the starting values (when ``n_components`` exceeds the number of features) and of the
+        model's random stream.
+    progress : bool, default=False
+        Show a progress bar over the EM iterations.
+
+    Attributes
+    ----------
+    transition_matrix_ : ndarray of shape (d, d)
+        Fitted ``A``.
+    observation_matrix_ : ndarray of shape (p, d)
+        Fitted ``C``.
+    transition_covariance_ : ndarray of shape (d, d)
+        Fitted ``Q``.
+    observation_covariance_ : ndarray of shape (p, p)
+        Fitted ``R``.
+    initial_mean_ : ndarray of shape (d,)
+        Fitted :math:`\mu_0`.
+    initial_covariance_ : ndarray of shape (d, d)
+        Fitted :math:`P_0`.
+    n_features_in_ : int
+        Number of features ``p`` seen during ``fit``.
+    n_iter_ : int
+        EM iterations run.
+    converged_ : bool
+        Whether the last iteration's gain fell below ``tol`` (True when there was nothing to fit).
+    history_ : ndarray of shape (n_iter,)
+        Log-likelihood per frame at each iteration (never decreasing: EM is exact).
+    rng_ : numpy.random.Generator
+        The model's random stream; calls without ``random_state`` draw from it.
+    backend_ : None
+        There is no backend: the filter, smoother and EM are probspace's own.
+
+    See Also
+    --------
+    probspace.GaussianHMM : The discrete-state counterpart.
+    probspace.posteriors.GaussMarkovChain : The posterior over state paths.
+
+    Notes
+    -----
+    ``to_arviz`` writes the joint path draws (``state``, dims ``time`` and
+    ``latent_dim``) to ``latent_posterior``, data replicated from each path
+    to ``posterior_predictive``, and to ``constant_data`` the smoothed means
+    and standard deviations and ``log_predictive``: the pointwise
+    log-likelihood of each time step *one step ahead*, :math:`\log p(y_t
+    \mid y_{1:t-1})`, which sums to the log-likelihood (a point fit has no
+    parameter draws, so no ``log_likelihood`` group for LOO). The gallery
+    example :ref:`sphx_glr_auto_examples_ssm_plot_nile_local_level.py` fits the
+    local level model to the Nile.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import LinearGaussianSSM
+    >>> rng = np.random.default_rng(0)
+    >>> level = np.cumsum(rng.normal(scale=0.3, size=200))
+    >>> y = (level + rng.normal(size=200))[:, None]
+    >>> one = np.eye(1)
+    >>> model = LinearGaussianSSM(1, transition_matrix=one, observation_matrix=one,
+    ...                           fixed=["transition_matrix", "observation_matrix"], random_state=0).fit(y)
+    >>> post = model.posterior(y)
+    >>> post.mean.shape, post.sample(5).shape
+    ((200, 1), (5, 200, 1))
+    >>> bool(np.all(np.diff(model.history_) >= -1e-9))
+    True
+    """
+
+    _latent_name = "state"
+    _tags = ModelTags(sequential=True, allow_nan=True, allow_nan_in_fit=True, min_samples=2)
+    _parameter_constraints = {
+        "n_components": [Interval("int", 1, None)],
+        **{name: ["array-like", None] for name in _NAMES},
+        "fixed": [_Names()],
+        "max_iter": [Interval("int", 0, None)],
+        "tol": [Interval("real", 0, None)],
+        "min_covar": [Interval("real", 0, None)],
+        "random_state": ["random_state"],
+        "progress": ["boolean"],
+    }
+    _conformance_params = {"n_components": 2, "max_iter": 30, "tol": 0.1}
+    _conformance_alt_params = {"n_components": 1, "max_iter": 5, "tol": 1e-2}
+
+    def __init__(self, n_components: int = 1, *, transition_matrix: Any = None, observation_matrix: Any = None,
+                 transition_covariance: Any = None, observation_covariance: Any = None, initial_mean: Any = None,
+                 initial_covariance: Any = None, fixed: Any = None, max_iter: int = 100, tol: float = 1e-4,
+                 min_covar: float = 1e-9, random_state: Any = None, progress: bool = False) -> None:
+        self.n_components = n_components
+        self.transition_matrix = transition_matrix
+        self.observation_matrix = observation_matrix
+        self.transition_covariance = transition_covariance
+        self.observation_covariance = observation_covariance
+        self.initial_mean = initial_mean
+        self.initial_covariance = initial_covariance
+        self.fixed = fixed
+        self.max_iter = max_iter
+        self.tol = tol
+        self.min_covar = min_covar
+        self.random_state = random_state
+        self.progress = progress
+
+    @staticmethod
+    def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Two sequences (lengths 70 and 50) of a rotating two-dimensional state seen through three features."""
+        A = 0.95 * np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+        C = np.array([[1.0, 0.0], [0.5, 1.0], [-1.0, 0.5]])
+        lengths = np.array([70, 50])
+        X = np.concatenate([_simulate(A, C, 0.3 * np.eye(2), 0.2 * np.eye(3), np.zeros(2), np.eye(2), n, rng)[0]
+                            for n in lengths])
+        return X, lengths
+
+    # -- parameters ---------------------------------------------------------------------
+    def _params(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, name + "_") for name in _NAMES)
+
+    def _get_parameters(self) -> dict[str, Any]:
+        return {name + "_": getattr(self, name + "_") for name in _NAMES}
+
+    def _fixed_names(self) -> frozenset[str]:
+        return frozenset(_NAMES if self.fixed == "all" else (self.fixed or ()))
+
+    def _given(self, d: int, p: int) -> dict[str, np.ndarray]:
+        """Validate the parameters given to the constructor; return them as float arrays."""
+        owner = type(self).__name__
+        given = {}
+        for name, kind, shape in _PARAMS:
+            value = getattr(self, name)
+            if value is None:
+                if name in self._fixed_names():
+                    raise ValueError(f"{owner}: {name!r} is in fixed but was not given; give its value.")
+                continue
+            arr = np.asarray(value, dtype=np.float64)
+            if arr.shape != shape(d, p):
+                raise ValueError(f"{owner}: {name} must have shape {shape(d, p)} (n_components={d}, "
+                                 f"n_features={p}); got shape {arr.shape}.")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{owner}: {name} must be finite.")
+            if kind == "covariance":
+                if not np.allclose(arr, arr.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(arr).max())):
+                    raise ValueError(f"{owner}: {name} must be symmetric.")
+                if np.linalg.eigvalsh(arr)[0] <= 0.0:
+                    raise ValueError(f"{owner}: {name} must be positive definite; its smallest eigenvalue is "
+                                     f"{np.linalg.eigvalsh(arr)[0]:.3g}.")
+            given[name] = arr
+        return given
+
+    def _start(self, X: np.ndarray, given: dict[str, np.ndarray], rng: np.random.Generator):
+        """EM's starting values: the given parameters, the rest from the data's moments."""
+        d, p = self.n_components, X.shape[1]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            col_mean = np.nan_to_num(np.nanmean(X, axis=0))
+            var = np.nan_to_num(np.nanvar(X, axis=0))
+        filled = np.where(np.isnan(X), col_mean, X)
+        scale = _data_scale(var, filled)
+        C = given.get("observation_matrix")
+        if C is None:
+            vals, vecs = np.linalg.eigh(filled.T @ filled / X.shape[0])
+            vals, vecs = vals[::-1][:d], vecs[:, ::-1][:, :d]
+            C = np.zeros((p, d))
+            C[:, : vals.size] = vecs * np.sqrt(np.maximum(vals, 1e-3 * scale))
+            if d > p:  # more states than features: small random loadings for the rest
+                C[:, p:] = rng.normal(scale=0.1 * np.sqrt(scale), size=(p, d - p))
+        state_scale = _state_scale(C, scale)
+        start = {
+            "transition_matrix": np.eye(d),
+            "observation_matrix": C,
+            "transition_covariance": 0.1 * state_scale * np.eye(d),
+            "observation_covariance": np.diag(np.maximum(0.5 * var, 1e-3 * scale)),
+            "initial_mean": np.linalg.lstsq(C, filled[0], rcond=None)[0],
+            "initial_covariance": state_scale * np.eye(d),
+        }
+        start.update(given)
+        return tuple(start[name] for name in _NAMES), scale
+
+    # -- fitting --------------------------------------------------------------------------
+    def _fit(self, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
+        name = type(self).__name__
+        check_gaussian_scale(X, name)
+        empty = np.flatnonzero(np.isnan(X).all(axis=0))
+        if empty.size:
+            raise ValueError(f"X passed to {name}.fit has no observed value in column(s) {empty.tolist()}.")
+        given = self._given(self.n_components, X.shape[1])
+        params, scale = self._start(X, given, rng)
+        free = [n for n in _NAMES if n not in self._fixed_names()]
+        n_iter = self.max_iter if free else 0
+        trace: list[float] = []
+        converged = n_iter == 0
+        patterns = _missing_patterns(X)
+        with progress_bar(self.progress, n_iter, f"{name} EM", "iter") as bar:
+            for _ in range(n_iter):
+                ks = _kalman.kalman_smoother(X, *params, lengths)
+                total = float(ks.log_likelihood.sum())
+                trace.append(total)
+                bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
+                bar.update(1)
+                if len(trace) > 1 and trace[-1] - trace[-2] < self.tol:
+                    converged = True
+                    break
+                params = _m_step(X, lengths, ks, params, patterns, free, scale, self.min_covar)
+        if not trace or not converged:
+            trace.append(float(_kalman.kalman_smoother(X, *params, lengths, smooth=False).log_likelihood.sum()))
+        for pname, value in zip(_NAMES, params, strict=True):
+            setattr(self, pname + "_", value)
+        self.backend_ = None
+        self.n_iter_ = len(trace) - 1  # M-steps taken; history_ ends with the fitted parameters' value
+        self.converged_ = bool(converged)
+        self.history_ = np.asarray(trace) / X.shape[0]
+        if not converged:
+            warn_unconverged(self, self.max_iter, f"the last iteration raised the log-likelihood by "
+                                                  f"{trace[-1] - trace[-2]:.3g} (tol={self.tol:g})")
+
+    # -- the model --------------------------------------------------------------------------
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray) -> GaussMarkovChain:
+        return GaussMarkovChain(*self._params(), X, lengths)
+
+    def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False).log_likelihood
+
+    def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return _simulate(*self._params(), n_samples, rng)
+
+    def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
+                 random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""Sample continuations of the last sequence in ``X``: future states and observations.
+
+        The state at the last frame is drawn from its filtered distribution
+        :math:`p(x_T \mid y_{1:T})`, then the model runs forward, so the
+        spread of the draws is the forecast uncertainty (given the fitted
+        parameters). The exact forecast mean of step ``h`` is
+        :math:`C A^h m_{T|T}`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observed prefix (NaN for missing values); the last sequence is continued.
+        n_steps : int
+            Number of future frames.
+        n_samples : int, default=100
+            Number of independent continuations.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only.
+
+        Returns
+        -------
+        X_future : ndarray of shape (n_samples, n_steps, n_features)
+            Forecast observations.
+        Z_future : ndarray of shape (n_samples, n_steps, n_components)
+            The states behind them.
+        """
+        n_steps = check_n_samples(n_steps, name="n_steps")
+        n_samples = check_n_samples(n_samples)
+        X, lengths = self._check_input(X, lengths)
+        rng = self._generator(random_state)
+        ks = _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False)
+        A, C, Q, R = self._params()[:4]
+        x = rng.multivariate_normal(ks.filtered_mean[-1], ks.filtered_cov[-1], size=n_samples, method="cholesky")
+        Z = np.empty((n_samples, n_steps, A.shape[0]))
+        for h in range(n_steps):
+            x = x @ A.T + rng.multivariate_normal(np.zeros(A.shape[0]), Q, size=n_samples, method="cholesky")
+            Z[:, h] = x
+        noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=(n_samples, n_steps), method="cholesky")
+        return Z @ C.T + noise, Z
+
+    # -- ArviZ hooks ----------------------------------------------------------------------
+    def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
+        return {"state": ("time", "latent_dim"), "x": ("time", "feature"),
+                "smoothed_mean": ("time", "latent_dim"), "smoothed_sd": ("time", "latent_dim"),
+                "log_predictive": ("time",)}
+
+    def _pointwise_log_likelihood(self, X, lengths, params):
+        # One-step-ahead terms log p(y_t | y_1..t-1): they sum to each sequence's log-likelihood.
+        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False).log_predictive
+
+    def _posterior_predictive(self, X, latents, params, rng):
+        C, R = self._params()[1], self._params()[3]
+        noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=latents.shape[:2], method="cholesky")
+        return latents @ C.T + noise
+
+    def _arviz_constant_data(self, X, lengths):
+        post = self._posterior(X, lengths)
+        return {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance),
+                "log_predictive": post.log_predictive}
+
+
+# -- helpers: simulation, starting scales, the M-step -----------------------------------------------
+def _simulate(A, C, Q, R, m0, P0, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One sequence of ``n`` frames from the model: ``(Y (n, p), X (n, d))``."""
+    d, p = A.shape[0], C.shape[0]
+    w = rng.multivariate_normal(np.zeros(d), Q, size=n, method="cholesky")
+    Z = np.empty((n, d))
+    Z[0] = rng.multivariate_normal(m0, P0, method="cholesky")
+    for t in range(1, n):
+        Z[t] = A @ Z[t - 1] + w[t]
+    return Z @ C.T + rng.multivariate_normal(np.zeros(p), R, size=n, method="cholesky"), Z
+
+
+def _data_scale(var: np.ndarray, filled: np.ndarray) -> float:
+    """Return a positive variance scale of the data (its mean variance; its mean square, or 1, if constant)."""
+    for value in (float(np.mean(var)), float(np.mean(filled**2)), 1.0):
+        if np.isfinite(value) and value > 0:
+            return value
+    return 1.0
+
+
+def _state_scale(C: np.ndarray, scale: float) -> float:
+    """Return the data's variance in state units: ``scale`` divided by the mean squared loading."""
+    loading = float(np.sum(C**2)) / C.shape[1]
+    return scale / loading if loading > 0 else scale
+
+
+def _floor(S: np.ndarray, floor: float) -> np.ndarray:
+    """Symmetrise ``S`` and lift its eigenvalues to at least ``floor``."""
+    S = 0.5 * (S + S.T)
+    vals, vecs = np.linalg.eigh(S)
+    if vals[0] >= floor:
+        return S
+    return (vecs * np.maximum(vals, floor)) @ vecs.T
+
+
+def _missing_patterns(X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(frames, missing mask)`` of every pattern of NaN entries that occurs (complete frames left out)."""
+    miss = np.isnan(X)
+    rows = np.flatnonzero(miss.any(axis=1))
+    if rows.size == 0:
+        return []
+    pats, inverse = np.unique(miss[rows], axis=0, return_inverse=True)
+    return [(rows[inverse.ravel() == i], pats[i]) for i in range(pats.shape[0])]
+
+
+def _m_step(X, lengths, ks, params, patterns, free, scale, min_covar):
+    """One exact M-step: closed-form updates of the free parameters given the smoother's moments.
+
+    The expected complete-data log-likelihood splits into three blocks,
+    ``(A, Q)``, ``(C, R)`` and ``(mu0, P0)``; within each block the update
+    of the matrix does not depend on the covariance, and the covariance
+    update uses the matrix in force (fitted or fixed), so fixing any subset
+    still maximises over the rest. Missing entries of ``y`` are latent too:
+    given ``x_t`` and the observed entries they are Gaussian, which adds
+    their conditional moments to the sufficient statistics.
+    """
+    A, C, Q, R, m0, P0 = params
+    m, P, lag = ks.smoothed_mean, ks.smoothed_cov, ks.lag_cov
+    Exx = P + m[:, :, None] * m[:, None, :]
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    last = np.zeros(X.shape[0], dtype=bool)
+    last[bounds[1:] - 1] = True
+    new = dict(zip(_NAMES, params, strict=True))
+    state_floor = min_covar * _state_scale(C, scale)
+    inner = np.flatnonzero(~last)
+    if inner.size and ("transition_matrix" in free or "transition_covariance" in free):
+        S00 = Exx[inner].sum(axis=0)
+        S11 = Exx[inner + 1].sum(axis=0)
+        S10 = (lag[inner] + m[inner + 1, :, None] * m[inner, None, :]).sum(axis=0)
+        if "transition_matrix" in free:
+            A = np.linalg.solve(S00.T, S10.T).T
+            new["transition_matrix"] = A
+        if "transition_covariance" in free:
+            Qn = (S11 - A @ S10.T - S10 @ A.T + A @ S00 @ A.T) / inner.size
+            new["transition_covariance"] = _floor(Qn, state_floor)
+    if "observation_matrix" in free or "observation_covariance" in free:
+        Syx, Syy = _observation_moments(X, m, Exx, C, R, patterns)
+        Sxx = Exx.sum(axis=0)
+        if "observation_matrix" in free:
+            C = np.linalg.solve(Sxx.T, Syx.T).T
+            new["observation_matrix"] = C
+        if "observation_covariance" in free:
+            Rn = (Syy - C @ Syx.T - Syx @ C.T + C @ Sxx @ C.T) / X.shape[0]
+            new["observation_covariance"] = _floor(Rn, min_covar * scale)
+    first = bounds[:-1]
+    if "initial_mean" in free:
+        m0 = m[first].mean(axis=0)
+        new["initial_mean"] = m0
+    if "initial_covariance" in free:
+        diff = m[first] - m0
+        P0n = (P[first] + diff[:, :, None] * diff[:, None, :]).mean(axis=0)
+        new["initial_covariance"] = _floor(P0n, state_floor)
+    return tuple(new[name] for name in _NAMES)
+
+
+def _observation_moments(X, m, Exx, C, R, patterns):
+    """``sum_t E[y_t x_t']`` and ``sum_t E[y_t y_t']`` under the posterior, missing entries included."""
+    complete = ~np.isnan(X).any(axis=1)
+    Xc, mc = X[complete], m[complete]
+    Syx = Xc.T @ mc
+    Syy = Xc.T @ Xc
+    p = X.shape[1]
+    for rows, miss in patterns:
+        o, u = np.flatnonzero(~miss), np.flatnonzero(miss)
+        B = np.linalg.solve(R[np.ix_(o, o)], R[np.ix_(o, u)]).T if o.size else np.zeros((u.size, 0))
+        G = C[u] - B @ C[o]  # E[y_u | x, y_o] = G x + h, Cov = V
+        V = R[np.ix_(u, u)] - B @ R[np.ix_(o, u)]
+        yo = X[np.ix_(rows, o)]
+        h = yo @ B.T
+        mu, S = m[rows], Exx[rows]
+        Ey = np.empty((rows.size, p))
+        Ey[:, o] = yo
+        Ey[:, u] = mu @ G.T + h
+        Eyx = np.empty((p, m.shape[1]))
+        Eyx[o] = yo.T @ mu
+        Eyx[u] = G @ S.sum(axis=0) + h.T @ mu
+        Syx += Eyx
+        Eyy = Ey.T @ Ey  # the outer products of the conditional means, plus the conditional covariance of y_u:
+        cov_u = G @ (S.sum(axis=0) - mu.T @ mu) @ G.T + rows.size * V  # sum_t G Cov(x_t) G' + V
+        Eyy[np.ix_(u, u)] += cov_u
+        Syy += Eyy
+    return Syx, Syy
