@@ -6,6 +6,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from probspace import GMMHMM, LDA, BernoulliHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from probspace.models import LinearGaussianSSM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -35,6 +36,9 @@ MODELS = [
     BernoulliHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
+    LinearGaussianSSM(),
+    LinearGaussianSSM(fixed=["initial_mean", "initial_covariance"], initial_mean=[0.0, 0.0],
+                      initial_covariance=[[1.0, 0.0], [0.0, 1.0]]),
 ]
 if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # the ArviZ 1.x venv has no torch
     from probspace import CVAE, VAE

@@ -198,6 +198,11 @@ class LinearGaussianSSM(LatentModel):
         self.random_state = random_state
         self.progress = progress
 
+    def _conformance_alt(self, alt: dict[str, Any]) -> dict[str, Any]:
+        """Keep the state dimension where parameters of that size are given."""
+        given = any(getattr(self, name) is not None for name in _NAMES)
+        return {k: v for k, v in alt.items() if not (given and k == "n_components")}
+
     @staticmethod
     def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Two sequences (lengths 70 and 50) of a rotating two-dimensional state seen through three features."""

@@ -66,7 +66,7 @@ class GaussMarkovChain(Posterior):
     >>> post.sample(4, random_state=0).shape
     (4, 3, 1)
     >>> np.round(post.mean[:, 0], 4)
-    array([0.4, 0.6, 0.8])
+    array([0.3571, 0.5714, 0.7857])
     """
 
     def __init__(self, transition_matrix: Any, observation_matrix: Any, transition_covariance: Any,

@@ -1,0 +1,350 @@
+"""LinearGaussianSSM: the Kalman smoother against statsmodels and against the dense joint Gaussian, EM, bad input."""
+
+import os
+import tempfile
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.linalg import solve_discrete_are
+from sklearn.exceptions import NotFittedError
+
+import probspace
+from probspace import InvalidParameterError, LinearGaussianSSM
+from probspace.datasets import load_nile
+from probspace.inference import _kalman
+from probspace.models._ssm import _simulate
+
+sm = pytest.importorskip("statsmodels.api")
+
+ONE = np.eye(1)
+LOCAL_LEVEL_FIXED = ["transition_matrix", "observation_matrix", "initial_mean", "initial_covariance"]
+# Known initial state on both sides (statsmodels' default is (approximate) diffuse).
+NILE_M0, NILE_P0 = np.array([1000.0]), np.array([[1e5]])
+
+
+def rotating_model():
+    A = 0.9 * np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+    C = np.array([[1.0, 0.0], [0.5, 1.0], [-1.0, 0.5]])
+    Q = np.array([[0.3, 0.1], [0.1, 0.2]])
+    R = np.diag([0.2, 0.3, 0.1]) + 0.05
+    return A, C, Q, R, np.array([1.0, -1.0]), np.eye(2)
+
+
+def known(params):
+    names = ("transition_matrix", "observation_matrix", "transition_covariance", "observation_covariance",
+             "initial_mean", "initial_covariance")
+    return LinearGaussianSSM(params[0].shape[0], **dict(zip(names, params, strict=True)), fixed="all")
+
+
+def with_gaps(Y):
+    Y = Y.copy()
+    Y[5] = np.nan
+    Y[10, 1] = np.nan
+    Y[11, [0, 2]] = np.nan
+    return Y
+
+
+def local_level(sigma2_eps, sigma2_eta):
+    return known((ONE, ONE, np.array([[sigma2_eta]]), np.array([[sigma2_eps]]), NILE_M0, NILE_P0))
+
+
+def statsmodels_local_level(y):
+    mod = sm.tsa.UnobservedComponents(y, "llevel", loglikelihood_burn=0)
+    mod.ssm.initialize_known(NILE_M0, NILE_P0)
+    return mod
+
+
+# -- statsmodels agreement ---------------------------------------------------------------------
+@pytest.mark.parametrize("gaps", [False, True])
+def test_nile_local_level_matches_statsmodels(gaps):
+    y = load_nile().data.copy()
+    if gaps:  # Durbin and Koopman's missing-data illustration: years 21-40 and 61-80 removed
+        y[20:40] = np.nan
+        y[60:80] = np.nan
+    params = [15099.0, 1469.1]  # (irregular, level) variances, the MLE of Durbin and Koopman (2001), section 2.10
+    res = statsmodels_local_level(y[:, 0]).smooth(params)
+    model = local_level(*params).fit(y)
+    post = model.posterior(y)
+    np.testing.assert_allclose(post.mean[:, 0], res.smoothed_state[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(post.variance[:, 0], res.smoothed_state_cov[0, 0], rtol=1e-10, atol=1e-6)
+    np.testing.assert_allclose(post.filtered.mean[:, 0], res.filtered_state[0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.log_likelihood(y)[0], res.llf, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(post.log_predictive, res.llf_obs, rtol=0, atol=1e-8)
+
+
+def test_multivariate_with_missing_entries_matches_statsmodels():
+    params = rotating_model()
+    Y = with_gaps(_simulate(*params, 60, np.random.default_rng(0))[0])
+    A, C, Q, R, m0, P0 = params
+    mod = sm.tsa.statespace.MLEModel(Y, k_states=2)
+    mod["design"], mod["obs_cov"], mod["transition"], mod["selection"], mod["state_cov"] = C, R, A, np.eye(2), Q
+    mod.ssm.initialize_known(m0, P0)
+    res = mod.ssm.smooth()
+    post = known(params).fit(Y).posterior(Y)
+    np.testing.assert_allclose(post.mean, res.smoothed_state.T, atol=1e-8)
+    np.testing.assert_allclose(post.covariance, np.moveaxis(res.smoothed_state_cov, -1, 0), atol=1e-8)
+    np.testing.assert_allclose(post.log_likelihood[0], res.llf_obs.sum(), atol=1e-8)
+
+
+def test_em_local_level_reaches_statsmodels_mle():
+    # The likelihood is flat near the optimum: statsmodels' default L-BFGS stops at -639.3006909, its
+    # Nelder-Mead at -639.3006772; EM goes at least as high as either and agrees with Nelder-Mead's point.
+    y = load_nile().data
+    mod = statsmodels_local_level(y[:, 0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [mod.fit(start_params=[15000.0, 1500.0], disp=False, maxiter=5000, method=method)
+                for method in ("lbfgs", "nm")]
+    model = LinearGaussianSSM(1, transition_matrix=ONE, observation_matrix=ONE, initial_mean=NILE_M0,
+                              initial_covariance=NILE_P0, fixed=LOCAL_LEVEL_FIXED, max_iter=5000, tol=1e-10).fit(y)
+    assert model.converged_
+    assert np.all(np.diff(model.history_) >= -1e-12)
+    loglik = model.log_likelihood(y)[0]
+    assert loglik >= max(fit.llf for fit in fits) - 1e-8
+    np.testing.assert_allclose(loglik, mod.loglike([model.observation_covariance_[0, 0],
+                                                    model.transition_covariance_[0, 0]]), atol=1e-8)
+    nm = fits[1].params
+    np.testing.assert_allclose(model.observation_covariance_[0, 0], nm[0], rtol=1e-4)
+    np.testing.assert_allclose(model.transition_covariance_[0, 0], nm[1], rtol=1e-4)
+    for fit in fits:  # and both optimisers' points within 0.5% (the flat direction)
+        np.testing.assert_allclose([model.observation_covariance_[0, 0], model.transition_covariance_[0, 0]],
+                                   fit.params, rtol=5e-3)
+    # frozen parameters are unchanged to the bit
+    assert model.transition_matrix_[0, 0] == 1.0 and model.observation_matrix_[0, 0] == 1.0
+    np.testing.assert_array_equal(model.initial_covariance_, NILE_P0)
+    np.testing.assert_array_equal(model.initial_mean_, NILE_M0)
+
+
+# -- the dense joint Gaussian ----------------------------------------------------------------------
+def dense_joint(params, T):
+    """Mean and covariance of (x_1..x_T, y_1..y_T) of one sequence, stacked frame by frame."""
+    A, C, Q, R, m0, P0 = params
+    d = A.shape[0]
+    mean = [m0]
+    var = [P0]
+    for _ in range(1, T):
+        mean.append(A @ mean[-1])
+        var.append(A @ var[-1] @ A.T + Q)
+    Sxx = np.zeros((T * d, T * d))
+    for t in range(T):
+        for s in range(t, T):
+            block = np.linalg.matrix_power(A, s - t) @ var[t]  # Cov(x_s, x_t)
+            Sxx[s * d:(s + 1) * d, t * d:(t + 1) * d] = block
+            Sxx[t * d:(t + 1) * d, s * d:(s + 1) * d] = block.T
+    Cb = np.kron(np.eye(T), C)
+    mx = np.concatenate(mean)
+    return mx, Sxx, Cb @ mx, Cb @ Sxx, Cb @ Sxx @ Cb.T + np.kron(np.eye(T), R)
+
+
+def dense_posterior(params, Y):
+    """Exact posterior of the stacked states given the observed entries of Y, and log p(y_obs)."""
+    T, d = Y.shape[0], params[0].shape[0]
+    mx, Sxx, my, Syx, Syy = dense_joint(params, T)
+    obs = ~np.isnan(Y.ravel())
+    y = Y.ravel()[obs]
+    Soo, Sox = Syy[np.ix_(obs, obs)], Syx[obs]
+    gain = np.linalg.solve(Soo, Sox).T
+    mean = mx + gain @ (y - my[obs])
+    cov = Sxx - gain @ Sox
+    loglik = stats.multivariate_normal(my[obs], Soo).logpdf(y) if obs.any() else 0.0
+    return mean.reshape(T, d), 0.5 * (cov + cov.T), loglik
+
+
+def test_smoother_equals_dense_conditioning():
+    params = rotating_model()
+    rng = np.random.default_rng(1)
+    lengths = np.array([4, 3])
+    Y = np.concatenate([_simulate(*params, n, rng)[0] for n in lengths])
+    Y[1] = np.nan
+    Y[2, 0] = np.nan
+    Y[5, [1, 2]] = np.nan
+    post = known(params).fit(Y, lengths=lengths).posterior(Y, lengths=lengths)
+    paths = post.sample(3, random_state=0)
+    d = 2
+    for seq, (lo, hi) in zip(post.sequences, [(0, 4), (4, 7)], strict=True):
+        mean, cov, loglik = dense_posterior(params, Y[lo:hi])
+        T = hi - lo
+        blocks = cov.reshape(T, d, T, d)
+        np.testing.assert_allclose(seq.mean, mean, atol=1e-10)
+        np.testing.assert_allclose(seq.covariance, np.stack([blocks[t, :, t] for t in range(T)]), atol=1e-10)
+        np.testing.assert_allclose(seq.lag_covariance[:-1], np.stack([blocks[t + 1, :, t] for t in range(T - 1)]),
+                                   atol=1e-10)
+        np.testing.assert_allclose(seq.log_likelihood[0], loglik, atol=1e-10)
+        dense = stats.multivariate_normal(mean.ravel(), cov)
+        x = paths[:, lo:hi]
+        np.testing.assert_allclose(seq.log_prob(x), dense.logpdf(x.reshape(3, -1)), atol=1e-9)
+        np.testing.assert_allclose(seq.entropy(), dense.entropy(), atol=1e-10)
+    # the whole-posterior values are the sums over the independent sequences
+    np.testing.assert_allclose(post.log_prob(paths), sum(s.log_prob(paths[:, lo:hi]) for s, (lo, hi)
+                                                        in zip(post.sequences, [(0, 4), (4, 7)], strict=True)))
+
+
+def test_simulation_smoother_draws_match_the_exact_joint_posterior():
+    # Whole-path draws: their Mahalanobis distances under the dense posterior are chi-square(T d), which
+    # per-frame (marginal) draws fail; mean and every covariance entry within Monte Carlo error.
+    params = rotating_model()
+    Y = _simulate(*params, 6, np.random.default_rng(2))[0]
+    Y[2] = np.nan
+    mean, cov, _ = dense_posterior(params, Y)
+    n = 20000
+    draws = known(params).fit(Y).posterior(Y).sample(n, random_state=3).reshape(n, -1)
+    k = mean.size
+    diff = draws - mean.ravel()
+    maha = np.einsum("ni,ij,nj->n", diff, np.linalg.inv(cov), diff)
+    assert stats.kstest(maha, stats.chi2(k).cdf).pvalue > 1e-6
+    z = 5.5  # ~ Bonferroni over the k + k (k + 1) / 2 statistics at p ~ 1e-6
+    se_mean = np.sqrt(np.diag(cov) / n)
+    assert np.all(np.abs(diff.mean(axis=0)) < z * se_mean)
+    prod = diff[:, :, None] * diff[:, None, :]
+    se_cov = prod.std(axis=0) / np.sqrt(n)
+    assert np.all(np.abs(prod.mean(axis=0) - cov) < z * se_cov + 1e-12)
+
+
+def test_long_series_is_stable_and_reaches_the_riccati_steady_state():
+    params = rotating_model()
+    A, C, Q, R = params[:4]
+    Y = _simulate(*params, 100_000, np.random.default_rng(4))[0]
+    ks = _kalman.kalman_smoother(Y, *params)
+    steady = solve_discrete_are(A.T, C.T, Q, R)  # the predicted covariance's fixed point
+    np.testing.assert_allclose(ks.predicted_cov[-1], steady, rtol=1e-10, atol=1e-12)
+    assert np.all(np.isfinite(ks.smoothed_mean)) and np.isfinite(ks.log_likelihood[0])
+    np.testing.assert_array_equal(ks.smoothed_cov, np.swapaxes(ks.smoothed_cov, 1, 2))
+    assert np.linalg.eigvalsh(ks.smoothed_cov).min() > 0
+    # the smoothed covariance settles too (to the same matrix far from both ends)
+    np.testing.assert_allclose(ks.smoothed_cov[1000], ks.smoothed_cov[50_000], rtol=1e-10)
+
+
+# -- EM ----------------------------------------------------------------------------------------------
+def test_em_is_monotone_with_missing_values_and_keeps_fixed_parameters():
+    params = rotating_model()
+    rng = np.random.default_rng(5)
+    lengths = np.array([80, 60])
+    Y = np.concatenate([_simulate(*params, n, rng)[0] for n in lengths])
+    Y[rng.random(Y.shape) < 0.15] = np.nan
+    Y[[3, 90]] = np.nan
+    C = params[1].copy()
+    model = LinearGaussianSSM(2, observation_matrix=C, fixed=["observation_matrix"], max_iter=60, tol=0,
+                              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Y, lengths=lengths)
+    assert model.n_iter_ == 60 and model.history_.size == 61
+    assert np.all(np.diff(model.history_) * Y.shape[0] >= -1e-8)
+    assert model.history_[-1] > model.history_[0] + 0.1
+    np.testing.assert_array_equal(model.observation_matrix_, C)
+    np.testing.assert_allclose(model.history_[-1] * Y.shape[0], model.log_likelihood(Y, lengths=lengths).sum())
+
+
+def test_free_em_is_monotone_from_its_own_start():
+    X, lengths = LinearGaussianSSM._conformance_data(np.random.default_rng(0))
+    model = LinearGaussianSSM(4, max_iter=40, tol=0, random_state=0)  # d > p: random starting loadings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, lengths=lengths)
+    assert np.all(np.diff(model.history_) * X.shape[0] >= -1e-8)
+
+
+def test_sequences_are_independent_and_share_the_start():
+    params = rotating_model()
+    rng = np.random.default_rng(6)
+    parts = [_simulate(*params, n, rng)[0] for n in (30, 20)]
+    model = known(params).fit(parts[0])
+    joint = model.log_likelihood(np.concatenate(parts), lengths=[30, 20])
+    np.testing.assert_allclose(joint, [model.log_likelihood(p)[0] for p in parts], rtol=1e-12)
+    means = model.posterior(np.concatenate(parts), lengths=[30, 20]).mean
+    np.testing.assert_allclose(means[30:], model.posterior(parts[1]).mean, rtol=1e-12)
+
+
+# -- the rest of the API ------------------------------------------------------------------------------------
+def test_forecast_mean_and_shapes():
+    params = rotating_model()
+    Y = _simulate(*params, 40, np.random.default_rng(7))[0]
+    model = known(params).fit(Y)
+    Xf, Zf = model.forecast(Y, 3, n_samples=20000, random_state=0)
+    assert Xf.shape == (20000, 3, 3) and Zf.shape == (20000, 3, 2)
+    A, C = params[:2]
+    m = model.posterior(Y).filtered.mean[-1]
+    for h in range(3):
+        m = A @ m
+        assert np.all(np.abs(Xf[:, h].mean(axis=0) - C @ m) < 6 * Xf[:, h].std(axis=0) / np.sqrt(20000))
+
+
+def test_arviz_output_has_time_and_latent_dim():
+    import arviz as az
+
+    y = load_nile().data
+    model = local_level(15099.0, 1469.1).fit(y)
+    data = model.to_arviz(y, n_samples=50, random_state=0)
+    state = data["latent_posterior"]["state"]
+    assert state.dims == ("chain", "draw", "time", "latent_dim") and state.shape == (1, 50, 100, 1)
+    np.testing.assert_allclose(data["constant_data"]["log_predictive"].values.sum(), model.log_likelihood(y)[0])
+    assert data["posterior"].attrs["inference_method"] == "exact"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = az.summary(data, group="latent_posterior", var_names=["state"], kind="stats")
+    assert summary.shape[0] == 100
+
+
+def test_save_load_roundtrip_is_exact():
+    params = rotating_model()
+    Y = with_gaps(_simulate(*params, 30, np.random.default_rng(8))[0])
+    model = LinearGaussianSSM(2, max_iter=5, random_state=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Y)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ssm.npz")
+        model.save(path)
+        loaded = probspace.load(path)
+    for name in ("transition_matrix_", "observation_covariance_", "initial_mean_", "history_"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    np.testing.assert_array_equal(loaded.posterior(Y).sample(2, random_state=0), model.posterior(Y).sample(
+        2, random_state=0))
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"fixed": ["transition_matrix"]}, "'transition_matrix' is in fixed but was not given"),
+    ({"transition_matrix": np.eye(3)}, r"transition_matrix must have shape \(2, 2\)"),
+    ({"observation_matrix": np.ones((2, 2))}, r"observation_matrix must have shape \(3, 2\)"),
+    ({"transition_covariance": np.array([[1.0, 2.0], [2.0, 1.0]])}, "transition_covariance must be positive definite"),
+    ({"observation_covariance": np.array([[1.0, 0, 0], [0.5, 1, 0], [0, 0, 1]])}, "must be symmetric"),
+    ({"initial_mean": np.array([np.nan, 0.0])}, "initial_mean must be finite"),
+])
+def test_bad_parameters_are_value_errors(kwargs, message):
+    X, lengths = LinearGaussianSSM._conformance_data(np.random.default_rng(0))
+    model = LinearGaussianSSM(2, max_iter=2, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, lengths=lengths)
+    assert not hasattr(model, "backend_")
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [({"fixed": ["A"]}, "fixed"), ({"fixed": "some"}, "fixed"),
+                                              ({"max_iter": -1}, "max_iter"), ({"min_covar": -1.0}, "min_covar"),
+                                              ({"n_components": 1.5}, "n_components")])
+def test_bad_settings_are_invalid_parameter_errors(kwargs, name):
+    with pytest.raises(InvalidParameterError, match=name):
+        LinearGaussianSSM(**kwargs).fit(np.zeros((5, 1)))
+
+
+def test_bad_data():
+    X, lengths = LinearGaussianSSM._conformance_data(np.random.default_rng(0))
+    bad = X.copy()
+    bad[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"no observed value in column\(s\) \[1\]"):
+        LinearGaussianSSM(2).fit(bad)
+    with pytest.raises(ValueError, match="add up to"):
+        LinearGaussianSSM(2).fit(X, lengths=[10, 10])
+    inf = X.copy()
+    inf[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        LinearGaussianSSM(2).fit(inf)
+    with pytest.raises(NotFittedError):
+        LinearGaussianSSM(2).forecast(X, 2)
+    model = known(rotating_model()).fit(X)
+    with pytest.raises(ValueError, match="n_steps"):
+        model.forecast(X, 0)
+    with pytest.raises(ValueError, match="must end in shape"):
+        model.posterior(X).log_prob(np.zeros((2, 5, 2)))
