@@ -3,10 +3,11 @@
 The model, for each sequence (hmmlearn-style ``lengths``, sequences
 concatenated along the first axis)::
 
-    x_1 ~ N(m0, P0),   x_t = A x_{t-1} + w_t,   w_t ~ N(0, Q)
-                       y_t = C x_t + v_t,       v_t ~ N(0, R)
+    x_1 ~ N(m0, P0),   x_t = A x_{t-1} + b_t + w_t,   w_t ~ N(0, Q)
+                       y_t = C x_t + e_t + v_t,       v_t ~ N(0, R)
 
-with ``x_t`` of dimension ``d`` and ``y_t`` of dimension ``p``. A NaN entry
+with ``x_t`` of dimension ``d``, ``y_t`` of dimension ``p`` and known offsets ``b_t`` and ``e_t``
+(control inputs ``B u_t`` and ``D u_t``; zero unless given). A NaN entry
 of ``y_t`` is missing: the update uses the observed rows of ``C`` and the
 observed block of ``R`` (a frame with nothing observed is a pure prediction).
 
@@ -140,7 +141,7 @@ def _sandwich(M, P, d, N, out, add):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _run(Y, A, C, Q, R, m0, P0, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik, ms, Ps, lag, J, c, Lc):
+def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik, ms, Ps, lag, J, c, Lc):
     # pragma: no cover - compiled
     T, p = Y.shape
     d = A.shape[0]
@@ -166,7 +167,7 @@ def _run(Y, A, C, Q, R, m0, P0, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik,
                         Pp[t, i, j] = P0[i, j]
             else:
                 for i in range(d):
-                    acc = 0.0
+                    acc = bx[t, i] if bx.shape[0] > 0 else 0.0
                     for j in range(d):
                         acc += A[i, j] * mf[t - 1, j]
                     mp[t, i] = acc
@@ -186,7 +187,7 @@ def _run(Y, A, C, Q, R, m0, P0, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik,
                 continue
             # innovation v = y_o - C_o m, covariance S = C_o P C_o' + R_o
             for a in range(k):
-                acc = Y[t, obs[a]]
+                acc = Y[t, obs[a]] - (by[t, obs[a]] if by.shape[0] > 0 else 0.0)
                 for j in range(d):
                     acc -= C[obs[a], j] * mp[t, j]
                 v[a] = acc
@@ -323,7 +324,8 @@ def _sequence_bounds(lengths: np.ndarray | None, n: int) -> np.ndarray:
 
 
 def kalman_smoother(Y: np.ndarray, A: np.ndarray, C: np.ndarray, Q: np.ndarray, R: np.ndarray, m0: np.ndarray,
-                    P0: np.ndarray, lengths: np.ndarray | None = None, *, smooth: bool = True) -> KalmanResult:
+                    P0: np.ndarray, lengths: np.ndarray | None = None, *, state_offset: np.ndarray | None = None,
+                    obs_offset: np.ndarray | None = None, smooth: bool = True) -> KalmanResult:
     """Kalman filter and (unless ``smooth=False``) RTS smoother of every sequence.
 
     Parameters
@@ -336,6 +338,9 @@ def kalman_smoother(Y: np.ndarray, A: np.ndarray, C: np.ndarray, Q: np.ndarray, 
         Mean and covariance of the first state of each sequence.
     lengths : ndarray of int, optional
         Sequence lengths summing to ``T`` (``None``: one sequence).
+    state_offset, obs_offset : ndarray of shape (T, d), (T, p), optional
+        Known terms added to the transition into frame ``t`` (``B u_t``; unused at a sequence's first
+        frame) and to the observation mean at frame ``t`` (``D u_t``).
     smooth : bool, default=True
         Run the backward pass too.
 
@@ -353,6 +358,8 @@ def kalman_smoother(Y: np.ndarray, A: np.ndarray, C: np.ndarray, Q: np.ndarray, 
     d = A.shape[0]
     args = [np.ascontiguousarray(a, dtype=np.float64) for a in (A, C, Q, R, m0, P0)]
     bounds = _sequence_bounds(lengths, T)
+    bx = np.zeros((0, d)) if state_offset is None else np.ascontiguousarray(state_offset, dtype=np.float64)
+    by = np.zeros((0, p)) if obs_offset is None else np.ascontiguousarray(obs_offset, dtype=np.float64)
     mp, mf = np.empty((T, d)), np.empty((T, d))
     Pp, Pf = np.empty((T, d, d)), np.empty((T, d, d))
     logpred = np.zeros(T)
@@ -360,7 +367,7 @@ def kalman_smoother(Y: np.ndarray, A: np.ndarray, C: np.ndarray, Q: np.ndarray, 
     shape = (T,) if smooth else (1,)
     ms, c = np.empty(shape + (d,)), np.empty(shape + (d,))
     Ps, lag, J, Lc = (np.empty(shape + (d, d)) for _ in range(4))
-    code = _run(Y, *args, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik, ms, Ps, lag, J, c, Lc)
+    code = _run(Y, *args, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred, loglik, ms, Ps, lag, J, c, Lc)
     if code >= 0:
         raise ValueError(f"the innovation covariance at frame {code} is not positive definite (check R and P0).")
     if code < -1:

@@ -16,16 +16,20 @@ from ..posteriors import GaussMarkovChain
 
 __all__ = ["LinearGaussianSSM"]
 
-#: The parameters, in the order the kernels take them: (constructor name, kind, shape given d and p).
+#: The parameters: (constructor name, kind, shape given d, p and the number of inputs m). The first six are
+#: what the kernels take, in their order; the last two multiply the inputs.
 _PARAMS = (
-    ("transition_matrix", "matrix", lambda d, p: (d, d)),
-    ("observation_matrix", "matrix", lambda d, p: (p, d)),
-    ("transition_covariance", "covariance", lambda d, p: (d, d)),
-    ("observation_covariance", "covariance", lambda d, p: (p, p)),
-    ("initial_mean", "vector", lambda d, p: (d,)),
-    ("initial_covariance", "covariance", lambda d, p: (d, d)),
+    ("transition_matrix", "matrix", lambda d, p, m: (d, d)),
+    ("observation_matrix", "matrix", lambda d, p, m: (p, d)),
+    ("transition_covariance", "covariance", lambda d, p, m: (d, d)),
+    ("observation_covariance", "covariance", lambda d, p, m: (p, p)),
+    ("initial_mean", "vector", lambda d, p, m: (d,)),
+    ("initial_covariance", "covariance", lambda d, p, m: (d, d)),
+    ("control_matrix", "matrix", lambda d, p, m: (d, m)),
+    ("feedthrough_matrix", "matrix", lambda d, p, m: (p, m)),
 )
 _NAMES = tuple(name for name, _, _ in _PARAMS)
+_KERNEL = _NAMES[:6]
 
 
 class _Names:
@@ -50,8 +54,13 @@ class LinearGaussianSSM(LatentModel):
     .. math::
 
         x_1 \sim \mathcal{N}(\mu_0, P_0), \quad
-        x_t = A x_{t-1} + w_t, \; w_t \sim \mathcal{N}(0, Q), \quad
-        y_t = C x_t + v_t, \; v_t \sim \mathcal{N}(0, R).
+        x_t = A x_{t-1} + B u_t + w_t, \; w_t \sim \mathcal{N}(0, Q), \quad
+        y_t = C x_t + D u_t + v_t, \; v_t \sim \mathcal{N}(0, R),
+
+    with optional known inputs :math:`u_t \in \mathbb{R}^m` (control inputs or
+    covariates, passed as ``y``: one row per frame, in ``fit``, ``posterior``,
+    ``log_likelihood``, ``score``, ``sample``, ``forecast`` and ``to_arviz``;
+    without them :math:`B u_t` and :math:`D u_t` are zero).
 
     :meth:`posterior` is exact: a :class:`~probspace.posteriors.GaussMarkovChain`
     computed by the Kalman filter (Joseph-form updates, Cholesky-factored
@@ -85,12 +94,17 @@ class LinearGaussianSSM(LatentModel):
         :math:`\mu_0`. Default: the least-squares state of the first frame.
     initial_covariance : array-like of shape (d, d), optional
         :math:`P_0`, positive definite. Default: the state scale times the identity.
+    control_matrix : array-like of shape (d, m), optional
+        ``B``, the inputs' effect on the state (only with inputs). Default: zeros.
+    feedthrough_matrix : array-like of shape (p, m), optional
+        ``D``, the inputs' direct effect on the observations (only with inputs). Default: zeros.
     fixed : list of str or "all", optional
         Parameters EM leaves as given (each must then be given): names among
         ``transition_matrix``, ``observation_matrix``,
         ``transition_covariance``, ``observation_covariance``,
-        ``initial_mean``, ``initial_covariance``. ``"all"`` fits nothing
-        (smoothing under known parameters).
+        ``initial_mean``, ``initial_covariance``, ``control_matrix`` and
+        ``feedthrough_matrix``. ``"all"`` fits nothing (smoothing under
+        known parameters).
     max_iter : int, default=100
         Most EM iterations (0: keep the starting values).
     tol : float, default=1e-4
@@ -118,6 +132,12 @@ class LinearGaussianSSM(LatentModel):
         Fitted :math:`\mu_0`.
     initial_covariance_ : ndarray of shape (d, d)
         Fitted :math:`P_0`.
+    control_matrix_ : ndarray of shape (d, m)
+        Fitted ``B`` (``m = 0`` columns when fitted without inputs).
+    feedthrough_matrix_ : ndarray of shape (p, m)
+        Fitted ``D``.
+    n_inputs_ : int
+        Number of inputs ``m`` per frame seen during ``fit`` (0 without ``y``).
     n_features_in_ : int
         Number of features ``p`` seen during ``fit``.
     n_iter_ : int
@@ -166,7 +186,7 @@ class LinearGaussianSSM(LatentModel):
     """
 
     _latent_name = "state"
-    _tags = ModelTags(sequential=True, allow_nan=True, allow_nan_in_fit=True, min_samples=2)
+    _tags = ModelTags(sequential=True, allow_nan=True, allow_nan_in_fit=True, min_samples=2, conditional=True)
     _parameter_constraints = {
         "n_components": [Interval("int", 1, None)],
         **{name: ["array-like", None] for name in _NAMES},
@@ -182,8 +202,9 @@ class LinearGaussianSSM(LatentModel):
 
     def __init__(self, n_components: int = 1, *, transition_matrix: Any = None, observation_matrix: Any = None,
                  transition_covariance: Any = None, observation_covariance: Any = None, initial_mean: Any = None,
-                 initial_covariance: Any = None, fixed: Any = None, max_iter: int = 100, tol: float = 1e-4,
-                 min_covar: float = 1e-9, random_state: Any = None, progress: bool = False) -> None:
+                 initial_covariance: Any = None, control_matrix: Any = None, feedthrough_matrix: Any = None,
+                 fixed: Any = None, max_iter: int = 100, tol: float = 1e-4, min_covar: float = 1e-9,
+                 random_state: Any = None, progress: bool = False) -> None:
         self.n_components = n_components
         self.transition_matrix = transition_matrix
         self.observation_matrix = observation_matrix
@@ -191,6 +212,8 @@ class LinearGaussianSSM(LatentModel):
         self.observation_covariance = observation_covariance
         self.initial_mean = initial_mean
         self.initial_covariance = initial_covariance
+        self.control_matrix = control_matrix
+        self.feedthrough_matrix = feedthrough_matrix
         self.fixed = fixed
         self.max_iter = max_iter
         self.tol = tol
@@ -215,7 +238,14 @@ class LinearGaussianSSM(LatentModel):
 
     # -- parameters ---------------------------------------------------------------------
     def _params(self) -> tuple[np.ndarray, ...]:
-        return tuple(getattr(self, name + "_") for name in _NAMES)
+        """Return the six parameters the kernels take: A, C, Q, R, mu0, P0."""
+        return tuple(getattr(self, name + "_") for name in _KERNEL)
+
+    def _offsets(self, U: np.ndarray | None) -> dict[str, np.ndarray | None]:
+        """Return the kernels' offsets ``B u_t`` and ``D u_t`` (None without inputs)."""
+        if U is None or U.shape[1] == 0:
+            return {"state_offset": None, "obs_offset": None}
+        return {"state_offset": U @ self.control_matrix_.T, "obs_offset": U @ self.feedthrough_matrix_.T}
 
     def _get_parameters(self) -> dict[str, Any]:
         return {name + "_": getattr(self, name + "_") for name in _NAMES}
@@ -223,20 +253,23 @@ class LinearGaussianSSM(LatentModel):
     def _fixed_names(self) -> frozenset[str]:
         return frozenset(_NAMES if self.fixed == "all" else (self.fixed or ()))
 
-    def _given(self, d: int, p: int) -> dict[str, np.ndarray]:
+    def _given(self, d: int, p: int, m: int) -> dict[str, np.ndarray]:
         """Validate the parameters given to the constructor; return them as float arrays."""
         owner = type(self).__name__
         given = {}
         for name, kind, shape in _PARAMS:
             value = getattr(self, name)
             if value is None:
-                if name in self._fixed_names():
+                if name in self._fixed_names() and (m > 0 or name not in _NAMES[6:]):
                     raise ValueError(f"{owner}: {name!r} is in fixed but was not given; give its value.")
                 continue
+            if m == 0 and name in _NAMES[6:]:
+                raise ValueError(f"{owner}: {name} multiplies the inputs, but fit received none; pass them as y "
+                                 "(one row per frame) or leave it None.")
             arr = np.asarray(value, dtype=np.float64)
-            if arr.shape != shape(d, p):
-                raise ValueError(f"{owner}: {name} must have shape {shape(d, p)} (n_components={d}, "
-                                 f"n_features={p}); got shape {arr.shape}.")
+            if arr.shape != shape(d, p, m):
+                raise ValueError(f"{owner}: {name} must have shape {shape(d, p, m)} (n_components={d}, "
+                                 f"n_features={p}, n_inputs={m}); got shape {arr.shape}.")
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{owner}: {name} must be finite.")
             if kind == "covariance":
@@ -248,7 +281,7 @@ class LinearGaussianSSM(LatentModel):
             given[name] = arr
         return given
 
-    def _start(self, X: np.ndarray, given: dict[str, np.ndarray], rng: np.random.Generator):
+    def _start(self, X: np.ndarray, m: int, given: dict[str, np.ndarray], rng: np.random.Generator):
         """EM's starting values: the given parameters, the rest from the data's moments."""
         d, p = self.n_components, X.shape[1]
         with warnings.catch_warnings():
@@ -273,27 +306,60 @@ class LinearGaussianSSM(LatentModel):
             "observation_covariance": np.diag(np.maximum(0.5 * var, 1e-3 * scale)),
             "initial_mean": np.linalg.lstsq(C, filled[0], rcond=None)[0],
             "initial_covariance": state_scale * np.eye(d),
+            "control_matrix": np.zeros((d, m)),
+            "feedthrough_matrix": np.zeros((p, m)),
         }
         start.update(given)
-        return tuple(start[name] for name in _NAMES), scale
+        return {name: start[name] for name in _NAMES}, scale
+
+    def _check_condition(self, y: Any, n: int, *, fitting: bool, generating: bool = False) -> np.ndarray | None:
+        """Validate the inputs ``u_t`` (passed as ``y``): a finite float array with one row per frame."""
+        owner = type(self).__name__
+        m = None if fitting else self.n_inputs_
+        if y is None:
+            if not m:
+                return None
+            raise ValueError(f"{owner} was fitted with {m} input(s) per frame: pass them as y, an array of shape "
+                             f"({n}, {m}).")
+        try:
+            U = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"y (the inputs u_t of {owner}) must be a numeric array; got {type(y).__name__}.") from err
+        U = U.reshape(-1, 1) if U.ndim == 1 else U
+        if U.ndim != 2 or U.shape[0] != n:
+            raise ValueError(f"y (the inputs u_t of {owner}) must have one row per frame, shape ({n}, n_inputs); "
+                             f"got shape {np.shape(y)}.")
+        if not np.all(np.isfinite(U)):
+            raise ValueError(f"y (the inputs u_t of {owner}) must be finite (no NaN or inf).")
+        if m is not None and U.shape[1] != m:
+            raise ValueError(f"y has {U.shape[1]} input(s) per frame, but {owner} was fitted with {m}.")
+        return U if U.shape[1] else None
 
     # -- fitting --------------------------------------------------------------------------
-    def _fit(self, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator) -> None:
+    def _fit(self, X: np.ndarray, lengths: np.ndarray, rng: np.random.Generator, cond: Any = None) -> None:
         name = type(self).__name__
         check_gaussian_scale(X, name)
         empty = np.flatnonzero(np.isnan(X).all(axis=0))
         if empty.size:
             raise ValueError(f"X passed to {name}.fit has no observed value in column(s) {empty.tolist()}.")
-        given = self._given(self.n_components, X.shape[1])
-        params, scale = self._start(X, given, rng)
-        free = [n for n in _NAMES if n not in self._fixed_names()]
+        U = cond
+        m = 0 if U is None else U.shape[1]
+        given = self._given(self.n_components, X.shape[1], m)
+        params, scale = self._start(X, m, given, rng)
+        free = [n for n in _NAMES if n not in self._fixed_names() and (m > 0 or n not in _NAMES[6:])]
         n_iter = self.max_iter if free else 0
         trace: list[float] = []
         converged = n_iter == 0
         patterns = _missing_patterns(X)
+
+        def smoother(params, smooth=True):
+            off = {} if U is None else {"state_offset": U @ params["control_matrix"].T,
+                                        "obs_offset": U @ params["feedthrough_matrix"].T}
+            return _kalman.kalman_smoother(X, *(params[k] for k in _KERNEL), lengths, smooth=smooth, **off)
+
         with progress_bar(self.progress, n_iter, f"{name} EM", "iter") as bar:
             for _ in range(n_iter):
-                ks = _kalman.kalman_smoother(X, *params, lengths)
+                ks = smoother(params)
                 total = float(ks.log_likelihood.sum())
                 trace.append(total)
                 bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
@@ -301,11 +367,12 @@ class LinearGaussianSSM(LatentModel):
                 if len(trace) > 1 and trace[-1] - trace[-2] < self.tol:
                     converged = True
                     break
-                params = _m_step(X, lengths, ks, params, patterns, free, scale, self.min_covar)
+                params = _m_step(X, U, lengths, ks, params, patterns, free, scale, self.min_covar)
         if not trace or not converged:
-            trace.append(float(_kalman.kalman_smoother(X, *params, lengths, smooth=False).log_likelihood.sum()))
-        for pname, value in zip(_NAMES, params, strict=True):
+            trace.append(float(smoother(params, smooth=False).log_likelihood.sum()))
+        for pname, value in params.items():
             setattr(self, pname + "_", value)
+        self.n_inputs_ = m
         self.backend_ = None
         self.n_iter_ = len(trace) - 1  # M-steps taken; history_ ends with the fitted parameters' value
         self.converged_ = bool(converged)
@@ -315,24 +382,25 @@ class LinearGaussianSSM(LatentModel):
                                                   f"{trace[-1] - trace[-2]:.3g} (tol={self.tol:g})")
 
     # -- the model --------------------------------------------------------------------------
-    def _posterior(self, X: np.ndarray, lengths: np.ndarray) -> GaussMarkovChain:
-        return GaussMarkovChain(*self._params(), X, lengths)
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> GaussMarkovChain:
+        return GaussMarkovChain(*self._params(), X, lengths, **self._offsets(cond))
 
-    def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False).log_likelihood
+    def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> np.ndarray:
+        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
+                                       **self._offsets(cond)).log_likelihood
 
-    def _sample(self, n_samples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        return _simulate(*self._params(), n_samples, rng)
+    def _sample(self, n_samples: int, rng: np.random.Generator, cond: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        return _simulate(*self._params(), n_samples, rng, **self._offsets(cond))
 
-    def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
-                 random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, y: Any = None, y_future: Any = None,
+                 lengths: Any = None, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
         r"""Sample continuations of the last sequence in ``X``: future states and observations.
 
         The state at the last frame is drawn from its filtered distribution
         :math:`p(x_T \mid y_{1:T})`, then the model runs forward, so the
         spread of the draws is the forecast uncertainty (given the fitted
-        parameters). The exact forecast mean of step ``h`` is
-        :math:`C A^h m_{T|T}`.
+        parameters). Without inputs, the exact forecast mean of step ``h``
+        is :math:`C A^h m_{T|T}`.
 
         Parameters
         ----------
@@ -342,6 +410,10 @@ class LinearGaussianSSM(LatentModel):
             Number of future frames.
         n_samples : int, default=100
             Number of independent continuations.
+        y : array-like of shape (n_samples, n_inputs), optional
+            The inputs of the observed frames (models fitted with inputs).
+        y_future : array-like of shape (n_steps, n_inputs), optional
+            The inputs of the future frames (models fitted with inputs).
         lengths : array-like of int, optional
             Lengths of the sequences in ``X``.
         random_state : None, int or numpy.random.Generator, optional
@@ -357,16 +429,21 @@ class LinearGaussianSSM(LatentModel):
         n_steps = check_n_samples(n_steps, name="n_steps")
         n_samples = check_n_samples(n_samples)
         X, lengths = self._check_input(X, lengths)
+        U = self._check_condition(y, X.shape[0], fitting=False)
+        future = self._offsets(self._check_condition(y_future, n_steps, fitting=False))
         rng = self._generator(random_state)
-        ks = _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False)
+        ks = _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False, **self._offsets(U))
         A, C, Q, R = self._params()[:4]
+        d, p = A.shape[0], C.shape[0]
+        bx = np.zeros((n_steps, d)) if future["state_offset"] is None else future["state_offset"]
+        by = np.zeros((n_steps, p)) if future["obs_offset"] is None else future["obs_offset"]
         x = rng.multivariate_normal(ks.filtered_mean[-1], ks.filtered_cov[-1], size=n_samples, method="cholesky")
-        Z = np.empty((n_samples, n_steps, A.shape[0]))
+        Z = np.empty((n_samples, n_steps, d))
         for h in range(n_steps):
-            x = x @ A.T + rng.multivariate_normal(np.zeros(A.shape[0]), Q, size=n_samples, method="cholesky")
+            x = x @ A.T + bx[h] + rng.multivariate_normal(np.zeros(d), Q, size=n_samples, method="cholesky")
             Z[:, h] = x
-        noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=(n_samples, n_steps), method="cholesky")
-        return Z @ C.T + noise, Z
+        noise = rng.multivariate_normal(np.zeros(p), R, size=(n_samples, n_steps), method="cholesky")
+        return Z @ C.T + by + noise, Z
 
     # -- ArviZ hooks ----------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
@@ -374,31 +451,37 @@ class LinearGaussianSSM(LatentModel):
                 "smoothed_mean": ("time", "latent_dim"), "smoothed_sd": ("time", "latent_dim"),
                 "log_predictive": ("time",)}
 
-    def _pointwise_log_likelihood(self, X, lengths, params):
+    def _pointwise_log_likelihood(self, X, lengths, params, cond=None):
         # One-step-ahead terms log p(y_t | y_1..t-1): they sum to each sequence's log-likelihood.
-        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False).log_predictive
+        return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
+                                       **self._offsets(cond)).log_predictive
 
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng, cond=None):
         C, R = self._params()[1], self._params()[3]
         noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=latents.shape[:2], method="cholesky")
-        return latents @ C.T + noise
+        by = self._offsets(cond)["obs_offset"]
+        return latents @ C.T + noise + (0.0 if by is None else by)
 
-    def _arviz_constant_data(self, X, lengths):
-        post = self._posterior(X, lengths)
+    def _arviz_constant_data(self, X, lengths, cond=None):
+        post = self._posterior(X, lengths, cond)
         return {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance),
                 "log_predictive": post.log_predictive}
 
 
 # -- helpers: simulation, starting scales, the M-step -----------------------------------------------
-def _simulate(A, C, Q, R, m0, P0, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _simulate(A, C, Q, R, m0, P0, n: int, rng: np.random.Generator, state_offset=None,
+              obs_offset=None) -> tuple[np.ndarray, np.ndarray]:
     """One sequence of ``n`` frames from the model: ``(Y (n, p), X (n, d))``."""
     d, p = A.shape[0], C.shape[0]
     w = rng.multivariate_normal(np.zeros(d), Q, size=n, method="cholesky")
+    if state_offset is not None:
+        w = w + state_offset
     Z = np.empty((n, d))
     Z[0] = rng.multivariate_normal(m0, P0, method="cholesky")
     for t in range(1, n):
         Z[t] = A @ Z[t - 1] + w[t]
-    return Z @ C.T + rng.multivariate_normal(np.zeros(p), R, size=n, method="cholesky"), Z
+    Y = Z @ C.T + rng.multivariate_normal(np.zeros(p), R, size=n, method="cholesky")
+    return (Y if obs_offset is None else Y + obs_offset), Z
 
 
 def _data_scale(var: np.ndarray, filled: np.ndarray) -> float:
@@ -434,80 +517,108 @@ def _missing_patterns(X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rows[inverse.ravel() == i], pats[i]) for i in range(pats.shape[0])]
 
 
-def _m_step(X, lengths, ks, params, patterns, free, scale, min_covar):
+def _regress(Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Maximise ``tr(S^-1 E[(y - W z)(y - W z)'])`` over the free columns of ``W``, the others held.
+
+    The free columns solve ``W_f Szz_ff = Syz_f - W_h Szz_hf`` (``h``: held);
+    the solution does not depend on the noise covariance ``S``.
+    """
+    held = ~free
+    rhs = Syz[:, free] - W[:, held] @ Szz[np.ix_(held, free)]
+    W = W.copy()
+    W[:, free] = np.linalg.lstsq(Szz[np.ix_(free, free)], rhs.T, rcond=None)[0].T
+    return W
+
+
+def _residual_cov(Syy: np.ndarray, Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, n: int) -> np.ndarray:
+    """``E[(y - W z)(y - W z)']`` averaged over ``n`` terms, from the sums of the moments."""
+    return (Syy - W @ Syz.T - Syz @ W.T + W @ Szz @ W.T) / n
+
+
+def _m_step(X, U, lengths, ks, params, patterns, free, scale, min_covar):
     """One exact M-step: closed-form updates of the free parameters given the smoother's moments.
 
-    The expected complete-data log-likelihood splits into three blocks,
-    ``(A, Q)``, ``(C, R)`` and ``(mu0, P0)``; within each block the update
-    of the matrix does not depend on the covariance, and the covariance
-    update uses the matrix in force (fitted or fixed), so fixing any subset
+    The expected complete-data log-likelihood splits into three blocks:
+    ``(A, B, Q)`` (regress ``x_t`` on ``z = [x_t-1; u_t]``), ``(C, D, R)``
+    (regress ``y_t`` on ``[x_t; u_t]``) and ``(mu0, P0)``. Within each block
+    the regression coefficients do not depend on the covariance, the free
+    ones are solved with the held ones in place (:func:`_regress`), and the
+    covariance update uses the coefficients in force, so fixing any subset
     still maximises over the rest. Missing entries of ``y`` are latent too:
     given ``x_t`` and the observed entries they are Gaussian, which adds
     their conditional moments to the sufficient statistics.
     """
-    A, C, Q, R, m0, P0 = params
-    m, P, lag = ks.smoothed_mean, ks.smoothed_cov, ks.lag_cov
-    Exx = P + m[:, :, None] * m[:, None, :]
+    new = dict(params)
+    A, C, m0 = params["transition_matrix"], params["observation_matrix"], params["initial_mean"]
+    d = A.shape[0]
+    T = X.shape[0]
+    U = np.zeros((T, 0)) if U is None else U
+    mean, P, lag = ks.smoothed_mean, ks.smoothed_cov, ks.lag_cov
+    Exx = P + mean[:, :, None] * mean[:, None, :]
     bounds = np.concatenate([[0], np.cumsum(lengths)])
-    last = np.zeros(X.shape[0], dtype=bool)
+    last = np.zeros(T, dtype=bool)
     last[bounds[1:] - 1] = True
-    new = dict(zip(_NAMES, params, strict=True))
     state_floor = min_covar * _state_scale(C, scale)
     inner = np.flatnonzero(~last)
-    if inner.size and ("transition_matrix" in free or "transition_covariance" in free):
-        S00 = Exx[inner].sum(axis=0)
-        S11 = Exx[inner + 1].sum(axis=0)
-        S10 = (lag[inner] + m[inner + 1, :, None] * m[inner, None, :]).sum(axis=0)
-        if "transition_matrix" in free:
-            A = np.linalg.solve(S00.T, S10.T).T
-            new["transition_matrix"] = A
+    names = ("transition_matrix", "control_matrix")
+    if inner.size and (set(names) & set(free) or "transition_covariance" in free):
+        after, u = inner + 1, U[inner + 1]  # x_t+1 regressed on [x_t; u_t+1]
+        Szz = np.block([[Exx[inner].sum(axis=0), mean[inner].T @ u], [u.T @ mean[inner], u.T @ u]])
+        Syz = np.hstack([(lag[inner] + mean[after, :, None] * mean[inner, None, :]).sum(axis=0), mean[after].T @ u])
+        W = np.hstack([A, params["control_matrix"]])
+        mask = np.repeat([n in free for n in names], [d, U.shape[1]])
+        if mask.any():
+            W = _regress(Syz, Szz, W, mask)
+            new["transition_matrix"], new["control_matrix"] = W[:, :d], W[:, d:]
         if "transition_covariance" in free:
-            Qn = (S11 - A @ S10.T - S10 @ A.T + A @ S00 @ A.T) / inner.size
-            new["transition_covariance"] = _floor(Qn, state_floor)
-    if "observation_matrix" in free or "observation_covariance" in free:
-        Syx, Syy = _observation_moments(X, m, Exx, C, R, patterns)
-        Sxx = Exx.sum(axis=0)
-        if "observation_matrix" in free:
-            C = np.linalg.solve(Sxx.T, Syx.T).T
-            new["observation_matrix"] = C
+            Q = _residual_cov(Exx[after].sum(axis=0), Syz, Szz, W, inner.size)
+            new["transition_covariance"] = _floor(Q, state_floor)
+    names = ("observation_matrix", "feedthrough_matrix")
+    if set(names) & set(free) or "observation_covariance" in free:
+        Ey, Syx_extra, Syy_extra = _conditional_observations(X, U, mean, P, C, params["feedthrough_matrix"],
+                                                              params["observation_covariance"], patterns)
+        Szz = np.block([[Exx.sum(axis=0), mean.T @ U], [U.T @ mean, U.T @ U]])
+        Syz = np.hstack([Ey.T @ mean + Syx_extra, Ey.T @ U])
+        W = np.hstack([C, params["feedthrough_matrix"]])
+        mask = np.repeat([n in free for n in names], [d, U.shape[1]])
+        if mask.any():
+            W = _regress(Syz, Szz, W, mask)
+            new["observation_matrix"], new["feedthrough_matrix"] = W[:, :d], W[:, d:]
         if "observation_covariance" in free:
-            Rn = (Syy - C @ Syx.T - Syx @ C.T + C @ Sxx @ C.T) / X.shape[0]
-            new["observation_covariance"] = _floor(Rn, min_covar * scale)
+            R = _residual_cov(Ey.T @ Ey + Syy_extra, Syz, Szz, W, T)
+            new["observation_covariance"] = _floor(R, min_covar * scale)
     first = bounds[:-1]
     if "initial_mean" in free:
-        m0 = m[first].mean(axis=0)
+        m0 = mean[first].mean(axis=0)
         new["initial_mean"] = m0
     if "initial_covariance" in free:
-        diff = m[first] - m0
-        P0n = (P[first] + diff[:, :, None] * diff[:, None, :]).mean(axis=0)
-        new["initial_covariance"] = _floor(P0n, state_floor)
-    return tuple(new[name] for name in _NAMES)
+        diff = mean[first] - m0
+        new["initial_covariance"] = _floor((P[first] + diff[:, :, None] * diff[:, None, :]).mean(axis=0), state_floor)
+    return new
 
 
-def _observation_moments(X, m, Exx, C, R, patterns):
-    """``sum_t E[y_t x_t']`` and ``sum_t E[y_t y_t']`` under the posterior, missing entries included."""
-    complete = ~np.isnan(X).any(axis=1)
-    Xc, mc = X[complete], m[complete]
-    Syx = Xc.T @ mc
-    Syy = Xc.T @ Xc
-    p = X.shape[1]
+def _conditional_observations(X, U, mean, P, C, D, R, patterns):
+    """Posterior means of the observations (missing entries filled in) and the extra second moments they carry.
+
+    Given ``x_t`` and the observed entries ``o``, the missing entries ``u``
+    are ``N(G x_t + h_t, V)`` with ``K = R_uo R_oo^-1``, ``G = C_u - K C_o``,
+    ``h_t = K y_o + (D_u - K D_o) u_t`` and ``V = R_uu - K R_ou``. So
+    ``E[y x'] = E[y] E[x]' + (G P_t on the rows u)`` and ``E[y y'] =
+    E[y] E[y]' + (G P_t G' + V on the block u, u)``. Returns ``(E[y] (T, p),
+    the first extra term summed (p, d), the second summed (p, p))``.
+    """
+    Ey = X.copy()
+    p, d = C.shape
+    Syx = np.zeros((p, d))
+    Syy = np.zeros((p, p))
     for rows, miss in patterns:
         o, u = np.flatnonzero(~miss), np.flatnonzero(miss)
-        B = np.linalg.solve(R[np.ix_(o, o)], R[np.ix_(o, u)]).T if o.size else np.zeros((u.size, 0))
-        G = C[u] - B @ C[o]  # E[y_u | x, y_o] = G x + h, Cov = V
-        V = R[np.ix_(u, u)] - B @ R[np.ix_(o, u)]
-        yo = X[np.ix_(rows, o)]
-        h = yo @ B.T
-        mu, S = m[rows], Exx[rows]
-        Ey = np.empty((rows.size, p))
-        Ey[:, o] = yo
-        Ey[:, u] = mu @ G.T + h
-        Eyx = np.empty((p, m.shape[1]))
-        Eyx[o] = yo.T @ mu
-        Eyx[u] = G @ S.sum(axis=0) + h.T @ mu
-        Syx += Eyx
-        Eyy = Ey.T @ Ey  # the outer products of the conditional means, plus the conditional covariance of y_u:
-        cov_u = G @ (S.sum(axis=0) - mu.T @ mu) @ G.T + rows.size * V  # sum_t G Cov(x_t) G' + V
-        Eyy[np.ix_(u, u)] += cov_u
-        Syy += Eyy
-    return Syx, Syy
+        K = np.linalg.solve(R[np.ix_(o, o)], R[np.ix_(o, u)]).T if o.size else np.zeros((u.size, 0))
+        G = C[u] - K @ C[o]
+        V = R[np.ix_(u, u)] - K @ R[np.ix_(o, u)]
+        h = X[np.ix_(rows, o)] @ K.T + U[rows] @ (D[u] - K @ D[o]).T
+        Ey[np.ix_(rows, u)] = mean[rows] @ G.T + h
+        Psum = P[rows].sum(axis=0)
+        Syx[u] += G @ Psum
+        Syy[np.ix_(u, u)] += G @ Psum @ G.T + rows.size * V
+    return Ey, Syx, Syy

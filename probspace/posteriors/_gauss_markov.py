@@ -47,6 +47,9 @@ class GaussMarkovChain(Posterior):
         Observations; NaN entries are missing.
     lengths : ndarray of int, optional
         Sequence lengths summing to ``T``; ``None`` is one sequence.
+    state_offset, obs_offset : ndarray of shape (T, d), (T, p), optional
+        Known terms of the transition into each frame and of each observation's mean (control inputs
+        ``B u_t`` and ``D u_t``).
     method : {"exact", "variational", "mcmc"}, default="exact"
         How the parameters were obtained (the posterior given them is exact).
     random_state : None, int or numpy.random.Generator, optional
@@ -71,7 +74,8 @@ class GaussMarkovChain(Posterior):
 
     def __init__(self, transition_matrix: Any, observation_matrix: Any, transition_covariance: Any,
                  observation_covariance: Any, initial_mean: Any, initial_covariance: Any, Y: Any, lengths: Any = None,
-                 *, method: str = "exact", random_state: Any = None) -> None:
+                 *, state_offset: Any = None, obs_offset: Any = None, method: str = "exact",
+                 random_state: Any = None) -> None:
         super().__init__(method=method, random_state=random_state)
         as_array = lambda a: np.ascontiguousarray(a, dtype=np.float64)  # noqa: E731
         self.params = tuple(as_array(a) for a in (transition_matrix, observation_matrix, transition_covariance,
@@ -85,6 +89,11 @@ class GaussMarkovChain(Posterior):
             raise ValueError(f"inconsistent shapes: expected A, C, Q, R, m0, P0 of shapes {shapes} and Y of shape "
                              f"(T, {p}); got {got} and Y {self.Y.shape}.")
         T = self.Y.shape[0]
+        self.state_offset = None if state_offset is None else as_array(state_offset)
+        self.obs_offset = None if obs_offset is None else as_array(obs_offset)
+        for name, off, k in (("state_offset", self.state_offset, d), ("obs_offset", self.obs_offset, p)):
+            if off is not None and off.shape != (T, k):
+                raise ValueError(f"{name} must have shape ({T}, {k}); got {off.shape}.")
         self.lengths = np.array([T], dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
         if self.lengths.sum() != T:
             raise ValueError(f"lengths add up to {self.lengths.sum()}, but Y has {T} frames.")
@@ -92,7 +101,8 @@ class GaussMarkovChain(Posterior):
 
     @cached_property
     def _ks(self) -> _kalman.KalmanResult:
-        return _kalman.kalman_smoother(self.Y, *self.params, self.lengths)
+        return _kalman.kalman_smoother(self.Y, *self.params, self.lengths, state_offset=self.state_offset,
+                                       obs_offset=self.obs_offset)
 
     # -- shapes -----------------------------------------------------------------
     @property
@@ -237,7 +247,9 @@ class GaussMarkovChain(Posterior):
     def sequences(self) -> list[GaussMarkovChain]:
         """One posterior per sequence, in order."""
         b = self._bounds()
-        return [GaussMarkovChain(*self.params, self.Y[lo:hi], None, method=self.method, random_state=self._rng)
+        cut = lambda a, lo, hi: None if a is None else a[lo:hi]  # noqa: E731
+        return [GaussMarkovChain(*self.params, self.Y[lo:hi], None, state_offset=cut(self.state_offset, lo, hi),
+                                 obs_offset=cut(self.obs_offset, lo, hi), method=self.method, random_state=self._rng)
                 for lo, hi in zip(b[:-1], b[1:], strict=True)]
 
 
