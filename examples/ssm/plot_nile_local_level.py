@@ -1,6 +1,6 @@
 """
 The Nile as a drifting level: Kalman smoothing, joint path draws and the change-point view
-========================================================================================
+==========================================================================================
 
 The annual flow of the Nile at Aswan (1871-1970) is the textbook series of
 Durbin and Koopman's *Time Series Analysis by State Space Methods*. Their
