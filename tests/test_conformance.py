@@ -60,7 +60,8 @@ def _sklearn_expected_failures(estimator):
     return {}
 
 
-@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True), GaussianHMM()], legacy=True,
+@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True), GaussianHMM(),
+                          LinearGaussianSSM(max_iter=5)], legacy=True,
                          expected_failed_checks=_sklearn_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -176,6 +176,10 @@ def test_smoother_equals_dense_conditioning():
         x = paths[:, lo:hi]
         np.testing.assert_allclose(seq.log_prob(x), dense.logpdf(x.reshape(3, -1)), atol=1e-9)
         np.testing.assert_allclose(seq.entropy(), dense.entropy(), atol=1e-10)
+    marginals = post.marginals  # a MultivariateNormal per frame
+    np.testing.assert_array_equal(marginals.mean, post.mean)
+    np.testing.assert_array_equal(marginals.covariance_matrix, post.covariance)
+    assert marginals.log_prob(paths).shape == (3, 7) and post.sample(()).shape == (7, 2)
     # the whole-posterior values are the sums over the independent sequences
     np.testing.assert_allclose(post.log_prob(paths), sum(s.log_prob(paths[:, lo:hi]) for s, (lo, hi)
                                                         in zip(post.sequences, [(0, 4), (4, 7)], strict=True)))
