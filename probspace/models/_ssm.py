@@ -33,15 +33,17 @@ _KERNEL = _NAMES[:6]
 
 
 class _Names:
-    """Constraint: None, ``"all"`` or a collection of parameter names (``fixed=``)."""
+    """Constraint: None, ``"all"``, a collection of parameter names, or a dict of names to held-entry masks."""
 
     def accepts(self, value: Any) -> bool:
-        if value is None or value == "all":
+        if value is None or (isinstance(value, str) and value == "all"):
             return True
+        if isinstance(value, dict):
+            return all(k in _NAMES for k in value)
         return isinstance(value, (list, tuple, set, frozenset)) and all(v in _NAMES for v in value)
 
     def __str__(self) -> str:
-        return f"None, 'all' or a list of names among {', '.join(_NAMES)}"
+        return f"None, 'all', a list of names or a dict of names to boolean masks (names among {', '.join(_NAMES)})"
 
 
 class LinearGaussianSSM(LatentModel):
@@ -98,13 +100,18 @@ class LinearGaussianSSM(LatentModel):
         ``B``, the inputs' effect on the state (only with inputs). Default: zeros.
     feedthrough_matrix : array-like of shape (p, m), optional
         ``D``, the inputs' direct effect on the observations (only with inputs). Default: zeros.
-    fixed : list of str or "all", optional
-        Parameters EM leaves as given (each must then be given): names among
-        ``transition_matrix``, ``observation_matrix``,
+    fixed : list of str, dict or "all", optional
+        Parameters EM leaves exactly as given (each must then be given):
+        names among ``transition_matrix``, ``observation_matrix``,
         ``transition_covariance``, ``observation_covariance``,
         ``initial_mean``, ``initial_covariance``, ``control_matrix`` and
         ``feedthrough_matrix``. ``"all"`` fits nothing (smoothing under
-        known parameters).
+        known parameters). A dict maps names to ``True`` (the whole array)
+        or to a boolean mask of the array's shape, True where an entry is
+        held: held entries of the matrices and of ``initial_mean`` keep
+        their given values (structural zeros stay zero) and the free ones
+        are fitted given them; a covariance's mask may hold its whole
+        off-diagonal at zero (a diagonal covariance).
     max_iter : int, default=100
         Most EM iterations (0: keep the starting values).
     tol : float, default=1e-4
@@ -250,17 +257,42 @@ class LinearGaussianSSM(LatentModel):
     def _get_parameters(self) -> dict[str, Any]:
         return {name + "_": getattr(self, name + "_") for name in _NAMES}
 
-    def _fixed_names(self) -> frozenset[str]:
-        return frozenset(_NAMES if self.fixed == "all" else (self.fixed or ()))
+    def _held(self, d: int, p: int, m: int) -> dict[str, np.ndarray]:
+        """Boolean masks of the entries EM holds, per parameter (all True: fixed, all False: free)."""
+        owner = type(self).__name__
+        fixed = self.fixed
+        if fixed is None:
+            fixed = {}
+        elif isinstance(fixed, str):
+            fixed = dict.fromkeys(_NAMES, True)
+        elif not isinstance(fixed, dict):
+            fixed = dict.fromkeys(fixed, True)
+        held = {}
+        for name, kind, shape in _PARAMS:
+            spec = fixed.get(name, False)
+            if isinstance(spec, (bool, np.bool_)):
+                held[name] = np.full(shape(d, p, m), bool(spec))
+                continue
+            mask = np.asarray(spec)
+            if mask.dtype != bool or mask.shape != shape(d, p, m):
+                raise ValueError(f"{owner}: fixed[{name!r}] must be True, False or a boolean mask of shape "
+                                 f"{shape(d, p, m)}; got {mask.dtype} of shape {mask.shape}.")
+            if kind == "covariance" and mask.any() and not mask.all():
+                off = ~np.eye(shape(d, p, m)[0], dtype=bool)
+                if not np.array_equal(mask, off):
+                    raise ValueError(f"{owner}: a mask in fixed[{name!r}] may hold the whole covariance or its "
+                                     "off-diagonal (a diagonal covariance), not other patterns.")
+            held[name] = mask
+        return held
 
-    def _given(self, d: int, p: int, m: int) -> dict[str, np.ndarray]:
+    def _given(self, d: int, p: int, m: int, held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate the parameters given to the constructor; return them as float arrays."""
         owner = type(self).__name__
         given = {}
         for name, kind, shape in _PARAMS:
             value = getattr(self, name)
             if value is None:
-                if name in self._fixed_names() and (m > 0 or name not in _NAMES[6:]):
+                if held[name].any() and (m > 0 or name not in _NAMES[6:]):
                     raise ValueError(f"{owner}: {name!r} is in fixed but was not given; give its value.")
                 continue
             if m == 0 and name in _NAMES[6:]:
@@ -273,6 +305,8 @@ class LinearGaussianSSM(LatentModel):
             if not np.all(np.isfinite(arr)):
                 raise ValueError(f"{owner}: {name} must be finite.")
             if kind == "covariance":
+                if held[name].any() and not held[name].all() and np.any(arr[held[name]] != 0):
+                    raise ValueError(f"{owner}: {name} must be diagonal where fixed holds its off-diagonal.")
                 if not np.allclose(arr, arr.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(arr).max())):
                     raise ValueError(f"{owner}: {name} must be symmetric.")
                 if np.linalg.eigvalsh(arr)[0] <= 0.0:
@@ -344,10 +378,13 @@ class LinearGaussianSSM(LatentModel):
             raise ValueError(f"X passed to {name}.fit has no observed value in column(s) {empty.tolist()}.")
         U = cond
         m = 0 if U is None else U.shape[1]
-        given = self._given(self.n_components, X.shape[1], m)
+        held = self._held(self.n_components, X.shape[1], m)
+        given = self._given(self.n_components, X.shape[1], m, held)
         params, scale = self._start(X, m, given, rng)
-        free = [n for n in _NAMES if n not in self._fixed_names() and (m > 0 or n not in _NAMES[6:])]
-        n_iter = self.max_iter if free else 0
+        for name, mask in held.items():  # a held off-diagonal makes the starting covariance diagonal
+            if _PARAMS[_NAMES.index(name)][1] == "covariance" and mask.any() and not mask.all():
+                params[name] = np.diag(np.diag(params[name]))
+        n_iter = self.max_iter if any(not mask.all() for mask in held.values() if mask.size) else 0
         trace: list[float] = []
         converged = n_iter == 0
         patterns = _missing_patterns(X)
@@ -367,7 +404,7 @@ class LinearGaussianSSM(LatentModel):
                 if len(trace) > 1 and trace[-1] - trace[-2] < self.tol:
                     converged = True
                     break
-                params = _m_step(X, U, lengths, ks, params, patterns, free, scale, self.min_covar)
+                params = _m_step(X, U, lengths, ks, params, patterns, held, scale, self.min_covar)
         if not trace or not converged:
             trace.append(float(smoother(params, smooth=False).log_likelihood.sum()))
         for pname, value in params.items():
@@ -517,39 +554,59 @@ def _missing_patterns(X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rows[inverse.ravel() == i], pats[i]) for i in range(pats.shape[0])]
 
 
-def _regress(Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Maximise ``tr(S^-1 E[(y - W z)(y - W z)'])`` over the free columns of ``W``, the others held.
+def _regress(Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, held: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Minimise ``tr(S^-1 E[(y - W z)(y - W z)'])`` over the entries of ``W`` not ``held``.
 
-    The free columns solve ``W_f Szz_ff = Syz_f - W_h Szz_hf`` (``h``: held);
-    the solution does not depend on the noise covariance ``S``.
+    With whole columns held, the free columns solve ``W_f Szz_ff = Syz_f -
+    W_h Szz_hf``, whatever ``S``. With single entries held, the rows couple
+    through ``S``: the free entries solve the normal equations
+    ``(Szz kron S^-1) vec(W) = vec(S^-1 Syz)`` restricted to them, the held
+    ones moved to the right-hand side (given the current ``S``: an ECM
+    step, which still never lowers the likelihood).
     """
-    held = ~free
-    rhs = Syz[:, free] - W[:, held] @ Szz[np.ix_(held, free)]
     W = W.copy()
-    W[:, free] = np.linalg.lstsq(Szz[np.ix_(free, free)], rhs.T, rcond=None)[0].T
-    return W
+    if held.all():
+        return W
+    if np.all(held == held[:1]):  # the same columns held in every row
+        free = ~held[0]
+        rhs = Syz[:, free] - W[:, ~free] @ Szz[np.ix_(~free, free)]
+        W[:, free] = np.linalg.lstsq(Szz[np.ix_(free, free)], rhs.T, rcond=None)[0].T
+        return W
+    S_inv = np.linalg.inv(S)
+    H = np.kron(Szz, S_inv)  # acts on vec(W), columns stacked (order "F")
+    g = (S_inv @ Syz).ravel(order="F")
+    h = held.ravel(order="F")
+    w = W.ravel(order="F")
+    w[~h] = np.linalg.lstsq(H[np.ix_(~h, ~h)], g[~h] - H[np.ix_(~h, h)] @ w[h], rcond=None)[0]
+    return w.reshape(W.shape, order="F")
 
 
-def _residual_cov(Syy: np.ndarray, Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, n: int) -> np.ndarray:
-    """``E[(y - W z)(y - W z)']`` averaged over ``n`` terms, from the sums of the moments."""
-    return (Syy - W @ Syz.T - Syz @ W.T + W @ Szz @ W.T) / n
+def _covariance(Syy: np.ndarray, Syz: np.ndarray, Szz: np.ndarray, W: np.ndarray, n: int, held: np.ndarray,
+                old: np.ndarray, floor: float) -> np.ndarray:
+    """Return the covariance update: the mean residual second moment (diagonal where its off-diagonal is held)."""
+    if held.all():
+        return old
+    S = (Syy - W @ Syz.T - Syz @ W.T + W @ Szz @ W.T) / n
+    if held.any():  # a diagonal covariance
+        return np.diag(np.maximum(np.diag(S), floor))
+    return _floor(S, floor)
 
 
-def _m_step(X, U, lengths, ks, params, patterns, free, scale, min_covar):
+def _m_step(X, U, lengths, ks, params, patterns, held, scale, min_covar):
     """One exact M-step: closed-form updates of the free parameters given the smoother's moments.
 
     The expected complete-data log-likelihood splits into three blocks:
     ``(A, B, Q)`` (regress ``x_t`` on ``z = [x_t-1; u_t]``), ``(C, D, R)``
     (regress ``y_t`` on ``[x_t; u_t]``) and ``(mu0, P0)``. Within each block
-    the regression coefficients do not depend on the covariance, the free
-    ones are solved with the held ones in place (:func:`_regress`), and the
-    covariance update uses the coefficients in force, so fixing any subset
-    still maximises over the rest. Missing entries of ``y`` are latent too:
-    given ``x_t`` and the observed entries they are Gaussian, which adds
-    their conditional moments to the sufficient statistics.
+    the free coefficients are solved with the held ones in place
+    (:func:`_regress`), and the covariance update uses the coefficients in
+    force, so fixing any subset still maximises over the rest. Missing
+    entries of ``y`` are latent too: given ``x_t`` and the observed entries
+    they are Gaussian, which adds their conditional moments to the
+    sufficient statistics.
     """
     new = dict(params)
-    A, C, m0 = params["transition_matrix"], params["observation_matrix"], params["initial_mean"]
+    A, C = params["transition_matrix"], params["observation_matrix"]
     d = A.shape[0]
     T = X.shape[0]
     U = np.zeros((T, 0)) if U is None else U
@@ -560,40 +617,38 @@ def _m_step(X, U, lengths, ks, params, patterns, free, scale, min_covar):
     last[bounds[1:] - 1] = True
     state_floor = min_covar * _state_scale(C, scale)
     inner = np.flatnonzero(~last)
-    names = ("transition_matrix", "control_matrix")
-    if inner.size and (set(names) & set(free) or "transition_covariance" in free):
+    mask = np.hstack([held["transition_matrix"], held["control_matrix"]])
+    if inner.size and not (mask.all() and held["transition_covariance"].all()):
         after, u = inner + 1, U[inner + 1]  # x_t+1 regressed on [x_t; u_t+1]
         Szz = np.block([[Exx[inner].sum(axis=0), mean[inner].T @ u], [u.T @ mean[inner], u.T @ u]])
         Syz = np.hstack([(lag[inner] + mean[after, :, None] * mean[inner, None, :]).sum(axis=0), mean[after].T @ u])
-        W = np.hstack([A, params["control_matrix"]])
-        mask = np.repeat([n in free for n in names], [d, U.shape[1]])
-        if mask.any():
-            W = _regress(Syz, Szz, W, mask)
-            new["transition_matrix"], new["control_matrix"] = W[:, :d], W[:, d:]
-        if "transition_covariance" in free:
-            Q = _residual_cov(Exx[after].sum(axis=0), Syz, Szz, W, inner.size)
-            new["transition_covariance"] = _floor(Q, state_floor)
-    names = ("observation_matrix", "feedthrough_matrix")
-    if set(names) & set(free) or "observation_covariance" in free:
+        W = _regress(Syz, Szz, np.hstack([A, params["control_matrix"]]), mask, params["transition_covariance"])
+        new["transition_matrix"], new["control_matrix"] = W[:, :d], W[:, d:]
+        new["transition_covariance"] = _covariance(Exx[after].sum(axis=0), Syz, Szz, W, inner.size,
+                                                   held["transition_covariance"], params["transition_covariance"],
+                                                   state_floor)
+    mask = np.hstack([held["observation_matrix"], held["feedthrough_matrix"]])
+    if not (mask.all() and held["observation_covariance"].all()):
         Ey, Syx_extra, Syy_extra = _conditional_observations(X, U, mean, P, C, params["feedthrough_matrix"],
                                                               params["observation_covariance"], patterns)
         Szz = np.block([[Exx.sum(axis=0), mean.T @ U], [U.T @ mean, U.T @ U]])
         Syz = np.hstack([Ey.T @ mean + Syx_extra, Ey.T @ U])
-        W = np.hstack([C, params["feedthrough_matrix"]])
-        mask = np.repeat([n in free for n in names], [d, U.shape[1]])
-        if mask.any():
-            W = _regress(Syz, Szz, W, mask)
-            new["observation_matrix"], new["feedthrough_matrix"] = W[:, :d], W[:, d:]
-        if "observation_covariance" in free:
-            R = _residual_cov(Ey.T @ Ey + Syy_extra, Syz, Szz, W, T)
-            new["observation_covariance"] = _floor(R, min_covar * scale)
+        W = _regress(Syz, Szz, np.hstack([C, params["feedthrough_matrix"]]), mask, params["observation_covariance"])
+        new["observation_matrix"], new["feedthrough_matrix"] = W[:, :d], W[:, d:]
+        new["observation_covariance"] = _covariance(Ey.T @ Ey + Syy_extra, Syz, Szz, W, T,
+                                                    held["observation_covariance"], params["observation_covariance"],
+                                                    min_covar * scale)
     first = bounds[:-1]
-    if "initial_mean" in free:
-        m0 = mean[first].mean(axis=0)
-        new["initial_mean"] = m0
-    if "initial_covariance" in free:
-        diff = mean[first] - m0
-        new["initial_covariance"] = _floor((P[first] + diff[:, :, None] * diff[:, None, :]).mean(axis=0), state_floor)
+    m1, P1 = mean[first], P[first]  # the first states of the sequences
+    n_seq = first.size
+    # mu0: generalised least squares of the first states' means, the held entries in place
+    mu0 = _regress(m1.sum(axis=0)[:, None], np.array([[float(n_seq)]]), params["initial_mean"][:, None],
+                   held["initial_mean"][:, None], params["initial_covariance"])[:, 0]
+    new["initial_mean"] = mu0
+    diff = m1 - mu0
+    second = (P1 + diff[:, :, None] * diff[:, None, :]).sum(axis=0)
+    new["initial_covariance"] = _covariance(second, np.zeros((d, 1)), np.zeros((1, 1)), np.zeros((d, 1)), n_seq,
+                                            held["initial_covariance"], params["initial_covariance"], state_floor)
     return new
 
 

@@ -474,3 +474,87 @@ def test_bad_inputs():
         no_inputs = LinearGaussianSSM(2, max_iter=2).fit(Y)
     with pytest.raises(ValueError, match="fitted with 0"):
         no_inputs.posterior(Y, U)
+
+
+# -- held entries (structural zeros, diagonal covariances) ------------------------------------------------
+@pytest.mark.parametrize("pattern", ["columns", "entries"])
+def test_partial_regression_solves_the_restricted_normal_equations(pattern):
+    # _regress minimises tr(S^-1 (Syy - W Syz' - Syz W' + W Szz W')) over the free entries: its gradient
+    # S^-1 (W Szz - Syz) vanishes there, and the held entries are untouched.
+    from probspace.models._ssm import _regress
+
+    rng = np.random.default_rng(13)
+    M = rng.normal(size=(5, 5))
+    Szz = M @ M.T + np.eye(5)
+    L = rng.normal(size=(3, 3))
+    S = L @ L.T + np.eye(3)
+    Syz, W0 = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    held = np.zeros((3, 5), dtype=bool)
+    if pattern == "columns":
+        held[:, [1, 4]] = True
+    else:
+        held[0, 1] = held[2, 3] = held[1, 0] = True
+    W = _regress(Syz, Szz, W0, held, S)
+    np.testing.assert_array_equal(W[held], W0[held])
+    grad = np.linalg.solve(S, W @ Szz - Syz)
+    np.testing.assert_allclose(grad[~held], 0.0, atol=1e-10)
+
+
+def test_held_entries_stay_exact_and_em_reaches_a_stationary_point():
+    params = rotating_model()
+    A = params[0].copy()
+    A[0, 1] = 0.0  # a structural zero
+    truth = (A, params[1], params[2], np.diag([0.3, 0.4, 0.2]), params[4], params[5])
+    rng = np.random.default_rng(14)
+    Y = _simulate(*truth, 400, rng)[0]
+    Y[rng.random(Y.shape) < 0.1] = np.nan
+    fixed = {"transition_matrix": np.array([[False, True], [False, False]]), "observation_matrix": True,
+             "initial_mean": np.array([True, False]), "initial_covariance": True,
+             "observation_covariance": ~np.eye(3, dtype=bool)}
+    model = LinearGaussianSSM(2, transition_matrix=A, observation_matrix=params[1], initial_mean=[1.0, 0.0],
+                              initial_covariance=np.eye(2), observation_covariance=np.eye(3), fixed=fixed,
+                              max_iter=400, tol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Y)
+    assert np.all(np.diff(model.history_) * Y.shape[0] >= -1e-8)
+    assert model.transition_matrix_[0, 1] == 0.0 and model.initial_mean_[0] == 1.0
+    R = model.observation_covariance_
+    np.testing.assert_array_equal(R, np.diag(np.diag(R)))
+    np.testing.assert_array_equal(model.observation_matrix_, params[1])
+    # at the fit, the log-likelihood is flat in every free entry (central differences)
+    fitted = {name: getattr(model, name + "_") for name in ("transition_matrix", "observation_matrix",
+              "transition_covariance", "observation_covariance", "initial_mean", "initial_covariance")}
+
+    def loglik(name, index, step):
+        value = fitted[name].copy()
+        value[index] += step
+        if name.endswith("covariance") and len(set(index)) == 2:
+            value[index[::-1]] += step
+        return known(tuple({**fitted, name: value}.values())).fit(Y[:2]).log_likelihood(Y)[0]
+
+    def newton_step(name, index, step=1e-4):
+        up, mid, down = loglik(name, index, step), loglik(name, index, 0.0), loglik(name, index, -step)
+        return -((up - down) / (2 * step)) / ((up - 2 * mid + down) / step**2)
+
+    # the Newton step to the maximum along each free entry is negligible (EM's slow tail leaves ~1e-6)
+    for name, index in [("transition_matrix", (0, 0)), ("transition_matrix", (1, 0)), ("transition_matrix", (1, 1)),
+                        ("transition_covariance", (0, 1)), ("transition_covariance", (1, 1)),
+                        ("observation_covariance", (2, 2)), ("initial_mean", (1,))]:
+        assert abs(newton_step(name, index)) < 1e-4, (name, index, newton_step(name, index))
+    # along a held entry it is not (the check can fail)
+    assert abs(newton_step("transition_matrix", (0, 1))) > 1e-3
+
+
+def test_bad_masks():
+    X, lengths = LinearGaussianSSM._conformance_data(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"boolean mask of shape \(2, 2\)"):
+        LinearGaussianSSM(2, transition_matrix=np.eye(2), fixed={"transition_matrix": np.ones((3, 3), bool)}).fit(X)
+    with pytest.raises(ValueError, match="off-diagonal"):
+        LinearGaussianSSM(2, transition_covariance=np.eye(2),
+                          fixed={"transition_covariance": np.array([[True, False], [False, False]])}).fit(X)
+    with pytest.raises(ValueError, match="must be diagonal where fixed holds its off-diagonal"):
+        LinearGaussianSSM(2, transition_covariance=np.array([[1.0, 0.5], [0.5, 1.0]]),
+                          fixed={"transition_covariance": ~np.eye(2, dtype=bool)}).fit(X)
+    with pytest.raises(InvalidParameterError, match="fixed"):
+        LinearGaussianSSM(2, fixed={"A": True}).fit(X)
