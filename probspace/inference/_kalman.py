@@ -78,7 +78,7 @@ class KalmanResult(NamedTuple):
     cond_chol: np.ndarray | None = None
 
 
-# -- small dense linear algebra without allocation (d and p are small) ----------------------------
+# -- small dense linear algebra without allocation (d and p are small) -----------
 @numba.njit(**_JIT)
 def _chol(S, n, L):  # pragma: no cover - compiled
     """Lower Cholesky factor of S[:n, :n] into L[:n, :n]; False if not positive definite."""
@@ -115,25 +115,19 @@ def _chol_solve(L, n, B, m):  # pragma: no cover - compiled
 
 
 @numba.njit(**_JIT)
-def _sym(P, d):  # pragma: no cover - compiled
+def _sandwich(M, P, d, N, out, add, buf):  # pragma: no cover - compiled
+    """out[:d, :d] = M P M' (+ out if add), symmetric; M is (d, N), P is (N, N); buf is (d, N) scratch."""
     for i in range(d):
-        for j in range(i):
-            v = 0.5 * (P[i, j] + P[j, i])
-            P[i, j] = v
-            P[j, i] = v
-
-
-@numba.njit(**_JIT)
-def _sandwich(M, P, d, N, out, add):  # pragma: no cover - compiled
-    """out[:d, :d] = M P M' (+ out if add); M is (d, N), P is (N, N)."""
+        for b in range(N):
+            s = 0.0
+            for a in range(N):
+                s += M[i, a] * P[a, b]
+            buf[i, b] = s
     for i in range(d):
         for j in range(i + 1):
             s = 0.0
-            for a in range(N):
-                row = 0.0
-                for b in range(N):
-                    row += P[a, b] * M[j, b]
-                s += M[i, a] * row
+            for b in range(N):
+                s += buf[i, b] * M[j, b]
             if add:
                 s += out[i, j]
             out[i, j] = s
@@ -156,6 +150,7 @@ def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred,
     Ld = np.empty((d, d))
     Bd = np.empty((d, d))
     W = np.empty((d, d))
+    buf = np.empty((d, d))
     for s in range(bounds.shape[0] - 1):
         lo, hi = bounds[s], bounds[s + 1]
         total = 0.0
@@ -174,7 +169,7 @@ def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred,
                 for i in range(d):
                     for j in range(d):
                         Pp[t, i, j] = Q[i, j]
-                _sandwich(A, Pf[t - 1], d, d, Pp[t], True)
+                _sandwich(A, Pf[t - 1], d, d, Pp[t], True, buf)
             k = 0
             for i in range(p):
                 if not np.isnan(Y[t, i]):
@@ -253,7 +248,7 @@ def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred,
             for i in range(d):
                 for j in range(d):
                     Pf[t, i, j] = KRK[i, j]
-            _sandwich(IKC, Pp[t], d, d, Pf[t], True)
+            _sandwich(IKC, Pp[t], d, d, Pf[t], True, buf)
         loglik[s] = total
         if not smooth:
             continue
@@ -288,8 +283,8 @@ def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred,
                     for a in range(d):
                         acc -= J[t, i, a] * A[a, j]
                     W[i, j] = acc
-            _sandwich(J[t], Q, d, d, Bd, False)
-            _sandwich(W, Pf[t], d, d, Bd, True)
+            _sandwich(J[t], Q, d, d, Bd, False, buf)
+            _sandwich(W, Pf[t], d, d, Bd, True, buf)
             if not _chol(Bd, d, Lc[t]):
                 # a singular conditional (deterministic state components): keep a zero factor there
                 for i in range(d):
@@ -306,7 +301,7 @@ def _run(Y, A, C, Q, R, m0, P0, bx, by, bounds, smooth, mp, Pp, mf, Pf, logpred,
             for i in range(d):
                 for j in range(d):
                     Ps[t, i, j] = Bd[i, j]
-            _sandwich(J[t], Ps[t + 1], d, d, Ps[t], True)
+            _sandwich(J[t], Ps[t + 1], d, d, Ps[t], True, buf)
             # Cov(x_t+1, x_t | y) = P_t+1|T J_t'
             for i in range(d):
                 for j in range(d):
