@@ -208,15 +208,32 @@ fig.tight_layout()
 # Forecast
 # --------
 # ``model.forecast`` starts from the filtered level of 1970 and runs the
-# random walk forward: under the local level model the uncertainty keeps
-# growing with the horizon (the HMM's fan would not, in its absorbing low
-# regime).
+# random walk forward, drawing whole future paths; ``forecast_distribution``
+# gives each future year's exact predictive normal. Under the local level
+# model the uncertainty keeps growing with the horizon (the HMM's fan would
+# not, in its absorbing low regime).
 n_steps = 10
 X_future, _ = model.forecast(y, n_steps, n_samples=N_PATHS, random_state=3)
-bands = np.quantile(X_future[:, :, 0], [0.05, 0.5, 0.95], axis=0)
+exact = model.forecast_distribution(y, n_steps)
+lo_f, hi_f = exact.credible_interval(0.90)
+bands = np.quantile(X_future[:, :, 0], [0.05, 0.95], axis=0)
 future = year[-1] + 1 + np.arange(n_steps)
-print(f"forecast {future[0]}: median {bands[1, 0]:.0f}, 90% interval {bands[0, 0]:.0f}-{bands[2, 0]:.0f}; "
-      f"{future[-1]}: {bands[0, -1]:.0f}-{bands[2, -1]:.0f}")
+print(f"forecast {future[0]}: mean {exact.mean[0, 0]:.0f}, exact 90% interval {lo_f[0, 0]:.0f}-{hi_f[0, 0]:.0f} "
+      f"(draws: {bands[0, 0]:.0f}-{bands[1, 0]:.0f}); {future[-1]}: {lo_f[-1, 0]:.0f}-{hi_f[-1, 0]:.0f}")
+
+fig, ax = plt.subplots(figsize=(9, 3.8))
+recent = year >= 1940
+ax.plot(year[recent], y[recent, 0], "o-", color="0.5", markersize=3, label="observed")
+ax.fill_between(future, lo_f[:, 0], hi_f[:, 0], color="tab:purple", alpha=0.2, label="exact 90% interval")
+ax.plot(future, exact.mean[:, 0], color="tab:purple", label="forecast mean")
+for i in range(3):
+    ax.plot(future, X_future[i, :, 0], color="tab:purple", linewidth=0.7, alpha=0.6)
+ax.plot([], [], color="tab:purple", linewidth=0.7, alpha=0.6, label="simulated futures")
+ax.set_xlabel("year")
+ax.set_ylabel("flow ($10^8$ m³)")
+ax.set_title(f"Forecast of {n_steps} years under the local level model")
+ax.legend(loc="lower left", ncol=2)
+fig.tight_layout()
 
 # %%
 # ArviZ

@@ -12,7 +12,7 @@ from .._tags import ModelTags
 from .._validation import Interval, check_gaussian_scale, check_n_samples, warn_unconverged
 from ..inference import _kalman
 from ..inference._progress import progress_bar
-from ..posteriors import GaussMarkovChain
+from ..posteriors import GaussMarkovChain, MultivariateNormal
 
 __all__ = ["LinearGaussianSSM"]
 
@@ -481,6 +481,50 @@ class LinearGaussianSSM(LatentModel):
             Z[:, h] = x
         noise = rng.multivariate_normal(np.zeros(p), R, size=(n_samples, n_steps), method="cholesky")
         return Z @ C.T + by + noise, Z
+
+    def forecast_distribution(self, X: Any, n_steps: int, *, y: Any = None, y_future: Any = None,
+                              lengths: Any = None) -> MultivariateNormal:
+        r"""Return the exact predictive distribution of each of the next ``n_steps`` observations.
+
+        From the filtered state at the last frame, :math:`\mathcal{N}(m, P)`,
+        each step applies :math:`m \leftarrow A m + B u`, :math:`P \leftarrow
+        A P A' + Q`; the observation is :math:`\mathcal{N}(C m + D u, C P C' +
+        R)`. These are the marginals of :meth:`forecast`'s draws (which are
+        joint across steps).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observed prefix (NaN for missing values); the last sequence is continued.
+        n_steps : int
+            Number of future frames.
+        y : array-like of shape (n_samples, n_inputs), optional
+            The inputs of the observed frames (models fitted with inputs).
+        y_future : array-like of shape (n_steps, n_inputs), optional
+            The inputs of the future frames (models fitted with inputs).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+
+        Returns
+        -------
+        MultivariateNormal
+            Batch ``(n_steps,)``, event ``(n_features,)``: ``mean`` and ``covariance_matrix`` per step.
+        """
+        n_steps = check_n_samples(n_steps, name="n_steps")
+        X, lengths = self._check_input(X, lengths)
+        U = self._check_condition(y, X.shape[0], fitting=False)
+        future = self._offsets(self._check_condition(y_future, n_steps, fitting=False))
+        ks = _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False, **self._offsets(U))
+        A, C, Q, R = self._params()[:4]
+        m, P = ks.filtered_mean[-1], ks.filtered_cov[-1]
+        loc, cov = np.empty((n_steps, C.shape[0])), np.empty((n_steps, C.shape[0], C.shape[0]))
+        for h in range(n_steps):
+            m = A @ m + (0.0 if future["state_offset"] is None else future["state_offset"][h])
+            P = A @ P @ A.T + Q
+            loc[h] = C @ m + (0.0 if future["obs_offset"] is None else future["obs_offset"][h])
+            cov[h] = C @ P @ C.T + R
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        return MultivariateNormal._trusted(loc, cov, np.linalg.cholesky(cov))
 
     # -- ArviZ hooks ----------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:

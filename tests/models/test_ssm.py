@@ -558,3 +558,18 @@ def test_bad_masks():
                           fixed={"transition_covariance": ~np.eye(2, dtype=bool)}).fit(X)
     with pytest.raises(InvalidParameterError, match="fixed"):
         LinearGaussianSSM(2, fixed={"A": True}).fit(X)
+
+
+@needs_statsmodels
+def test_forecast_distribution_matches_statsmodels_and_the_draws():
+    y = load_nile().data
+    params = [15099.0, 1469.1]
+    res = statsmodels_local_level(y[:, 0]).smooth(params)
+    model = local_level(*params).fit(y)
+    fc = model.forecast_distribution(y, 5)
+    ref = res.get_forecast(5)
+    np.testing.assert_allclose(fc.mean[:, 0], ref.predicted_mean, atol=1e-6)
+    np.testing.assert_allclose(fc.covariance_matrix[:, 0, 0], ref.var_pred_mean, rtol=1e-10)
+    draws = model.forecast(y, 5, n_samples=20000, random_state=0)[0][:, :, 0]
+    assert np.all(np.abs(draws.mean(axis=0) - fc.mean[:, 0]) < 6 * np.sqrt(fc.variance[:, 0] / 20000))
+    assert np.all(np.abs(draws.var(axis=0) / fc.variance[:, 0] - 1) < 6 * np.sqrt(2 / 20000))
