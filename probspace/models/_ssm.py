@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._base import LatentModel
+from .._docstrings import fill
 from .._tags import ModelTags
 from .._validation import Interval, check_gaussian_scale, check_n_samples, warn_unconverged
 from ..inference import _kalman
@@ -30,6 +31,22 @@ _PARAMS = (
 )
 _NAMES = tuple(name for name, _, _ in _PARAMS)
 _KERNEL = _NAMES[:6]
+
+#: Parameter text shared by ``forecast`` and ``forecast_distribution`` (filled in with ``fill``).
+_FORECAST_DOCS = {
+    "forecast_prefix": """\
+    X : array-like of shape (n_samples, n_features)
+        Observed prefix (NaN for missing values); the last sequence is continued.
+    n_steps : int
+        Number of future frames.""",
+    "forecast_inputs": """\
+    y : array-like of shape (n_samples, n_inputs), optional
+        The inputs of the observed frames (models fitted with inputs).
+    y_future : array-like of shape (n_steps, n_inputs), optional
+        The inputs of the future frames (models fitted with inputs).
+    lengths : array-like of int, optional
+        Lengths of the sequences in ``X``.""",
+}
 
 
 class _Names:
@@ -441,18 +458,10 @@ class LinearGaussianSSM(LatentModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Observed prefix (NaN for missing values); the last sequence is continued.
-        n_steps : int
-            Number of future frames.
+        {forecast_prefix}
         n_samples : int, default=100
             Number of independent continuations.
-        y : array-like of shape (n_samples, n_inputs), optional
-            The inputs of the observed frames (models fitted with inputs).
-        y_future : array-like of shape (n_steps, n_inputs), optional
-            The inputs of the future frames (models fitted with inputs).
-        lengths : array-like of int, optional
-            Lengths of the sequences in ``X``.
+        {forecast_inputs}
         random_state : None, int or numpy.random.Generator, optional
             Seed for this call only.
 
@@ -494,16 +503,8 @@ class LinearGaussianSSM(LatentModel):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Observed prefix (NaN for missing values); the last sequence is continued.
-        n_steps : int
-            Number of future frames.
-        y : array-like of shape (n_samples, n_inputs), optional
-            The inputs of the observed frames (models fitted with inputs).
-        y_future : array-like of shape (n_steps, n_inputs), optional
-            The inputs of the future frames (models fitted with inputs).
-        lengths : array-like of int, optional
-            Lengths of the sequences in ``X``.
+        {forecast_prefix}
+        {forecast_inputs}
 
         Returns
         -------
@@ -547,6 +548,11 @@ class LinearGaussianSSM(LatentModel):
         post = self._posterior(X, lengths, cond)
         return {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance),
                 "log_predictive": post.log_predictive}
+
+
+LinearGaussianSSM.forecast.__doc__ = fill(LinearGaussianSSM.forecast.__doc__, **_FORECAST_DOCS)
+LinearGaussianSSM.forecast_distribution.__doc__ = fill(LinearGaussianSSM.forecast_distribution.__doc__,
+                                                       **_FORECAST_DOCS)
 
 
 # -- helpers: simulation, starting scales, the M-step -----------------------------------------------
