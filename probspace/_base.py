@@ -436,8 +436,8 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
 
     # -- hooks for families -----------------------------------------------------
     # A conditional family's hooks (``_fit``, ``_posterior``, ``_log_likelihood``, ``_sample``, and the
-    # ArviZ hooks ``_pointwise_log_likelihood`` and ``_posterior_predictive``) also take ``cond``: what
-    # ``_check_condition`` returned for the rows of the call.
+    # ArviZ hooks ``_pointwise_log_likelihood``, ``_posterior_predictive`` and ``_arviz_constant_data``) also take
+    # ``cond``: what ``_check_condition`` returned for the rows of the call.
     @abstractmethod
     def _fit(self, X: Any, lengths: np.ndarray | None, rng: np.random.Generator) -> None:
         """Fit the backend; set ``backend_``, ``n_iter_``, ``converged_``, ``history_``."""
@@ -476,7 +476,7 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Return the observations the pointwise log-likelihood scores (``observed_data``'s ``x``)."""
         return np.asarray(X.toarray() if hasattr(X, "toarray") else X)
 
-    def _arviz_constant_data(self, X: Any, lengths: np.ndarray | None) -> dict[str, np.ndarray] | None:
+    def _arviz_constant_data(self, X: Any, lengths: np.ndarray | None, **cond: Any) -> dict[str, np.ndarray] | None:
         """Exact quantities derived from ``X`` (no draw axis), written to ``constant_data``."""
         return None
 

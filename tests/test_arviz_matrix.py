@@ -72,6 +72,11 @@ CASES = {
     "FactorAnalysis": (lambda: probspace.FactorAnalysis(2, random_state=0), _counts, "point"),
     "PPCA": (lambda: probspace.PPCA(2, random_state=0), _counts, "point"),
     "Embedding": (lambda: probspace.Embedding(PCA(2)), _faithful, "point-nodensity"),
+    # local linear trend (level and slope): two state coordinates, so the pair plot has two variables
+    "LinearGaussianSSM": (lambda: probspace.LinearGaussianSSM(
+        2, transition_matrix=[[1.0, 1.0], [0.0, 1.0]], observation_matrix=[[1.0, 0.0]],
+        fixed=["transition_matrix", "observation_matrix"], max_iter=50, random_state=0), lambda: load_nile().data,
+        "point"),
     "RDPG": (lambda: probspace.RDPG(2, n_chains=2, n_draws=60, n_warmup=60, random_state=0), _graph, "chains-latent"),
     "SemiMarkovHMM": (lambda: probspace.SemiMarkovHMM(2, max_duration=30, random_state=0), lambda: load_nile().data,
                       "point"),

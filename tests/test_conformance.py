@@ -6,6 +6,7 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from probspace import GMMHMM, LDA, BernoulliHMM, CategoricalHMM, GaussianHMM, GaussianMixture, PoissonHMM
+from probspace.models import LinearGaussianSSM
 from probspace.testing import check_model, parametrize_with_model_checks
 
 MODELS = [
@@ -36,6 +37,9 @@ MODELS = [
     LDA(),
     LDA(learning_method="online", doc_topic_prior=0.2),
     LDA(algorithm="gibbs", n_chains=2, n_warmup=20, n_draws=20),
+    LinearGaussianSSM(),
+    LinearGaussianSSM(fixed=["initial_mean", "initial_covariance"], initial_mean=[0.0, 0.0],
+                      initial_covariance=[[1.0, 0.0], [0.0, 1.0]]),
 ]
 if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # the ArviZ 1.x venv has no torch
     from probspace import CVAE, VAE
@@ -57,7 +61,8 @@ def _sklearn_expected_failures(estimator):
     return {}
 
 
-@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True), GaussianHMM()], legacy=True,
+@parametrize_with_checks([GaussianMixture(), GaussianMixture(bayesian=True), GaussianHMM(),
+                          LinearGaussianSSM(max_iter=5)], legacy=True,
                          expected_failed_checks=_sklearn_expected_failures)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -182,7 +182,7 @@ def to_inference_data(
     predictive = model._posterior_predictive(Xc, latents, params, rng, **cond)
     if predictive is not None:
         groups["posterior_predictive"] = {"x": by_chain(predictive)}
-    constant = dict(model._arviz_constant_data(Xc, lengths) or {})
+    constant = dict(model._arviz_constant_data(Xc, lengths, **cond) or {})
     if tags.sequential and lengths is not None:
         constant["lengths"] = np.asarray(lengths, dtype=np.int64)
         constant["sequence_index"] = np.repeat(np.arange(len(lengths)), lengths)

@@ -10,6 +10,7 @@ from ._hmm import (
     sample_paths,
     viterbi,
 )
+from ._kalman import KalmanResult, kalman_smoother
 
 __all__ = [
     "ForwardBackward",
@@ -20,4 +21,6 @@ __all__ = [
     "sample_chain",
     "sample_paths",
     "viterbi",
+    "KalmanResult",
+    "kalman_smoother",
 ]

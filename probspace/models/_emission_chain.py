@@ -134,7 +134,7 @@ class EmissionChain(LatentModel):
         return emission.sample(self.emission_arrays_, np.asarray(latents).ravel().astype(np.int64),
                                rng).reshape(n_draws, n_obs, -1)
 
-    def _arviz_constant_data(self, X, lengths):
+    def _arviz_constant_data(self, X, lengths, **cond):
         return None
 
 

@@ -829,7 +829,7 @@ class ProbabilisticMF(LatentModel):
     def _arviz_observed_data(self, X: Any) -> np.ndarray:
         return self._ratings(X, "to_arviz").data
 
-    def _arviz_constant_data(self, X: Any, lengths: None) -> dict[str, np.ndarray]:
+    def _arviz_constant_data(self, X: Any, lengths: None, **cond: Any) -> dict[str, np.ndarray]:
         R = self._ratings(X, "to_arviz")
         return {"rating_user": np.repeat(np.arange(R.shape[0]), np.diff(R.indptr)),
                 "rating_item": R.indices.astype(np.int64)}

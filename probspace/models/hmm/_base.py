@@ -421,7 +421,7 @@ class _HMM(LatentModel):
     def _posterior_predictive(self, X, latents, params, rng):
         return self._answers().posterior_predictive(X, latents, params, rng)
 
-    def _arviz_constant_data(self, X, lengths):
+    def _arviz_constant_data(self, X, lengths, **cond):
         return {"state_marginals": self._posterior(X, lengths).mean}
 
 
