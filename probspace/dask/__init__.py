@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
                       "(dask[array] and distributed).") from exc
 
 from ._chunked import ChunkedMarkovChain, chunked_forward_backward
+from ._em import expected_statistics, fit, partial_fit
 from ._posterior import LazyPosterior, chunk_sequences, posterior
 
 __all__ = [
@@ -20,5 +21,8 @@ __all__ = [
     "LazyPosterior",
     "chunk_sequences",
     "chunked_forward_backward",
+    "expected_statistics",
+    "fit",
+    "partial_fit",
     "posterior",
 ]
