@@ -8,12 +8,14 @@ import pytest
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
+from hmmlearn import hmm  # noqa: E402
 from sklearn import mixture  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from probspace import GaussianHMM, GaussianMixture  # noqa: E402
+from probspace import LDA, GaussianHMM, GaussianMixture  # noqa: E402
 from probspace.dask import expected_statistics, fit, partial_fit  # noqa: E402
-from probspace.dask._em import gmm_statistics  # noqa: E402
+from probspace.dask._em import gmm_statistics, hmm_statistics  # noqa: E402
+from probspace.inference import _hmm  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +73,51 @@ def test_fit_unfitted_and_partial_fit():
     np.testing.assert_array_equal(again.means_, fit(GaussianMixture(3, random_state=0), Xd, init_size=600).means_)
 
 
+def _hmm_start(rng, covariance_type):
+    lengths = np.array([300, 250, 400, 200, 350])
+    A = np.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.05, 0.15, 0.8]])
+    z = _hmm.sample_chain(np.array([0.5, 0.3, 0.2]), A, lengths.sum(), rng)
+    means = np.array([[-2.0, 10.0], [0.0, 12.0], [2.5, 9.0]])
+    X = means[z] + rng.normal(size=(lengths.sum(), 2)) @ np.array([[1.0, 0.3], [0.0, 0.8]])
+    start = GaussianHMM(3, covariance_type=covariance_type, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        start.fit(X, lengths=lengths)
+    return X, lengths, start
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+@pytest.mark.parametrize("one_sequence", [False, True])
+def test_hmm_em_equals_hmmlearn_from_same_start(covariance_type, one_sequence):
+    X, lengths, start = _hmm_start(np.random.default_rng(3), covariance_type)
+    if one_sequence:
+        lengths = np.array([X.shape[0]])
+    ref = hmm.GaussianHMM(3, covariance_type=covariance_type, n_iter=4, tol=-np.inf, init_params="", params="stmc")
+    ref.startprob_, ref.transmat_, ref.means_ = start.startprob_, start.transmat_, start.means_
+    ref.covars_ = start.covars_ if covariance_type == "full" else np.diagonal(start.covars_, axis1=1, axis2=2)
+    # statistics: distributed (per block or per chunk of one sequence) equal single-process ones
+    stats = expected_statistics(start, da.from_array(X, chunks=(170, 2)), lengths=lengths, split_every=2)
+    params = {"startprob": start.startprob_, "transmat": start.transmat_, "means": start.means_,
+              "covars": start.covars_ if covariance_type == "full" else np.diagonal(start.covars_, axis1=1, axis2=2)}
+    single = hmm_statistics(start, X, lengths, params)
+    for k in single:
+        np.testing.assert_allclose(stats[k], single[k], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stats["loglik"], start.log_likelihood(X, lengths=lengths).sum(), rtol=1e-12)
+    ref.fit(X, lengths=lengths)
+    fit(start, da.from_array(X, chunks=(170, 2)), lengths=lengths, max_iter=4, tol=-np.inf, split_every=2)
+    np.testing.assert_allclose(start.startprob_, ref.startprob_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(start.transmat_, ref.transmat_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(start.means_, ref.means_, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(start.covars_, ref.covars_, rtol=1e-8, atol=1e-8)
+
+
 def test_em_errors():
     rng = np.random.default_rng(2)
     X = _data(rng, n=200)
-    with pytest.raises(NotImplementedError, match="GaussianMixture"):
-        fit(GaussianHMM(2), da.from_array(X, chunks=50))
+    with pytest.raises(NotImplementedError, match="GaussianMixture and GaussianHMM"):
+        fit(LDA(2), da.from_array(np.abs(X), chunks=50))
+    with pytest.raises(NotImplementedError, match="diag"):
+        fit(GaussianHMM(2, covariance_type="tied"), da.from_array(X, chunks=50))
     with pytest.raises(NotImplementedError, match="bayesian"):
         fit(GaussianMixture(2, bayesian=True), da.from_array(X, chunks=50))
     with pytest.raises(ValueError, match="2-D"):
@@ -85,3 +127,13 @@ def test_em_errors():
         expected_statistics(gm, da.from_array(X, chunks=50), split_every=1)
     with pytest.raises(ValueError, match="features"):
         partial_fit(gm, da.zeros((10, 2), chunks=5))
+
+
+def test_hmm_fit_unfitted_one_long_sequence():
+    X, lengths, _ = _hmm_start(np.random.default_rng(4), "diag")
+    Xd = da.from_array(X, chunks=(300, 2))
+    model = fit(GaussianHMM(3, random_state=0, max_iter=30), Xd, init_size=400)
+    assert np.all(np.diff(model.history_) > -1e-9)
+    ll = model.score(X)
+    partial_fit(model, Xd, lengths=lengths)
+    assert model.n_iter_ == 1 and model.score(X) >= ll - 1e-3

@@ -21,8 +21,10 @@ import numpy as np
 from scipy import linalg
 from scipy.special import logsumexp
 
+from ..inference import _hmm
 from ..inference._progress import progress_bar
-from ._posterior import check_dask_rows
+from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
+from ._posterior import block_lengths, check_dask_rows, chunk_sequences
 
 __all__ = ["expected_statistics", "fit", "partial_fit"]
 
@@ -133,15 +135,192 @@ def _gmm_write(model, params) -> None:
         b.precisions_ = pc @ np.swapaxes(pc, -1, -2)
 
 
-def _check_family(model) -> None:
-    from ..models import GaussianMixture
+# -- Gaussian HMM -----------------------------------------------------------------------------------
+def _moments(X, gamma, means, full):
+    """Return counts and first/second moments of ``X - means[k]`` weighted by ``gamma``."""
+    K, D = means.shape
+    s1 = np.empty((K, D))
+    s2 = np.empty((K, D, D) if full else (K, D))
+    for k in range(K):
+        diff = X - means[k]
+        r = gamma[:, k]
+        s1[k] = r @ diff
+        s2[k] = (r[:, None] * diff).T @ diff if full else r @ (diff * diff)
+    return gamma.sum(axis=0), s1, s2
 
-    if not isinstance(model, GaussianMixture):
-        raise NotImplementedError(f"Distributed EM supports GaussianMixture; got {type(model).__name__}. Fit other "
-                                  "families in memory or on a subsample.")
-    if model.bayesian or model.sampler is not None:
-        raise NotImplementedError("Distributed EM fits maximum-likelihood GaussianMixture (bayesian=False, "
-                                  "sampler=None).")
+
+def _hmm_log_frames(model, X, params):
+    X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError("Distributed EM needs finite X (no NaN or inf); fit data with missing values in memory.")
+    return model._emission().log_frames(X, {"means": params["means"], "covars": params["covars"]})
+
+
+def hmm_statistics(model, X, lengths, params) -> dict[str, np.ndarray]:
+    """E-step statistics of one block of whole sequences (hmmlearn's, moments around the current means).
+
+    Parameters
+    ----------
+    model : GaussianHMM
+        The model (for its emission density).
+    X : ndarray of shape (T, D)
+        Whole sequences, concatenated.
+    lengths : ndarray of int
+        Their lengths.
+    params : dict
+        ``startprob``, ``transmat``, ``means``, ``covars`` (emission layout).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``start``, ``trans``, ``n``, ``s1``, ``s2``, ``loglik``, ``rows``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    fb = _hmm.forward_backward(params["startprob"], params["transmat"], _hmm_log_frames(model, X, params), lengths)
+    bounds = _hmm.sequence_bounds(lengths, X.shape[0])
+    n, s1, s2 = _moments(X, fb.marginals, params["means"], params["covars"].ndim == 3)
+    return {"start": fb.marginals[bounds[:-1]].sum(axis=0), "trans": fb.transition_counts.sum(axis=0), "n": n,
+            "s1": s1, "s2": s2, "loglik": np.array(fb.log_likelihood.sum()), "rows": np.array(X.shape[0])}
+
+
+def _chunk_statistics(model, X, params, logb, scan, c):
+    marginals, _, _, counts, _ = chunk_smooth(params["startprob"], params["transmat"], logb, scan, c)
+    n, s1, s2 = _moments(np.asarray(X, dtype=np.float64), marginals, params["means"], params["covars"].ndim == 3)
+    K = marginals.shape[1]
+    return {"start": marginals[0] if c == 0 else np.zeros(K), "trans": counts, "n": n, "s1": s1, "s2": s2,
+            "loglik": np.array(scan[2] if c == 0 else 0.0), "rows": np.array(X.shape[0])}
+
+
+def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any) -> dict[str, Any]:
+    """Return new parameters from reduced statistics: hmmlearn's MAP M-step with the model's priors.
+
+    The priors act in the units of ``X``, as in hmmlearn's own fit on ``X``.
+    """
+    start = np.maximum(np.asarray(model.startprob_prior) - 1 + stats["start"], 0)
+    start = np.where(params["startprob"] == 0, 0, start)
+    trans = np.maximum(np.asarray(model.transmat_prior) - 1 + stats["trans"], 0)
+    trans = np.where(params["transmat"] == 0, 0, trans)
+    rows = trans.sum(axis=1, keepdims=True)
+    mw, mp = np.asarray(model.means_weight, dtype=float), np.asarray(model.means_prior, dtype=float)
+    denom = stats["n"][:, None]
+    old = params["means"]
+    means = (mw * mp + stats["s1"] + old * denom) / (mw + denom)
+    e = means - old  # the shift from the centre of the moments
+    md = means - mp
+    cp, cw = np.asarray(model.covars_prior, dtype=float), float(np.max(model.covars_weight))
+    if params["covars"].ndim == 3:
+        D = means.shape[1]
+        c_n = (mw[..., None, None] if mw.ndim else mw) * md[:, :, None] * md[:, None, :] + stats["s2"] \
+            - stats["s1"][:, :, None] * e[:, None, :] - e[:, :, None] * stats["s1"][:, None, :] \
+            + stats["n"][:, None, None] * e[:, :, None] * e[:, None, :]
+        covars = (cp + c_n) / (max(cw - D, 0) + stats["n"][:, None, None])
+    else:
+        c_n = mw * md**2 + stats["s2"] - 2 * e * stats["s1"] + e**2 * denom
+        covars = (cp + c_n) / np.maximum(max(cw - 1, 0) + denom, 1e-5)
+    return {"startprob": start / start.sum(), "transmat": np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0),
+            "means": means, "covars": covars}
+
+
+# -- families ----------------------------------------------------------------------------------------
+class _Mixture:
+    """Distributed EM of a maximum-likelihood GaussianMixture."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def prepare(self, X, lengths):
+        if lengths is not None:
+            raise ValueError(f"lengths applies only to sequential families, not {type(self.model).__name__}.")
+        return X, None
+
+    def params(self):
+        return _gmm_params(self.model)
+
+    def graph(self, X, layout, params, split):
+        p = dask.delayed(params, pure=True, traverse=False)
+        return _tree_sum([dask.delayed(gmm_statistics)(b, p) for b in X.to_delayed()[:, 0]], split)
+
+    def m_step(self, stats, params):
+        return gmm_m_step(stats, params, self.model.reg_covar)
+
+    def write(self, params):
+        _gmm_write(self.model, params)
+
+    def init_rows(self, X, layout, init_size):
+        n_blocks = X.numblocks[0]
+        per = max(1, init_size // n_blocks)
+        parts = [X.blocks[i][: min(per, X.chunks[0][i])] for i in range(n_blocks)]
+        return np.concatenate(dask.compute(*parts), axis=0), None
+
+
+class _GaussianHMM(_Mixture):
+    """Distributed EM of a GaussianHMM (diag or full covariances): blocks of sequences, or one long sequence."""
+
+    def prepare(self, X, lengths):
+        lengths = np.array([X.shape[0]]) if lengths is None else np.asarray(lengths, dtype=np.int64)
+        if lengths.sum() != X.shape[0] or np.any(lengths <= 0):
+            raise ValueError(f"'lengths' must be positive and add up to the number of rows of X ({X.shape[0]}).")
+        if len(lengths) == 1:
+            return X, None  # one sequence: chunked exact forward-backward
+        per = block_lengths(X.chunks[0], lengths)
+        if per is None:
+            X = chunk_sequences(X, lengths, int(max(X.chunks[0])))
+            per = block_lengths(X.chunks[0], lengths)
+        return X, per
+
+    def params(self):
+        m = self.model
+        full = m.covars_
+        covars = full if m.covariance_type == "full" else np.diagonal(full, axis1=1, axis2=2).copy()
+        return {"startprob": m.startprob_, "transmat": m.transmat_, "means": m.means_, "covars": covars}
+
+    def graph(self, X, layout, params, split):
+        p = dask.delayed(params, pure=True, traverse=False)
+        model = dask.delayed(self.model, pure=True, traverse=False)
+        blocks = X.to_delayed()[:, 0]
+        if layout is not None:
+            return _tree_sum([dask.delayed(hmm_statistics)(model, b, L, p) for b, L in zip(blocks, layout,
+                                                                                           strict=True)], split)
+        logb = [dask.delayed(_hmm_log_frames)(model, b, p) for b in blocks]
+        transfers = [dask.delayed(chunk_transfer, nout=2)(p["startprob"], p["transmat"], f, c == 0)
+                     for c, f in enumerate(logb)]
+        scan = dask.delayed(boundary_scan, nout=3)(transfers)
+        return _tree_sum([dask.delayed(_chunk_statistics)(model, b, p, f, scan, c)
+                          for c, (b, f) in enumerate(zip(blocks, logb, strict=True))], split)
+
+    def m_step(self, stats, params):
+        return hmm_m_step(stats, params, self.model)
+
+    def write(self, params):
+        b = self.model.backend_
+        b.startprob_, b.transmat_, b.means_ = params["startprob"], params["transmat"], params["means"]
+        b.covars_ = params["covars"]
+
+    def init_rows(self, X, layout, init_size):
+        if layout is None:
+            rows = min(init_size, X.shape[0])
+            return np.asarray(X[:rows].compute()), None
+        lengths = np.concatenate(layout)
+        n_seq = max(1, int(np.searchsorted(np.cumsum(lengths), init_size, side="right")))
+        rows = int(lengths[:n_seq].sum())
+        return np.asarray(X[:rows].compute()), lengths[:n_seq]
+
+
+def _family(model):
+    from ..models import GaussianHMM, GaussianMixture
+
+    if isinstance(model, GaussianMixture):
+        if model.bayesian or model.sampler is not None:
+            raise NotImplementedError("Distributed EM fits maximum-likelihood GaussianMixture (bayesian=False, "
+                                      "sampler=None).")
+        return _Mixture(model)
+    if isinstance(model, GaussianHMM):
+        if model.bayesian or model.sampler is not None or model.covariance_type not in ("diag", "full"):
+            raise NotImplementedError("Distributed EM fits GaussianHMM by maximum likelihood (bayesian=False, "
+                                      "sampler=None) with covariance_type 'diag' or 'full'.")
+        return _GaussianHMM(model)
+    raise NotImplementedError(f"Distributed EM supports GaussianMixture and GaussianHMM; got {type(model).__name__}."
+                              " Fit other families in memory or on a subsample.")
 
 
 # -- the distributed loop --------------------------------------------------------------------------
@@ -159,20 +338,33 @@ def _tree_sum(parts: list, split_every: int):
     return parts[0]
 
 
-def _statistics_graph(X, params, split_every: int):
-    p = dask.delayed(params, pure=True, traverse=False)
-    return _tree_sum([dask.delayed(gmm_statistics)(b, p) for b in X.to_delayed()[:, 0]], split_every)
+def _split(split_every: Any) -> int:
+    if isinstance(split_every, bool) or not isinstance(split_every, numbers.Integral) or split_every < 2:
+        raise ValueError(f"'split_every' must be an int >= 2; got {split_every!r}.")
+    return int(split_every)
 
 
-def expected_statistics(model: Any, X: Any, *, split_every: int = 8, **compute_kwargs: Any) -> dict[str, np.ndarray]:
+def _rows(model, X):
+    if hasattr(model, "backend_"):
+        return check_dask_rows(model, X)
+    if not hasattr(X, "to_delayed") or X.ndim != 2:
+        raise ValueError(f"X must be a 2-D dask array; got {type(X).__name__}.")
+    return X.rechunk({1: -1})
+
+
+def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every: int = 8,
+                        **compute_kwargs: Any) -> dict[str, np.ndarray]:
     """E-step sufficient statistics of ``X`` under the model's current parameters, computed per block and reduced.
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : GaussianMixture or GaussianHMM
         A fitted model (the parameters of the E-step).
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
+    lengths : array-like of int, optional
+        Sequence lengths (HMMs). One sequence over several chunks is
+        handled by the chunked forward-backward.
     split_every : int, default=8
         Blocks added per node of the reduction tree.
     **compute_kwargs
@@ -181,48 +373,42 @@ def expected_statistics(model: Any, X: Any, *, split_every: int = 8, **compute_k
     Returns
     -------
     dict of str to ndarray
-        ``n`` (expected counts per component), ``s1`` and ``s2`` (first and
-        second moments around the current means), ``loglik`` (total
-        log-likelihood) and ``rows``.
+        ``n`` (expected counts per component or state), ``s1`` and ``s2``
+        (first and second moments around the current means), ``loglik``
+        (total log-likelihood), ``rows``; HMMs add ``start`` and ``trans``
+        (expected initial states and transitions).
     """
-    _check_family(model)
-    X = check_dask_rows(model, X)
-    (stats,) = dask.compute(_statistics_graph(X, _gmm_params(model), _split(split_every)), **compute_kwargs)
+    fam = _family(model)
+    X, layout = fam.prepare(check_dask_rows(model, X), lengths)
+    (stats,) = dask.compute(fam.graph(X, layout, fam.params(), _split(split_every)), **compute_kwargs)
     return stats
 
 
-def _split(split_every: Any) -> int:
-    if isinstance(split_every, bool) or not isinstance(split_every, numbers.Integral) or split_every < 2:
-        raise ValueError(f"'split_every' must be an int >= 2; got {split_every!r}.")
-    return int(split_every)
-
-
-def _initialise(model, X, init_size: int) -> None:
-    """Fit the model in memory on about ``init_size`` rows taken evenly from every block."""
-    n_blocks = X.numblocks[0]
-    per = max(1, init_size // n_blocks)
-    parts = [X.blocks[i][: min(per, X.chunks[0][i])] for i in range(n_blocks)]
-    sub = np.concatenate(dask.compute(*parts), axis=0)
-    model.fit(sub)
-
-
-def fit(model: Any, X: Any, *, max_iter: int | None = None, tol: float | None = None, init_size: int = 10_000,
-        split_every: int = 8, progress: bool = False, **compute_kwargs: Any) -> Any:
+def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None, tol: float | None = None,
+        init_size: int = 10_000, split_every: int = 8, progress: bool = False, **compute_kwargs: Any) -> Any:
     """Fit a model by EM over a dask array: E-step per block in parallel, tree reduction, M-step on the client.
 
-    An unfitted model is first fitted in memory on ``init_size`` rows taken
-    from all blocks (its own initialisation, ``n_init`` and seeding); a
-    fitted model continues from its parameters (warm start). Then
+    An unfitted model is first fitted in memory on about ``init_size`` rows
+    (a mixture: rows from every block; an HMM: the first sequences, or the
+    start of one long sequence), with its own initialisation and seeding; a
+    fitted model continues from its parameters (warm start). Then up to
     ``max_iter`` distributed iterations run until the gain in mean
-    log-likelihood per row falls below ``tol``, as scikit-learn's.
+    log-likelihood per row falls below ``tol`` (mixtures, as scikit-learn)
+    or the gain in total log-likelihood does (HMMs, as hmmlearn).
 
     Parameters
     ----------
-    model : GaussianMixture
-        Maximum-likelihood Gaussian mixture (fitted or not); fitted in place.
+    model : GaussianMixture or GaussianHMM
+        Maximum-likelihood model (fitted or not), fitted in place. HMMs:
+        ``covariance_type`` ``"diag"`` or ``"full"``; the priors act in the
+        units of ``X``, as in hmmlearn's own fit.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows. ``persist()`` it first when it fits in the
         cluster's memory, else every iteration recomputes it.
+    lengths : array-like of int, optional
+        Sequence lengths (HMMs). Several sequences: blocks are moved to
+        sequence boundaries; one sequence over several chunks: each
+        iteration runs the chunked exact forward-backward.
     max_iter, tol : optional
         Default to the model's own.
     init_size : int, default=10_000
@@ -253,25 +439,27 @@ def fit(model: Any, X: Any, *, max_iter: int | None = None, tol: float | None = 
     >>> [round(float(m), 1) for m in np.sort(gm.means_.ravel())]
     [-3.0, 2.9]
     """
-    _check_family(model)
-    X = check_dask_rows(model, X) if hasattr(model, "backend_") else _rows_unfitted(X)
+    fam = _family(model)
+    X, layout = fam.prepare(_rows(model, X), lengths)
+    split = _split(split_every)
     if not hasattr(model, "backend_"):
-        _initialise(model, X, init_size)
+        rows, init_lengths = fam.init_rows(X, layout, init_size)
+        model.fit(rows, **({} if init_lengths is None else {"lengths": init_lengths}))
     max_iter = model.max_iter if max_iter is None else max_iter
     tol = model.tol if tol is None else tol
-    split = _split(split_every)
-    params = _gmm_params(model)
+    params = fam.params()
     trace, converged = [], False
     with progress_bar(progress, max_iter, "distributed EM", "iter") as bar:
         for _ in range(max_iter):
-            (stats,) = dask.compute(_statistics_graph(X, params, split), **compute_kwargs)
+            (stats,) = dask.compute(fam.graph(X, layout, params, split), **compute_kwargs)
             trace.append(float(stats["loglik"]) / float(stats["rows"]))
-            params = gmm_m_step(stats, params, model.reg_covar)
+            params = fam.m_step(stats, params)
             bar.update(1)
-            if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol:
+            scale = float(stats["rows"]) if isinstance(fam, _GaussianHMM) else 1.0
+            if len(trace) > 1 and abs(trace[-1] - trace[-2]) * scale < tol:
                 converged = True
                 break
-    _gmm_write(model, params)
+    fam.write(params)
     model.n_iter_ = len(trace)
     model.converged_ = converged
     model.history_ = np.asarray(trace)
@@ -279,23 +467,17 @@ def fit(model: Any, X: Any, *, max_iter: int | None = None, tol: float | None = 
     return model
 
 
-def _rows_unfitted(X):
-    if not hasattr(X, "to_delayed") or X.ndim != 2:
-        raise ValueError(f"X must be a 2-D dask array; got {type(X).__name__}.")
-    return X.rechunk({1: -1})
-
-
 def partial_fit(model: Any, X: Any, **kwargs: Any) -> Any:
     """Run one distributed EM iteration on ``X`` from the model's current parameters (fitting it first if needed).
 
     Parameters
     ----------
-    model : GaussianMixture
+    model : GaussianMixture or GaussianHMM
         The model, updated in place.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
     **kwargs
-        Passed to :func:`fit` (``split_every``, ``scheduler`` ...).
+        Passed to :func:`fit` (``lengths``, ``split_every``, ``scheduler`` ...).
 
     Returns
     -------
