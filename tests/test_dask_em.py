@@ -9,12 +9,13 @@ da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
 from hmmlearn import hmm  # noqa: E402
+from scipy.special import digamma  # noqa: E402
 from sklearn import mixture  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from probspace import LDA, GaussianHMM, GaussianMixture  # noqa: E402
+from probspace import LDA, FactorAnalysis, GaussianHMM, GaussianMixture  # noqa: E402
 from probspace.dask import expected_statistics, fit, partial_fit  # noqa: E402
-from probspace.dask._em import gmm_statistics, hmm_statistics  # noqa: E402
+from probspace.dask._em import _LDA, gmm_statistics, hmm_statistics, lda_statistics  # noqa: E402
 from probspace.inference import _hmm  # noqa: E402
 
 
@@ -114,8 +115,8 @@ def test_hmm_em_equals_hmmlearn_from_same_start(covariance_type, one_sequence):
 def test_em_errors():
     rng = np.random.default_rng(2)
     X = _data(rng, n=200)
-    with pytest.raises(NotImplementedError, match="GaussianMixture and GaussianHMM"):
-        fit(LDA(2), da.from_array(np.abs(X), chunks=50))
+    with pytest.raises(NotImplementedError, match="GaussianMixture, GaussianHMM and LDA"):
+        fit(FactorAnalysis(2), da.from_array(X, chunks=50))
     with pytest.raises(NotImplementedError, match="diag"):
         fit(GaussianHMM(2, covariance_type="tied"), da.from_array(X, chunks=50))
     with pytest.raises(NotImplementedError, match="bayesian"):
@@ -137,3 +138,52 @@ def test_hmm_fit_unfitted_one_long_sequence():
     ll = model.score(X)
     partial_fit(model, Xd, lengths=lengths)
     assert model.n_iter_ == 1 and model.score(X) >= ll - 1e-3
+
+
+def _corpus(rng, n_docs=150, V=30, K=3):
+    topics = rng.dirichlet(np.full(V, 0.2), size=K)
+    theta = rng.dirichlet(np.full(K, 0.3), size=n_docs)
+    return np.stack([rng.multinomial(rng.integers(20, 60), p) for p in theta @ topics]).astype(float)
+
+
+def test_lda_vb_statistics_and_fit():
+    rng = np.random.default_rng(5)
+    X = _corpus(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LDA(3, max_iter=3, random_state=0).fit(X)
+    params = _LDA(model).params()
+    # the per-document E-step is scikit-learn's transform (the same fixed point from the same start)
+    gamma_ref = model.backend_.transform(X, normalize=False)
+    single = lda_statistics(X, params)
+    dist = expected_statistics(model, da.from_array(X, chunks=(40, 30)), split_every=2)
+    np.testing.assert_allclose(dist["sstats"], single["sstats"], rtol=1e-10, atol=1e-10)
+    assert dist["docs"] == X.shape[0]
+    # distributed iterations equal the same iterations in one process (one block)
+    one = LDA(3, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one.fit(X)
+    fit(one, da.from_array(X, chunks=(X.shape[0], 30)), max_iter=3, tol=0.0)
+    fit(model, da.from_array(X, chunks=(40, 30)), max_iter=3, tol=0.0, split_every=2)
+    np.testing.assert_allclose(model.components_, one.components_, rtol=1e-8)
+    assert model.n_iter_ == 3
+    # the updated model's own posterior (scikit-learn's transform) uses the new topic-word weights
+    assert not np.allclose(model.posterior(X).concentration, gamma_ref)
+    np.testing.assert_allclose(model.backend_.exp_dirichlet_component_,
+                               _LDA(model).params()["exp_topic_word"], rtol=1e-12)
+
+
+def test_lda_e_step_matches_sklearn_transform():
+    rng = np.random.default_rng(6)
+    X = _corpus(rng, n_docs=60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = LDA(3, max_iter=5, random_state=0, mean_change_tol=1e-10, max_doc_update_iter=500).fit(X)
+    p = _LDA(model).params()
+    # our statistics equal the ones implied by scikit-learn's converged document concentrations
+    gamma = model.backend_.transform(X, normalize=False)
+    e_theta = np.exp(digamma(gamma) - digamma(gamma.sum(1, keepdims=True)))
+    expB = p["exp_topic_word"]
+    expected = (e_theta.T @ (X / (e_theta @ expB + np.finfo(float).eps))) * expB
+    np.testing.assert_allclose(lda_statistics(X, p)["sstats"], expected, rtol=1e-6, atol=1e-8)

@@ -19,7 +19,7 @@ from typing import Any
 import dask
 import numpy as np
 from scipy import linalg
-from scipy.special import logsumexp
+from scipy.special import digamma, logsumexp
 
 from ..inference import _hmm
 from ..inference._progress import progress_bar
@@ -221,6 +221,95 @@ def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any)
             "means": means, "covars": covars}
 
 
+# -- LDA (batch variational Bayes) ---------------------------------------------------------------------
+_EPS = np.finfo(np.float64).eps
+
+
+def _exp_dirichlet_expectation(alpha: np.ndarray) -> np.ndarray:
+    return np.exp(digamma(alpha) - digamma(alpha.sum(axis=-1, keepdims=True)))
+
+
+def lda_statistics(X: np.ndarray, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Variational E-step of one block of documents: topic-word statistics and each document's concentration.
+
+    Each document's variational Dirichlet ``gamma_d`` starts at ones and is
+    updated by the usual fixed point (Blei, Ng and Jordan 2003; Hoffman, Blei
+    and Bach 2010), ``gamma_d = alpha + E[theta_d] * (B_d (n_d / phi_d))``,
+    until its mean absolute change falls below ``mean_change_tol`` (at most
+    ``max_doc_update_iter`` sweeps), as scikit-learn's ``transform``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (D, V)
+        Word counts of a block of documents.
+    params : dict
+        ``components`` (K, V), ``doc_topic_prior``, ``max_doc_update_iter``, ``mean_change_tol``.
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``sstats`` (K, V), the expected topic-word counts; ``docs`` ().
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)) or np.any(X < 0):
+        raise ValueError("LDA needs finite, non-negative word counts in X.")
+    expB = params["exp_topic_word"]
+    alpha = params["doc_topic_prior"]
+    K = expB.shape[0]
+    sstats = np.zeros_like(expB)
+    for row in X:
+        ids = np.flatnonzero(row)
+        cnt, B = row[ids], expB[:, ids]
+        gamma = np.ones(K)
+        e_theta = _exp_dirichlet_expectation(gamma)
+        for _ in range(params["max_doc_update_iter"]):
+            last = gamma
+            gamma = alpha + e_theta * (B @ (cnt / (e_theta @ B + _EPS)))
+            e_theta = _exp_dirichlet_expectation(gamma)
+            if np.mean(np.abs(gamma - last)) < params["mean_change_tol"]:
+                break
+        sstats[:, ids] += np.outer(e_theta, cnt / (e_theta @ B + _EPS))
+    return {"sstats": sstats * expB, "docs": np.array(X.shape[0])}
+
+
+class _LDA:
+    """Distributed batch variational Bayes of LDA: the topic-word update from all blocks' statistics."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def prepare(self, X, lengths):
+        return _Mixture.prepare(self, X, lengths)
+
+    def params(self):
+        m = self.model
+        return {"components": m.components_, "exp_topic_word": _exp_dirichlet_expectation(m.components_),
+                "doc_topic_prior": float(m.doc_topic_prior_), "max_doc_update_iter": int(m.max_doc_update_iter),
+                "mean_change_tol": float(m.mean_change_tol)}
+
+    def graph(self, X, layout, params, split):
+        p = dask.delayed(params, pure=True, traverse=False)
+        return _tree_sum([dask.delayed(lda_statistics)(b, p) for b in X.to_delayed()[:, 0]], split)
+
+    def m_step(self, stats, params):
+        new = dict(params)
+        new["components"] = self.model.topic_word_prior_ + stats["sstats"]
+        new["exp_topic_word"] = _exp_dirichlet_expectation(new["components"])
+        return new
+
+    def trace(self, stats, old, new):
+        """Mean absolute change of the topic-word pseudo-counts (the convergence measure)."""
+        return float(np.mean(np.abs(new["components"] - old["components"])))
+
+    def write(self, params):
+        b = self.model.backend_
+        b.components_ = params["components"]
+        b.exp_dirichlet_component_ = params["exp_topic_word"]
+
+    def init_rows(self, X, layout, init_size):
+        return _Mixture.init_rows(self, X, layout, init_size)
+
+
 # -- families ----------------------------------------------------------------------------------------
 class _Mixture:
     """Distributed EM of a maximum-likelihood GaussianMixture."""
@@ -307,7 +396,7 @@ class _GaussianHMM(_Mixture):
 
 
 def _family(model):
-    from ..models import GaussianHMM, GaussianMixture
+    from ..models import LDA, GaussianHMM, GaussianMixture
 
     if isinstance(model, GaussianMixture):
         if model.bayesian or model.sampler is not None:
@@ -319,8 +408,10 @@ def _family(model):
             raise NotImplementedError("Distributed EM fits GaussianHMM by maximum likelihood (bayesian=False, "
                                       "sampler=None) with covariance_type 'diag' or 'full'.")
         return _GaussianHMM(model)
-    raise NotImplementedError(f"Distributed EM supports GaussianMixture and GaussianHMM; got {type(model).__name__}."
-                              " Fit other families in memory or on a subsample.")
+    if isinstance(model, LDA):
+        return _LDA(model)
+    raise NotImplementedError(f"Distributed EM supports GaussianMixture, GaussianHMM and LDA; got "
+                              f"{type(model).__name__}. Fit other families in memory or on a subsample.")
 
 
 # -- the distributed loop --------------------------------------------------------------------------
@@ -358,7 +449,7 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
 
     Parameters
     ----------
-    model : GaussianMixture or GaussianHMM
+    model : GaussianMixture, GaussianHMM or LDA
         A fitted model (the parameters of the E-step).
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
@@ -376,7 +467,8 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
         ``n`` (expected counts per component or state), ``s1`` and ``s2``
         (first and second moments around the current means), ``loglik``
         (total log-likelihood), ``rows``; HMMs add ``start`` and ``trans``
-        (expected initial states and transitions).
+        (expected initial states and transitions). LDA: ``sstats``, the
+        expected topic-word counts, and ``docs``.
     """
     fam = _family(model)
     X, layout = fam.prepare(check_dask_rows(model, X), lengths)
@@ -398,8 +490,10 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
 
     Parameters
     ----------
-    model : GaussianMixture or GaussianHMM
-        Maximum-likelihood model (fitted or not), fitted in place. HMMs:
+    model : GaussianMixture, GaussianHMM or LDA
+        Maximum-likelihood model (LDA: batch variational Bayes over the
+        blocks, whatever its ``learning_method``), fitted or not, fitted in
+        place. HMMs:
         ``covariance_type`` ``"diag"`` or ``"full"``; the priors act in the
         units of ``X``, as in hmmlearn's own fit.
     X : dask.array.Array of shape (n_samples, n_features)
@@ -410,7 +504,8 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
         sequence boundaries; one sequence over several chunks: each
         iteration runs the chunked exact forward-backward.
     max_iter, tol : optional
-        Default to the model's own.
+        Default to the model's own (LDA: ``max_iter`` and ``mean_change_tol``,
+        compared with the mean absolute change of ``components_``).
     init_size : int, default=10_000
         Rows for the in-memory initialisation of an unfitted model.
     split_every : int, default=8
@@ -425,7 +520,8 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     -------
     model
         The fitted model: parameters, ``n_iter_``, ``converged_`` and
-        ``history_`` (mean log-likelihood per row before each M-step).
+        ``history_`` (mean log-likelihood per row before each M-step; LDA:
+        the mean absolute change of ``components_`` at each iteration).
 
     Examples
     --------
@@ -446,15 +542,22 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
         rows, init_lengths = fam.init_rows(X, layout, init_size)
         model.fit(rows, **({} if init_lengths is None else {"lengths": init_lengths}))
     max_iter = model.max_iter if max_iter is None else max_iter
-    tol = model.tol if tol is None else tol
+    if tol is None:
+        tol = model.mean_change_tol if isinstance(fam, _LDA) else model.tol
     params = fam.params()
     trace, converged = [], False
     with progress_bar(progress, max_iter, "distributed EM", "iter") as bar:
         for _ in range(max_iter):
             (stats,) = dask.compute(fam.graph(X, layout, params, split), **compute_kwargs)
-            trace.append(float(stats["loglik"]) / float(stats["rows"]))
-            params = fam.m_step(stats, params)
+            old, params = params, fam.m_step(stats, params)
             bar.update(1)
+            if isinstance(fam, _LDA):
+                trace.append(fam.trace(stats, old, params))
+                if trace[-1] < tol:
+                    converged = True
+                    break
+                continue
+            trace.append(float(stats["loglik"]) / float(stats["rows"]))
             scale = float(stats["rows"]) if isinstance(fam, _GaussianHMM) else 1.0
             if len(trace) > 1 and abs(trace[-1] - trace[-2]) * scale < tol:
                 converged = True
@@ -472,7 +575,7 @@ def partial_fit(model: Any, X: Any, **kwargs: Any) -> Any:
 
     Parameters
     ----------
-    model : GaussianMixture or GaussianHMM
+    model : GaussianMixture, GaussianHMM or LDA
         The model, updated in place.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
