@@ -14,15 +14,19 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._chunked import ChunkedMarkovChain, chunked_forward_backward
 from ._em import expected_statistics, fit, partial_fit
+from ._parallel import SweepResult, fit_chains, sweep
 from ._posterior import LazyPosterior, chunk_sequences, posterior
 
 __all__ = [
     "ChunkedMarkovChain",
     "LazyPosterior",
+    "SweepResult",
     "chunk_sequences",
     "chunked_forward_backward",
     "expected_statistics",
     "fit",
+    "fit_chains",
     "partial_fit",
     "posterior",
+    "sweep",
 ]
