@@ -1,6 +1,8 @@
 """Lazy posteriors over dask arrays (synchronous scheduler): equal to in-memory, draws independent of chunking."""
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -189,3 +191,22 @@ def test_chunked_forward_backward_long_sequence():
     np.testing.assert_allclose(got.marginals, ref.marginals, rtol=0, atol=1e-10)
     np.testing.assert_allclose(got.log_likelihood, ref.log_likelihood, rtol=1e-12)
     np.testing.assert_allclose(got.transition_counts, ref.transition_counts, rtol=1e-10)
+
+
+def test_import_probspace_does_not_import_dask():
+    code = "import sys, probspace; print('dask' in sys.modules, 'distributed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False False"
+
+
+def test_progress_bar_reports_blocks():
+    import io
+
+    from dask.diagnostics import ProgressBar
+
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    out = io.StringIO()
+    with ProgressBar(out=out, minimum=0):
+        gm.posterior(da.from_array(X, chunks=(50, 2))).mean.compute(scheduler="threads")
+    assert "100%" in out.getvalue()
