@@ -80,9 +80,8 @@ if FAST:
     stack.enter_context(dask.config.set(scheduler="synchronous"))
     from dask.diagnostics import ProgressBar as progress_context
 else:
-    import tempfile
-
     import logging
+    import tempfile
 
     from distributed import Client, LocalCluster
 
