@@ -405,7 +405,12 @@ class ChunkedMarkovChain:
         return (self.log_frameprob.shape[0],)
 
     def entropy(self) -> da.Array:
-        """Exact entropy of the posterior over whole paths (nats), shape (1,)."""
+        """Exact entropy of the posterior over whole paths (nats).
+
+        Returns
+        -------
+        dask.array.Array of shape (1,)
+        """
         return self._entropy
 
     def sample(self, n_samples: int = 1, *, random_state: Any = None) -> da.Array:

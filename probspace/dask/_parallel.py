@@ -76,11 +76,11 @@ def sweep(model: Any, X: Any, param_grid: Any, *, lengths: Any = None, X_test: A
     criterion : str, optional
         Passed to :func:`probspace.compare`.
     backend : str, optional
-        joblib backend (``"dask"``, ``"loky"``, ``"threading"``,
+        The joblib backend (``"dask"``, ``"loky"``, ``"threading"``,
         ``"sequential"``); default ``"dask"`` under a distributed client, else
         ``"sequential"``.
     n_jobs : int, default=-1
-        joblib's ``n_jobs``.
+        The ``n_jobs`` of :class:`joblib.Parallel`.
 
     Returns
     -------
@@ -127,10 +127,10 @@ def fit_chains(model: Any, X: Any, *, lengths: Any = None, backend: str | None =
     lengths : array-like of int, optional
         Sequence lengths (HMMs).
     backend : str, optional
-        joblib backend; default ``"dask"`` under a distributed client, else
+        The joblib backend; default ``"dask"`` under a distributed client, else
         ``"sequential"``.
     n_jobs : int, default=-1
-        joblib's ``n_jobs``.
+        The ``n_jobs`` of :class:`joblib.Parallel`.
 
     Returns
     -------

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validation import check_lengths
 from ..inference import _hmm
-from ..posteriors import Categorical, Dirichlet, MarkovChain, MultivariateNormal
+from ..posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal
 from ._keyed import keyed_generator, keyed_normals, keyed_uniforms
 
 __all__ = ["LazyPosterior", "chunk_sequences", "posterior"]
@@ -137,7 +137,7 @@ def keyed_sample(post: Any, seed: int, first: int, n: int) -> np.ndarray:
     Parameters
     ----------
     post : Posterior
-        A ``Categorical``, ``MultivariateNormal``, ``Dirichlet`` or ``MarkovChain``.
+        A ``Categorical``, ``Bernoulli``, ``MultivariateNormal``, ``Dirichlet`` or ``MarkovChain``.
     seed : int
         Root seed.
     first : int
@@ -157,6 +157,11 @@ def keyed_sample(post: Any, seed: int, first: int, n: int) -> np.ndarray:
         x = keyed_uniforms(seed, idx, n) * cdf[:, -1]
         labels = (x[..., None] >= cdf[None, :, :-1]).sum(axis=-1)
         return labels.astype(np.int8 if probs.shape[1] <= 127 else np.int32)
+    if isinstance(post, Bernoulli):
+        probs = post.probs
+        idx = np.arange(first, first + probs.shape[0])
+        u = np.stack([keyed_uniforms(seed, idx, n, j) for j in range(probs.shape[1])], axis=-1)
+        return (u < probs).astype(np.float64)
     if isinstance(post, MultivariateNormal):
         loc = post.loc
         eps = keyed_normals(seed, np.arange(first, first + loc.shape[0]), n, loc.shape[1])
@@ -332,7 +337,12 @@ class LazyPosterior:
         return self._per_batch(_block_field, "sequence_entropy" if self._sequential else "entropy")
 
     def log_likelihood(self) -> da.Array:
-        """``model.log_likelihood`` per observation (per sequence for HMMs), as a dask array."""
+        """Return ``model.log_likelihood`` per observation (per sequence for HMMs), as a dask array.
+
+        Returns
+        -------
+        dask.array.Array of shape batch_shape
+        """
         return self._per_batch(_block_log_likelihood)
 
     def sample(self, n_samples: int = 1, *, random_state: Any = None) -> da.Array:
