@@ -215,3 +215,27 @@ def test_progress_bar_reports_blocks():
     with ProgressBar(out=out, minimum=0):
         gm.posterior(da.from_array(X, chunks=(50, 2))).mean.compute(scheduler="threads")
     assert "100%" in out.getvalue()
+
+
+def test_keyed_draws_follow_the_posterior():
+    from probspace import Categorical, MultivariateNormal
+    from probspace.dask._posterior import keyed_sample
+
+    rng = np.random.default_rng(9)
+    probs = rng.dirichlet(np.ones(4), size=5)
+    n = 20_000
+    labels = keyed_sample(Categorical(probs), 11, 1000, n)
+    freq = np.stack([(labels == k).mean(axis=0) for k in range(4)], axis=1)
+    z = (freq - probs) / np.sqrt(probs * (1 - probs) / n)
+    assert np.abs(z).max() < 5.5
+    cov = np.array([[2.0, 0.6], [0.6, 1.0]])
+    loc = rng.normal(size=(3, 2))
+    draws = keyed_sample(MultivariateNormal(loc, cov), 12, 0, n)
+    se_mean = np.sqrt(np.diag(cov) / n)
+    assert np.abs((draws.mean(axis=0) - loc) / se_mean).max() < 5.5
+    emp = np.einsum("sni,snj->nij", draws - loc, draws - loc) / n
+    se_cov = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / n)  # Gaussian: var of x_i x_j
+    assert np.abs((emp - cov) / se_cov).max() < 5.5
+    # the numbers of an observation depend on its global index only, not on its block
+    np.testing.assert_array_equal(keyed_sample(Categorical(probs), 11, 1000, 5)[:, 1:],
+                                  keyed_sample(Categorical(probs[1:]), 11, 1001, 5))
