@@ -187,3 +187,19 @@ def test_lda_e_step_matches_sklearn_transform():
     expB = p["exp_topic_word"]
     expected = (e_theta.T @ (X / (e_theta @ expB + np.finfo(float).eps))) * expB
     np.testing.assert_allclose(lda_statistics(X, p)["sstats"], expected, rtol=1e-6, atol=1e-8)
+
+
+def test_dask_fitted_models_save_and_load(tmp_path):
+    import probspace
+
+    X, lengths, start = _hmm_start(np.random.default_rng(8), "full")
+    fit(start, da.from_array(X, chunks=(300, 2)), lengths=lengths, max_iter=2, tol=0.0)
+    start.save(tmp_path / "hmm.probspace")
+    back = probspace.load(tmp_path / "hmm.probspace")
+    np.testing.assert_array_equal(back.covars_, start.covars_)
+    np.testing.assert_array_equal(back.posterior(X, lengths=lengths).mean, start.posterior(X, lengths=lengths).mean)
+    gm = fit(GaussianMixture(3, random_state=0), da.from_array(_data(np.random.default_rng(8)), chunks=(300, 3)))
+    gm.save(tmp_path / "gm.probspace")
+    back = probspace.load(tmp_path / "gm.probspace")
+    X = _data(np.random.default_rng(9), n=50)
+    np.testing.assert_array_equal(back.posterior(X).mean, gm.posterior(X).mean)

@@ -573,6 +573,13 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
 def partial_fit(model: Any, X: Any, **kwargs: Any) -> Any:
     """Run one distributed EM iteration on ``X`` from the model's current parameters (fitting it first if needed).
 
+    The same path as :func:`fit` with ``max_iter=1``: the E-step of ``X``
+    under the current parameters, reduced over its blocks, then the M-step.
+    The new parameters are determined by the statistics of ``X`` (the data
+    of this call), started from the current ones; earlier calls' data enter
+    only through that starting point, so pass data that represent the
+    population (or all of it), not a small batch.
+
     Parameters
     ----------
     model : GaussianMixture, GaussianHMM or LDA
