@@ -42,7 +42,7 @@ from probspace.datasets import load_old_faithful
 FAST = os.environ.get("PROBSPACE_EXAMPLES_FAST") == "1"
 waits = load_old_faithful().data[:, 1]
 T = 400_000 if FAST else 100_000_000
-CHUNK = 50_000 if FAST else 5_000_000
+CHUNK = 50_000 if FAST else 2_000_000
 
 
 def make_block(block_info=None):
