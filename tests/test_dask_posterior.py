@@ -236,6 +236,12 @@ def test_keyed_draws_follow_the_posterior():
     emp = np.einsum("sni,snj->nij", draws - loc, draws - loc) / n
     se_cov = np.sqrt((cov**2 + np.outer(np.diag(cov), np.diag(cov))) / n)  # Gaussian: var of x_i x_j
     assert np.abs((emp - cov) / se_cov).max() < 5.5
+    from probspace.posteriors import DiagonalNormal
+
+    scale = np.array([[0.5, 2.0]])
+    d = keyed_sample(DiagonalNormal(loc[:1], scale), 13, 5, n)
+    assert np.abs((d.mean(axis=0) - loc[:1]) / (scale / np.sqrt(n))).max() < 5.5
+    assert np.abs(d.std(axis=0) / scale - 1).max() < 5.5 / np.sqrt(2 * n)
     # the numbers of an observation depend on its global index only, not on its block
     np.testing.assert_array_equal(keyed_sample(Categorical(probs), 11, 1000, 5)[:, 1:],
                                   keyed_sample(Categorical(probs[1:]), 11, 1001, 5))

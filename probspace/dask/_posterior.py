@@ -11,7 +11,7 @@ import numpy as np
 
 from .._validation import check_lengths
 from ..inference import _hmm
-from ..posteriors import Bernoulli, Categorical, Dirichlet, MarkovChain, MultivariateNormal
+from ..posteriors import Bernoulli, Categorical, DiagonalNormal, Dirichlet, MarkovChain, MultivariateNormal
 from ._keyed import keyed_generator, keyed_normals, keyed_uniforms
 
 __all__ = ["LazyPosterior", "chunk_sequences", "posterior"]
@@ -137,7 +137,8 @@ def keyed_sample(post: Any, seed: int, first: int, n: int) -> np.ndarray:
     Parameters
     ----------
     post : Posterior
-        A ``Categorical``, ``Bernoulli``, ``MultivariateNormal``, ``Dirichlet`` or ``MarkovChain``.
+        A ``Categorical``, ``Bernoulli``, ``MultivariateNormal``, ``DiagonalNormal``,
+        ``Dirichlet`` or ``MarkovChain``.
     seed : int
         Root seed.
     first : int
@@ -169,6 +170,9 @@ def keyed_sample(post: Any, seed: int, first: int, n: int) -> np.ndarray:
         if post.shared:
             return loc + np.einsum("ij,snj->sni", post.scale_tril, eps, optimize=False)
         return loc + np.einsum("nij,snj->sni", post.scale_tril, eps, optimize=False)
+    if isinstance(post, DiagonalNormal):
+        eps = keyed_normals(seed, np.arange(first, first + post.loc.shape[0]), n, post.loc.shape[1])
+        return post.loc + post.scale * eps
     if isinstance(post, Dirichlet):
         alpha = post.concentration
         out = np.empty((n,) + alpha.shape)
