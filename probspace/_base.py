@@ -240,7 +240,13 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         Posterior
             A distribution object with ``sample``, ``mean``, ``log_prob`` and
             ``entropy``; its unseeded draws come from a child of ``rng_``.
+            For a :class:`dask.array.Array` ``X``, a lazy posterior from
+            :func:`probspace.dask.posterior` (needs the ``dask`` extra).
         """
+        if type(X).__module__.split(".")[0] == "dask":  # a dask array: the lazy posterior of probspace.dask
+            from .dask import posterior as lazy_posterior
+
+            return lazy_posterior(self, X, y, lengths=lengths)
         X, lengths = self._check_input(X, lengths)
         post = self._posterior(X, lengths, **self._condition_kwargs(y, X.shape[0], fitting=False))
         post._rng = child_generator(self.rng_)

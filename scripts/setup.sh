@@ -12,5 +12,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 pip_quiet .venv/bin/python --upgrade pip
 pip_quiet .venv/bin/python "torch==2.13.0"
-pip_quiet .venv/bin/python -e ".[test,docs,examples]"
+pip_quiet .venv/bin/python -e ".[test,docs,examples,dask]"
 .venv/bin/python -c "import torch, probspace; assert torch.__version__.startswith('2.13.0'), torch.__version__; print('probspace', probspace.__version__, '| torch', torch.__version__)"
