@@ -18,6 +18,7 @@ from .models import (
     PPCA,
     RBM,
     RDPG,
+    AutoregressiveHMM,
     BernoulliHMM,
     CategoricalHMM,
     Embedding,
@@ -90,3 +91,4 @@ __all__ = [
     "load",
     "to_inference_data",
 ]
+__all__ += ["AutoregressiveHMM"]

@@ -7,12 +7,21 @@ from ._lda import LDA, TokenTopicDraws
 from ._pmf import ProbabilisticMF, ratings_matrix
 from ._rbm import DBN, RBM
 from ._rdpg import RDPG
-from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from .hmm import (
+    GMMHMM,
+    HMM,
+    AutoregressiveHMM,
+    BernoulliHMM,
+    CategoricalHMM,
+    GaussianHMM,
+    PoissonHMM,
+)
 
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
            "BernoulliHMM", "HMM",
            "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG",
            "DBN", "RBM", "ProbabilisticMF", "ratings_matrix"]
+__all__ += ["AutoregressiveHMM"]
 
 
 def __getattr__(name):
