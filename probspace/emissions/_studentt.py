@@ -20,6 +20,8 @@ raises a ``ValueError`` saying so.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
@@ -151,10 +153,18 @@ class StudentTEmission(Emission):
 
     # -- EM ---------------------------------------------------------------------------------------
     def init(self, X, K, rng):
-        """Means and scale matrices of the full-covariance Gaussian start (k-means), ``dof_init`` for every state."""
+        """Start from the full-covariance Gaussian start (k-means) on ``X`` winsorised, ``dof_init`` for every state.
+
+        Each feature is clipped to its 5% and 95% quantiles first, so that a
+        few gross outliers cannot claim a state of their own at the start.
+        """
         from ._gaussian import GaussianEmission
 
-        start = GaussianEmission("full", min_covar=self.min_covar).init(X, K, rng)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            lo, hi = np.nanquantile(X, [0.05, 0.95], axis=0)
+        Xw = np.where(np.isnan(X), X, np.clip(X, np.nan_to_num(lo), np.nan_to_num(hi)))
+        start = GaussianEmission("full", min_covar=self.min_covar).init(Xw, K, rng)
         return {"means": start["means"], "covars": start["covars"], "dofs": np.full(K, float(self.dof_init))}
 
     def precision_weights(self, X: np.ndarray, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ from scipy.special import logsumexp
 
 from probspace import AutoregressiveHMM, GaussianHMM, load
 from probspace.emissions import AutoregressiveEmission, lagged_rows
-from probspace.testing import parametrize_with_model_checks
 
 
 def _model(K=2, D=1, p=1, seed=0):
@@ -172,8 +171,3 @@ def test_bad_input():
         m.log_likelihood(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="order=2"):
         m.forecast(X[:3], 2, lengths=[2, 1])
-
-
-@parametrize_with_model_checks([AutoregressiveHMM(), AutoregressiveHMM(order=2)])
-def test_conformance(model, check):
-    check()
