@@ -171,3 +171,26 @@ def test_bad_input():
         m.log_likelihood(np.zeros((5, 2)))
     with pytest.raises(ValueError, match="order=2"):
         m.forecast(X[:3], 2, lengths=[2, 1])
+
+
+def test_joint_path_draws_match_enumeration():
+    m = _model(2, 1, 1, seed=7)
+    X = np.random.default_rng(8).normal(size=(5, 1))
+    T, K = 5, 2
+    logp = {}
+    for path in itertools.product(range(K), repeat=T):
+        lp = np.log(m.startprob_[path[0]]) + sum(np.log(m.transmat_[path[t - 1], path[t]]) for t in range(1, T))
+        for t in range(1, T):
+            k = path[t]
+            lp += stats.norm(m.coefs_[k, 0, 0] * X[t - 1, 0] + m.intercepts_[k, 0],
+                             np.sqrt(m.covars_[k, 0, 0])).logpdf(X[t, 0])
+        logp[path] = lp
+    paths = list(logp)
+    prob = np.exp(np.array([logp[p] for p in paths]) - logsumexp(list(logp.values())))
+    draws = m.posterior(X).sample(20000, random_state=0)
+    index = {p: i for i, p in enumerate(paths)}
+    counts = np.bincount([index[tuple(d)] for d in draws.astype(int)], minlength=len(paths))
+    keep = prob * 20000 >= 5
+    observed = np.r_[counts[keep], counts[~keep].sum()]
+    expected = np.r_[prob[keep], prob[~keep].sum()] * 20000
+    assert stats.chisquare(observed[expected > 0], expected[expected > 0]).pvalue > 1e-6
