@@ -189,3 +189,17 @@ def test_product_save_load_and_sampling(tmp_path):
     np.testing.assert_array_equal(back.log_likelihood(X, lengths=lengths), model.log_likelihood(X, lengths=lengths))
     Xs, _ = back.sample(50, random_state=0)
     assert Xs.shape == (50, 4) and np.all(np.isin(Xs[:, 3], [0, 1, 2])) and np.all(Xs[:, 2] >= 0)
+
+
+def test_product_fits_with_missing_values_each_part_allows():
+    X, lengths = HMM(emission="product")._conformance_data(np.random.default_rng(1))
+    X[::7, 2] = np.nan  # Poisson column: any pattern
+    X[3::11, 3] = np.nan  # categorical column: its whole part missing
+    parts = [("gaussian", [0, 1]), ("poisson", [2]), ("categorical", [3])]
+    model = HMM(2, emission="product", emission_params={"parts": parts}, random_state=0).fit(X, lengths=lengths)
+    assert np.all(np.diff(model.history_) > -1e-8)
+    assert np.all(np.isfinite(model.log_likelihood(X, lengths=lengths)))
+    X[5, 0] = np.nan  # a partly missing full-covariance Gaussian part is not fitted
+    full = [("gaussian", [0, 1], {"covariance_type": "full"}), ("poisson", [2]), ("categorical", [3])]
+    with pytest.raises(ValueError, match="whole missing frames"):
+        HMM(2, emission="product", emission_params={"parts": full}).fit(X, lengths=lengths)
