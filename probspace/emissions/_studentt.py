@@ -74,8 +74,11 @@ class StudentTEmission(Emission):
     ----------
     min_covar : float, default=1e-3
         Added to the diagonal of each fitted scale matrix.
-    dof_init : float, default=5.0
-        Degrees of freedom every state starts EM with.
+    dof_init : float, default=30.0
+        Degrees of freedom every state starts EM with. A nearly Gaussian
+        start lets EM find states that differ in scale (volatility regimes)
+        before the tails get heavy; a small start tends to explain scale
+        differences by heavy tails in non-persistent states.
     dof_bounds : tuple of float, default=(0.5, 500.0)
         The range the degrees-of-freedom update searches (its upper end
         stands in for the Gaussian limit).
@@ -89,7 +92,7 @@ class StudentTEmission(Emission):
     positive = ("dofs",)
     min_samples = 2
 
-    def __init__(self, min_covar: float = 1e-3, dof_init: float = 5.0, dof_bounds: tuple = (0.5, 500.0),
+    def __init__(self, min_covar: float = 1e-3, dof_init: float = 30.0, dof_bounds: tuple = (0.5, 500.0),
                  fit_dof: bool = True) -> None:
         self.min_covar = min_covar
         self.dof_init = dof_init
@@ -156,7 +159,8 @@ class StudentTEmission(Emission):
         """Start from the full-covariance Gaussian start (k-means) on ``X`` winsorised, ``dof_init`` for every state.
 
         Each feature is clipped to its 5% and 95% quantiles first, so that a
-        few gross outliers cannot claim a state of their own at the start.
+        few gross outliers cannot claim a state of their own at the start;
+        the states' scale matrices start a factor of 4 apart.
         """
         from ._gaussian import GaussianEmission
 
@@ -165,7 +169,11 @@ class StudentTEmission(Emission):
             lo, hi = np.nanquantile(X, [0.05, 0.95], axis=0)
         Xw = np.where(np.isnan(X), X, np.clip(X, np.nan_to_num(lo), np.nan_to_num(hi)))
         start = GaussianEmission("full", min_covar=self.min_covar).init(Xw, K, rng)
-        return {"means": start["means"], "covars": start["covars"], "dofs": np.full(K, float(self.dof_init))}
+        # scales spread by a factor of 4 from the first state to the last, so that states which differ in scale
+        # (volatility regimes) and not in location separate too
+        spread = 2.0 ** np.linspace(-1.0, 1.0, K) if K > 1 else np.ones(1)
+        return {"means": start["means"], "covars": start["covars"] * spread[:, None, None],
+                "dofs": np.full(K, float(self.dof_init))}
 
     def precision_weights(self, X: np.ndarray, params: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """E-step of the scale mixture on complete rows: ``E[tau | x, z = k]`` and ``E[log tau | x, z = k]`` (N, K)."""
