@@ -18,6 +18,7 @@ from .models import (
     PPCA,
     RBM,
     RDPG,
+    AutoregressiveHMM,
     BernoulliHMM,
     CategoricalHMM,
     Embedding,
@@ -110,3 +111,4 @@ __all__ = [
     "SemiMarkovChain",
     "TimeVaryingMarkovChain",
 ]
+__all__ += ["AutoregressiveHMM"]

@@ -83,6 +83,13 @@ CASES = {
     "InputDrivenHMM": (lambda: probspace.InputDrivenHMM(2, emission="poisson", random_state=0),
                        lambda: load_discoveries().data, "point"),
 }
+# issue #17 items 7-8: autoregressive HMM, Student-t emissions, a product of Gaussian and Poisson columns
+CASES["AutoregressiveHMM"] = (lambda: probspace.AutoregressiveHMM(2, order=2, random_state=0),
+                              lambda: load_nile().data, "point")
+CASES["HMM-studentt"] = (lambda: probspace.HMM(2, emission="studentt", random_state=0), lambda: load_nile().data,
+                         "point")
+CASES["HMM-product"] = (lambda: probspace.HMM(2, emission="product", emission_params={
+    "parts": [["gaussian", [0]], ["poisson", [1]]]}, random_state=0), _faithful, "point")
 if HAS_TORCH:
     CASES["VAE"] = (lambda: probspace.VAE(2, hidden_dims=(16,), likelihood="gaussian", max_epochs=5,
                                           random_state=0), _faithful, "point")

@@ -47,6 +47,15 @@ if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # th
     MODELS += [VAE(), VAE(likelihood="gaussian", scale=0.5), VAE(elbo="pyro"), CVAE()]
 
 
+# issue #17 items 7-8: the autoregressive HMM and a mixed product emission (the Student-t and the default product
+# run the suite with every registered emission in tests/models/test_generic_hmm.py)
+from probspace import HMM, AutoregressiveHMM  # noqa: E402
+
+MODELS += [AutoregressiveHMM(),
+           HMM(emission="product", emission_params={"parts": [["gaussian", [0, 1]], ["poisson", [2]],
+                                                              ["categorical", [3], {"n_symbols": 3}]]})]
+
+
 @parametrize_with_model_checks(MODELS)
 def test_model_conformance(model, check):
     check()

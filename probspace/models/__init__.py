@@ -10,13 +10,21 @@ from ._pmf import ProbabilisticMF, ratings_matrix
 from ._rbm import DBN, RBM
 from ._rdpg import RDPG
 from ._ssm import LinearGaussianSSM
-from .hmm import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM
+from .hmm import (
+    GMMHMM,
+    HMM,
+    AutoregressiveHMM,
+    BernoulliHMM,
+    CategoricalHMM,
+    GaussianHMM,
+    PoissonHMM,
+)
 
 __all__ = ["Embedding", "FactorAnalysis", "PPCA", "ProbabilisticPCA",
            "BernoulliHMM", "HMM",
            "GMMHMM", "LDA", "TokenTopicDraws", "CategoricalHMM", "GaussianHMM", "GaussianMixture", "PoissonHMM", "RDPG",
            "DBN", "RBM", "ProbabilisticMF", "ratings_matrix",
-           "InputDrivenHMM", "SemiMarkovHMM", "LinearGaussianSSM"]
+           "InputDrivenHMM", "SemiMarkovHMM", "LinearGaussianSSM", "AutoregressiveHMM"]
 
 
 def __getattr__(name):

@@ -4,6 +4,7 @@
 hmmlearn's private API, and each family is one thin file.
 """
 
+from ._autoregressive import AutoregressiveHMM
 from ._bernoulli import BernoulliHMM
 from ._categorical import CategoricalHMM
 from ._gaussian import GaussianHMM
@@ -12,3 +13,4 @@ from ._gmm import GMMHMM
 from ._poisson import PoissonHMM
 
 __all__ = ["HMM", "BernoulliHMM", "CategoricalHMM", "GMMHMM", "GaussianHMM", "PoissonHMM"]
+__all__ += ["AutoregressiveHMM"]

@@ -58,7 +58,8 @@ class HMM(_HMM):
     emission : str, default="gaussian"
         Name of a registered emission (:func:`probspace.emissions.emission_names`):
         ``"gaussian"``, ``"categorical"``, ``"poisson"``, ``"gmm"``,
-        ``"bernoulli"``, or one defined by the user.
+        ``"bernoulli"``, ``"studentt"``, ``"product"`` (see
+        :ref:`emissions-guide`), or one defined by the user.
     emission_params : dict, optional
         The emission's settings, its constructor's keyword arguments (for
         example ``{"covariance_type": "full"}`` or ``{"n_symbols": 5}``).

@@ -1,0 +1,196 @@
+"""Product emissions: a different emission per group of columns, independent given the state.
+
+``parts`` lists ``(emission name, columns)`` or ``(emission name, columns,
+settings)``: for example ``[("gaussian", [0, 1], {"covariance_type": "full"}),
+("categorical", [2]), ("poisson", [3])]``. The columns of the parts must
+cover the columns of ``X`` exactly once. Given the state, the parts are
+independent, so the log-density of a frame is the sum of the parts'
+log-densities on their columns, and the EM M-step is each part's own M-step
+on its columns (the expected complete-data log-likelihood separates). Missing
+values are handled by each part as it would be alone.
+
+Parameter arrays are the parts' arrays named ``<emission><index>_<array>``
+(``gaussian0_means``, ``categorical1_emissionprob``, ``poisson2_lambdas``).
+With ``parts=None`` every column is one diagonal Gaussian part. MCMC is not
+available for products (``sampler=`` raises a ``ValueError``): fit by EM.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._base import Emission, registered_emission
+
+__all__ = ["ProductEmission"]
+
+
+class ProductEmission(Emission):
+    """Product of emissions over disjoint column groups (see the module docstring).
+
+    Parameters
+    ----------
+    parts : list of tuple, optional
+        ``(name, columns)`` or ``(name, columns, settings)`` per part: a
+        registered emission name, a list of column indices, and the
+        emission's settings (its constructor's keyword arguments). None: one
+        diagonal Gaussian part over all columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from probspace import HMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=60), rng.integers(0, 3, 60), rng.poisson(2.0, 60)])
+    >>> parts = [("gaussian", [0]), ("categorical", [1]), ("poisson", [2])]
+    >>> model = HMM(2, emission="product", emission_params={"parts": parts}, random_state=0).fit(X)
+    >>> model.poisson2_lambdas_.shape
+    (2, 1)
+    """
+
+    name = "product"
+
+    def __init__(self, parts: list | None = None) -> None:
+        self.parts = parts
+
+    # -- the parts ------------------------------------------------------------------------------
+    def _spec(self, D: int | None = None, owner: str = "ProductEmission") -> list[tuple[str, list[int], dict]]:
+        """Return the parts as ``(name, columns, settings)``, checked (columns against ``D`` where given)."""
+        if self.parts is None:
+            if D is None:
+                raise ValueError(f"{owner}: parts=None needs the data to size its one Gaussian part.")
+            return [("gaussian", list(range(D)), {"covariance_type": "diag"})]
+        if not isinstance(self.parts, (list, tuple)) or not self.parts:
+            raise ValueError(f"{owner}: emission_params['parts'] must be a non-empty list of (name, columns) or "
+                             f"(name, columns, settings); got {self.parts!r}.")
+        spec = []
+        for i, part in enumerate(self.parts):
+            if not isinstance(part, (list, tuple)) or len(part) not in (2, 3):
+                raise ValueError(f"{owner}: parts[{i}] must be (name, columns) or (name, columns, settings); "
+                                 f"got {part!r}.")
+            name, cols = part[0], part[1]
+            settings = dict(part[2]) if len(part) == 3 and part[2] is not None else {}
+            if name in ("product",):
+                raise ValueError(f"{owner}: parts[{i}] cannot itself be a product emission.")
+            registered_emission(name)  # a named error for an unknown emission
+            cols_arr = np.asarray(cols)
+            if (cols_arr.ndim != 1 or cols_arr.size == 0 or not np.issubdtype(cols_arr.dtype, np.integer)):
+                raise ValueError(f"{owner}: the columns of parts[{i}] must be a non-empty list of integer column "
+                                 f"indices; got {cols!r}.")
+            spec.append((name, [int(c) for c in cols_arr], settings))
+        used = np.concatenate([np.asarray(c) for _, c, _ in spec])
+        if len(np.unique(used)) != len(used):
+            dup = sorted({int(c) for c in used if (used == c).sum() > 1})
+            raise ValueError(f"{owner}: the parts' columns overlap (column(s) {dup} are listed twice); each column "
+                             "belongs to exactly one part.")
+        if D is not None and sorted(used.tolist()) != list(range(D)):
+            missed = sorted(set(range(D)) - set(used.tolist()))
+            beyond = sorted(c for c in set(used.tolist()) if c < 0 or c >= D)
+            raise ValueError(f"{owner}: the parts' columns must cover the {D} columns of X exactly once; missing "
+                             f"{missed}, out of range {beyond}.")
+        return spec
+
+    def _members(self, D: int | None = None, owner: str = "ProductEmission") -> list[tuple[str, list[int], Emission]]:
+        """``(prefix, columns, emission)`` per part."""
+        out = []
+        for i, (name, cols, settings) in enumerate(self._spec(D, owner)):
+            cls = registered_emission(name)
+            try:
+                member = cls(**settings)
+            except TypeError as err:
+                raise ValueError(f"{owner}: the settings {settings!r} of parts[{i}] do not fit {cls.__name__}: "
+                                 f"{err}.") from None
+            out.append((f"{name}{i}_", cols, member))
+        return out
+
+    @property
+    def names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(p + n for p, _, m in self._members() for n in m.names)
+
+    @property
+    def key(self) -> str:  # type: ignore[override]
+        p, _, m = self._members()[0]
+        return p + m.key
+
+    def settings(self) -> dict[str, Any]:
+        return {"parts": None if self.parts is None else [[n, list(c), dict(s)] for n, c, s in self._spec()]}
+
+    def for_data(self, X):
+        spec = self._spec(X.shape[1], "HMM(emission='product')")
+        filled = []
+        for (name, cols, _), (_, _, member) in zip(spec, self._members(X.shape[1]), strict=True):
+            filled.append([name, cols, member.for_data(X[:, cols]).settings()])
+        return type(self)(filled)
+
+    def check_data(self, X, owner):
+        for prefix, cols, member in self._members(X.shape[1], owner):
+            member.check_data(X[:, cols], f"{owner} (part {prefix[:-1]!r}, columns {cols})")
+
+    def check_sampler(self, sampler, X, owner):
+        raise ValueError(f"{owner} has no MCMC sampler: product emissions are fitted by EM only, so "
+                         f"sampler={sampler!r} is not supported. Fit with sampler=None.")
+
+    @staticmethod
+    def conformance_data(states, rng):
+        """Two Gaussian columns, a Poisson count column and a categorical symbol column."""
+        means = np.array([[-2.0, 0.0], [2.0, 1.0]])
+        gauss = means[states] + rng.normal(size=(len(states), 2))
+        counts = rng.poisson(np.array([1.0, 6.0])[states])
+        B = np.array([[0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+        symbols = (rng.random(len(states))[:, None] > np.cumsum(B[states], axis=1)[:, :-1]).sum(axis=1)
+        return np.column_stack([gauss, counts, symbols]).astype(float)
+
+    # -- parameters ------------------------------------------------------------------------------
+    def _split(self, params: dict[str, np.ndarray], prefix: str, member: Emission) -> dict[str, np.ndarray]:
+        return {n: params[prefix + n] for n in member.names}
+
+    def shapes(self, K, D):
+        return {p + n: s for p, cols, m in self._members() for n, s in m.shapes(K, len(cols)).items()}
+
+    def dims(self):
+        out = {}
+        for p, _, m in self._members():
+            for n, dims in m.dims().items():
+                out[p + n] = tuple(f"{p}{d}" if d != "state" else d for d in dims)
+        return out
+
+    def order_key(self, params):
+        p, _, m = self._members()[0]
+        return m.order_key(self._split(params, p, m))
+
+    # -- density and sampling -----------------------------------------------------------------------
+    def log_frames(self, X, params):
+        """Sum of the parts' log-densities on their columns."""
+        X = np.asarray(X, dtype=np.float64)
+        return sum(m.log_frames(np.ascontiguousarray(X[:, cols]), self._split(params, p, m))
+                   for p, cols, m in self._members(X.shape[1]))
+
+    def n_states(self, params):
+        return np.shape(params[self.names[0]])[0]
+
+    def sample(self, params, states, rng):
+        members = self._members()
+        D = sum(len(cols) for _, cols, _ in members)
+        out = np.empty((len(states), D))
+        for p, cols, m in members:
+            out[:, cols] = m.sample(self._split(params, p, m), states, rng)
+        return out
+
+    # -- EM ---------------------------------------------------------------------------------------
+    def init(self, X, K, rng):
+        start = {}
+        for p, cols, m in self._members(X.shape[1]):
+            start.update({p + n: v for n, v in m.init(np.ascontiguousarray(X[:, cols]), K, rng).items()})
+        return start
+
+    def missing_supported(self, missing):
+        return all(m.missing_supported(missing[:, cols]) for _, cols, m in self._members(missing.shape[1]))
+
+    def m_step(self, X, gamma, params):
+        """Each part's own M-step on its columns (the expected log-likelihood is a sum over the parts)."""
+        out = {}
+        for p, cols, m in self._members(X.shape[1]):
+            new = m.m_step(np.ascontiguousarray(X[:, cols]), gamma, self._split(params, p, m))
+            out.update({p + n: v for n, v in new.items()})
+        return out
