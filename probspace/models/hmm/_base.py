@@ -32,7 +32,7 @@ from ...emissions._base import check_counts
 from ...inference import _hmm
 from ...inference._progress import progress_bar
 from . import _adapter
-from ._constraints import Constraints, check_labels, check_sequence_weight, label_mask
+from ._constraints import Constraints, check_labels, check_sequence_weight, check_topology, label_mask
 from ._filter import StreamingFilter
 
 COMMON_CONSTRAINTS = {
@@ -384,29 +384,47 @@ class _HMM(LatentModel):
 
     # -- constraints, labels and weights ---------------------------------------------------
     def _align_to_labels(self, X, lengths, mask):
-        """Renumber the starting states to agree best with the known labels (an EM start has arbitrary order)."""
+        """Start EM where the known labels point: states renumbered to match them, emissions led by them.
+
+        An EM start has arbitrary state order, so the starting states are first
+        renumbered to agree best with the labels (an assignment problem on the
+        unlabelled posterior; skipped when held entries fix the order). Then one
+        emission M-step on the labelled posterior in which the labelled frames
+        carry as much weight as all the others, so a few labels lead the start.
+        """
         from scipy.optimize import linear_sum_assignment
 
-        labels = getattr(self, "_fit_labels", None)
+        labels = self._fit_labels
         known = labels >= 0
-        if not known.any() or self._constraints():  # held entries fix the state order
+        if not known.any():
             return
-        fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
         K = self.n_components
-        with np.errstate(divide="ignore"):
+        if not self._constraints():
+            fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
             logg = np.log(np.maximum(fb.marginals[known], 1e-300))
-        cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
-        np.add.at(cost, labels[known], -logg)
-        perm = linear_sum_assignment(cost)[1]
-        params = self._point()
-        tied = getattr(self._emission(), "covariance_type", "") == "tied"
-        moved = _bayes.permute({k: v for k, v in params.items() if not (tied and k == "covars")}, perm)
-        self._set_point({**params, **moved})
+            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
+            np.add.at(cost, labels[known], -logg)
+            perm = linear_sum_assignment(cost)[1]
+            params = self._point()
+            tied = getattr(self._emission(), "covariance_type", "") == "tied"
+            moved = _bayes.permute({k: v for k, v in params.items() if not (tied and k == "covars")}, perm)
+            self._set_point({**params, **moved})
+        fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X) + mask, lengths)
+        if not np.all(np.isfinite(fb.log_likelihood)):
+            return  # reported by the EM loop
+        gamma = fb.marginals.copy()
+        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        cons = self._fit_constraints()
+        if cons:
+            self._set_point(cons.project(self._constrained_m_step(X, gamma, cons)))
+        else:
+            self._m_step(X, gamma)
 
     def _constraints(self) -> Constraints:
         """Return the held entries of ``fixed`` and ``topology``, in the units of X (empty when neither is set)."""
         fixed, topology, bandwidth = (getattr(self, n, None) for n in ("fixed", "topology", "bandwidth"))
         if not fixed and topology in (None, "ergodic"):
+            check_topology(topology, bandwidth, type(self).__name__)
             return Constraints({}, ())
         X = getattr(self, "_fit_X", None)
         structure = self._structure(X) if X is not None else self._structure()
@@ -452,7 +470,7 @@ class _HMM(LatentModel):
 
     def _fit_constrained(self, X, lengths, rng, n_iter):
         """Hmmlearn's initialisation and one EM step (unconstrained), then probspace's constrained EM."""
-        self._fit_backend(X, lengths, rng, 1 if not self._native_backend else n_iter)
+        self._fit_backend(X, lengths, rng, min(5, n_iter) if not self._native_backend else n_iter)
         if not self._native_backend:
             self._em_loop(X, lengths, n_iter, "EM (constrained)")
 
