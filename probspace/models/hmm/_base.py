@@ -71,8 +71,9 @@ class _HMM(LatentModel):
         return self._supports_mcmc and self.sampler is not None
 
     def _conformance_alt(self, alt: dict) -> dict:
-        """Non-default settings for the conformance suite; an MCMC fit cannot also be variational."""
-        return {k: v for k, v in alt.items() if k != "bayesian"} if self._mcmc_requested() else alt
+        """Non-default settings for the conformance suite; an MCMC or constrained fit cannot also be variational."""
+        constrained = getattr(self, "fixed", None) or getattr(self, "topology", None) not in (None, "ergodic")
+        return {k: v for k, v in alt.items() if k != "bayesian"} if self._mcmc_requested() or constrained else alt
 
     def _model_tags(self) -> ModelTags:
         point = not self.bayesian and not self._mcmc_requested()
