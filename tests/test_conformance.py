@@ -39,7 +39,6 @@ MODELS = [
     # held entries and topologies (issue 17): constrained EM and Gibbs
     GaussianHMM(fixed={"means": [[-2.0, 0.0], [np.nan, np.nan]]}),
     PoissonHMM(fixed={"startprob": [0.6, np.nan], "transmat": [[0.9, np.nan], [np.nan, np.nan]]}),
-    CategoricalHMM(topology="banded", bandwidth=1),
     GaussianHMM(topology="left-to-right", sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
 ]
 if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # the ArviZ 1.x venv has no torch

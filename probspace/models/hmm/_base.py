@@ -98,6 +98,10 @@ class _HMM(LatentModel):
     def _check_data(self, X: np.ndarray) -> None:
         """Family-specific checks of validated data (integer symbols, counts)."""
 
+    def _check_frame(self, X: np.ndarray) -> None:
+        """Check one streamed frame (float, inf already rejected) as ``_check_X`` checks data, without sklearn."""
+        self._check_data(X)
+
     def _init_backend(self, backend: Any, X: np.ndarray) -> None:
         """Set starting values on an unfitted backend where hmmlearn's own initialisation fails."""
 

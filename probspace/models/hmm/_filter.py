@@ -69,6 +69,11 @@ class StreamingFilter:
         self._model = model
         self._start = np.array(model.startprob_, dtype=np.float64)
         self._trans = np.array(model.transmat_, dtype=np.float64)
+        # the emission and its parameters, packed once (the model's _log_frameprob, without the per-call packing)
+        self._emission = model._emission()
+        self._params = {k: np.array(v) for k, v in model._emission_point().items()}
+        kernel = getattr(self._emission, "frames_kernel", None)
+        self._theta = self._emission.pack(self._params) if kernel is not None else None
         self.lag = lag
         self.reset()
 
@@ -96,8 +101,16 @@ class StreamingFilter:
             x = x.reshape(1)
         if x.shape != (D,):
             raise ValueError(f"StreamingFilter.update takes one frame of shape ({D},); got shape {x.shape}.")
-        X, _ = model._check_input(x[None], None)
-        logf = model._log_frameprob(X)[0]
+        if np.isinf(x).any():
+            raise ValueError(f"StreamingFilter.update takes finite values (NaN for missing); got {x}.")
+        X = x[None]
+        model._check_frame(X)
+        if self._theta is not None:
+            out = np.empty((1, self._start.shape[0]))
+            self._emission.frames_kernel(X, self._emission.aux(X), self._theta, out)
+            logf = out[0]
+        else:
+            logf = self._emission.log_frames(X, self._params)[0]
         if label is not None and int(label) != -1:
             K = self._start.shape[0]
             if isinstance(label, bool) or int(label) != label or not 0 <= int(label) < K:

@@ -197,6 +197,9 @@ class HMM(_HMM):
         (self._emission(X) if reset else self._emission()).check_data(X, self._owner())
         return X, lengths
 
+    def _check_frame(self, X):
+        self._emission().check_data(X, self._owner())
+
     def _fit(self, X, lengths, rng):
         self.emission_settings_ = self._emission(X).settings()
         super()._fit(X, lengths, rng)
