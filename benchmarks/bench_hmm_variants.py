@@ -3,7 +3,7 @@
 Data: a seeded, well-specified 4-state Gaussian HMM (D=2, sticky transitions, separated
 means), 40 sequences of 500 frames (``--quick``: 10 sequences). Rows:
 
-1. Weighted EM: probspace ``GaussianHMM(4).fit(X, lengths, sample_weight=w)`` with integer
+1. Weighted EM: probspace ``GaussianHMM(4).fit(X, lengths, sequence_weight=w)`` with integer
    weights 1..4 per sequence, against hmmlearn ``GaussianHMM(4)`` fitted on the data with each
    sequence duplicated ``w`` times (what an hmmlearn user has to do; hmmlearn takes no
    weights). Both run 20 EM iterations (``tol=0``/``-inf``: no early stop). Goal: ratio <= 1
@@ -83,7 +83,7 @@ def main(argv=None):
     ours, ref = [], []
     for r in range(args.repeats):
         pair = [lambda r=r: GaussianHMM(K, max_iter=N_ITER, tol=0.0, random_state=r).fit(X, lengths=lengths,
-                                                                                           sample_weight=w),
+                                                                                           sequence_weight=w),
                 lambda r=r: hmm.GaussianHMM(K, n_iter=N_ITER, tol=-np.inf, random_state=r).fit(Xd, Ld)]
         order = (0, 1) if r % 2 == 0 else (1, 0)
         res = {}
@@ -93,7 +93,7 @@ def main(argv=None):
         ref.append(res[1][0])
         if r == 0:  # the fits of seed 0 for the likelihood comparison (other seeds may stop in other optima)
             m_ours, m_ref = res[0][1], res[1][1]
-    ll_ours = m_ours.score(X, lengths=lengths, sample_weight=w) * w.sum() / (w * lengths).sum()
+    ll_ours = m_ours.score(X, lengths=lengths, sequence_weight=w) * w.sum() / (w * lengths).sum()
     ll_ref = m_ref.score(Xd, Ld) / Xd.shape[0]
     ratio = statistics.median(ours) / statistics.median(ref)
     good = ratio <= 1.0

@@ -260,7 +260,7 @@ def test_labels_and_weights_are_rejected_where_the_fit_cannot_use_them():
     with pytest.raises(ValueError, match="HMM\\(emission='gmm'\\)"):
         GMMHMM(2).fit(X, labels=np.zeros(110, dtype=int))
     with pytest.raises(ValueError, match="applies to EM fits"):
-        GaussianHMM(2, sampler="gibbs").fit(X, sample_weight=[1.0])
+        GaussianHMM(2, sampler="gibbs").fit(X, sequence_weight=[1.0])
     with pytest.raises(ValueError, match="sampler='gibbs'"):
         GaussianHMM(2, sampler="nuts").fit(X, labels=np.zeros(110, dtype=int))
 
@@ -286,16 +286,16 @@ def test_integer_sequence_weights_equal_duplicated_sequences(family):
     for name, value in fits[0]._point().items():
         assert np.allclose(value, fits[1]._point()[name], atol=1e-8, rtol=0), name
     assert np.allclose(fits[0].history_, fits[1].history_, atol=1e-10)
-    assert start.score(X, lengths=lengths, sample_weight=w) == pytest.approx(
+    assert start.score(X, lengths=lengths, sequence_weight=w) == pytest.approx(
         start.log_likelihood(Xd, lengths=Ld).mean(), abs=1e-9)
 
 
 def test_weighted_hmm_fit_is_monotone_and_zero_weight_drops_a_sequence():
     X = _three_regimes()
     lengths = np.array([60, 50])
-    model = _quiet(GaussianHMM(3, random_state=0, tol=1e-8), X, lengths=lengths, sample_weight=[2.0, 0.5])
+    model = _quiet(GaussianHMM(3, random_state=0, tol=1e-8), X, lengths=lengths, sequence_weight=[2.0, 0.5])
     assert np.all(np.diff(model.history_) >= -1e-10)
-    model = _quiet(HMM(2, random_state=0), X, lengths=lengths, sample_weight=[1.0, 0.0])
+    model = _quiet(HMM(2, random_state=0), X, lengths=lengths, sequence_weight=[1.0, 0.0])
     assert np.all(model.means_[:, 0] < 7)  # the second sequence (mostly the high regime) is ignored
 
 
@@ -324,7 +324,7 @@ def test_weighted_mixture_em_equals_duplicated_observations(covariance_type):
 def test_bad_weights_are_value_errors(weight, match):
     X = _three_regimes()
     with pytest.raises(ValueError, match=match):
-        GaussianHMM(2).fit(X, lengths=[60, 50], sample_weight=weight)
+        GaussianHMM(2).fit(X, lengths=[60, 50], sequence_weight=weight)
     Xm = X[:2]
     with pytest.raises(ValueError, match=match):
         GaussianMixture(1).fit(Xm, sample_weight=weight)

@@ -489,11 +489,11 @@ class _HMM(LatentModel):
         if not (cons or labels is not None or weight is not None):
             return
         if self.bayesian:
-            raise ValueError(f"{name}(bayesian=True) takes no labels, sample_weight, fixed or topology: the "
+            raise ValueError(f"{name}(bayesian=True) takes no labels, sequence_weight, fixed or topology: the "
                              "variational backend has no constrained update. Use bayesian=False (EM) or a sampler.")
         if self._mcmc_requested():
             if weight is not None:
-                raise ValueError(f"sample_weight passed to {name}.fit applies to EM fits; an MCMC fit (sampler="
+                raise ValueError(f"sequence_weight passed to {name}.fit applies to EM fits; an MCMC fit (sampler="
                                  f"{self.sampler!r}) samples the posterior of the data as given.")
             if self.sampler != "gibbs" and (labels is not None or cons):
                 raise ValueError(f"{name}(sampler={self.sampler!r}) takes no labels, fixed or topology; use "
@@ -507,15 +507,15 @@ class _HMM(LatentModel):
         seq_w = getattr(self, "_fit_weight", None)
         return None if seq_w is None else np.repeat(seq_w, lengths)
 
-    def _check_extras(self, X, lengths, labels, sample_weight):
-        """Validate ``labels`` and per-sequence ``sample_weight`` for the rows of ``X``."""
+    def _check_extras(self, X, lengths, labels, sequence_weight):
+        """Validate ``labels`` and per-sequence ``sequence_weight`` for the rows of ``X``."""
         name = type(self).__name__
         labels = check_labels(labels, X.shape[0], self.n_components, name)
-        weight = check_sequence_weight(sample_weight, len(lengths), name)
+        weight = check_sequence_weight(sequence_weight, len(lengths), name, arg="sequence_weight")
         return labels, weight
 
     def fit(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None,
-            sample_weight: Any = None) -> _HMM:
+            sequence_weight: Any = None) -> _HMM:
         """Fit the model to ``X``, optionally with known states and per-sequence weights.
 
         Parameters
@@ -529,7 +529,7 @@ class _HMM(LatentModel):
         labels : array-like of int, shape (n_samples,), optional
             Known state of each frame, ``-1`` where unknown (semi-supervised
             fitting): EM and Gibbs condition every path on them exactly.
-        sample_weight : array-like of shape (n_sequences,), optional
+        sequence_weight : array-like of shape (n_sequences,), optional
             Non-negative weight of each sequence in the EM objective
             ``sum_s w_s log p(x_s)``; an integer weight counts the sequence
             that many times.
@@ -538,7 +538,7 @@ class _HMM(LatentModel):
         -------
         self
         """
-        self._fit_extras = (labels, sample_weight)
+        self._fit_extras = (labels, sequence_weight)
         try:
             return super().fit(X, y, lengths=lengths)
         finally:
@@ -609,8 +609,8 @@ class _HMM(LatentModel):
         return np.asarray(self._labelled_answers(X, lengths, labels).log_likelihood(X, lengths), dtype=np.float64)
 
     def score(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None,
-              sample_weight: Any = None) -> float:
-        """Mean log-likelihood per sequence, weighted by ``sample_weight`` when given.
+              sequence_weight: Any = None) -> float:
+        """Mean log-likelihood per sequence, weighted by ``sequence_weight`` when given.
 
         Parameters
         ----------
@@ -622,7 +622,7 @@ class _HMM(LatentModel):
             Lengths of the sequences in ``X``.
         labels : array-like of int, shape (n_samples,), optional
             Known state of each frame (``-1``: unknown).
-        sample_weight : array-like of shape (n_sequences,), optional
+        sequence_weight : array-like of shape (n_sequences,), optional
             Weight of each sequence: the score is ``sum_s w_s log p(x_s) / sum_s w_s``.
 
         Returns
@@ -630,7 +630,7 @@ class _HMM(LatentModel):
         float
         """
         ll = self.log_likelihood(X, lengths=lengths, labels=labels)
-        w = check_sequence_weight(sample_weight, ll.shape[0], type(self).__name__)
+        w = check_sequence_weight(sequence_weight, ll.shape[0], type(self).__name__, arg="sequence_weight")
         return float(np.mean(ll) if w is None else (w @ ll) / w.sum())
 
     def _posterior(self, X: np.ndarray, lengths: np.ndarray):

@@ -221,21 +221,22 @@ def label_mask(labels: np.ndarray | None, K: int) -> np.ndarray | None:
     return mask
 
 
-def check_sequence_weight(sample_weight: Any, n: int, owner: str, what: str = "sequence") -> np.ndarray | None:
-    """Validate non-negative finite weights, one per ``what``; None stays None."""
+def check_sequence_weight(sample_weight: Any, n: int, owner: str, what: str = "sequence",
+                          arg: str = "sample_weight") -> np.ndarray | None:
+    """Validate non-negative finite weights, one per ``what`` (the argument is named ``arg``); None stays None."""
     if sample_weight is None:
         return None
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"sample_weight passed to {owner} must be numbers, one per {what}; got "
+        raise ValueError(f"{arg} passed to {owner} must be numbers, one per {what}; got "
                          f"{sample_weight!r}.") from None
     if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"sample_weight passed to {owner} must have one entry per {what} ({n}); got shape "
+        raise ValueError(f"{arg} passed to {owner} must have one entry per {what} ({n}); got shape "
                          f"{w.shape}.")
     if not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ValueError(f"sample_weight passed to {owner} must be finite and non-negative; got values such as "
+        raise ValueError(f"{arg} passed to {owner} must be finite and non-negative; got values such as "
                          f"{w[~np.isfinite(w) | (w < 0)][:3]}.")
     if not (w.sum() > 0):
-        raise ValueError(f"sample_weight passed to {owner} must not be all zero.")
+        raise ValueError(f"{arg} passed to {owner} must not be all zero.")
     return w
