@@ -396,3 +396,28 @@ def test_arviz_output_of_a_constrained_labelled_fit():
     summary = az.summary(idata, var_names=["means"])
     assert summary.shape[0] == 3
     assert np.all(idata.posterior["transmat"].values[..., 1, 0] == 0)
+
+
+def test_constraints_and_labels_with_missing_values():
+    X = _three_regimes(D=2)
+    X[5, 0] = np.nan  # a partly missing row (diagonal covariances fit it)
+    X[60] = np.nan  # a whole missing frame
+    labels = -np.ones(110, dtype=int)
+    labels[[1, 100]] = [0, 2]
+    model = _quiet(GaussianHMM(3, topology="left-to-right", random_state=0), X, labels=labels)
+    assert np.all(np.tril(model.transmat_, -1) == 0.0) and model.startprob_[0] == 1.0
+    assert np.all(np.diff(model.history_) >= -1e-10)
+    post = model.posterior(X, labels=labels)
+    assert post.marginals[100, 2] == pytest.approx(1.0) and np.all(np.isfinite(post.marginals))
+
+
+def test_gibbs_draws_free_transition_entries_given_held_ones():
+    X = _three_regimes(n=(20, 15, 20))
+    A = np.full((3, 3), np.nan)
+    A[0, 0], A[1, 2] = 0.9, 0.0
+    model = _quiet(GaussianHMM(3, fixed={"transmat": A}, sampler="gibbs", n_chains=2, n_draws=40, n_warmup=20,
+                               random_state=0), X)
+    draws = model.draws_["transmat"]
+    assert np.all(draws[..., 0, 0] == 0.9) and np.all(draws[..., 1, 2] == 0.0)
+    assert np.allclose(draws.sum(axis=-1), 1.0)
+    assert np.std(draws[..., 0, 1]) > 0  # the free entries of a partly held row are drawn
