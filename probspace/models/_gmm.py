@@ -232,7 +232,7 @@ class GaussianMixture(LatentModel):
         return params
 
     # -- per-observation weights ----------------------------------------------------
-    def fit(self, X: Any, y: Any = None, *, sample_weight: Any = None) -> GaussianMixture:
+    def fit(self, X: Any, y: Any = None, *, lengths: Any = None, sample_weight: Any = None) -> GaussianMixture:
         """Fit the mixture to ``X``, optionally with per-observation weights.
 
         Parameters
@@ -241,6 +241,8 @@ class GaussianMixture(LatentModel):
             Training data.
         y : None
             Ignored (scikit-learn convention).
+        lengths : None
+            Not accepted (independent observations); a value is a ``ValueError``.
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weight of each observation in the EM objective
             ``sum_i w_i log p(x_i)``: an integer weight counts the observation
@@ -256,11 +258,11 @@ class GaussianMixture(LatentModel):
         """
         self._fit_weight_raw = sample_weight
         try:
-            return super().fit(X, y)
+            return super().fit(X, y, lengths=lengths)
         finally:
             self.__dict__.pop("_fit_weight_raw", None)
 
-    def score(self, X: Any, y: Any = None, *, sample_weight: Any = None) -> float:
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None, sample_weight: Any = None) -> float:
         """Mean log-likelihood per observation, weighted by ``sample_weight`` when given.
 
         Parameters
@@ -269,6 +271,8 @@ class GaussianMixture(LatentModel):
             Data.
         y : None
             Ignored.
+        lengths : None
+            Not accepted (independent observations).
         sample_weight : array-like of shape (n_samples,), optional
             Weights: the score is ``sum_i w_i log p(x_i) / sum_i w_i``.
 
@@ -276,7 +280,7 @@ class GaussianMixture(LatentModel):
         -------
         float
         """
-        ll = self.log_likelihood(X)
+        ll = self.log_likelihood(X, lengths=lengths)
         w = check_sequence_weight(sample_weight, ll.shape[0], type(self).__name__, "observation")
         return float(np.mean(ll) if w is None else (w @ ll) / w.sum())
 

@@ -151,9 +151,7 @@ class Constraints:
         if (~free & (np.abs(mass - 1) > _ROW_TOL)).any():
             raise ValueError(f"fixed[{name!r}] of {owner}: a fully held probability row must sum to 1; got "
                              f"{mass[~free][np.abs(mass[~free] - 1) > _ROW_TOL][0]:.6g}.")
-        if (free & (mass >= 1 - _ROW_TOL) & (rows[:, :].size > 0)).any():
-            # all mass held: the free entries of such a row are 0 (allowed, and what project() gives)
-            pass
+        # a partly held row whose held entries sum to 1 leaves its free entries at 0 (see project)
 
     def __bool__(self) -> bool:
         return bool(self.held)
