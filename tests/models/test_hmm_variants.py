@@ -421,3 +421,26 @@ def test_gibbs_draws_free_transition_entries_given_held_ones():
     assert np.all(draws[..., 0, 0] == 0.9) and np.all(draws[..., 1, 2] == 0.0)
     assert np.allclose(draws.sum(axis=-1), 1.0)
     assert np.std(draws[..., 0, 1]) > 0  # the free entries of a partly held row are drawn
+
+
+def test_gibbs_free_entries_of_held_rows_follow_their_exact_dirichlet_conditional():
+    # Every frame labelled and the emissions held: the paths are known, so each transition-row draw comes
+    # from its exact conditional, the free entries sharing the mass left as Dirichlet(alpha + counts).
+    rng = np.random.default_rng(0)
+    z = np.repeat([0, 2, 1, 2, 0, 1, 1, 2, 0, 0, 2], rng.integers(2, 6, 11))  # never 1 -> 0
+    X = np.array([[0.0], [5.0], [10.0]])[z] + rng.normal(size=(z.size, 1))
+    A = np.full((3, 3), np.nan)
+    A[0, 0], A[1, 0] = 0.5, 0.0
+    model = _quiet(GaussianHMM(3, fixed={"transmat": A, "means": [[0.0], [5.0], [10.0]], "covars": [[1.0]] * 3},
+                               sampler="gibbs", n_chains=2, n_draws=1000, n_warmup=10, random_state=0), X, labels=z)
+    alpha = np.broadcast_to(model.prior_["transmat"], (3, 3))
+    counts = np.zeros((3, 3))
+    np.add.at(counts, (z[:-1], z[1:]), 1)
+    draws = model.draws_["transmat"].reshape(-1, 3, 3)
+    for row, free, mass in ((0, [1, 2], 0.5), (1, [1, 2], 1.0), (2, [0, 1, 2], 1.0)):
+        a = alpha[row, free] + counts[row, free]
+        mean = mass * a / a.sum()
+        sd = mass * np.sqrt(a * (a.sum() - a) / (a.sum() ** 2 * (a.sum() + 1)))
+        z_score = (draws[:, row, free].mean(axis=0) - mean) / (sd / np.sqrt(draws.shape[0]))
+        assert np.all(np.abs(z_score) < 5), (row, z_score)
+    assert np.all(draws[:, 0, 0] == 0.5) and np.all(draws[:, 1, 0] == 0.0)
