@@ -263,18 +263,21 @@ _INTERIOR = 1e-3
 
 
 def prepare_start(structure: Structure, start: dict[str, np.ndarray], fixed: dict[str, np.ndarray],
-                  X: np.ndarray) -> dict[str, np.ndarray]:
+                  X: np.ndarray, keep_order: bool = False) -> dict[str, np.ndarray]:
     """One chain's start: its EM fit in the reported state order, fixed arrays set, moved off the boundary.
 
     The reported order sorts states by the ordering key, and a per-state prior
     (state ``k`` of a prior entry) means state ``k`` of that order, so the
     start is sorted the same way before sampling. When the key array itself
     is held fixed, its given order is the reported order and the EM states
-    are matched to it by the rank of their keys.
+    are matched to it by the rank of their keys. With ``keep_order`` (known
+    labels or held entries name the states) the start keeps its order.
     """
     em = structure.emission
     start = {k: np.array(v, dtype=np.float64) for k, v in start.items()}
-    if em.key in fixed:
+    if keep_order:
+        pass
+    elif em.key in fixed:
         perm = np.empty(start[structure.pi].shape[0], dtype=np.int64)
         perm[np.argsort(em.order_key(fixed), kind="stable")] = np.argsort(em.order_key(start), kind="stable")
         start = permute(start, perm)
@@ -294,7 +297,8 @@ def prepare_start(structure: Structure, start: dict[str, np.ndarray], fixed: dic
 _CHUNK = 100  # sweeps per compiled call (progress bar granularity; part of what a seed reproduces)
 
 
-def _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws, progress):
+def _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws, progress,
+               log_mask=None, free=None):
     em = structure.emission
     K, D = starts[0][structure.pi].shape[0], X.shape[1]
     frozen = tuple({structure.pi: "pi", "transmat": "A"}.get(k, k) for k in fixed)
@@ -312,7 +316,7 @@ def _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rn
                 step = min(_CHUNK, n_total - done)
                 keep = max(0, done + step - n_warmup) - max(0, done - n_warmup)
                 parts.append(_gibbs.run_chain(em, structure.hmm, X, bounds, alpha_pi, alpha_A, packed, state, step,
-                                              keep, seed if done == 0 else -1, frozen))
+                                              keep, seed if done == 0 else -1, frozen, log_mask, free))
                 done += step
                 bar.set_postfix(chain=c + 1)
                 bar.update(step)
@@ -581,7 +585,8 @@ class MCMC(_Answers):
     @classmethod
     def run(cls, structure: Structure, X: np.ndarray, lengths: np.ndarray | None, starts: list[dict], *,
             sampler: str, prior: dict | None, n_draws: int, n_warmup: int, rng: np.random.Generator,
-            progress: bool = False, owner: str = "model") -> MCMC:
+            progress: bool = False, owner: str = "model", log_mask: np.ndarray | None = None,
+            held: Any = None) -> MCMC:
         """Run ``len(starts)`` chains from the given starts (one EM fit each) and return the fitted engine.
 
         Parameters
@@ -606,6 +611,13 @@ class MCMC(_Answers):
             Show a progress bar.
         owner : str, default="model"
             The family's name, for error messages.
+        log_mask : ndarray of shape (N, K), optional
+            Added to the emission log-likelihoods (known labels; Gibbs only).
+        held : Constraints, optional
+            Held entries (``probspace.models.hmm._constraints``; Gibbs only):
+            whole arrays are held like a ``Delta`` prior, held entries of
+            ``startprob``/``transmat`` (structural zeros) keep their values
+            while the free entries of each row are drawn.
 
         Returns
         -------
@@ -614,15 +626,23 @@ class MCMC(_Answers):
         em = structure.emission
         K = np.shape(starts[0][structure.pi])[0]
         alpha_pi, alpha_A, hyper, dists, fixed = resolve_prior(structure, prior, sampler, X, K, owner)
-        starts = [prepare_start(structure, start, fixed, X) for start in starts]
+        free = None
+        if held:
+            fixed = {**fixed, **{k: held.held[k] for k in held.whole()}}
+            free = {"pi": np.isnan(held.held.get(structure.pi, np.full(K, np.nan))),
+                    "A": np.isnan(held.held.get("transmat", np.full((K, K), np.nan)))}
+        keep_order = bool(held) or log_mask is not None
+        starts = [prepare_start(structure, start, fixed, X, keep_order) for start in starts]
+        if held:  # the starts off the boundary, then the held entries (structural zeros) back in place
+            starts = [held.project(start) for start in starts]
         bounds = _hmm.sequence_bounds(lengths, X.shape[0]) if structure.hmm else np.array([0, X.shape[0]])
         if sampler == "gibbs":
             draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
-                                      n_draws, progress)
+                                      n_draws, progress, log_mask, free)
         else:
             draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
                                      n_warmup, n_draws, progress, owner)
-        draws = draws if em.key in fixed else relabel(structure, draws)
+        draws = draws if em.key in fixed or keep_order else relabel(structure, draws)
         used = {structure.pi: alpha_pi, **({"transmat": alpha_A} if structure.hmm else {}), **hyper}
         used.update({k: v for k, v in (prior or {}).items() if is_distribution(v)})  # replaces the conjugate entry
         return cls(structure, sampler, draws, stats, used)

@@ -297,14 +297,22 @@ class GaussianEmission(Emission):
     def missing_supported(self, missing):
         return self.covariance_type in ("diag", "spherical") or super().missing_supported(missing)
 
-    def m_step(self, X, gamma, params):
-        """Weighted Gaussian updates over the observed values (missing ones are marginalised)."""
+    def m_step(self, X, gamma, params, means=None):
+        """Weighted Gaussian updates over the observed values (missing ones are marginalised).
+
+        ``means`` (K, D), optional, holds the means at its finite entries
+        (NaN: estimated); the covariances are then the maximisers around the
+        held means (an exact M-step with those entries fixed).
+        """
         obs = ~np.isnan(X)
         x0 = np.where(obs, X, 0.0)
         den = gamma.T @ obs  # (K, D): posterior weight of the observed entries
         num = gamma.T @ x0
         old = params["means"]
+        held = means
         means = np.where(den > 0, num / np.where(den > 0, den, 1.0), old)
+        if held is not None:
+            means = np.where(np.isnan(held), means, held)
         cov = params[self.scale]
         if self.covariance_type in ("diag", "spherical"):
             sq = gamma.T @ (x0**2) - 2 * means * num + means**2 * den

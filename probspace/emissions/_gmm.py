@@ -88,8 +88,12 @@ class GaussianMixtureEmission(Emission):
                 S = np.diagonal(S, axis1=2, axis2=3).mean(axis=2)[..., None, None] * eye
         return {"weights": new_w, "means": new_mu, "covars": S + self.min_covar * eye}
 
+    simplex = ("weights",)
+
     def shapes(self, K, D):
-        raise NotImplementedError("GaussianMixtureEmission has no MCMC layout.")
+        """Layout of the arrays (held entries of ``HMM(fixed=...)`` are checked against it; no MCMC here)."""
+        M = self.n_mix
+        return {"weights": (K, M), "means": (K, M, D), "covars": (K, M, D, D)}
 
     def order_key(self, params):
         return params["means"][..., 0, 0]

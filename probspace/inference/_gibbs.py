@@ -107,16 +107,48 @@ def _draw_paths(pi, A, logf, bounds, z, filt):  # pragma: no cover - compiled
     return total_ll
 
 
+@numba.njit(**JIT)
+def _dirichlet_free(alpha, free, out):  # pragma: no cover - compiled
+    """Draw the free entries of ``out`` given its held ones: ``Dirichlet(alpha_free)`` scaled to the mass left.
+
+    With every entry free this is :func:`dirichlet` (the same draws in the
+    same order). Held entries (structural zeros among them) keep their value.
+    """
+    K = alpha.shape[0]
+    left = 1.0
+    n_free = 0
+    for k in range(K):
+        if free[k]:
+            n_free += 1
+        else:
+            left -= out[k]
+    if n_free == K:
+        dirichlet(alpha, out)
+        return
+    if n_free == 0:
+        return
+    total = 0.0
+    for k in range(K):
+        if free[k]:
+            out[k] = np.random.gamma(alpha[k], 1.0) if alpha[k] > 0.0 else 0.0
+            total += out[k]
+    left = max(left, 0.0)
+    for k in range(K):
+        if free[k]:
+            out[k] = out[k] / total * left if total > 0.0 else left / n_free
+
+
 _f8, _b1, _i8 = types.float64, types.boolean, types.int64
 _RUN = types.void(types.FunctionType(FRAMES), types.FunctionType(UPDATE), _b1, _f8[:, ::1], _f8[::1], _i8[::1],
                   _i8, _i8, _i8, _b1, _b1, _f8[::1], _f8[:, ::1], _f8[::1], _b1[::1],
-                  _f8[::1], _f8[:, ::1], _f8[::1], _f8[:, ::1], _f8[:, :, ::1], _f8[:, ::1], _f8[::1])
+                  _f8[::1], _f8[:, ::1], _f8[::1], _f8[:, ::1], _f8[:, :, ::1], _f8[:, ::1], _f8[::1],
+                  _f8[:, ::1], _b1[::1], _b1[:, ::1])
 
 
 @numba.njit(_RUN, **JIT)
 def _run(frames, update, hmm, X, aux, bounds, n_sweeps, n_keep, seed, fix_pi, fix_A,
          alpha_pi, alpha_A, hyper, fix_emission, pi, A, theta,
-         out_pi, out_A, out_theta, out_ll):  # pragma: no cover - compiled
+         out_pi, out_A, out_theta, out_ll, log_mask, free_pi, free_A):  # pragma: no cover - compiled
     if seed >= 0:
         np.random.seed(seed)
     N = X.shape[0]
@@ -128,6 +160,10 @@ def _run(frames, update, hmm, X, aux, bounds, n_sweeps, n_keep, seed, fix_pi, fi
     first = n_sweeps - n_keep
     for sweep in range(n_sweeps + 1):
         frames(X, aux, theta, logf)
+        if log_mask.shape[0] == N:  # known labels: -inf for the states they rule out
+            for i in range(N):
+                for k in range(K):
+                    logf[i, k] += log_mask[i, k]
         if hmm:
             ll = _draw_paths(pi, A, logf, bounds, z, filt)
         else:
@@ -149,13 +185,14 @@ def _run(frames, update, hmm, X, aux, bounds, n_sweeps, n_keep, seed, fix_pi, fi
             if not fix_A:
                 row = np.empty(K)
                 for j in range(K):
-                    dirichlet(alpha_A[j] + trans[j], row)
+                    row[:] = A[j]
+                    _dirichlet_free(alpha_A[j] + trans[j], free_A[j], row)
                     A[j] = row
         else:
             for i in range(N):
                 counts[z[i]] += 1.0
         if not fix_pi:
-            dirichlet(alpha_pi + counts, pi)
+            _dirichlet_free(alpha_pi + counts, free_pi, pi)
         update(X, z, K, hyper, fix_emission, theta)
         if sweep >= first:
             r = sweep - first
@@ -166,7 +203,8 @@ def _run(frames, update, hmm, X, aux, bounds, n_sweeps, n_keep, seed, fix_pi, fi
 
 def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: np.ndarray, alpha_A: np.ndarray,
               hyper: np.ndarray, state: dict, n_sweeps: int, n_keep: int, seed: int,
-              fixed: tuple[str, ...] = ()) -> dict:
+              fixed: tuple[str, ...] = (), log_mask: np.ndarray | None = None,
+              free: dict[str, np.ndarray] | None = None) -> dict:
     """Run ``n_sweeps`` blocked Gibbs sweeps of one chain, keeping the last ``n_keep``.
 
     Parameters
@@ -196,6 +234,12 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
         of emission arrays. A fixed Gaussian mean drops its conjugate prior
         (``Sigma ~ IW(nu0, Psi0)`` alone); a fixed covariance keeps
         ``mu | Sigma ~ N(m0, Sigma / kappa0)`` at the fixed ``Sigma``.
+    log_mask : ndarray of shape (N, K), optional
+        Added to the emission log-likelihoods (``-inf`` for states that known labels rule out).
+    free : dict, optional
+        Boolean masks ``"pi"`` (K,) and ``"A"`` (K, K) of the entries drawn;
+        the others (held entries, structural zeros) keep their values in
+        ``state``, and each row's free entries share the mass left.
 
     Returns
     -------
@@ -214,9 +258,13 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
            "theta": np.empty((n_keep, state["theta"].shape[0])), "log_likelihood": np.empty(n_keep)}
     fix_emission = np.array([name in fixed for name in emission.names], dtype=np.bool_)
     f8 = np.float64
+    free = free or {}
+    free_pi = np.ascontiguousarray(free.get("pi", np.ones(K, dtype=bool)), dtype=np.bool_)
+    free_A = np.ascontiguousarray(free.get("A", np.ones((K, K), dtype=bool)), dtype=np.bool_)
+    log_mask = np.zeros((0, K)) if log_mask is None else np.ascontiguousarray(log_mask, dtype=f8)
     _run(emission.frames_kernel, emission.update_kernel, bool(hmm), X, np.ascontiguousarray(emission.aux(X), f8),
          np.asarray(bounds, dtype=np.int64), int(n_sweeps), int(n_keep), int(seed), "pi" in fixed, "A" in fixed,
          np.ascontiguousarray(alpha_pi, f8), np.ascontiguousarray(alpha_A, f8), np.ascontiguousarray(hyper, f8),
          fix_emission, state["pi"], state["A"], state["theta"], out["pi"], out["A"], out["theta"],
-         out["log_likelihood"])
+         out["log_likelihood"], log_mask, free_pi, free_A)
     return out

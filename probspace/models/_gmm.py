@@ -21,6 +21,8 @@ from ..inference._gaussian import (
     sample_normal_wishart,
     sample_stick_breaking,
 )
+from ..inference._progress import progress_bar
+from ..models.hmm._constraints import check_sequence_weight
 from ..posteriors import Categorical
 from ..posteriors._categorical import sample_categorical
 
@@ -229,6 +231,80 @@ class GaussianMixture(LatentModel):
             params.update({f"draws_[{k!r}]": v for k, v in self.draws_.items()})
         return params
 
+    # -- per-observation weights ----------------------------------------------------
+    def fit(self, X: Any, y: Any = None, *, lengths: Any = None, sample_weight: Any = None) -> GaussianMixture:
+        """Fit the mixture to ``X``, optionally with per-observation weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored (scikit-learn convention).
+        lengths : None
+            Not accepted (independent observations); a value is a ``ValueError``.
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weight of each observation in the EM objective
+            ``sum_i w_i log p(x_i)``: an integer weight counts the observation
+            that many times. scikit-learn's mixtures take no weights, so a
+            weighted fit starts from scikit-learn's initialisation and runs
+            probspace's weighted EM (E-step responsibilities times the weights,
+            the same closed-form M-step). EM fits only (``bayesian=False``,
+            no ``sampler``).
+
+        Returns
+        -------
+        self
+        """
+        self._fit_weight_raw = sample_weight
+        try:
+            return super().fit(X, y, lengths=lengths)
+        finally:
+            self.__dict__.pop("_fit_weight_raw", None)
+
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None, sample_weight: Any = None) -> float:
+        """Mean log-likelihood per observation, weighted by ``sample_weight`` when given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored.
+        lengths : None
+            Not accepted (independent observations).
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights: the score is ``sum_i w_i log p(x_i) / sum_i w_i``.
+
+        Returns
+        -------
+        float
+        """
+        ll = self.log_likelihood(X, lengths=lengths)
+        w = check_sequence_weight(sample_weight, ll.shape[0], type(self).__name__, "observation")
+        return float(np.mean(ll) if w is None else (w @ ll) / w.sum())
+
+    def _fit_weighted(self, X: np.ndarray, w: np.ndarray, rng: np.random.Generator) -> None:
+        """scikit-learn's initialisation (one EM step), then weighted EM from there."""
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        start = mixture.GaussianMixture(self.n_components, covariance_type=self.covariance_type, tol=self.tol,
+                                        reg_covar=self.reg_covar, max_iter=1, n_init=self.n_init,
+                                        init_params=self.init_params, random_state=sklearn_seed(rng))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.backend_ = start.fit(X)
+        params = {"weights": start.weights_, "means": start.means_, "covariances": start.covariances_}
+        emission = GaussianEmission(self.covariance_type, "covariances", min_covar=self.reg_covar)
+        params, trace, converged = weighted_mixture_em(emission, X, w, params, self.max_iter, self.tol,
+                                                       self.progress)
+        self._set_point(params)
+        self.n_iter_ = len(trace)
+        self.converged_ = converged
+        self.history_ = np.asarray(trace)
+
     # -- hooks ------------------------------------------------------------------
     def _fit(self, X: np.ndarray, lengths: None, rng: np.random.Generator) -> None:
         if self.n_components > X.shape[0]:
@@ -243,6 +319,15 @@ class GaussianMixture(LatentModel):
             _bayes.check_request(self._structure(), self.sampler, self.prior, X, self.n_components,
                                  type(self).__name__, self.bayesian)
         check_gaussian_scale(X, type(self).__name__)
+        weight = check_sequence_weight(getattr(self, "_fit_weight_raw", None), X.shape[0], type(self).__name__,
+                                       "observation")
+        if weight is not None:
+            if self.bayesian or self.sampler is not None:
+                raise ValueError("sample_weight passed to GaussianMixture.fit applies to EM fits (bayesian=False, "
+                                 "sampler=None).")
+            self.mcmc_ = None
+            self._fit_weighted(X, weight, rng)
+            return
         common = dict(n_components=self.n_components, covariance_type=self.covariance_type, tol=self.tol,
                       reg_covar=self.reg_covar, max_iter=self.max_iter, n_init=self.n_init,
                       init_params=self.init_params, random_state=sklearn_seed(rng), verbose=self.verbose)
@@ -284,7 +369,7 @@ class GaussianMixture(LatentModel):
         """Write posterior means into the backend, precisions included, where the fitted attributes read them."""
         b = self.backend_
         b.weights_, b.means_, b.covariances_ = p["weights"], p["means"], p["covariances"]
-        if self.covariance_type == "diag":
+        if self.covariance_type in ("diag", "spherical"):
             b.precisions_cholesky_ = 1.0 / np.sqrt(p["covariances"])
             b.precisions_ = 1.0 / p["covariances"]
         else:
@@ -447,6 +532,39 @@ class _PointMixture:
             cov = np.linalg.inv(as_full(params["precisions"][s], covariance_type, K, D))
             out[s] = sample_components(params["means"][s], cov, "full", latents[s], rng)
         return out
+
+
+def weighted_mixture_em(emission: GaussianEmission, X: np.ndarray, w: np.ndarray, params: dict[str, np.ndarray],
+                        max_iter: int, tol: float, progress: bool = False) -> tuple[dict, list[float], bool]:
+    """EM for a weighted mixture: maximise ``sum_i w_i log sum_k pi_k p(x_i | theta_k)`` from ``params``.
+
+    E-step: responsibilities times the weights; M-step: the weights'
+    normalised column sums and the emission's closed-form M-step. Returns
+    the parameters, the weighted mean log-likelihood before each M-step
+    (the last one after the final step) and whether the gain fell below ``tol``.
+    """
+    from scipy.special import logsumexp
+
+    trace: list[float] = []
+    converged = False
+    total_w = w.sum()
+    with progress_bar(progress, max_iter, "weighted EM", "iter") as bar:
+        for _ in range(max_iter + 1):
+            with np.errstate(divide="ignore"):
+                logp = np.log(params["weights"]) + emission.log_frames(X, params)
+            lse = logsumexp(logp, axis=1)
+            trace.append(float(w @ lse / total_w))
+            if len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol:
+                converged = True
+                break
+            if len(trace) > max_iter:
+                break
+            resp = np.exp(logp - lse[:, None]) * w[:, None]
+            nk = resp.sum(axis=0)
+            new = emission.m_step(X, resp, {"means": params["means"], "covariances": params["covariances"]})
+            params = {"weights": nk / nk.sum(), **new}
+            bar.update(1)
+    return params, trace, converged
 
 
 GaussianMixture.__doc__ = fill(GaussianMixture.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,

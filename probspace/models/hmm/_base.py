@@ -15,6 +15,7 @@ the alternative is the same hooks copied into every family.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from abc import abstractmethod
 from typing import Any
@@ -31,6 +32,8 @@ from ...emissions._base import check_counts
 from ...inference import _hmm
 from ...inference._progress import progress_bar
 from . import _adapter
+from ._constraints import Constraints, check_labels, check_sequence_weight, check_topology, label_mask
+from ._filter import StreamingFilter
 
 COMMON_CONSTRAINTS = {
     "n_components": [Interval("int", 1, None)],
@@ -42,6 +45,8 @@ COMMON_CONSTRAINTS = {
     "verbose": ["boolean"],
     "progress": ["boolean"],
 }
+#: Constructor parameters of the constraints (``fixed``, ``topology``, ``bandwidth``), checked at fit.
+CONSTRAINT_CONSTRAINTS = {"fixed": [None, dict], "topology": [None, str], "bandwidth": [None, Interval("int", 0, None)]}
 
 
 class _HMM(LatentModel):
@@ -66,8 +71,9 @@ class _HMM(LatentModel):
         return self._supports_mcmc and self.sampler is not None
 
     def _conformance_alt(self, alt: dict) -> dict:
-        """Non-default settings for the conformance suite; an MCMC fit cannot also be variational."""
-        return {k: v for k, v in alt.items() if k != "bayesian"} if self._mcmc_requested() else alt
+        """Non-default settings for the conformance suite; an MCMC or constrained fit cannot also be variational."""
+        constrained = getattr(self, "fixed", None) or getattr(self, "topology", None) not in (None, "ergodic")
+        return {k: v for k, v in alt.items() if k != "bayesian"} if self._mcmc_requested() or constrained else alt
 
     def _model_tags(self) -> ModelTags:
         point = not self.bayesian and not self._mcmc_requested()
@@ -91,6 +97,10 @@ class _HMM(LatentModel):
 
     def _check_data(self, X: np.ndarray) -> None:
         """Family-specific checks of validated data (integer symbols, counts)."""
+
+    def _check_frame(self, X: np.ndarray) -> None:
+        """Check one streamed frame (float, inf already rejected) as ``_check_X`` checks data, without sklearn."""
+        self._check_data(X)
 
     def _init_backend(self, backend: Any, X: np.ndarray) -> None:
         """Set starting values on an unfitted backend where hmmlearn's own initialisation fails."""
@@ -181,6 +191,9 @@ class _HMM(LatentModel):
             raise ValueError(f"n_components={self.n_components} must be at most the number of frames in X "
                              f"(n_samples={X.shape[0]}).")
         name = type(self).__name__
+        labels, weight = self._check_extras(X, lengths, *getattr(self, "_fit_extras", (None, None)))
+        self._fit_labels, self._fit_weight, self._fit_X = labels, weight, X
+        self._check_constraint_request(X, labels, weight)
         if self._supports_mcmc:
             self.mcmc_ = None
             if self.prior is not None and self.sampler is None:
@@ -194,7 +207,8 @@ class _HMM(LatentModel):
             starts = [self._em_start(X, lengths, child_generator(rng)) for _ in range(self.n_chains)]
             self.mcmc_ = _bayes.MCMC.run(self._structure(), X, lengths, starts, sampler=self.sampler,
                                          prior=self.prior, n_draws=self.n_draws, n_warmup=self.n_warmup, rng=rng,
-                                         progress=self.progress, owner=name)
+                                         progress=self.progress, owner=name,
+                                         log_mask=label_mask(labels, self.n_components), held=self._constraints())
             self._set_point(self.mcmc_.point())
         elif not self.converged_:
             gain = np.diff(self.history_[-2:]) * X.shape[0]
@@ -234,6 +248,8 @@ class _HMM(LatentModel):
             with _adapter.hmmlearn_log_as_warnings(type(self).__name__):
                 if missing.any():
                     self._fit_with_missing(Xf, lengths, rng, missing, n_iter)
+                elif self._native_em_needed():
+                    self._fit_constrained(Xf, lengths, rng, n_iter)
                 else:
                     self._fit_backend(Xf, lengths, rng, n_iter)
         finally:
@@ -241,7 +257,13 @@ class _HMM(LatentModel):
         if units is not None:
             self._to_data_units(*units)
             # log p(x) = log p(z) - log(scale) per observed entry
-            self.history_ = self.history_ - (~missing).sum() * np.log(units[1]) / X.shape[0]
+            weight = self._frame_weights(lengths)
+            n_obs = (~missing).sum() if weight is None else (weight[:, None] * ~missing).sum()
+            frames = X.shape[0] if weight is None else weight.sum()
+            self.history_ = self.history_ - n_obs * np.log(units[1]) / frames
+        cons = self._constraints()
+        if cons:  # held entries bit for bit in the units of X
+            self._set_point(cons.restore(self._point()))
 
     def _fit_units(self, name: str, value: Any) -> Any:
         """Return a constructor value in the units EM runs in (``min_covar`` and priors of Gaussian families)."""
@@ -310,14 +332,39 @@ class _HMM(LatentModel):
         self._em_loop(X, lengths, n_iter, "EM (missing values)")
 
     def _em_loop(self, X, lengths, n_iter, desc):
-        """EM from the backend's current parameters: forward-backward, Dirichlet MAP updates, the emission's M-step."""
+        """EM from the backend's current parameters: forward-backward, Dirichlet MAP updates, the emission's M-step.
+
+        Known ``labels`` mask the emission log-likelihoods, sequence weights
+        scale each sequence's expected counts (and its log-likelihood in the
+        objective), and held entries (``fixed``, ``topology``) are kept by
+        :meth:`Constraints.project` after each M-step: the exact maximiser
+        over the free entries, so the objective never decreases.
+        """
         bounds = np.r_[0, np.cumsum(lengths)]
+        cons = self._fit_constraints()
+        mask = label_mask(getattr(self, "_fit_labels", None), self.n_components)
+        seq_w = getattr(self, "_fit_weight", None)
+        frame_w = None if seq_w is None else np.repeat(seq_w, lengths)
+        if mask is not None:
+            self._align_to_labels(X, lengths, mask)
+        if cons:
+            self._set_point(cons.project(self._point()))
         trace = []
         converged = False
         with progress_bar(self.progress, n_iter, desc, "iter") as bar:
             for _ in range(n_iter):
-                fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
-                total = float(fb.log_likelihood.sum())
+                logf = self._log_frameprob(X)
+                if mask is not None:
+                    logf = logf + mask
+                fb = _hmm.forward_backward(self.startprob_, self.transmat_, logf, lengths)
+                if (cons or mask is not None) and not np.all(np.isfinite(fb.log_likelihood)):
+                    self.__dict__.pop("backend_", None)
+                    raise ValueError(f"{type(self).__name__}.fit: a sequence has zero probability under the "
+                                     "constraints (labels, fixed entries or topology rule out every path).")
+                ll, gamma, counts = fb.log_likelihood, fb.marginals, fb.transition_counts
+                if seq_w is not None:
+                    ll, gamma, counts = ll * seq_w, gamma * frame_w[:, None], counts * seq_w[:, None, None]
+                total = float(ll.sum())
                 trace.append(total)
                 bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
                 bar.update(1)
@@ -325,17 +372,267 @@ class _HMM(LatentModel):
                     converged = True
                     break
                 b = self.backend_
-                start = np.maximum(b.startprob_prior - 1.0 + fb.marginals[bounds[:-1]].sum(axis=0), 0.0)
-                trans = np.maximum(b.transmat_prior - 1.0 + fb.transition_counts.sum(axis=0), 0.0)
-                b.startprob_ = start / start.sum()
+                start = np.maximum(b.startprob_prior - 1.0 + gamma[bounds[:-1]].sum(axis=0), 0.0)
+                trans = np.maximum(b.transmat_prior - 1.0 + counts.sum(axis=0), 0.0)
+                new_start = start / start.sum()
                 rows = trans.sum(axis=1, keepdims=True)
-                b.transmat_ = np.where(rows > 0, trans / np.where(rows > 0, rows, 1.0), b.transmat_)
-                self._m_step(X, fb.marginals)
+                new_trans = np.where(rows > 0, trans / np.where(rows > 0, rows, 1.0), b.transmat_)
+                if cons:
+                    emission = self._constrained_m_step(X, gamma, cons)
+                    self._set_point(cons.project({"startprob": new_start, "transmat": new_trans, **emission}))
+                else:
+                    b.startprob_, b.transmat_ = new_start, new_trans
+                    self._m_step(X, gamma)
         self.n_iter_ = len(trace)
         self.converged_ = converged
-        self.history_ = np.asarray(trace) / X.shape[0]
+        self.history_ = np.asarray(trace) / (X.shape[0] if frame_w is None else frame_w.sum())
 
-    # -- hooks: asked of the answers ---------------------------------------------------------
+    # -- constraints, labels and weights ---------------------------------------------------
+    def _align_to_labels(self, X, lengths, mask):
+        """Start EM where the known labels point: states renumbered to match them, emissions led by them.
+
+        An EM start has arbitrary state order, so the starting states are first
+        renumbered to agree best with the labels (an assignment problem on the
+        unlabelled posterior; skipped when held entries fix the order). Then one
+        emission M-step on the labelled posterior in which the labelled frames
+        carry as much weight as all the others, so a few labels lead the start.
+        """
+        from scipy.optimize import linear_sum_assignment
+
+        labels = self._fit_labels
+        known = labels >= 0
+        if not known.any():
+            return
+        K = self.n_components
+        if not self._constraints():
+            fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
+            logg = np.log(np.maximum(fb.marginals[known], 1e-300))
+            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
+            np.add.at(cost, labels[known], -logg)
+            perm = linear_sum_assignment(cost)[1]
+            params = self._point()
+            tied = getattr(self._emission(), "covariance_type", "") == "tied"
+            moved = _bayes.permute({k: v for k, v in params.items() if not (tied and k == "covars")}, perm)
+            self._set_point({**params, **moved})
+        fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X) + mask, lengths)
+        if not np.all(np.isfinite(fb.log_likelihood)):
+            return  # reported by the EM loop
+        gamma = fb.marginals.copy()
+        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        cons = self._fit_constraints()
+        if cons:
+            self._set_point(cons.project(self._constrained_m_step(X, gamma, cons)))
+        else:
+            self._m_step(X, gamma)
+
+    def _constraints(self) -> Constraints:
+        """Return the held entries of ``fixed`` and ``topology``, in the units of X (empty when neither is set)."""
+        fixed, topology, bandwidth = (getattr(self, n, None) for n in ("fixed", "topology", "bandwidth"))
+        if not fixed and topology in (None, "ergodic"):
+            check_topology(topology, bandwidth, type(self).__name__)
+            return Constraints({}, ())
+        X = getattr(self, "_fit_X", None)
+        structure = self._structure(X) if X is not None else self._structure()
+        shapes = structure.shapes(self.n_components, self.n_features_in_)
+        em = structure.emission
+        return Constraints.build(fixed, topology, bandwidth, shapes, structure.simplex, em.positive,
+                                 type(self).__name__, self._whole_state_arrays(em))
+
+    def _whole_state_arrays(self, emission: Emission) -> dict[str, str]:
+        """Arrays held only per state, with the reason (coupled entries have no entry-wise M-step)."""
+        coupled = getattr(emission, "covariance_type", "diag") in ("full", "tied") or len(emission.names) > 2
+        if not coupled:
+            return {}
+        why = "the entries of a state are coupled through its covariance"
+        return {n: why for n in emission.names if n not in emission.simplex}
+
+    def _fit_constraints(self) -> Constraints:
+        """Return the constraints in the units EM runs in (Gaussian means shifted and scaled, covariances scaled)."""
+        cons = self._constraints()
+        units = getattr(self, "_units", None)
+        if not cons or units is None:
+            return cons
+        shift, scale = units
+        held = dict(cons.held)
+        if "means" in held:
+            held["means"] = (held["means"] - shift) / scale
+        if "covars" in held:
+            held["covars"] = held["covars"] / scale**2
+        return Constraints(held, cons.simplex)
+
+    def _constrained_m_step(self, X: np.ndarray, gamma: np.ndarray, cons: Constraints) -> dict[str, np.ndarray]:
+        """Run the emission's M-step with held arrays respected (Gaussian covariances around the held means)."""
+        em = self._emission()
+        params = self._emission_point()
+        if "means" in cons.held and hasattr(em, "covariance_type") and "means" in em.names and em.name == "gaussian":
+            return em.m_step(X, gamma, params, means=cons.held["means"])
+        return em.m_step(X, gamma, params)
+
+    def _native_em_needed(self) -> bool:
+        """Whether the fit needs probspace's EM (labels, weights, held entries): hmmlearn has none of them."""
+        return (getattr(self, "_fit_labels", None) is not None or getattr(self, "_fit_weight", None) is not None
+                or bool(self._constraints()))
+
+    def _fit_constrained(self, X, lengths, rng, n_iter):
+        """Hmmlearn's initialisation and one EM step (unconstrained), then probspace's constrained EM."""
+        self._fit_backend(X, lengths, rng, min(5, n_iter) if not self._native_backend else n_iter)
+        if not self._native_backend:
+            self._em_loop(X, lengths, n_iter, "EM (constrained)")
+
+    #: Whether ``_fit_backend`` already runs probspace's EM loop (families on :class:`NativeHMM`).
+    _native_backend = False
+
+    def _check_constraint_request(self, X, labels, weight) -> None:
+        """Reject constraints, labels or weights where the fit cannot honour them."""
+        name = type(self).__name__
+        cons = self._constraints()
+        if not (cons or labels is not None or weight is not None):
+            return
+        if self.bayesian:
+            raise ValueError(f"{name}(bayesian=True) takes no labels, sequence_weight, fixed or topology: the "
+                             "variational backend has no constrained update. Use bayesian=False (EM) or a sampler.")
+        if self._mcmc_requested():
+            if weight is not None:
+                raise ValueError(f"sequence_weight passed to {name}.fit applies to EM fits; an MCMC fit (sampler="
+                                 f"{self.sampler!r}) samples the posterior of the data as given.")
+            if self.sampler != "gibbs" and (labels is not None or cons):
+                raise ValueError(f"{name}(sampler={self.sampler!r}) takes no labels, fixed or topology; use "
+                                 "sampler='gibbs' (or a pyro Delta prior to hold a whole array).")
+            partial = [k for k in cons.names() if k not in ("startprob", "transmat") and k not in cons.whole()]
+            if partial:
+                raise ValueError(f"{name}(sampler='gibbs') holds emission arrays whole only; fixed{partial} have "
+                                 "NaN entries. Hold the whole array or fit by EM.")
+
+    def _frame_weights(self, lengths):
+        seq_w = getattr(self, "_fit_weight", None)
+        return None if seq_w is None else np.repeat(seq_w, lengths)
+
+    def _check_extras(self, X, lengths, labels, sequence_weight):
+        """Validate ``labels`` and per-sequence ``sequence_weight`` for the rows of ``X``."""
+        name = type(self).__name__
+        labels = check_labels(labels, X.shape[0], self.n_components, name)
+        weight = check_sequence_weight(sequence_weight, len(lengths), name, arg="sequence_weight")
+        return labels, weight
+
+    def fit(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None,
+            sequence_weight: Any = None) -> _HMM:
+        """Fit the model to ``X``, optionally with known states and per-sequence weights.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated along the first axis.
+        y : None
+            Ignored (scikit-learn convention).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame, ``-1`` where unknown (semi-supervised
+            fitting): EM and Gibbs condition every path on them exactly.
+        sequence_weight : array-like of shape (n_sequences,), optional
+            Non-negative weight of each sequence in the EM objective
+            ``sum_s w_s log p(x_s)``; an integer weight counts the sequence
+            that many times.
+
+        Returns
+        -------
+        self
+        """
+        self._fit_extras = (labels, sequence_weight)
+        try:
+            return super().fit(X, y, lengths=lengths)
+        finally:
+            for name in ("_fit_extras", "_fit_labels", "_fit_weight", "_fit_X"):
+                self.__dict__.pop(name, None)
+
+    # -- known states at prediction time --------------------------------------------------------
+    def _labelled_answers(self, X, lengths, labels):
+        """Return the answers with the emission masked by the known ``labels`` of the rows of ``X``."""
+        answers = self._answers()
+        labels = check_labels(labels, X.shape[0], self.n_components, type(self).__name__)
+        if labels is None:
+            return answers
+        answers = copy.copy(answers)
+        answers.structure = _bayes.Structure(_MaskedEmission(answers.structure.emission,
+                                                             label_mask(labels, self.n_components)), hmm=True)
+        return answers
+
+    def posterior(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None):
+        """Posterior over the state paths of ``X``, optionally conditioned on known states.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : None
+            Ignored.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown). The posterior is then
+            exactly ``p(z | x, z_t = labels_t for the known t)``: marginals,
+            Viterbi path, joint draws and path probabilities all condition on them.
+
+        Returns
+        -------
+        MarkovChain
+            (A mixture of them over the draws of an MCMC fit.)
+        """
+        if labels is None:
+            return super().posterior(X, y, lengths=lengths)
+        X, lengths = self._check_input(X, lengths)
+        post = self._labelled_answers(X, lengths, labels).posterior(X, lengths)
+        post._rng = child_generator(self.rng_)
+        return post
+
+    def log_likelihood(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> np.ndarray:
+        """Log-likelihood of each sequence; with ``labels``, the joint ``log p(x, known states)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : None
+            Ignored.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown).
+
+        Returns
+        -------
+        ndarray of shape (n_sequences,)
+        """
+        if labels is None:
+            return super().log_likelihood(X, y, lengths=lengths)
+        X, lengths = self._check_input(X, lengths)
+        return np.asarray(self._labelled_answers(X, lengths, labels).log_likelihood(X, lengths), dtype=np.float64)
+
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None,
+              sequence_weight: Any = None) -> float:
+        """Mean log-likelihood per sequence, weighted by ``sequence_weight`` when given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : None
+            Ignored.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown).
+        sequence_weight : array-like of shape (n_sequences,), optional
+            Weight of each sequence: the score is ``sum_s w_s log p(x_s) / sum_s w_s``.
+
+        Returns
+        -------
+        float
+        """
+        ll = self.log_likelihood(X, lengths=lengths, labels=labels)
+        w = check_sequence_weight(sequence_weight, ll.shape[0], type(self).__name__, arg="sequence_weight")
+        return float(np.mean(ll) if w is None else (w @ ll) / w.sum())
+
     def _posterior(self, X: np.ndarray, lengths: np.ndarray):
         return self._answers().posterior(X, lengths)
 
@@ -348,7 +645,7 @@ class _HMM(LatentModel):
     def _sample_parameters(self, n_samples, rng):
         return self._answers().sample_parameters(n_samples, rng)
 
-    def predict(self, X: Any, *, lengths: Any = None) -> np.ndarray:
+    def predict(self, X: Any, *, lengths: Any = None, labels: Any = None) -> np.ndarray:
         """Most probable state path (Viterbi), as hmmlearn's ``predict``.
 
         For an MCMC fit, the Viterbi path under the posterior-mean parameters.
@@ -359,6 +656,8 @@ class _HMM(LatentModel):
             Observations, sequences concatenated.
         lengths : array-like of int, optional
             Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown); the path keeps them.
 
         Returns
         -------
@@ -366,10 +665,48 @@ class _HMM(LatentModel):
             The MAP path.
         """
         X, lengths = self._check_input(X, lengths)
-        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
+        logf = self._log_frameprob(X)
+        mask = label_mask(check_labels(labels, X.shape[0], self.n_components, type(self).__name__),
+                          self.n_components)
+        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, logf if mask is None else logf + mask,
+                                       lengths)
         if not np.all(np.isfinite(log_joint)):
             raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
         return path
+
+    def filter(self, lag: int | None = None) -> StreamingFilter:
+        """Return a streaming filter: feed frames one at a time, get the state distribution after each.
+
+        ``f = model.filter(); step = f.update(x_t)`` returns the filtered
+        ``p(z_t | x_1..x_t)``, the one-step predictive ``p(z_{t+1} | x_1..x_t)``
+        and the running log-likelihood, in O(K^2) per frame, equal to the
+        ``filtered`` marginals of :meth:`posterior` on the frames seen so far.
+
+        Parameters
+        ----------
+        lag : int, optional
+            Fixed-lag smoothing: each step also returns ``p(z_{t-lag} | x_1..x_t)``
+            (``O(lag K^2)`` per frame), the batch smoother's answer on the data so far.
+
+        Returns
+        -------
+        StreamingFilter
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from probspace import GaussianHMM
+        >>> X = np.r_[np.zeros((20, 1)), np.full((20, 1), 5.0)] + np.random.default_rng(0).normal(size=(40, 1))
+        >>> model = GaussianHMM(2, random_state=0).fit(X)
+        >>> f = model.filter()
+        >>> steps = [f.update(x) for x in X]
+        >>> bool(np.allclose(steps[-1].filtered, model.posterior(X).filtered[-1]))
+        True
+        """
+        self._check_fitted()
+        if lag is not None and (isinstance(lag, bool) or not isinstance(lag, (int, np.integer)) or lag < 0):
+            raise ValueError(f"lag must be a non-negative integer or None; got {lag!r}.")
+        return StreamingFilter(self, lag)
 
     def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
                  random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -423,6 +760,20 @@ class _HMM(LatentModel):
 
     def _arviz_constant_data(self, X, lengths, **cond):
         return {"state_marginals": self._posterior(X, lengths).mean}
+
+
+class _MaskedEmission:
+    """An emission whose log-likelihoods carry a label mask (-inf for states a known label rules out)."""
+
+    def __init__(self, inner: Emission, mask: np.ndarray) -> None:
+        self.inner = inner
+        self.mask = mask
+
+    def log_frames(self, X: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        return self.inner.log_frames(X, params) + self.mask
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
 
 def two_state_data(rng: np.random.Generator, emit) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ from ... import _bayes
 from ..._docstrings import fill
 from ..._validation import Interval
 from ...emissions import BernoulliEmission
-from ._base import _HMM, COMMON_CONSTRAINTS, two_state_data
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, two_state_data
 from ._generic import HMM
 from ._native import NativeHMM
 
@@ -37,6 +37,19 @@ class BernoulliHMM(_HMM):
     probs_prior : float, default=1.0
         Symmetric Beta prior of the EM fit of the probabilities (1: maximum
         likelihood); EM keeps them within ``[1e-10, 1 - 1e-10]``.
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -83,12 +96,16 @@ class BernoulliHMM(_HMM):
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         "probs_prior": [Interval("real", 1, None)],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
+    _native_backend = True
     _conformance_alt_params = {"startprob_prior": 2.0, "probs_prior": 1.5}
 
     def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
-                 transmat_prior: Any = 1.0, probs_prior: float = 1.0, sampler: str | None = None, n_chains: int = 4,
+                 transmat_prior: Any = 1.0, probs_prior: float = 1.0, fixed: dict | None = None,
+                 topology: str | None = None, bandwidth: int | None = None, sampler: str | None = None,
+                 n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, max_iter: int = 100,
                  tol: float = 1e-2, implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
@@ -97,6 +114,9 @@ class BernoulliHMM(_HMM):
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
         self.probs_prior = probs_prior
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws

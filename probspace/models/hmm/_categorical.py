@@ -11,7 +11,7 @@ from ..._docstrings import fill
 from ..._validation import Interval
 from ...emissions import CategoricalEmission
 from . import _adapter
-from ._base import _HMM, COMMON_CONSTRAINTS, check_integer_values, two_state_data
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, check_integer_values, two_state_data
 
 __all__ = ["CategoricalHMM"]
 
@@ -42,6 +42,19 @@ class CategoricalHMM(_HMM):
         variational posterior.
     startprob_prior, transmat_prior, emissionprob_prior : float, default=1.0
         Dirichlet priors of the EM (MAP) fit.
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -90,13 +103,15 @@ class CategoricalHMM(_HMM):
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         "emissionprob_prior": [Interval("real", 0, None), "array-like"],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
     _conformance_alt_params = {"bayesian": True, "n_symbols": 4}
 
     def __init__(self, n_components: int = 1, *, n_symbols: int | None = None, bayesian: bool = False,
                  startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, emissionprob_prior: Any = 1.0,
-                 sampler: str | None = None, n_chains: int = 4,
+                 fixed: dict | None = None, topology: str | None = None,
+                 bandwidth: int | None = None, sampler: str | None = None, n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 100, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
@@ -106,6 +121,9 @@ class CategoricalHMM(_HMM):
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
         self.emissionprob_prior = emissionprob_prior
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws

@@ -11,7 +11,7 @@ from ..._docstrings import fill
 from ..._validation import Interval, Options, check_gaussian_scale
 from ...emissions import GaussianEmission
 from . import _adapter
-from ._base import _HMM, COMMON_CONSTRAINTS, standard_units, two_state_data
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, standard_units, two_state_data
 
 __all__ = ["GaussianHMM"]
 
@@ -50,6 +50,19 @@ class GaussianHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     means_prior, means_weight, covars_prior, covars_weight : float
         Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -121,6 +134,7 @@ class GaussianHMM(_HMM):
         "covars_prior": [Interval("real", 0, None), "array-like"],
         "covars_weight": [Interval("real", None, None), "array-like"],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
     _conformance_alt_params = {"covariance_type": "full", "bayesian": True}
@@ -128,7 +142,8 @@ class GaussianHMM(_HMM):
     def __init__(self, n_components: int = 1, *, covariance_type: str = "diag", bayesian: bool = False,
                  min_covar: float = 1e-3, startprob_prior: Any = 1.0, transmat_prior: Any = 1.0,
                  means_prior: Any = 0.0, means_weight: Any = 0.0, covars_prior: Any = 1e-2, covars_weight: Any = 1.0,
-                 sampler: str | None = None, n_chains: int = 4,
+                 fixed: dict | None = None, topology: str | None = None,
+                 bandwidth: int | None = None, sampler: str | None = None, n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 100, tol: float = 1e-2, implementation: str = "log", random_state: Any = None,
                  verbose: bool = False, progress: bool = False) -> None:
@@ -142,6 +157,9 @@ class GaussianHMM(_HMM):
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws

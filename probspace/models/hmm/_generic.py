@@ -20,7 +20,7 @@ from ..._docstrings import fill
 from ..._validation import Interval
 from ...emissions import Emission, registered_emission
 from ...emissions._base import _REGISTRY
-from ._base import _HMM, COMMON_CONSTRAINTS, two_state_data
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, two_state_data
 from ._native import NativeHMM
 
 __all__ = ["HMM"]
@@ -65,6 +65,19 @@ class HMM(_HMM):
         example ``{"covariance_type": "full"}`` or ``{"n_symbols": 5}``).
     startprob_prior, transmat_prior : float or array-like, default=1.0
         Dirichlet priors of the EM (MAP) fit (1: maximum likelihood).
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -110,8 +123,10 @@ class HMM(_HMM):
         "startprob_prior": [Interval("real", 0, None), "array-like"],
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
+    _native_backend = True
     #: No variational variant: EM or MCMC.
     bayesian = False
     _conformance_emission = "gaussian"
@@ -119,7 +134,8 @@ class HMM(_HMM):
     _conformance_alt_params = {"startprob_prior": 2.0, "transmat_prior": 1.5}
 
     def __init__(self, n_components: int = 1, *, emission: str = "gaussian", emission_params: dict | None = None,
-                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, sampler: str | None = None,
+                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, fixed: dict | None = None,
+                 topology: str | None = None, bandwidth: int | None = None, sampler: str | None = None,
                  n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 100, tol: float = 1e-2, random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
@@ -128,6 +144,9 @@ class HMM(_HMM):
         self.emission_params = emission_params
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws
@@ -178,6 +197,9 @@ class HMM(_HMM):
         X, lengths = super(_HMM, self)._check_X(X, lengths, reset=reset)
         (self._emission(X) if reset else self._emission()).check_data(X, self._owner())
         return X, lengths
+
+    def _check_frame(self, X):
+        self._emission().check_data(X, self._owner())
 
     def _fit(self, X, lengths, rng):
         self.emission_settings_ = self._emission(X).settings()

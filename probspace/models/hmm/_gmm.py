@@ -123,6 +123,12 @@ class GMMHMM(_HMM):
     def _check_data(self, X):
         check_gaussian_scale(X, type(self).__name__)
 
+    def _check_constraint_request(self, X, labels, weight):
+        if labels is not None or weight is not None:
+            raise ValueError("GMMHMM.fit takes no labels or sequence_weight (hmmlearn's GMMHMM has no such EM); use "
+                             "HMM(emission='gmm'), which fits both (posterior, predict and log_likelihood of a "
+                             "fitted GMMHMM do take labels).")
+
     def _em_units(self, X):
         return standard_units(X, centre=True)
 

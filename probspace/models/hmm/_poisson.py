@@ -11,7 +11,7 @@ from ..._docstrings import fill
 from ..._validation import Interval
 from ...emissions import PoissonEmission
 from . import _adapter
-from ._base import _HMM, COMMON_CONSTRAINTS, check_integer_values, two_state_data
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, check_integer_values, two_state_data
 
 __all__ = ["PoissonHMM"]
 
@@ -35,6 +35,19 @@ class PoissonHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     lambdas_prior, lambdas_weight : float, default=0.0
         Gamma prior on the rates (hmmlearn's parametrisation).
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -82,13 +95,15 @@ class PoissonHMM(_HMM):
         "lambdas_prior": [Interval("real", 0, None), "array-like"],
         "lambdas_weight": [Interval("real", 0, None), "array-like"],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
     _conformance_alt_params = {"startprob_prior": 2.0, "implementation": "scaling"}
 
     def __init__(self, n_components: int = 1, *, bayesian: bool = False, startprob_prior: Any = 1.0,
                  transmat_prior: Any = 1.0, lambdas_prior: Any = 0.0, lambdas_weight: Any = 0.0,
-                 sampler: str | None = None, n_chains: int = 4,
+                 fixed: dict | None = None, topology: str | None = None,
+                 bandwidth: int | None = None, sampler: str | None = None, n_chains: int = 4,
                  n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, max_iter: int = 100,
                  tol: float = 1e-2, implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
@@ -98,6 +113,9 @@ class PoissonHMM(_HMM):
         self.transmat_prior = transmat_prior
         self.lambdas_prior = lambdas_prior
         self.lambdas_weight = lambdas_weight
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws
