@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -14,6 +15,17 @@ from .._validation import Interval, Options
 from ..posteriors._empirical import Empirical
 
 __all__ = ["GeneratorPosterior"]
+
+# The conformance suite's generator: a fixed linear map from 2-D codes to 6 features (logits for Bernoulli).
+_CONFORMANCE_W = np.array([[1.5, 0.0], [0.0, 1.5], [1.0, -1.0], [-1.0, 1.0], [0.8, 0.8], [-0.8, 0.4]])
+_CONFORMANCE_B = np.array([0.0, 0.3, -0.3, 0.0, 0.2, -0.2])
+
+
+def _conformance_generator(z):
+    """``z @ W.T + b`` for the conformance recipe (a plain callable: torch is imported on use)."""
+    import torch
+
+    return z @ torch.as_tensor(_CONFORMANCE_W.T, dtype=z.dtype) + torch.as_tensor(_CONFORMANCE_B, dtype=z.dtype)
 
 
 class GeneratorPosterior(LatentModel):
@@ -31,6 +43,13 @@ class GeneratorPosterior(LatentModel):
     mass matrix) and returns an :class:`~probspace.posteriors.Empirical` of the
     draws, by chain: mean, variance, intervals, credible regions; ``log_prob``
     raises (a set of draws has no density).
+
+    ``posterior(X)`` is a function of the fitted model and ``X``: the chains
+    are seeded from a seed drawn at ``fit`` from ``random_state`` together with
+    a checksum of ``X``, so the same ``random_state`` gives the same draws on
+    every call (and after ``save``/``load``), and two different batches of
+    rows get independent chains. Only the posterior's unseeded ``sample``
+    continues the model's random stream.
 
     Parameters
     ----------
@@ -51,15 +70,25 @@ class GeneratorPosterior(LatentModel):
     target_accept : float, default=0.8
         NUTS target acceptance probability.
     sampler : {"nuts", "hmc"}, default="nuts"
-        The MCMC kernel: Pyro's NUTS, or static-path HMC (Pyro's default
-        trajectory length, adapted step size and diagonal mass matrix).
+        The MCMC kernel: Pyro's NUTS, or static-path HMC (adapted step size
+        and diagonal mass matrix, ``num_steps`` leapfrog steps per draw).
+    num_steps : int, optional
+        Leapfrog steps per HMC transition (``sampler="hmc"`` only; NUTS picks
+        its own path length, and giving ``num_steps`` with it is an error).
+        ``None``: Pyro's default trajectory length :math:`2\pi` divided by the
+        adapted step size.
     {random_state}
 
     Attributes
     ----------
-    draws_ : dict of str to ndarray
-        ``{{"z": (n_chains, n_draws, n_obs, d)}}``: the chains of the latest ``posterior`` call.
-    sample_stats_ : dict of str to ndarray
+    draws_ : dict of str to ndarray or None
+        ``{{"z": (n_chains, n_draws, n_obs, d)}}``: the chains of the latest
+        ``posterior`` (or ``embed``, ``to_arviz``) call, the same array as that
+        posterior's ``draws``; ``None`` before the first call. Kept so that
+        ``to_arviz`` and diagnostics can read them; each call replaces them,
+        and ``save`` does not write them (the same call after ``load``
+        gives them back).
+    sample_stats_ : dict of str to ndarray or None
         Per-draw sampler statistics of that call (``diverging``, ``acceptance_rate``, ``step_size``, ``lp``,
         ``energy``), each ``(n_chains, n_draws)``.
     {common_attributes}
@@ -76,11 +105,18 @@ class GeneratorPosterior(LatentModel):
     marginal ``p(x)`` would need an integral over codes that this class does
     not estimate.
 
-    ``save`` writes the generator's weights (its ``state_dict`` arrays, or
-    those of the module a bound-method generator belongs to) but not the
-    generator: :func:`probspace.load` refuses the file with a message naming
-    :meth:`load`, and ``GeneratorPosterior.load(path, generator=g)`` loads the
-    saved weights into ``g`` (same architecture, shapes checked).
+    **Saving and loading.** A file in probspace's pickle-free format cannot
+    hold the generator itself (a user's torch module is code), so
+    ``generator`` is a parameter *given again at load time* (the family lists
+    it in ``_given_at_load``; see the user guide's "Writing your own family").
+    ``save`` writes ``generator=None`` among the parameters, and the
+    generator's weights (its ``state_dict`` arrays, or those of the module a
+    bound-method generator such as ``vae.module_.decode_raw`` belongs to) in
+    the state. :func:`probspace.load` refuses such a file with a message
+    naming :meth:`load`; ``GeneratorPosterior.load(path, generator=g)``
+    loads the saved weights into ``g`` (same architecture: names, shapes and
+    output width checked) and restores the seed and random stream, so that
+    ``posterior`` gives the draws the saved model gives.
 
     Examples
     --------
@@ -105,12 +141,30 @@ class GeneratorPosterior(LatentModel):
         "n_draws": [Interval("int", 1, None)],
         "target_accept": [Interval("real", 0, 1, "neither")],
         "sampler": [Options("nuts", "hmc")],
+        "num_steps": [None, Interval("int", 1, None)],
         "random_state": ["random_state"],
     }
+    # -- the conformance recipe: a fixed linear generator (any instance's own generator is replaced by it) --------
+    _conformance_params: ClassVar[dict[str, Any]] = {
+        "generator": _conformance_generator, "n_components": 2, "n_chains": 2, "n_warmup": 25, "n_draws": 25}
+    _conformance_alt_params: ClassVar[dict[str, Any]] = {"likelihood": "bernoulli", "sampler": "hmc",
+                                                         "num_steps": 4}
+    _expected_failures: ClassVar[dict[str, str]] = {
+        "check_posterior_shapes": "the posterior is a set of MCMC draws (Empirical), which has no density: "
+                                  "log_prob and entropy raise NotImplementedError (shapes are tested in "
+                                  "tests/models/test_generator_posterior.py)"}
+
+    @staticmethod
+    def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, None]:
+        """Binary rows drawn through ``_conformance_generator`` (fit both likelihoods)."""
+        z = rng.standard_normal((8, 2))
+        logits = z @ _CONFORMANCE_W.T + _CONFORMANCE_B
+        return (rng.random(logits.shape) < 1.0 / (1.0 + np.exp(-logits))).astype(np.float64), None
 
     def __init__(self, generator: Any = None, *, n_components: int = 2, likelihood: str = "gaussian",
                  noise_scale: float = 1.0, n_chains: int = 2, n_warmup: int = 300, n_draws: int = 500,
-                 target_accept: float = 0.8, sampler: str = "nuts", random_state: Any = None) -> None:
+                 target_accept: float = 0.8, sampler: str = "nuts", num_steps: int | None = None,
+                 random_state: Any = None) -> None:
         self.generator = generator
         self.n_components = n_components
         self.likelihood = likelihood
@@ -120,6 +174,7 @@ class GeneratorPosterior(LatentModel):
         self.n_draws = n_draws
         self.target_accept = target_accept
         self.sampler = sampler
+        self.num_steps = num_steps
         self.random_state = random_state
 
     # -- torch helpers --------------------------------------------------------------------
@@ -153,6 +208,10 @@ class GeneratorPosterior(LatentModel):
                              f"{X.shape[1]}.")
         if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
             raise ValueError("likelihood='bernoulli' needs X in [0, 1].")
+        if self.num_steps is not None and self.sampler != "hmc":
+            raise ValueError(f"num_steps={self.num_steps} sets the HMC trajectory length: it needs "
+                             f"sampler='hmc' (NUTS, sampler={self.sampler!r}, chooses its own).")
+        self._chain_seed = int(rng.integers(0, 2**63 - 1))
         self.backend_ = self.generator
         self.history_ = np.zeros(0)
         self.n_iter_ = 0
@@ -180,6 +239,7 @@ class GeneratorPosterior(LatentModel):
 
     def _get_state(self) -> dict[str, Any]:
         state = super()._get_state()
+        state["chain_seed"] = self._chain_seed
         owner = self._weights_owner()
         state["weights"] = ({} if owner is None else
                             {k: v.detach().cpu().numpy() for k, v in owner.state_dict().items()})
@@ -189,6 +249,7 @@ class GeneratorPosterior(LatentModel):
         import torch
 
         super()._set_state(state)
+        self._chain_seed = int(state["chain_seed"])
         saved = state["weights"]
         owner = self._weights_owner()
         if owner is None:
@@ -272,16 +333,18 @@ class GeneratorPosterior(LatentModel):
 
         from ..inference._nuts import Site, run_nuts
 
-        rng = np.random.default_rng(self.rng_.integers(0, 2**63 - 1))
+        # seeded by the fit and the data, not by the model's stream: posterior(X) is a function of (model, X)
+        rng = np.random.default_rng([self._chain_seed, zlib.crc32(np.ascontiguousarray(X).tobytes())])
         n, d = X.shape[0], self.n_components
         prior = torch.distributions.Normal(torch.zeros((), dtype=torch.float64),
                                            torch.ones((), dtype=torch.float64))
         site = Site("z", (n, d), "real", prior)
         inits = [{"z": rng.normal(size=(n, d)) * 0.5} for _ in range(self.n_chains)]
         draws, stats = run_nuts([site], self._log_lik_torch(X), inits, self.n_warmup, self.n_draws, rng,
-                                target_accept=self.target_accept, kernel=self.sampler)
+                                target_accept=self.target_accept, kernel=self.sampler,
+                                  num_steps=self.num_steps)
         self._last = ({"z": draws["z"]}, stats)
-        return Empirical(draws["z"], random_state=rng)
+        return Empirical(draws["z"], random_state=self.rng_)
 
     @property
     def draws_(self) -> dict[str, np.ndarray]:

@@ -10,6 +10,14 @@ az = pytest.importorskip("arviz")
 import probspace  # noqa: E402
 from probspace import VAE, GeneratorPosterior  # noqa: E402
 from probspace.posteriors import Empirical  # noqa: E402
+from probspace.testing import parametrize_with_model_checks  # noqa: E402
+
+
+# The recipe fits the class's own linear generator (probspace.models._generator._conformance_generator) on 8
+# binary rows; the alternative settings add likelihood="bernoulli" with HMC (num_steps=4).
+@parametrize_with_model_checks([GeneratorPosterior(), GeneratorPosterior(likelihood="bernoulli", sampler="hmc", num_steps=5)])
+def test_conformance(model, check):
+    check()
 
 
 def _linear(rng, d=2, D=5):
@@ -137,3 +145,61 @@ def test_hmc_sampler_matches_exact_ppca_posterior_mean():
     assert np.allclose(post.variance, sd**2, rtol=0.35)
     with pytest.raises(ValueError, match="sampler"):
         GeneratorPosterior(g, sampler="gibbs").fit(X)
+
+
+class _CountingLinear(torch.nn.Linear):
+    """A linear generator that counts its calls (each leapfrog step evaluates it once)."""
+
+    calls = 0
+
+    def forward(self, z):
+        type(self).calls += 1
+        return super().forward(z)
+
+
+@pytest.mark.parametrize("num_steps", [3, 7])
+def test_hmc_num_steps_is_the_leapfrog_count_per_draw(num_steps):
+    torch.manual_seed(0)
+    g = _CountingLinear(2, 5).double()
+    X = np.random.default_rng(7).normal(size=(2, 5))
+    calls = []
+    for n_draws in (30, 60):
+        gp = GeneratorPosterior(g, sampler="hmc", num_steps=num_steps, n_chains=1, n_warmup=20, n_draws=n_draws,
+                                random_state=0).fit(X)
+        _CountingLinear.calls = 0
+        gp.posterior(X)
+        calls.append(_CountingLinear.calls)
+    # the same warm-up, then 30 more draws: num_steps gradient evaluations each, plus one for the recorded lp
+    assert calls[1] - calls[0] == 30 * (num_steps + 1), calls
+
+
+def test_num_steps_is_validated():
+    g = torch.nn.Linear(2, 5).double()
+    X = np.random.default_rng(8).normal(size=(2, 5))
+    for bad in (0, -2, 1.5, "4"):
+        with pytest.raises(ValueError, match="num_steps"):
+            GeneratorPosterior(g, sampler="hmc", num_steps=bad).fit(X)
+    with pytest.raises(ValueError, match="num_steps=4 .* needs sampler='hmc'"):
+        GeneratorPosterior(g, num_steps=4).fit(X)
+
+
+def test_same_random_state_same_draws_and_draws_attribute_is_the_latest_call():
+    rng = np.random.default_rng(9)
+    g, _, _ = _linear(rng)
+    X = rng.normal(size=(3, 5))
+    kw = dict(n_warmup=20, n_draws=20)
+    gp = GeneratorPosterior(g, random_state=0, **kw).fit(X)
+    assert gp.draws_ is None and gp.sample_stats_ is None  # no posterior call yet
+    first = gp.posterior(X)
+    assert gp.draws_["z"] is first.draws and gp.sample_stats_["lp"].shape == (2, 20)
+    np.testing.assert_array_equal(gp.posterior(X).draws, first.draws)  # a function of (model, X)
+    np.testing.assert_array_equal(GeneratorPosterior(g, random_state=0, **kw).fit(X).posterior(X).draws,
+                                  first.draws)
+    other = GeneratorPosterior(g, random_state=1, **kw).fit(X).posterior(X).draws
+    assert not np.array_equal(other, first.draws)
+    part = gp.posterior(X[:2])  # another batch: its own chains, now in draws_
+    assert gp.draws_["z"] is part.draws and part.draws.shape == (2, 20, 2, 2)
+    assert not np.array_equal(part.draws, first.draws[:, :, :2])
+    # unseeded draws from the posterior continue the model's stream; seeded ones repeat
+    np.testing.assert_array_equal(first.sample(4, random_state=5), first.sample(4, random_state=5))
+    assert not np.array_equal(first.sample(4), first.sample(4))
