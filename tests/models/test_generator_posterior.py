@@ -15,7 +15,8 @@ from probspace.testing import parametrize_with_model_checks  # noqa: E402
 
 # The recipe fits the class's own linear generator (probspace.models._generator._conformance_generator) on 8
 # binary rows; the alternative settings add likelihood="bernoulli" with HMC (num_steps=4).
-@parametrize_with_model_checks([GeneratorPosterior(), GeneratorPosterior(likelihood="bernoulli", sampler="hmc", num_steps=5)])
+@parametrize_with_model_checks([GeneratorPosterior(),
+                                GeneratorPosterior(likelihood="bernoulli", sampler="hmc", num_steps=5)])
 def test_conformance(model, check):
     check()
 
