@@ -42,7 +42,9 @@ class GeneratorPosterior(LatentModel):
     of ``X`` (they are independent a posteriori; one joint run with a diagonal
     mass matrix) and returns an :class:`~probspace.posteriors.Empirical` of the
     draws, by chain: mean, variance, intervals, credible regions; ``log_prob``
-    raises (a set of draws has no density).
+    raises (a set of draws has no density). Missing entries of ``X`` (NaN)
+    are summed out of the likelihood: the posterior of a partly observed (an
+    occluded) row conditions on its observed entries only.
 
     ``posterior(X)`` is a function of the fitted model and ``X``: the chains
     are seeded from a seed drawn at ``fit`` from ``random_state`` together with
@@ -130,7 +132,8 @@ class GeneratorPosterior(LatentModel):
     """
 
     _latent_name = "z"
-    _tags = ModelTags(exact_posterior=False, exact_log_likelihood=False, density=False)
+    _tags = ModelTags(exact_posterior=False, exact_log_likelihood=False, density=False, allow_nan=True,
+                      allow_nan_in_fit=True)
     _parameter_constraints = {
         "generator": [None, Callable],
         "n_components": [Interval("int", 1, None)],
@@ -206,7 +209,7 @@ class GeneratorPosterior(LatentModel):
         if width != X.shape[1]:
             raise ValueError(f"the generator maps {self.n_components}-D codes to {width} features, but X has "
                              f"{X.shape[1]}.")
-        if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
+        if self.likelihood == "bernoulli" and np.any(np.isfinite(X)) and (np.nanmin(X) < 0 or np.nanmax(X) > 1):
             raise ValueError("likelihood='bernoulli' needs X in [0, 1].")
         if self.num_steps is not None and self.sampler != "hmc":
             raise ValueError(f"num_steps={self.num_steps} sets the HMC trajectory length: it needs "
@@ -317,14 +320,18 @@ class GeneratorPosterior(LatentModel):
     def _log_lik_torch(self, X):
         import torch
 
-        Xt = torch.as_tensor(X, dtype=torch.float64)
+        seen = torch.as_tensor(~np.isnan(X))
+        Xt = torch.as_tensor(np.nan_to_num(X, nan=0.0), dtype=torch.float64)
         d = self.n_components
 
         def log_likelihood(values):
+            # a missing entry (NaN) is summed out: with a factorised likelihood, its term is dropped
             out = self._g(values["z"].reshape(-1, d)).double()
             if self.likelihood == "bernoulli":
-                return -torch.nn.functional.binary_cross_entropy_with_logits(out, Xt, reduction="sum")
-            return torch.distributions.Normal(out, self.noise_scale).log_prob(Xt).sum()
+                terms = -torch.nn.functional.binary_cross_entropy_with_logits(out, Xt, reduction="none")
+            else:
+                terms = torch.distributions.Normal(out, self.noise_scale).log_prob(Xt)
+            return torch.where(seen, terms, torch.zeros((), dtype=terms.dtype)).sum()
 
         return log_likelihood
 
