@@ -103,9 +103,13 @@ class GeneratorPosterior(LatentModel):
     Notes
     -----
     ``fit`` learns nothing (``history_`` is empty, ``backend_`` is the
-    generator). ``log_likelihood`` raises ``NotImplementedError``: the
-    marginal ``p(x)`` would need an integral over codes that this class does
-    not estimate.
+    generator). All rows of ``X`` share one run, hence one step size: rows
+    whose posteriors differ much in scale (a sharp one and a broad one) are
+    better sampled by one ``posterior`` call each, each with its own
+    adaptation (at the cost of one run per row; see the GAN inversion
+    example). ``log_likelihood`` raises ``NotImplementedError``: the marginal
+    ``p(x)`` would need an integral over codes that this class does not
+    estimate.
 
     **Saving and loading.** A file in probspace's pickle-free format cannot
     hold the generator itself (a user's torch module is code), so

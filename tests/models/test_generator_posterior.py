@@ -213,3 +213,4 @@ def test_same_random_state_same_draws_and_draws_attribute_is_the_latest_call():
     # unseeded draws from the posterior continue the model's stream; seeded ones repeat
     np.testing.assert_array_equal(first.sample(4, random_state=5), first.sample(4, random_state=5))
     assert not np.array_equal(first.sample(4), first.sample(4))
+
