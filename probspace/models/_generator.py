@@ -31,7 +31,8 @@ def _conformance_generator(z):
 class GeneratorPosterior(LatentModel):
     r"""Posterior over the latent codes of any torch generator, by MCMC (Pyro NUTS or HMC) per observation.
 
-    The model: :math:`z_i \sim \mathcal{N}(0, I_d)` and :math:`x_i \mid z_i \sim
+    The model: :math:`z_i \sim \mathcal{N}(0, s^2 I_d)` (``prior_scale``
+    :math:`s`, 1 by default: the standard normal of most GANs and VAEs) and :math:`x_i \mid z_i \sim
     \mathcal{N}(g(z_i), \sigma^2 I)` (``likelihood="gaussian"``, ``noise_scale``
     :math:`\sigma`) or :math:`\mathrm{Bernoulli}(\mathrm{sigmoid}(g(z_i)))`
     (``likelihood="bernoulli"``: ``g`` returns logits), for a fixed generator
@@ -63,6 +64,8 @@ class GeneratorPosterior(LatentModel):
         Observation model around ``g(z)`` (logits for Bernoulli).
     noise_scale : float, default=1.0
         Gaussian observation standard deviation :math:`\sigma`.
+    prior_scale : float, default=1.0
+        Standard deviation :math:`s` of the normal prior on each code coordinate.
     n_chains : int, default=2
         MCMC chains (R-hat and ESS need at least two).
     n_warmup : int, default=300
@@ -143,6 +146,7 @@ class GeneratorPosterior(LatentModel):
         "n_components": [Interval("int", 1, None)],
         "likelihood": [Options("gaussian", "bernoulli")],
         "noise_scale": [Interval("real", 0, None, "neither")],
+        "prior_scale": [Interval("real", 0, None, "neither")],
         "n_chains": [Interval("int", 1, None)],
         "n_warmup": [Interval("int", 1, None)],
         "n_draws": [Interval("int", 1, None)],
@@ -169,13 +173,14 @@ class GeneratorPosterior(LatentModel):
         return (rng.random(logits.shape) < 1.0 / (1.0 + np.exp(-logits))).astype(np.float64), None
 
     def __init__(self, generator: Any = None, *, n_components: int = 2, likelihood: str = "gaussian",
-                 noise_scale: float = 1.0, n_chains: int = 2, n_warmup: int = 300, n_draws: int = 500,
-                 target_accept: float = 0.8, sampler: str = "nuts", num_steps: int | None = None,
+                 noise_scale: float = 1.0, prior_scale: float = 1.0, n_chains: int = 2, n_warmup: int = 300,
+                 n_draws: int = 500, target_accept: float = 0.8, sampler: str = "nuts", num_steps: int | None = None,
                  random_state: Any = None) -> None:
         self.generator = generator
         self.n_components = n_components
         self.likelihood = likelihood
         self.noise_scale = noise_scale
+        self.prior_scale = prior_scale
         self.n_chains = n_chains
         self.n_warmup = n_warmup
         self.n_draws = n_draws
@@ -348,9 +353,9 @@ class GeneratorPosterior(LatentModel):
         rng = np.random.default_rng([self._chain_seed, zlib.crc32(np.ascontiguousarray(X).tobytes())])
         n, d = X.shape[0], self.n_components
         prior = torch.distributions.Normal(torch.zeros((), dtype=torch.float64),
-                                           torch.ones((), dtype=torch.float64))
+                                           torch.tensor(float(self.prior_scale), dtype=torch.float64))
         site = Site("z", (n, d), "real", prior)
-        inits = [{"z": rng.normal(size=(n, d)) * 0.5} for _ in range(self.n_chains)]
+        inits = [{"z": rng.normal(size=(n, d)) * 0.5 * self.prior_scale} for _ in range(self.n_chains)]
         draws, stats = run_nuts([site], self._log_lik_torch(X), inits, self.n_warmup, self.n_draws, rng,
                                 target_accept=self.target_accept, kernel=self.sampler,
                                   num_steps=self.num_steps)
@@ -373,7 +378,7 @@ class GeneratorPosterior(LatentModel):
             "posterior over codes. Use VAE.log_likelihood (an IWAE estimate) for a fitted VAE's decoder.")
 
     def _sample(self, n_samples, rng):
-        z = rng.standard_normal((n_samples, self.n_components))
+        z = self.prior_scale * rng.standard_normal((n_samples, self.n_components))
         mean = self._means(z)
         if self.likelihood == "bernoulli":
             return (rng.random(mean.shape) < mean).astype(np.float64), z

@@ -77,6 +77,10 @@ def test_no_density_and_clear_errors():
     assert np.all(lo < post.mean) and np.all(post.mean < hi)
     Xs, Z = gp.sample(4, random_state=0)
     assert Xs.shape == (4, 5) and Z.shape == (4, 2)
+    Z3 = GeneratorPosterior(g, prior_scale=3.0).fit(X).sample(4000, random_state=0)[1]
+    assert abs(Z3.std() - 3.0) < 6 * 3.0 / np.sqrt(2 * Z3.size)  # the prior the posterior uses
+    with pytest.raises(ValueError, match="prior_scale"):
+        GeneratorPosterior(g, prior_scale=0.0).fit(X)
     with pytest.raises(ValueError, match="5 features, but X has 4"):
         GeneratorPosterior(g).fit(X[:, :4])
     with pytest.raises(ValueError, match="needs a generator"):
@@ -139,14 +143,15 @@ def test_save_load_a_vae_decoder_method(tmp_path):
 
 
 def test_hmc_sampler_matches_exact_ppca_posterior_mean():
+    # with a non-default prior N(0, s^2 I): the exact posterior is PPCA's with sigma^2 / s^2 in place of sigma^2
     rng = np.random.default_rng(6)
-    d, sigma = 2, 0.7
+    d, sigma, s = 2, 0.7, 1.6
     g, W, mu = _linear(rng, d)
     X = rng.normal(size=(2, 5))
-    gp = GeneratorPosterior(g, n_components=d, noise_scale=sigma, sampler="hmc", n_warmup=200, n_draws=400,
-                            random_state=0).fit(X)
+    gp = GeneratorPosterior(g, n_components=d, noise_scale=sigma, prior_scale=s, sampler="hmc", n_warmup=200,
+                            n_draws=400, random_state=0).fit(X)
     post = gp.posterior(X)
-    M = W.T @ W + sigma**2 * np.eye(d)
+    M = W.T @ W + sigma**2 / s**2 * np.eye(d)
     exact_mean = np.linalg.solve(M, W.T @ (X - mu).T).T
     sd = np.sqrt(np.diag(sigma**2 * np.linalg.inv(M)))
     for i in range(X.shape[0]):
@@ -214,3 +219,20 @@ def test_same_random_state_same_draws_and_draws_attribute_is_the_latest_call():
     np.testing.assert_array_equal(first.sample(4, random_state=5), first.sample(4, random_state=5))
     assert not np.array_equal(first.sample(4), first.sample(4))
 
+
+
+def test_hpd_interval_against_arviz_and_a_closed_form():
+    rng = np.random.default_rng(11)
+    draws = np.stack([rng.exponential(size=(2, 20000)), rng.normal(size=(2, 20000))], axis=-1)[:, :, None, :]
+    post = Empirical(draws)
+    lo, hi = post.hpd_interval(0.9)
+    assert lo.shape == (1, 2)
+    for j in range(2):
+        ref = np.asarray(az.hdi(draws[:, :, 0, j].ravel(), 0.9))
+        np.testing.assert_allclose([lo[0, j], hi[0, j]], ref, rtol=1e-12)
+    # Exponential(1): the 90% HPD interval is [0, -log 0.1], shorter than the equal-tailed one
+    assert lo[0, 0] < 1e-3 and abs(hi[0, 0] + np.log(0.1)) < 0.08  # ~5 Monte Carlo standard errors
+    et_lo, et_hi = post.interval(0.9)
+    assert hi[0, 0] - lo[0, 0] < et_hi[0, 0] - et_lo[0, 0]
+    with pytest.raises(ValueError, match="level"):
+        post.hpd_interval(1.0)
