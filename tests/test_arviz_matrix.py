@@ -82,6 +82,9 @@ CASES = {
                       "point"),
     "InputDrivenHMM": (lambda: probspace.InputDrivenHMM(2, emission="poisson", random_state=0),
                        lambda: load_discoveries().data, "point"),
+    "RBM": (lambda: probspace.RBM(3, n_iter=3, random_state=0), lambda: (_counts()[:, :6] > 2).astype(float), "point"),
+    "DBN": (lambda: probspace.DBN(2, hidden_layers=(3,), n_iter=3, random_state=0),
+            lambda: (_counts()[:, :6] > 2).astype(float), "point"),
 }
 # issue #17 items 7-8: autoregressive HMM, Student-t emissions, a product of Gaussian and Poisson columns
 CASES["AutoregressiveHMM"] = (lambda: probspace.AutoregressiveHMM(2, order=2, random_state=0),
@@ -97,6 +100,20 @@ if HAS_TORCH:
                                                                        n_chains=2, n_draws=40,
                                                                        n_warmup=40, random_state=0),
                                      _faithful, "chains-nuts")
+    CASES["Autoencoder"] = (lambda: probspace.Autoencoder(2, hidden_dims=(16,), likelihood="gaussian", max_epochs=5,
+                                                          random_state=0), _faithful, "point-nodensity")
+
+    def _linear_generator():
+        import torch
+
+        torch.manual_seed(0)
+        return torch.nn.Linear(2, 2).double()
+
+    # MCMC over codes without a density over X: chains and NUTS statistics, no log_likelihood group
+    CASES["GeneratorPosterior"] = (lambda: probspace.GeneratorPosterior(_linear_generator(), n_components=2,
+                                                                        n_chains=2, n_draws=40, n_warmup=40,
+                                                                        random_state=0),
+                                   lambda: (_faithful()[:6] - [3.5, 70.0]) / [1.1, 13.6], "chains-nodensity")
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -140,7 +157,7 @@ def test_diagnostics(case, call):
 
 def test_loo_and_compare(case):
     name, model, idata, kind = case
-    if kind.startswith("point"):  # one plug-in value per observation, or no density: no log_likelihood group
+    if kind.startswith("point") or kind.endswith("nodensity"):  # plug-in values or no density: no log_likelihood
         assert "log_likelihood" not in (idata.groups() if MAJOR == 0 else idata.children)
         assert "not written" in idata["posterior"].attrs["log_likelihood"]
         with pytest.raises((TypeError, ValueError, KeyError, AttributeError)):

@@ -156,8 +156,9 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
         Pyro's ``NUTS``, or static-path ``HMC`` (the same step-size and
         diagonal mass-matrix adaptation; ``max_tree_depth`` is not used).
     num_steps : int, optional
-        HMC leapfrog steps per transition; ``None`` lets Pyro derive them
-        from its default trajectory length (2 pi) and the adapted step size.
+        HMC leapfrog steps per transition, fixed whatever step size the
+        adaptation picks; ``None`` lets Pyro derive them from its default
+        trajectory length (2 pi) and the adapted step size.
 
     Returns
     -------
@@ -225,6 +226,24 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     return ({k: np.stack(v) for k, v in all_draws.items()}, out)
 
 
+def _fixed_steps_hmc(hmc_class, num_steps):
+    """Pyro's HMC, or (``num_steps`` given) a subclass taking exactly ``num_steps`` leapfrog steps per transition.
+
+    Pyro reads its own ``num_steps`` argument as a trajectory length in units
+    of the *initial* step size (``trajectory_length / step_size`` steps once
+    the step size has adapted), so the steps are fixed here instead.
+    """
+    if num_steps is None:
+        return hmc_class
+
+    class FixedStepsHMC(hmc_class):
+        @property
+        def num_steps(self):
+            return num_steps
+
+    return FixedStepsHMC
+
+
 def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, target_accept, max_tree_depth,
             all_draws, stats, kind="nuts", num_steps=None):
     import torch
@@ -234,8 +253,8 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
         start = {s.name: transforms[s.name].inv(torch.as_tensor(np.asarray(init[s.name]), dtype=torch.float64))
                  for s in sites}
         if kind == "hmc":
-            kernel = HMC(potential_fn=potential, num_steps=num_steps, target_accept_prob=target_accept,
-                         adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
+            kernel = _fixed_steps_hmc(HMC, num_steps)(potential_fn=potential, target_accept_prob=target_accept,
+                                                      adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
         else:
             kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
                           adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)

@@ -410,6 +410,15 @@ class DBN(_BinaryData, LatentModel):
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
         return {"h": ("obs", "hidden_unit"), "x": ("obs", "feature")}
 
+    def _posterior_predictive(self, X, latents, params, rng):
+        # top hidden draws -> the top RBM's visible units -> down the directed layers, as in _sample
+        top = self.layers_[-1]
+        x = latents
+        for W, c in [(top["W"], top["c"])] + [(layer["W"], layer["c"]) for layer in reversed(self.layers_[:-1])]:
+            p = expit(x @ W + c)
+            x = (rng.random(p.shape) < p).astype(np.float64)
+        return x
+
 
 RBM.__doc__ = RBM.__doc__.replace("{common}", _COMMON.lstrip())
 DBN.__doc__ = DBN.__doc__.replace("{common}", _COMMON.lstrip())
