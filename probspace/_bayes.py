@@ -227,7 +227,7 @@ def check_request(structure: Structure, sampler: str, prior: dict | None, X: np.
     if bayesian:
         raise ValueError(f"{owner}: choose one Bayesian fit: bayesian=True (variational) or sampler="
                          f"{sampler!r} (MCMC), not both.")
-    if np.isnan(X).any():
+    if np.isnan(X).any() and not getattr(structure.emission, "nan_by_design", False):  # lagged rows hold NaN lags
         raise ValueError(f"{owner}(sampler={sampler!r}).fit needs complete data; X has missing values (NaN). "
                          "Fit with sampler=None (EM marginalises them).")
     structure.emission.check_sampler(sampler, X, owner)

@@ -14,14 +14,28 @@ sequence are conditioned on: their emission term is 1 (log 0), so the
 likelihood is ``p(x_{p+1:T} | x_{1:p})`` and their states are informed by the
 chain alone. The EM M-step is a weighted least-squares regression per state
 (closed form) followed by the weighted residual covariance.
+
+Conjugate prior (Gibbs): write ``B_k = [A_k^(1) ... A_k^(p), b_k]^T`` (``m = D p + 1``
+rows, ``D`` columns) and ``r_t = [x_{t-1}; ...; x_{t-p}; 1]``. Then
+``B_k | Sigma_k ~ MN(M0, V0, Sigma_k)`` (row covariance ``V0``, column
+covariance ``Sigma_k``) and ``Sigma_k ~ IW(nu0, Psi0)``, the
+matrix-normal-inverse-Wishart prior of Bayesian multivariate regression.
+Given a state path its conditional is again matrix-normal-inverse-Wishart:
+``Vn^-1 = V0^-1 + sum r r^T``, ``Mn = Vn (V0^-1 M0 + sum r x^T)``,
+``nun = nu0 + n_k``, ``Psin = Psi0 + sum (x - Mn^T r)(x - Mn^T r)^T +
+(Mn - M0)^T V0^-1 (Mn - M0)`` over the frames of state ``k`` with all their lags.
 """
 
 from __future__ import annotations
 
+import math
+
+import numba
 import numpy as np
 from scipy.linalg import lstsq
 
-from ._base import Emission
+from ._base import FRAMES, JIT, UPDATE, Emission, PriorReader
+from ._gaussian import _inverse_wishart
 
 __all__ = ["AutoregressiveEmission", "lagged_rows"]
 
@@ -66,6 +80,161 @@ def lagged_rows(X: np.ndarray, lengths: np.ndarray | None, order: int) -> np.nda
     return out
 
 
+@numba.njit(**JIT)
+def _sizes(X, theta, K):  # pragma: no cover - compiled
+    """``(D, m)``: frame dimension and regression rows ``D p + 1`` from a lagged row's width and ``theta``'s size."""
+    W = X.shape[1]
+    D = (theta.shape[0] // K) // (W + 1)
+    return D, W - D + 1
+
+
+@numba.njit(**JIT)
+def _unpack(theta, K, D, m):  # pragma: no cover - compiled
+    """Return views of ``theta``: coefs (K, D, m - 1), intercepts (K, D), covars (K, D, D)."""
+    a = K * D * (m - 1)
+    return (theta[:a].reshape((K, D, m - 1)), theta[a:a + K * D].reshape((K, D)),
+            theta[a + K * D:a + K * D + K * D * D].reshape((K, D, D)))
+
+
+@numba.njit(FRAMES, **JIT)
+def _ar_frames(X, aux, theta, out):  # pragma: no cover - compiled
+    """``log N(x_t; A_k r_t + b_k, Sigma_k)``; 0 for rows with a NaN (a lag before the sequence's start)."""
+    N, W = X.shape
+    K = out.shape[1]
+    D, m = _sizes(X, theta, K)
+    A, b, cov = _unpack(theta, K, D, m)
+    r = np.empty(D)
+    for k in range(K):
+        chol = np.linalg.cholesky(np.ascontiguousarray(cov[k]))
+        logdet = 0.0
+        for d in range(D):
+            logdet += 2.0 * math.log(chol[d, d])
+        for i in range(N):
+            ok = True
+            for j in range(W):
+                if X[i, j] != X[i, j]:
+                    ok = False
+                    break
+            if not ok:
+                out[i, k] = 0.0
+                continue
+            for d in range(D):
+                acc = X[i, d] - b[k, d]
+                for e in range(m - 1):
+                    acc -= A[k, d, e] * X[i, D + e]
+                r[d] = acc
+            q = 0.0
+            for d in range(D):  # forward substitution: |chol^-1 r|^2
+                s = r[d]
+                for e in range(d):
+                    s -= chol[d, e] * r[e]
+                r[d] = s / chol[d, d]
+                q += r[d] * r[d]
+            out[i, k] = -0.5 * (q + logdet + D * _LOG2PI)
+
+
+@numba.njit(**JIT)
+def _mniw_hyper(hyper, D, m):  # pragma: no cover - compiled
+    M0 = hyper[:m * D].reshape((m, D))
+    P0 = hyper[m * D:m * D + m * m].reshape((m, m))
+    nu0 = hyper[m * D + m * m]
+    Psi0 = hyper[m * D + m * m + 1:m * D + m * m + 1 + D * D].reshape((D, D))
+    return M0, P0, nu0, Psi0
+
+
+@numba.njit(UPDATE, **JIT)
+def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
+    """Matrix-normal-inverse-Wishart draw of ``(B_k, Sigma_k)`` per state given the path ``z``.
+
+    ``fixed`` = (coefs, intercepts, covars). Covariances held: ``B_k | Sigma_k``
+    from its matrix-normal conditional. Coefficients and intercepts both held:
+    ``Sigma_k ~ IW(nu0 + n_k, Psi0 + residual scatter)`` (their prior dropped,
+    as for a held Gaussian mean). Holding one of coefs/intercepts alone is
+    rejected before sampling.
+    """
+    N, W = X.shape
+    D, m = _sizes(X, theta, K)
+    if fixed[0] and fixed[1] and fixed[2]:
+        return
+    A, b, cov = _unpack(theta, K, D, m)
+    M0, P0, nu0, Psi0 = _mniw_hyper(hyper, D, m)
+    hold_B = fixed[0] and fixed[1]
+    r = np.empty(m)
+    n = np.zeros(K)
+    ZZ = np.zeros((K, m, m))
+    ZY = np.zeros((K, m, D))
+    use = np.zeros(N, dtype=np.bool_)
+    for i in range(N):
+        ok = True
+        for j in range(W):
+            if X[i, j] != X[i, j]:
+                ok = False
+                break
+        if not ok:
+            continue
+        use[i] = True
+        k = z[i]
+        n[k] += 1.0
+        for e in range(m - 1):
+            r[e] = X[i, D + e]
+        r[m - 1] = 1.0
+        for e in range(m):
+            for f in range(m):
+                ZZ[k, e, f] += r[e] * r[f]
+            for d in range(D):
+                ZY[k, e, d] += r[e] * X[i, d]
+    Mn = np.empty((K, m, D))
+    Pn = np.empty((K, m, m))
+    for k in range(K):
+        if hold_B:
+            for e in range(m - 1):
+                for d in range(D):
+                    Mn[k, e, d] = A[k, d, e]
+            for d in range(D):
+                Mn[k, m - 1, d] = b[k, d]
+        else:
+            Pn[k] = P0 + ZZ[k]
+            Mn[k] = np.linalg.solve(Pn[k], P0 @ M0 + ZY[k])
+    # residual scatter about Mn (a second pass: no cancellation for data far from the origin)
+    S = np.zeros((K, D, D))
+    res = np.empty(D)
+    for i in range(N):
+        if not use[i]:
+            continue
+        k = z[i]
+        for d in range(D):
+            acc = X[i, d] - Mn[k, m - 1, d]
+            for e in range(m - 1):
+                acc -= Mn[k, e, d] * X[i, D + e]
+            res[d] = acc
+        for d in range(D):
+            for f in range(D):
+                S[k, d, f] += res[d] * res[f]
+    G = np.empty((m, D))
+    for k in range(K):
+        if not fixed[2]:
+            if hold_B:
+                psi = Psi0 + S[k]
+            else:
+                dM = Mn[k] - M0
+                psi = Psi0 + S[k] + dM.T @ P0 @ dM
+            psi = 0.5 * (psi + psi.T)
+            cov[k] = _inverse_wishart(nu0 + n[k], psi)
+        if hold_B:
+            continue
+        Lv = np.linalg.cholesky(np.linalg.inv(Pn[k]))
+        Ls = np.linalg.cholesky(np.ascontiguousarray(cov[k]))
+        for e in range(m):
+            for d in range(D):
+                G[e, d] = np.random.standard_normal()
+        B = Mn[k] + Lv @ G @ Ls.T
+        for e in range(m - 1):
+            for d in range(D):
+                A[k, d, e] = B[e, d]
+        for d in range(D):
+            b[k, d] = B[m - 1, d]
+
+
 class AutoregressiveEmission(Emission):
     """Autoregressive Gaussian emissions over lagged rows (see the module docstring).
 
@@ -81,6 +250,16 @@ class AutoregressiveEmission(Emission):
 
     names = ("coefs", "intercepts", "covars")
     key = "intercepts"
+    positive = ("covars",)
+    samplers = ("gibbs",)
+    hyper_keys = {"coefs_mean": "coefs", "intercepts_mean": "intercepts", "regression_precision": "coefs",
+                  "dof": "covars", "scale": "covars"}
+    frames_kernel = staticmethod(_ar_frames)
+    #: Lagged rows carry NaN for lags before a sequence's start (not missing data): the MCMC check allows them.
+    nan_by_design = True
+    update_kernel = staticmethod(_ar_update)
+    #: Frame at which :meth:`order_key` evaluates each state's regression (set by the model from the training data).
+    centre: np.ndarray | None = None
 
     def __init__(self, order: int = 1, n_features: int = 1, min_covar: float = 1e-3) -> None:
         self.order = order
@@ -95,8 +274,21 @@ class AutoregressiveEmission(Emission):
         return {"coefs": ("state", "feature", "lag_feature"), "intercepts": ("state", "feature"),
                 "covars": ("state", "feature", "feature_bis")}
 
+    def order_key(self, params):
+        """``A_k [c; ...; c] + b_k`` (first feature): state ``k``'s prediction when every lag is at ``centre``.
+
+        ``centre`` is the training data's mean frame (zero if unset), so the
+        key is the state's typical level near the data rather than its raw
+        intercept, which moves with the coefficients.
+        """
+        A, b = np.asarray(params["coefs"]), np.asarray(params["intercepts"])
+        c = np.zeros(A.shape[-1]) if self.centre is None else np.tile(self.centre, self.order)
+        return A[..., 0, :] @ c + b[..., 0]
+
     def check_sampler(self, sampler, X, owner):
-        raise ValueError(f"{owner} has no MCMC sampler; sampler={sampler!r} is not supported. Fit by EM.")
+        if sampler != "gibbs":
+            raise ValueError(f"{owner} supports sampler ['gibbs'] (a conjugate matrix-normal-inverse-Wishart "
+                             f"update); got {sampler!r}.")
 
     def split(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(x, regressors, informative)``: frames (N, D), lags (N, D * p), and which rows have all their lags."""
@@ -175,3 +367,106 @@ class AutoregressiveEmission(Emission):
             resid = x - design @ coef
             cov[k] = (w[:, None] * resid).T @ resid / total + self.min_covar * np.eye(D)
         return {"coefs": A, "intercepts": b, "covars": cov}
+
+    # -- MCMC ----------------------------------------------------------------------------------
+    def number_hint(self, array):
+        return {"coefs": "'coefs_mean' and 'regression_precision'", "intercepts": "'intercepts_mean'",
+                "covars": "'dof' and 'scale'"}[array]
+
+    def resolve_hyper(self, reader: PriorReader, X, K):
+        """Defaults: coefficients centred on 0, intercepts on the mean frame, a unit-information row precision.
+
+        ``regression_precision`` is a positive number ``w`` (default 1): then
+        ``V0^-1 = w * sum_t r_t r_t^T / n``, the information of ``w`` average
+        frames (a unit-information g-prior, in the data's own units); or an
+        ``(m, m)`` symmetric positive definite matrix used as ``V0^-1``.
+        ``dof`` (default ``D + 2``) and ``scale`` (default the frames' variances
+        over ``K**2`` on the diagonal) set ``Sigma_k ~ IW(dof, scale)``.
+        """
+        D, p = self.n_features, self.order
+        m = D * p + 1
+        x, lags, ok = self.split(np.asarray(X, dtype=np.float64))
+        x, lags = x[ok], lags[ok]
+        Z = np.column_stack([lags, np.ones(len(x))])
+        owner = reader.owner
+        coefs_mean = reader.number("coefs_mean", 0.0, (D, D * p), positive=False)
+        intercepts_mean = reader.number("intercepts_mean", x.mean(axis=0), (D,), positive=False)
+        w = reader.floats("regression_precision", reader.user.get("regression_precision", 1.0))
+        if w.ndim == 0:
+            if not (np.isfinite(w) and w > 0):
+                raise ValueError(f"prior['regression_precision'] of {owner} must be a positive number or an "
+                                 f"({m}, {m}) symmetric positive definite matrix; got {w!r}.")
+            gram = Z.T @ Z / len(Z)
+            gram += 1e-10 * np.trace(gram) / m * np.eye(m)  # constant regressors: keep it invertible
+            P0 = float(w) * gram
+        else:
+            P0 = w
+            if P0.shape != (m, m) or not np.all(np.isfinite(P0)) or not np.allclose(P0, P0.T) or \
+                    not np.all(np.linalg.eigvalsh(P0) > 0):
+                raise ValueError(f"prior['regression_precision'] of {owner} must be a positive number or an "
+                                 f"({m}, {m}) symmetric positive definite matrix (rows: the {D * p} lag features, "
+                                 f"then the intercept); got shape {P0.shape}.")
+        nu0 = float(reader.number("dof", D + 2.0, ()))
+        if nu0 <= D - 1:
+            raise ValueError(f"prior['dof'] of {owner} must exceed n_features - 1 = {D - 1}; got {nu0}.")
+        var = np.var(x, axis=0)
+        var = np.where(var > 0, var, 1.0)
+        scale = reader.floats("scale", reader.user.get("scale", var / K**2))
+        if scale.ndim < 2:
+            try:
+                scale = np.diag(np.broadcast_to(scale, (D,)))
+            except ValueError:
+                raise ValueError(f"prior['scale'] of {owner} must be a scalar, a vector of length {D} or a ({D}, "
+                                 f"{D}) matrix; got shape {scale.shape}.") from None
+        if scale.shape != (D, D) or not np.all(np.isfinite(scale)) or not np.allclose(scale, scale.T) or \
+                not np.all(np.linalg.eigvalsh(scale) > 0):
+            raise ValueError(f"prior['scale'] of {owner} must be finite, symmetric and positive definite (a positive "
+                             f"scalar, a vector of length {D} or a ({D}, {D}) matrix); got {scale!r}.")
+        return {"coefs_mean": coefs_mean, "intercepts_mean": intercepts_mean, "regression_precision": P0,
+                "dof": nu0, "scale": np.array(scale, dtype=np.float64)}
+
+    def pack_hyper(self, hyper, D):
+        M0 = np.vstack([np.asarray(hyper["coefs_mean"]).T, np.asarray(hyper["intercepts_mean"])[None]])
+        return np.concatenate([M0.ravel(), hyper["regression_precision"].ravel(), [hyper["dof"]],
+                               hyper["scale"].ravel()])
+
+    def log_prior(self, params, hyper, fixed=()):
+        """Matrix-normal (``B_k | Sigma_k``) plus inverse-Wishart (``Sigma_k``) log density, per draw.
+
+        As in the Gibbs update: held covariances leave the matrix-normal term at
+        their value; held coefficients and intercepts leave the inverse-Wishart alone.
+        """
+        from scipy.special import multigammaln
+
+        A = np.asarray(params["coefs"], dtype=np.float64)
+        b = np.asarray(params["intercepts"], dtype=np.float64)
+        cov = np.asarray(params["covars"], dtype=np.float64)
+        n, K, D, _ = A.shape
+        B = np.concatenate([np.swapaxes(A, -1, -2), b[:, :, None, :]], axis=2)  # (n, K, m, D)
+        m = B.shape[2]
+        M0 = np.vstack([np.asarray(hyper["coefs_mean"]).T, np.asarray(hyper["intercepts_mean"])[None]])
+        P0, nu0, psi0 = hyper["regression_precision"], float(hyper["dof"]), hyper["scale"]
+        logdet = 2.0 * np.log(np.diagonal(np.linalg.cholesky(cov), axis1=-2, axis2=-1)).sum(axis=-1)  # (n, K)
+        inv = np.linalg.inv(cov)
+        out = np.zeros(n)
+        if "covars" not in fixed:
+            _, logdet_psi = np.linalg.slogdet(psi0)
+            out += (0.5 * nu0 * logdet_psi - 0.5 * nu0 * D * np.log(2.0) - multigammaln(0.5 * nu0, D)
+                    - 0.5 * (nu0 + D + 1.0) * logdet - 0.5 * np.einsum("de,nked->nk", psi0, inv)).sum(axis=1)
+        if not ("coefs" in fixed and "intercepts" in fixed):
+            dB = B - M0
+            quad = np.einsum("nkde,nkef->nkdf", np.einsum("nkad,ab,nkbe->nkde", dB, P0, dB), inv)
+            _, logdet_p0 = np.linalg.slogdet(P0)
+            out += (-0.5 * m * D * _LOG2PI + 0.5 * D * logdet_p0 - 0.5 * m * logdet
+                    - 0.5 * np.trace(quad, axis1=-2, axis2=-1)).sum(axis=1)
+        return out
+
+    def prepare_start(self, start, fixed, X, floor):
+        if "covars" in fixed:
+            return
+        x, _, ok = self.split(np.asarray(X, dtype=np.float64))
+        var = np.var(x[ok], axis=0)
+        low_var = floor * np.where(var > 0, var, 1.0)
+        cov = start["covars"]
+        low = np.linalg.eigvalsh(cov)[:, :1, None]
+        start["covars"] = cov + np.maximum(low_var.min() - low, 0.0) * np.eye(cov.shape[-1])

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import _bayes
 from ..._docstrings import fill
 from ..._validation import Interval, check_n_samples
 from ...emissions._autoregressive import AutoregressiveEmission, lagged_rows
@@ -30,6 +31,12 @@ def _ar_conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
             X[t, 0] = prev
         start += n
     return X, lengths
+
+
+def _frame_mean(rows: np.ndarray, emission: AutoregressiveEmission) -> np.ndarray:
+    """Mean of the frames that have all their lags (the centre of the state-ordering key)."""
+    x, _, ok = emission.split(rows)
+    return x[ok].mean(axis=0) if ok.any() else np.zeros(x.shape[1])
 
 
 class AutoregressiveHMM(HMM):
@@ -117,20 +124,28 @@ class AutoregressiveHMM(HMM):
         "min_covar": [Interval("real", 0, None)],
         "startprob_prior": [Interval("real", 0, None), "array-like"],
         "transmat_prior": [Interval("real", 0, None), "array-like"],
+        **_bayes.MCMC_CONSTRAINTS,
     }
-    _supports_mcmc = False
+    _supports_mcmc = True
     _conformance_data = staticmethod(_ar_conformance_data)
     _conformance_alt_params = {"order": 2, "startprob_prior": 2.0}
-    sampler = None
+    fixed = topology = bandwidth = None
 
     def __init__(self, n_components: int = 1, *, order: int = 1, min_covar: float = 1e-3,
-                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, max_iter: int = 100, tol: float = 1e-2,
+                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, sampler: str | None = None,
+                 n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
+                 max_iter: int = 100, tol: float = 1e-2,
                  random_state: Any = None, verbose: bool = False, progress: bool = False) -> None:
         self.n_components = n_components
         self.order = order
         self.min_covar = min_covar
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -158,9 +173,13 @@ class AutoregressiveHMM(HMM):
 
     def _emission(self, X: np.ndarray | None = None) -> AutoregressiveEmission:
         if X is None:
-            return AutoregressiveEmission(**self.emission_settings_)
-        return AutoregressiveEmission(order=self.order, n_features=X.shape[1] // (self.order + 1),
-                                      min_covar=self.min_covar)
+            emission = AutoregressiveEmission(**self.emission_settings_)
+            emission.centre = self.__dict__.get("_centre")
+            return emission
+        emission = AutoregressiveEmission(order=self.order, n_features=X.shape[1] // (self.order + 1),
+                                          min_covar=self.min_covar)
+        emission.centre = _frame_mean(X, emission)
+        return emission
 
     # -- lagged rows ------------------------------------------------------------------------------
     def _check_X(self, X, lengths, *, reset):
@@ -174,6 +193,13 @@ class AutoregressiveHMM(HMM):
             raise ValueError(f"X has {informative} frames with all {self.order} lags inside their sequence; "
                              f"{type(self).__name__} needs at least n_components={self.n_components} (use longer "
                              "sequences or a smaller order).")
+        if self.sampler is not None:
+            held = {k for k, v in (self.prior or {}).items() if _bayes._point_mass(v) is not None}
+            if len(held & {"coefs", "intercepts"}) == 1:
+                raise ValueError(f"prior of {type(self).__name__}(sampler='gibbs') holds {sorted(held)[0]!r} "
+                                 "alone; the conjugate update holds 'coefs' and 'intercepts' together (both as "
+                                 "pyro.distributions.Delta) or neither.")
+        self._centre = _frame_mean(X, self._emission(X))
         super()._fit(X, lengths, rng)
         frames = X[:, :D]
         self.backend_.presample_mean_ = frames.mean(axis=0)
