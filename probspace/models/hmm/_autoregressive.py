@@ -210,10 +210,19 @@ class AutoregressiveHMM(HMM):
         self._fit_backend(X, lengths, rng, n_iter)  # no standardising, no missing values: lags carry NaN by design
 
     # -- generation -------------------------------------------------------------------------------
-    def _run(self, x0: np.ndarray, states: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _draw_or_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Parameters for one generated sequence: a random MCMC draw (MCMC fits) or the fitted point."""
+        mcmc = getattr(self, "mcmc_", None)
+        if mcmc is None:
+            return self._point()
+        return _bayes._draw(mcmc.flat, int(rng.integers(0, mcmc.n_total)))
+
+    def _run(self, x0: np.ndarray, states: np.ndarray, rng: np.random.Generator,
+             params: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Continue the recursion from the frames ``x0`` (p, D) along ``states``; returns (len(states), D)."""
         p = self._emission().order
-        A, b, cov = self.coefs_, self.intercepts_, self.covars_
+        params = self._point() if params is None else params
+        A, b, cov = params["coefs"], params["intercepts"], params["covars"]
         chol = np.linalg.cholesky(cov)
         hist = list(x0[::-1][:p])  # most recent first
         out = np.empty((len(states), b.shape[1]))
@@ -225,9 +234,10 @@ class AutoregressiveHMM(HMM):
 
     def _sample(self, n_samples, rng):
         p = self._emission().order
-        states = _hmm.sample_chain(self.startprob_, self.transmat_, n_samples, rng)
+        params = self._draw_or_point(rng)
+        states = _hmm.sample_chain(params["startprob"], params["transmat"], n_samples, rng)
         head = rng.multivariate_normal(self.presample_mean_, self.presample_covar_, size=p)
-        X = np.vstack([head, self._run(head, states[p:], rng)])[:n_samples]
+        X = np.vstack([head, self._run(head, states[p:], rng, params)])[:n_samples]
         return X, states
 
     def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, lengths: Any = None,
@@ -264,11 +274,25 @@ class AutoregressiveHMM(HMM):
         last = int(lengths[-1]) if lengths is not None else rows.shape[0]
         if last < p:
             raise ValueError(f"the last sequence of X has {last} frames; forecast needs at least order={p}.")
-        filtered = self.posterior(rows[:, :D], lengths=lengths).filtered[-1]
-        pred = filtered @ self.transmat_
-        Z = _hmm.sample_chain(np.broadcast_to(pred, (n_samples, pred.size)), self.transmat_, n_steps, rng)
         x0 = rows[-p:, :D]
-        return np.stack([self._run(x0, z, rng) for z in Z]), Z
+        if getattr(self, "mcmc_", None) is None:
+            filtered = self.posterior(rows[:, :D], lengths=lengths).filtered[-1]
+            pred = filtered @ self.transmat_
+            Z = _hmm.sample_chain(np.broadcast_to(pred, (n_samples, pred.size)), self.transmat_, n_steps, rng)
+            return np.stack([self._run(x0, z, rng) for z in Z]), Z
+        # MCMC fits: each continuation under its own parameter draw (filtered state under that draw)
+        em, out, Z = self._emission(), [], np.empty((n_samples, n_steps), dtype=np.int64)
+        for s in range(n_samples):
+            params = self._draw_or_point(rng)
+            f = em.log_frames(rows, params)
+            last = _hmm.forward_backward(params["startprob"], params["transmat"], f, lengths).filtered[-1]
+            Z[s] = _hmm.sample_chain(last @ params["transmat"], params["transmat"], n_steps, rng)
+            out.append(self._run(x0, Z[s], rng, params))
+        return np.stack(out), Z
+
+    def _arviz_dims(self):
+        # a lagged row has D * (order + 1) columns: its own dimension, apart from the D features of the parameters
+        return {**super()._arviz_dims(), "x": ("time", "frame_and_lags")}
 
     def _posterior_predictive(self, X, latents, params, rng):
         emission = self._emission()
@@ -278,6 +302,10 @@ class AutoregressiveHMM(HMM):
         chol = np.linalg.cholesky(point["covars"])
         out = np.broadcast_to(X, (latents.shape[0],) + X.shape).copy()
         for s, z in enumerate(latents.astype(np.int64)):
+            if params is not None:  # draw s emits under parameter draw s (MCMC fits)
+                draw = _bayes._draw(params, s)
+                means = emission.conditional_means(np.nan_to_num(lags), draw)
+                chol = np.linalg.cholesky(draw["covars"])
             noise = np.einsum("nde,ne->nd", chol[z], rng.standard_normal(x.shape))
             draw = means[np.arange(len(z)), z] + noise
             out[s, ok, :x.shape[1]] = draw[ok]

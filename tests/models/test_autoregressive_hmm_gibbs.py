@@ -1,0 +1,170 @@
+"""AutoregressiveHMM(sampler="gibbs") (issue #17): the conjugate MNIW step against its closed form, agreement with EM,
+save/load, ArviZ, bad priors."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from probspace import AutoregressiveHMM, load
+from probspace.inference import _hmm
+from probspace.models.hmm._autoregressive import _ar_conformance_data
+
+
+def _ar_series(coef, icpt, cov, n, rng):
+    """One VAR(p) series: ``coef`` (D, D * p), ``icpt`` (D,), ``cov`` (D, D)."""
+    D = len(icpt)
+    p = coef.shape[1] // D
+    chol = np.linalg.cholesky(cov)
+    X = np.zeros((n + 50, D))
+    for t in range(p, n + 50):
+        lags = np.concatenate([X[t - j] for j in range(1, p + 1)])
+        X[t] = coef @ lags + icpt + chol @ rng.standard_normal(D)
+    return X[50:]
+
+
+def _closed_form(X, p, prior):
+    """The matrix-normal-inverse-Wishart posterior of ``B = [A^T; b^T]`` and ``Sigma`` given every frame, by hand."""
+    Y = X[p:]
+    Z = np.column_stack([np.hstack([X[p - j:len(X) - j] for j in range(1, p + 1)]), np.ones(len(Y))])
+    M0 = np.vstack([np.asarray(prior["coefs_mean"]).T, np.asarray(prior["intercepts_mean"])[None]])
+    P0 = prior["regression_precision"]
+    Pn = P0 + Z.T @ Z
+    Vn = np.linalg.inv(Pn)
+    Mn = Vn @ (P0 @ M0 + Z.T @ Y)
+    psi = prior["scale"] + Y.T @ Y + M0.T @ P0 @ M0 - Mn.T @ Pn @ Mn
+    return Mn, Vn, prior["dof"] + len(Y), psi
+
+
+@pytest.mark.parametrize("D, p", [(1, 2), (2, 1)])
+def test_one_state_draws_follow_the_closed_form_posterior(D, p):
+    """K=1: no path uncertainty, each sweep an exact MNIW draw. KS tests of every marginal: t for the regression
+    entries (dof nun - D + 1, scale^2 = Vn_ee Psin_dd / dof), inverse-gamma for the noise variances."""
+    rng = np.random.default_rng(1)
+    coef = np.array([[0.5, -0.3]]) if D == 1 else np.array([[0.6, 0.2], [-0.1, 0.4]])
+    cov = np.array([[0.5]]) if D == 1 else np.array([[0.5, 0.2], [0.2, 0.3]])
+    X = _ar_series(coef, np.full(D, 1.0), cov, 60, rng)
+    m = AutoregressiveHMM(1, order=p, sampler="gibbs", n_chains=2, n_draws=1500, n_warmup=10,
+                          random_state=0).fit(X)
+    Mn, Vn, nun, psi = _closed_form(X, p, m.prior_)
+    B = np.concatenate([np.swapaxes(m.draws_["coefs"][:, :, 0], -1, -2), m.draws_["intercepts"][:, :, 0, None]],
+                       axis=2).reshape(-1, D * p + 1, D)
+    S = m.draws_["covars"][:, :, 0].reshape(-1, D, D)
+    dof = nun - D + 1
+    pvals = []
+    for e in range(D * p + 1):
+        for d in range(D):
+            scale = np.sqrt(Vn[e, e] * psi[d, d] / dof)
+            pvals.append(stats.kstest(B[:, e, d], stats.t(dof, loc=Mn[e, d], scale=scale).cdf).pvalue)
+            # z-test of the mean: posterior sd of the mean over 3000 independent draws
+            sd = scale * np.sqrt(dof / (dof - 2))
+            assert abs(B[:, e, d].mean() - Mn[e, d]) < 5 * sd / np.sqrt(len(B))
+    for d in range(D):
+        pvals.append(stats.kstest(S[:, d, d], stats.invgamma(0.5 * dof, scale=0.5 * psi[d, d]).cdf).pvalue)
+        mean = psi[d, d] / (nun - D - 1)
+        sd = np.sqrt(2 * mean**2 / (nun - D - 3))
+        assert abs(S[:, d, d].mean() - mean) < 5 * sd / np.sqrt(len(S))
+    assert min(pvals) > 1e-6, pvals
+
+
+def test_two_states_agree_with_em_on_long_data():
+    """K=2 on 1500 frames: the posterior is concentrated near the MLE, so the Gibbs posterior mean of every
+    regression parameter lies within 4 posterior sd (plus the EM/posterior-mean gap of order 1/n) of EM's."""
+    rng = np.random.default_rng(3)
+    lengths = np.array([800, 700])
+    X = []
+    coef, icpt = np.array([0.8, -0.6]), np.array([0.5, 3.0])
+    for n in lengths:
+        z = _hmm.sample_chain(np.array([0.5, 0.5]), np.array([[0.95, 0.05], [0.1, 0.9]]), n, rng)
+        x, prev = np.empty((n, 1)), 0.0
+        for t in range(n):
+            prev = coef[z[t]] * prev + icpt[z[t]] + 0.4 * rng.standard_normal()
+            x[t, 0] = prev
+        X.append(x)
+    X = np.vstack(X)
+    em = AutoregressiveHMM(2, random_state=0).fit(X, lengths=lengths)
+    g = AutoregressiveHMM(2, sampler="gibbs", n_chains=2, n_draws=400, n_warmup=100, random_state=0).fit(
+        X, lengths=lengths)
+    order = np.argsort(em.coefs_[:, 0, 0] * X.mean() + em.intercepts_[:, 0])  # EM's states in the Gibbs order
+    for name in ("coefs", "intercepts", "covars", "transmat"):
+        draws = g.draws_[name].reshape((-1,) + g.draws_[name].shape[2:])
+        ref = getattr(em, name + "_")[order]
+        if name == "transmat":
+            ref = ref[:, order]
+        sd = draws.std(axis=0)
+        assert np.all(np.abs(draws.mean(axis=0) - ref) < 4 * sd + 1e-3), (name, draws.mean(axis=0), ref, sd)
+    assert np.all(np.abs(g.coefs_[:, 0, 0] - [-0.6, 0.8]) < 0.05)
+    assert float(np.max(np.abs(g.sample_stats_["lp"][:, 0] - g.sample_stats_["lp"][:, -1]))) < 50
+
+
+def _small_fit(**kw):
+    X, L = _ar_conformance_data(np.random.default_rng(0))
+    m = AutoregressiveHMM(2, sampler="gibbs", n_chains=2, n_draws=60, n_warmup=40, random_state=0, **kw)
+    return m.fit(X, lengths=L), X, L
+
+
+def test_reproducible_save_load_and_arviz(tmp_path):
+    import arviz as az
+
+    m, X, L = _small_fit()
+    again, _, _ = _small_fit()
+    for k, v in m.draws_.items():
+        np.testing.assert_array_equal(v, again.draws_[k])
+    m.save(tmp_path / "m")
+    back = load(tmp_path / "m")
+    for k, v in m.draws_.items():
+        np.testing.assert_array_equal(v, back.draws_[k])
+    np.testing.assert_allclose(back.log_likelihood(X, lengths=L), m.log_likelihood(X, lengths=L))
+    np.testing.assert_allclose(back.coefs_, m.draws_["coefs"].mean(axis=(0, 1)))
+    idata = m.to_arviz(X, lengths=L)
+    assert idata.posterior["coefs"].shape[:2] == (2, 60)
+    assert np.all(np.isfinite(az.rhat(idata, var_names=["coefs", "intercepts"]).to_array()))
+    assert np.all(az.ess(idata, var_names=["coefs"]).to_array() > 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto-k warning on 120 frames and 120 draws
+        loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo if hasattr(loo, "elpd_loo") else loo["elpd_loo"])
+    Xf, Zf = m.forecast(X, 5, n_samples=7, lengths=L, random_state=0)
+    assert Xf.shape == (7, 5, 1) and Zf.shape == (7, 5)
+    assert m.sample(30, random_state=0)[0].shape == (30, 1)
+
+
+def test_held_covariances_and_regression():
+    pdist = pytest.importorskip("pyro.distributions")
+    import torch
+
+    cov = torch.tensor([[[0.09]], [[0.09]]], dtype=torch.float64)
+    m, _, _ = _small_fit(prior={"covars": pdist.Delta(cov, event_dim=3)})
+    np.testing.assert_array_equal(m.draws_["covars"], 0.09)
+    held = {"coefs": pdist.Delta(torch.tensor([[[-0.6]], [[0.8]]], dtype=torch.float64), event_dim=3),
+            "intercepts": pdist.Delta(torch.tensor([[3.0], [0.5]], dtype=torch.float64), event_dim=2)}
+    m, _, _ = _small_fit(prior=held)
+    np.testing.assert_array_equal(m.draws_["coefs"][:, :, :, 0, 0], np.broadcast_to([-0.6, 0.8], (2, 60, 2)))
+    assert abs(np.sqrt(m.covars_.ravel()) - 0.3).max() < 0.1
+    with pytest.raises(ValueError, match="'coefs' and 'intercepts' together"):
+        _small_fit(prior={"coefs": held["coefs"]})
+
+
+@pytest.mark.parametrize("prior, match", [
+    ({"typo": 1.0}, "unknown entries"),
+    ({"dof": -1.0}, "dof"),
+    ({"dof": np.inf}, "finite"),
+    ({"regression_precision": -2.0}, "regression_precision"),
+    ({"regression_precision": np.eye(3)}, r"\(2, 2\)"),
+    ({"scale": [[1.0, 2.0], [0.0, 1.0]]}, "scale"),
+    ({"coefs_mean": [1.0, 2.0, 3.0]}, "coefs_mean"),
+    ({"intercepts_mean": np.nan}, "intercepts_mean"),
+    ({"coefs": 1.0}, "distribution over the coefs"),
+])
+def test_bad_prior(prior, match):
+    with pytest.raises(ValueError, match=match):
+        _small_fit(prior=prior)
+
+
+def test_bad_sampler_and_prior_without_sampler():
+    X, L = _ar_conformance_data(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="supports sampler"):
+        AutoregressiveHMM(2, sampler="nuts").fit(X, lengths=L)
+    with pytest.raises(ValueError, match="applies only to MCMC"):
+        AutoregressiveHMM(2, prior={"dof": 3.0}).fit(X, lengths=L)
