@@ -37,15 +37,21 @@ def _closed_form(X, p, prior):
     return Mn, Vn, prior["dof"] + len(Y), psi
 
 
-@pytest.mark.parametrize("D, p", [(1, 2), (2, 1)])
-def test_one_state_draws_follow_the_closed_form_posterior(D, p):
+INFORMATIVE = {"regression_precision": 20.0, "coefs_mean": 0.5, "intercepts_mean": -1.0, "dof": 6.0, "scale": 0.2}
+
+
+@pytest.mark.parametrize("D, p, prior", [(1, 2, None), (2, 1, None), (1, 1, INFORMATIVE), (2, 2, INFORMATIVE)])
+def test_one_state_draws_follow_the_closed_form_posterior(D, p, prior):
     """K=1: no path uncertainty, each sweep an exact MNIW draw. KS tests of every marginal: t for the regression
-    entries (dof nun - D + 1, scale^2 = Vn_ee Psin_dd / dof), inverse-gamma for the noise variances."""
+    entries (dof nun - D + 1, scale^2 = Vn_ee Psin_dd / dof), inverse-gamma for the noise variances. The default
+    prior, and an informative one worth 20 frames centred away from the data (its terms then matter)."""
     rng = np.random.default_rng(1)
-    coef = np.array([[0.5, -0.3]]) if D == 1 else np.array([[0.6, 0.2], [-0.1, 0.4]])
+    coef = {(1, 2): [[0.5, -0.3]], (2, 1): [[0.6, 0.2], [-0.1, 0.4]], (1, 1): [[0.7]],
+            (2, 2): [[0.4, 0.1, 0.2, 0.0], [-0.1, 0.3, 0.0, 0.2]]}[D, p]
+    coef = np.array(coef)
     cov = np.array([[0.5]]) if D == 1 else np.array([[0.5, 0.2], [0.2, 0.3]])
     X = _ar_series(coef, np.full(D, 1.0), cov, 60, rng)
-    m = AutoregressiveHMM(1, order=p, sampler="gibbs", n_chains=2, n_draws=1500, n_warmup=10,
+    m = AutoregressiveHMM(1, order=p, sampler="gibbs", n_chains=2, n_draws=1500, n_warmup=10, prior=prior,
                           random_state=0).fit(X)
     Mn, Vn, nun, psi = _closed_form(X, p, m.prior_)
     B = np.concatenate([np.swapaxes(m.draws_["coefs"][:, :, 0], -1, -2), m.draws_["intercepts"][:, :, 0, None]],
