@@ -57,6 +57,7 @@ if importlib.util.find_spec("torch") and importlib.util.find_spec("pyro"):  # th
 from probspace import HMM, AutoregressiveHMM  # noqa: E402
 
 MODELS += [AutoregressiveHMM(),
+           AutoregressiveHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
            HMM(emission="product", emission_params={"parts": [["gaussian", [0, 1]], ["poisson", [2]],
                                                               ["categorical", [3], {"n_symbols": 3}]]})]
 

@@ -57,6 +57,30 @@ class AutoregressiveHMM(HMM):
     path draws), by the same forward-backward kernels as every HMM. EM's
     M-step is a weighted least-squares regression per state (closed form).
 
+    ``sampler="gibbs"`` fits the full posterior by blocked Gibbs (see
+    :ref:`bayesian-fits`): state paths by forward filtering, backward
+    sampling, ``startprob``/``transmat`` rows from their Dirichlet
+    conditionals, and each state's :math:`(A_k, b_k, \Sigma_k)` from its
+    matrix-normal-inverse-Wishart conditional (Bayesian multivariate
+    regression of the frames of state :math:`k` on their lags), compiled.
+    Prior: :math:`B_k = [A_k, b_k]^\top \mid \Sigma_k \sim
+    \mathcal{MN}(M_0, V_0, \Sigma_k)`, :math:`\Sigma_k \sim
+    \mathcal{IW}(\nu_0, \Psi_0)`; ``prior`` entries ``coefs_mean``
+    (default 0), ``intercepts_mean`` (default the mean frame),
+    ``regression_precision`` (:math:`V_0^{-1}`: a number :math:`w`, default
+    1, for :math:`w` times the mean outer product of the regressors
+    :math:`[x_{t-1}; \dots; x_{t-p}; 1]`, a unit-information prior in the
+    data's units; or a matrix), ``dof`` (default :math:`D + 2`) and
+    ``scale`` (default the frames' variances over :math:`K^2`), plus
+    Dirichlet concentrations under ``startprob`` and ``transmat`` (default
+    1). ``pyro.distributions.Delta`` under ``covars``, or under ``coefs``
+    and ``intercepts`` together, holds those arrays. Draws are relabelled by
+    sorting the states by :math:`A_k [\bar x; \dots; \bar x] + b_k`
+    (first feature; :math:`\bar x` the training mean frame): each state's
+    one-step prediction from the data's centre. MCMC fits report posterior
+    means as ``coefs_``...; ``sample`` and ``forecast`` draw a parameter
+    set from the chains for each sequence.
+
     ``sample`` starts each generated sequence from ``order`` frames drawn
     from a Gaussian with the training data's mean and covariance
     (``presample_mean_``, ``presample_covar_``), then runs the recursion.
@@ -76,6 +100,7 @@ class AutoregressiveHMM(HMM):
         Added to the diagonal of each fitted noise covariance.
     startprob_prior, transmat_prior : float or array-like, default=1.0
         Dirichlet priors of the EM (MAP) fit (1: maximum likelihood).
+    {mcmc_params}
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
@@ -99,6 +124,7 @@ class AutoregressiveHMM(HMM):
         Mean (n_features,) and covariance of the training frames, used to start generated sequences.
     emission_settings_ : dict
         The emission's settings (``order``, ``n_features``, ``min_covar``).
+    {mcmc_attributes}
     {common_attributes}
 
     See Also
@@ -312,4 +338,5 @@ class AutoregressiveHMM(HMM):
         return out
 
 
-AutoregressiveHMM.__doc__ = fill(AutoregressiveHMM.__doc__)
+AutoregressiveHMM.__doc__ = fill(AutoregressiveHMM.__doc__, mcmc_params=_bayes.MCMC_PARAMS_DOC,
+                                 mcmc_attributes=_bayes.MCMC_ATTRIBUTES_DOC)
