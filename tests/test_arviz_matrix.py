@@ -89,6 +89,9 @@ CASES = {
 # issue #17 items 7-8: autoregressive HMM, Student-t emissions, a product of Gaussian and Poisson columns
 CASES["AutoregressiveHMM"] = (lambda: probspace.AutoregressiveHMM(2, order=2, random_state=0),
                               lambda: load_nile().data, "point")
+CASES["AutoregressiveHMM-gibbs"] = (lambda: probspace.AutoregressiveHMM(2, order=2, sampler="gibbs", n_chains=2,
+                                                                       n_draws=60, n_warmup=60, random_state=0),
+                                    lambda: load_nile().data, "chains")
 CASES["HMM-studentt"] = (lambda: probspace.HMM(2, emission="studentt", random_state=0), lambda: load_nile().data,
                          "point")
 CASES["HMM-product"] = (lambda: probspace.HMM(2, emission="product", emission_params={
