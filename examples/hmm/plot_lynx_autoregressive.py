@@ -116,9 +116,10 @@ ax.set_xlabel("$a^{(1)}$ (first lag)")
 ax.set_ylabel("$a^{(2)}$ (second lag)")
 ax.set_xlim(-0.5, 2.5)
 ax.set_ylim(-1.6, 0.8)
-legend = ax.legend(fontsize=8, loc="upper left", markerscale=3)
-for handle in legend.legend_handles[:2]:
+legend = ax.legend(fontsize=8, loc="upper left")
+for handle in legend.legend_handles[:2]:  # the draws' legend markers opaque and visible
     handle.set_alpha(1.0)
+    handle.set_sizes([20])
 fig.tight_layout()
 plt.show()
 sd = draws.std(axis=0)
