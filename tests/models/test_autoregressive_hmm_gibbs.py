@@ -174,3 +174,71 @@ def test_bad_sampler_and_prior_without_sampler():
         AutoregressiveHMM(2, sampler="nuts").fit(X, lengths=L)
     with pytest.raises(ValueError, match="applies only to MCMC"):
         AutoregressiveHMM(2, prior={"dof": 3.0}).fit(X, lengths=L)
+
+
+def _log_evidence(Y, Z, prior):
+    """log p(Y | Z) of Bayesian multivariate regression under the MNIW prior (closed form)."""
+    from scipy.special import multigammaln
+
+    n, D = Y.shape
+    M0 = np.vstack([np.asarray(prior["coefs_mean"]).T, np.asarray(prior["intercepts_mean"])[None]])
+    P0, nu0, psi0 = prior["regression_precision"], prior["dof"], prior["scale"]
+    Pn = P0 + Z.T @ Z
+    Mn = np.linalg.solve(Pn, P0 @ M0 + Z.T @ Y)
+    R = Y - Z @ Mn
+    psin = psi0 + R.T @ R + (Mn - M0).T @ P0 @ (Mn - M0)
+    logdet = lambda a: np.linalg.slogdet(a)[1]  # noqa: E731
+    return (-0.5 * n * D * np.log(np.pi) + 0.5 * D * (logdet(P0) - logdet(Pn)) + multigammaln(0.5 * (nu0 + n), D)
+            - multigammaln(0.5 * nu0, D) + 0.5 * nu0 * logdet(psi0) - 0.5 * (nu0 + n) * logdet(psin)), Mn
+
+
+def test_two_states_tiny_series_match_enumeration_over_paths():
+    """K=2, T=9, AR(1): the exact posterior by enumerating all 512 paths, each weighted by its Dirichlet-multinomial
+    path prior times the MNIW evidence of every state's frames, then E[B | path] = Mn. Label-invariant sums over the
+    states (sum_k a_k, sum_k b_k, sum_k Sigma_k) are compared with the Gibbs means: |gap| < 5 MC se (batch means)."""
+    import itertools
+
+    from scipy.special import gammaln
+
+    rng = np.random.default_rng(5)
+    x = np.empty(9)
+    prev = 0.0
+    for t, k in enumerate([0, 0, 0, 0, 1, 1, 1, 1, 1]):
+        prev = (0.8 * prev + 0.3) if k == 0 else (-0.5 * prev + 3.0)
+        prev += 0.3 * rng.standard_normal()
+        x[t] = prev
+    X = x[:, None]
+    m = AutoregressiveHMM(2, sampler="gibbs", n_chains=4, n_draws=3000, n_warmup=300, random_state=0).fit(X)
+    prior = m.prior_
+    Y, Z = X[1:], np.column_stack([X[:-1], np.ones(8)])
+    alpha_pi, alpha_A = prior["startprob"], prior["transmat"]
+    logw, sums = [], []
+    for path in itertools.product(range(2), repeat=9):
+        z = np.array(path)
+        lp = np.log(alpha_pi[z[0]] / alpha_pi.sum())
+        counts = np.zeros((2, 2))
+        np.add.at(counts, (z[:-1], z[1:]), 1.0)
+        for j in range(2):
+            lp += gammaln(alpha_A[j].sum()) - gammaln(alpha_A[j].sum() + counts[j].sum()) + \
+                (gammaln(alpha_A[j] + counts[j]) - gammaln(alpha_A[j])).sum()
+        total = np.zeros(3)
+        for k in range(2):
+            sel = z[1:] == k
+            ev, Mn = _log_evidence(Y[sel], Z[sel], prior)
+            lp += ev
+            # E[Sigma | path] = Psin / (nun - D - 1)
+            R = Y[sel] - Z[sel] @ Mn
+            M0 = np.array([[prior["coefs_mean"][0, 0]], [prior["intercepts_mean"][0]]])
+            psin = prior["scale"] + R.T @ R + (Mn - M0).T @ prior["regression_precision"] @ (Mn - M0)
+            total += [Mn[0, 0], Mn[1, 0], psin[0, 0] / (prior["dof"] + sel.sum() - 2)]
+        logw.append(lp)
+        sums.append(total)
+    w = np.exp(np.array(logw) - np.max(logw))
+    exact = (w[:, None] * np.array(sums)).sum(0) / w.sum()
+    d = m.draws_
+    gibbs = np.stack([d["coefs"][..., 0, 0].sum(-1), d["intercepts"][..., 0].sum(-1),
+                      d["covars"][..., 0, 0].sum(-1)], axis=-1)  # (chains, draws, 3)
+    batches = gibbs.reshape(4 * 20, -1, 3).mean(axis=1)  # 80 batches of 150 draws
+    se = batches.std(axis=0, ddof=1) / np.sqrt(len(batches))
+    gap = np.abs(gibbs.mean(axis=(0, 1)) - exact)
+    assert np.all(gap < 5 * se), (gibbs.mean(axis=(0, 1)), exact, se)
