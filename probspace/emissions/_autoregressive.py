@@ -15,15 +15,20 @@ likelihood is ``p(x_{p+1:T} | x_{1:p})`` and their states are informed by the
 chain alone. The EM M-step is a weighted least-squares regression per state
 (closed form) followed by the weighted residual covariance.
 
-Conjugate prior (Gibbs): write ``B_k = [A_k^(1) ... A_k^(p), b_k]^T`` (``m = D p + 1``
-rows, ``D`` columns) and ``r_t = [x_{t-1}; ...; x_{t-p}; 1]``. Then
+Conjugate prior (Gibbs): with ``c`` the training data's mean frame (``prior_['centre']``),
+write the regression of ``x_t - c`` on the centred regressors
+``r_t = [x_{t-1} - c; ...; x_{t-p} - c; 1]`` (``m = D p + 1`` entries) as
+``B_k = [A_k^(1) ... A_k^(p), b_k + sum_j A_k^(j) c - c]^T`` (``m`` rows, ``D``
+columns: the same model, its intercept read at the centre). Then
 ``B_k | Sigma_k ~ MN(M0, V0, Sigma_k)`` (row covariance ``V0``, column
 covariance ``Sigma_k``) and ``Sigma_k ~ IW(nu0, Psi0)``, the
 matrix-normal-inverse-Wishart prior of Bayesian multivariate regression.
 Given a state path its conditional is again matrix-normal-inverse-Wishart:
-``Vn^-1 = V0^-1 + sum r r^T``, ``Mn = Vn (V0^-1 M0 + sum r x^T)``,
-``nun = nu0 + n_k``, ``Psin = Psi0 + sum (x - Mn^T r)(x - Mn^T r)^T +
-(Mn - M0)^T V0^-1 (Mn - M0)`` over the frames of state ``k`` with all their lags.
+``Vn^-1 = V0^-1 + sum r r^T``, ``Mn = Vn (V0^-1 M0 + sum r (x - c)^T)``,
+``nun = nu0 + n_k``, ``Psin = Psi0 + sum (x - c - Mn^T r)(x - c - Mn^T r)^T +
+(Mn - M0)^T V0^-1 (Mn - M0)`` over the frames of state ``k`` with all their
+lags. Centring changes nothing in the model; it keeps the normal equations
+well conditioned for data far from the origin.
 """
 
 from __future__ import annotations
@@ -135,11 +140,13 @@ def _ar_frames(X, aux, theta, out):  # pragma: no cover - compiled
 
 @numba.njit(**JIT)
 def _mniw_hyper(hyper, D, m):  # pragma: no cover - compiled
+    """``(M0, P0, nu0, Psi0, centre)``, ``M0`` and ``P0`` in the centred coordinates (see ``centred_prior``)."""
     M0 = hyper[:m * D].reshape((m, D))
     P0 = hyper[m * D:m * D + m * m].reshape((m, m))
     nu0 = hyper[m * D + m * m]
-    Psi0 = hyper[m * D + m * m + 1:m * D + m * m + 1 + D * D].reshape((D, D))
-    return M0, P0, nu0, Psi0
+    at = m * D + m * m + 1
+    Psi0 = hyper[at:at + D * D].reshape((D, D))
+    return M0, P0, nu0, Psi0, hyper[at + D * D:at + D * D + D]
 
 
 @numba.njit(UPDATE, **JIT)
@@ -157,7 +164,7 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     if fixed[0] and fixed[1] and fixed[2]:
         return
     A, b, cov = _unpack(theta, K, D, m)
-    M0, P0, nu0, Psi0 = _mniw_hyper(hyper, D, m)
+    M0, P0, nu0, Psi0, c = _mniw_hyper(hyper, D, m)
     hold_B = fixed[0] and fixed[1]
     r = np.empty(m)
     n = np.zeros(K)
@@ -175,23 +182,23 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
         use[i] = True
         k = z[i]
         n[k] += 1.0
-        for e in range(m - 1):
-            r[e] = X[i, D + e]
+        for e in range(m - 1):  # centred regressors: a well-conditioned system for data far from the origin
+            r[e] = X[i, D + e] - c[e % D]
         r[m - 1] = 1.0
         for e in range(m):
             for f in range(m):
                 ZZ[k, e, f] += r[e] * r[f]
             for d in range(D):
-                ZY[k, e, d] += r[e] * X[i, d]
+                ZY[k, e, d] += r[e] * (X[i, d] - c[d])
     Mn = np.empty((K, m, D))
     Pn = np.empty((K, m, m))
     for k in range(K):
         if hold_B:
-            for e in range(m - 1):
-                for d in range(D):
-                    Mn[k, e, d] = A[k, d, e]
             for d in range(D):
-                Mn[k, m - 1, d] = b[k, d]
+                Mn[k, m - 1, d] = b[k, d] - c[d]
+                for e in range(m - 1):
+                    Mn[k, e, d] = A[k, d, e]
+                    Mn[k, m - 1, d] += A[k, d, e] * c[e % D]
         else:
             Pn[k] = P0 + ZZ[k]
             Mn[k] = np.linalg.solve(Pn[k], P0 @ M0 + ZY[k])
@@ -203,9 +210,9 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
             continue
         k = z[i]
         for d in range(D):
-            acc = X[i, d] - Mn[k, m - 1, d]
+            acc = X[i, d] - c[d] - Mn[k, m - 1, d]
             for e in range(m - 1):
-                acc -= Mn[k, e, d] * X[i, D + e]
+                acc -= Mn[k, e, d] * (X[i, D + e] - c[e % D])
             res[d] = acc
         for d in range(D):
             for f in range(D):
@@ -228,11 +235,11 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
             for d in range(D):
                 G[e, d] = np.random.standard_normal()
         B = Mn[k] + Lv @ G @ Ls.T
-        for e in range(m - 1):
-            for d in range(D):
-                A[k, d, e] = B[e, d]
         for d in range(D):
-            b[k, d] = B[m - 1, d]
+            b[k, d] = B[m - 1, d] + c[d]
+            for e in range(m - 1):
+                A[k, d, e] = B[e, d]
+                b[k, d] -= B[e, d] * c[e % D]
 
 
 class AutoregressiveEmission(Emission):
@@ -377,9 +384,11 @@ class AutoregressiveEmission(Emission):
         """Defaults: coefficients centred on 0, intercepts on the mean frame, a unit-information row precision.
 
         ``regression_precision`` is a positive number ``w`` (default 1): then
-        ``V0^-1 = w * sum_t r_t r_t^T / n``, the information of ``w`` average
-        frames (a unit-information g-prior, in the data's own units); or an
-        ``(m, m)`` symmetric positive definite matrix used as ``V0^-1``.
+        ``V0^-1 = w * sum_t r_t r_t^T / n`` over the centred regressors ``r_t``
+        (module docstring), the information of ``w`` average frames (a
+        unit-information g-prior, in the data's own units); or an ``(m, m)``
+        symmetric positive definite matrix used as ``V0^-1`` (rows: the
+        centred lags, then the intercept at the centre).
         ``dof`` (default ``D + 2``) and ``scale`` (default the frames' variances
         over ``K**2`` on the diagonal) set ``Sigma_k ~ IW(dof, scale)``.
         """
@@ -387,7 +396,8 @@ class AutoregressiveEmission(Emission):
         m = D * p + 1
         x, lags, ok = self.split(np.asarray(X, dtype=np.float64))
         x, lags = x[ok], lags[ok]
-        Z = np.column_stack([lags, np.ones(len(x))])
+        centre = x.mean(axis=0)
+        Z = np.column_stack([lags - np.tile(centre, p), np.ones(len(x))])
         owner = reader.owner
         coefs_mean = reader.number("coefs_mean", 0.0, (D, D * p), positive=False)
         intercepts_mean = reader.number("intercepts_mean", x.mean(axis=0), (D,), positive=False)
@@ -423,12 +433,21 @@ class AutoregressiveEmission(Emission):
             raise ValueError(f"prior['scale'] of {owner} must be finite, symmetric and positive definite (a positive "
                              f"scalar, a vector of length {D} or a ({D}, {D}) matrix); got {scale!r}.")
         return {"coefs_mean": coefs_mean, "intercepts_mean": intercepts_mean, "regression_precision": P0,
-                "dof": nu0, "scale": np.array(scale, dtype=np.float64)}
+                "dof": nu0, "scale": np.array(scale, dtype=np.float64), "centre": centre}
+
+    def centred(self, coefs: np.ndarray, intercepts: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        """``B~ = [A^T; (b + A [c; ...; c] - c)^T]``, the regression of ``x - c`` on ``[x_{t-j} - c; 1]``.
+
+        Leading axes of ``coefs`` (..., D, D p) and ``intercepts`` (..., D) are kept; returns (..., D p + 1, D).
+        """
+        A, b = np.asarray(coefs, dtype=np.float64), np.asarray(intercepts, dtype=np.float64)
+        shifted = b + A @ np.tile(centre, self.order) - centre
+        return np.concatenate([np.swapaxes(A, -1, -2), shifted[..., None, :]], axis=-2)
 
     def pack_hyper(self, hyper, D):
-        M0 = np.vstack([np.asarray(hyper["coefs_mean"]).T, np.asarray(hyper["intercepts_mean"])[None]])
+        M0 = self.centred(hyper["coefs_mean"], hyper["intercepts_mean"], hyper["centre"])
         return np.concatenate([M0.ravel(), hyper["regression_precision"].ravel(), [hyper["dof"]],
-                               hyper["scale"].ravel()])
+                               hyper["scale"].ravel(), hyper["centre"]])
 
     def log_prior(self, params, hyper, fixed=()):
         """Matrix-normal (``B_k | Sigma_k``) plus inverse-Wishart (``Sigma_k``) log density, per draw.
@@ -442,9 +461,9 @@ class AutoregressiveEmission(Emission):
         b = np.asarray(params["intercepts"], dtype=np.float64)
         cov = np.asarray(params["covars"], dtype=np.float64)
         n, K, D, _ = A.shape
-        B = np.concatenate([np.swapaxes(A, -1, -2), b[:, :, None, :]], axis=2)  # (n, K, m, D)
+        B = self.centred(A, b, hyper["centre"])  # (n, K, m, D)
         m = B.shape[2]
-        M0 = np.vstack([np.asarray(hyper["coefs_mean"]).T, np.asarray(hyper["intercepts_mean"])[None]])
+        M0 = self.centred(hyper["coefs_mean"], hyper["intercepts_mean"], hyper["centre"])
         P0, nu0, psi0 = hyper["regression_precision"], float(hyper["dof"]), hyper["scale"]
         logdet = 2.0 * np.log(np.diagonal(np.linalg.cholesky(cov), axis1=-2, axis2=-1)).sum(axis=-1)  # (n, K)
         inv = np.linalg.inv(cov)

@@ -24,11 +24,19 @@ def _ar_series(coef, icpt, cov, n, rng):
     return X[50:]
 
 
+def _centred(A, b, c, p):
+    """``[A^T; (b + A [c; ...; c] - c)^T]``: the regression of ``x - c`` on centred lags (the prior's coordinates)."""
+    A, b = np.asarray(A, dtype=float), np.asarray(b, dtype=float)
+    return np.concatenate([np.swapaxes(A, -1, -2), (b + A @ np.tile(c, p) - c)[..., None, :]], axis=-2)
+
+
 def _closed_form(X, p, prior):
-    """The matrix-normal-inverse-Wishart posterior of ``B = [A^T; b^T]`` and ``Sigma`` given every frame, by hand."""
-    Y = X[p:]
-    Z = np.column_stack([np.hstack([X[p - j:len(X) - j] for j in range(1, p + 1)]), np.ones(len(Y))])
-    M0 = np.vstack([np.asarray(prior["coefs_mean"]).T, np.asarray(prior["intercepts_mean"])[None]])
+    """The matrix-normal-inverse-Wishart posterior of the centred ``B`` and ``Sigma`` given every frame, by hand."""
+    c = prior["centre"]
+    np.testing.assert_allclose(c, X[p:].mean(axis=0))
+    Y = X[p:] - c
+    Z = np.column_stack([np.hstack([X[p - j:len(X) - j] - c for j in range(1, p + 1)]), np.ones(len(Y))])
+    M0 = _centred(prior["coefs_mean"], prior["intercepts_mean"], c, p)
     P0 = prior["regression_precision"]
     Pn = P0 + Z.T @ Z
     Vn = np.linalg.inv(Pn)
@@ -54,8 +62,8 @@ def test_one_state_draws_follow_the_closed_form_posterior(D, p, prior):
     m = AutoregressiveHMM(1, order=p, sampler="gibbs", n_chains=2, n_draws=1500, n_warmup=10, prior=prior,
                           random_state=0).fit(X)
     Mn, Vn, nun, psi = _closed_form(X, p, m.prior_)
-    B = np.concatenate([np.swapaxes(m.draws_["coefs"][:, :, 0], -1, -2), m.draws_["intercepts"][:, :, 0, None]],
-                       axis=2).reshape(-1, D * p + 1, D)
+    B = _centred(m.draws_["coefs"][:, :, 0], m.draws_["intercepts"][:, :, 0], m.prior_["centre"], p)
+    B = B.reshape(-1, D * p + 1, D)
     S = m.draws_["covars"][:, :, 0].reshape(-1, D, D)
     dof = nun - D + 1
     pvals = []
@@ -181,7 +189,7 @@ def _log_evidence(Y, Z, prior):
     from scipy.special import multigammaln
 
     n, D = Y.shape
-    M0 = np.vstack([np.asarray(prior["coefs_mean"]).T, np.asarray(prior["intercepts_mean"])[None]])
+    M0 = _centred(prior["coefs_mean"], prior["intercepts_mean"], prior["centre"], 1)
     P0, nu0, psi0 = prior["regression_precision"], prior["dof"], prior["scale"]
     Pn = P0 + Z.T @ Z
     Mn = np.linalg.solve(Pn, P0 @ M0 + Z.T @ Y)
@@ -210,7 +218,8 @@ def test_two_states_tiny_series_match_enumeration_over_paths():
     X = x[:, None]
     m = AutoregressiveHMM(2, sampler="gibbs", n_chains=4, n_draws=3000, n_warmup=300, random_state=0).fit(X)
     prior = m.prior_
-    Y, Z = X[1:], np.column_stack([X[:-1], np.ones(8)])
+    c = prior["centre"]
+    Y, Z = X[1:] - c, np.column_stack([X[:-1] - c, np.ones(8)])
     alpha_pi, alpha_A = prior["startprob"], prior["transmat"]
     logw, sums = [], []
     for path in itertools.product(range(2), repeat=9):
@@ -228,9 +237,10 @@ def test_two_states_tiny_series_match_enumeration_over_paths():
             lp += ev
             # E[Sigma | path] = Psin / (nun - D - 1)
             R = Y[sel] - Z[sel] @ Mn
-            M0 = np.array([[prior["coefs_mean"][0, 0]], [prior["intercepts_mean"][0]]])
+            M0 = _centred(prior["coefs_mean"], prior["intercepts_mean"], c, 1)
             psin = prior["scale"] + R.T @ R + (Mn - M0).T @ prior["regression_precision"] @ (Mn - M0)
-            total += [Mn[0, 0], Mn[1, 0], psin[0, 0] / (prior["dof"] + sel.sum() - 2)]
+            # E[a], E[b] = E[centred intercept] + c - E[a] c, E[Sigma] = Psin / (nun - D - 1)
+            total += [Mn[0, 0], Mn[1, 0] + c[0] - Mn[0, 0] * c[0], psin[0, 0] / (prior["dof"] + sel.sum() - 2)]
         logw.append(lp)
         sums.append(total)
     w = np.exp(np.array(logw) - np.max(logw))
@@ -242,3 +252,16 @@ def test_two_states_tiny_series_match_enumeration_over_paths():
     se = batches.std(axis=0, ddof=1) / np.sqrt(len(batches))
     gap = np.abs(gibbs.mean(axis=(0, 1)) - exact)
     assert np.all(gap < 5 * se), (gibbs.mean(axis=(0, 1)), exact, se)
+
+
+def test_a_large_offset_changes_only_the_intercepts():
+    """The prior and the update work on centred regressors: X + 1e6 gives the same coefficients and noise draws
+    (to rounding) and intercepts that reproduce the same predictions."""
+    X, L = _ar_conformance_data(np.random.default_rng(0))
+    kw = {"sampler": "gibbs", "n_chains": 1, "n_draws": 50, "n_warmup": 20, "random_state": 0}
+    a = AutoregressiveHMM(2, **kw).fit(X, lengths=L)
+    b = AutoregressiveHMM(2, **kw).fit(X + 1e6, lengths=L)
+    np.testing.assert_allclose(b.draws_["coefs"], a.draws_["coefs"], atol=1e-6)
+    np.testing.assert_allclose(b.draws_["covars"], a.draws_["covars"], rtol=1e-6)
+    shift = 1e6 * (1 - a.draws_["coefs"][..., 0, 0])
+    np.testing.assert_allclose(b.draws_["intercepts"][..., 0], a.draws_["intercepts"][..., 0] + shift, atol=1e-4)

@@ -63,14 +63,17 @@ class AutoregressiveHMM(HMM):
     conditionals, and each state's :math:`(A_k, b_k, \Sigma_k)` from its
     matrix-normal-inverse-Wishart conditional (Bayesian multivariate
     regression of the frames of state :math:`k` on their lags), compiled.
-    Prior: :math:`B_k = [A_k, b_k]^\top \mid \Sigma_k \sim
-    \mathcal{MN}(M_0, V_0, \Sigma_k)`, :math:`\Sigma_k \sim
+    Prior: with :math:`\bar x` the training mean frame, the regression of
+    :math:`x_t - \bar x` on :math:`r_t = [x_{t-1} - \bar x; \dots; x_{t-p} -
+    \bar x; 1]` has coefficients :math:`B_k = [A_k, b_k + \sum_j A_k^{(j)}
+    \bar x - \bar x]^\top` (the same model, centred), and :math:`B_k \mid
+    \Sigma_k \sim \mathcal{MN}(M_0, V_0, \Sigma_k)`, :math:`\Sigma_k \sim
     \mathcal{IW}(\nu_0, \Psi_0)`; ``prior`` entries ``coefs_mean``
-    (default 0), ``intercepts_mean`` (default the mean frame),
-    ``regression_precision`` (:math:`V_0^{-1}`: a number :math:`w`, default
-    1, for :math:`w` times the mean outer product of the regressors
-    :math:`[x_{t-1}; \dots; x_{t-p}; 1]`, a unit-information prior in the
-    data's units; or a matrix), ``dof`` (default :math:`D + 2`) and
+    (default 0) and ``intercepts_mean`` (default :math:`\bar x`) give
+    :math:`M_0`, ``regression_precision`` is :math:`V_0^{-1}` (a number
+    :math:`w`, default 1, for :math:`w` times the mean of :math:`r_t
+    r_t^\top`, a unit-information prior in the data's units; or an
+    :math:`(Dp + 1)`-square matrix), ``dof`` (default :math:`D + 2`) and
     ``scale`` (default the frames' variances over :math:`K^2`), plus
     Dirichlet concentrations under ``startprob`` and ``transmat`` (default
     1). ``pyro.distributions.Delta`` under ``covars``, or under ``coefs``
