@@ -38,6 +38,7 @@ from ._validation import Interval, Options
 from .emissions._base import Emission, PriorReader, dirichlet_log_density, is_distribution
 from .inference import _gibbs, _hmm
 from .inference._progress import progress_bar
+from .inference._threads import map_blocks
 
 __all__ = ["MCMC", "MCMC_ATTRIBUTES_DOC", "MCMC_CONSTRAINTS", "MCMC_PARAMS_DOC", "PlugIn", "Structure"]
 
@@ -381,7 +382,8 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
         draws[k] = np.broadcast_to(v, (n_chains, n_draws) + v.shape).copy()
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
     answers = _Answers(structure)
-    ll = [answers._total_log_likelihood(_draw(flat, s), X, bounds) for s in range(n_chains * n_draws)]
+    ll = map_blocks(lambda s: answers._total_log_likelihood(_draw(flat, s), X, bounds), range(n_chains * n_draws),
+                    _draw_threads(X))
     stats["total_log_likelihood"] = np.array(ll).reshape(n_chains, n_draws)
     return draws, stats
 
@@ -421,13 +423,20 @@ def _draw(params: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
     return {k: v[s] for k, v in params.items()}
 
 
+def _draw_threads(X: np.ndarray) -> int | None:
+    """Return the threads for work repeated over parameter draws: the default, or one for tiny data.
+
+    Each draw's compiled work releases the GIL, so draws run in parallel;
+    below about 2,000 observations a draw is too small to pay for the hand-over.
+    """
+    return None if X.shape[0] >= 2048 else 1
+
+
 def _per_draw(answers: _Answers, X, lengths, params: dict[str, np.ndarray]) -> np.ndarray:
     """``(n_draws, n_obs)`` pointwise log-likelihoods, one row per parameter draw (leading axis of ``params``)."""
     n = next(iter(params.values())).shape[0]
-    out = np.empty((n, X.shape[0]))
-    for s in range(n):
-        out[s] = answers._pointwise(_draw(params, s), X, lengths)
-    return out
+    return np.stack(map_blocks(lambda s: answers._pointwise(_draw(params, s), X, lengths), range(n),
+                               _draw_threads(X)))
 
 
 # -- answers: what a fitted model is asked -------------------------------------------------------
@@ -656,7 +665,8 @@ class MCMC(_Answers):
     def log_likelihood(self, X, lengths):
         """Log posterior predictive density of each observation (sequence): ``log mean_s p(x | theta_s)``."""
         params = self.flat
-        per = np.array([self._per_sequence(_draw(params, s), X, lengths) for s in range(self.n_total)])
+        per = np.array(map_blocks(lambda s: self._per_sequence(_draw(params, s), X, lengths), range(self.n_total),
+                                  _draw_threads(X)))
         return logsumexp(per, axis=0) - np.log(self.n_total)
 
     def sample(self, n_samples, rng):
