@@ -43,7 +43,7 @@ from .inference._threads import map_blocks
 __all__ = ["MCMC", "MCMC_ATTRIBUTES_DOC", "MCMC_CONSTRAINTS", "MCMC_PARAMS_DOC", "PlugIn", "Structure"]
 
 MCMC_CONSTRAINTS = {
-    "sampler": [None, Options("gibbs", "nuts")],
+    "sampler": [None, Options("gibbs", "nuts", "nuts-pyro")],
     "n_chains": [Interval("int", 1, None)],
     "n_draws": [Interval("int", 1, None)],
     "n_warmup": [Interval("int", 0, None)],
@@ -231,7 +231,7 @@ def check_request(structure: Structure, sampler: str, prior: dict | None, X: np.
     if np.isnan(X).any():
         raise ValueError(f"{owner}(sampler={sampler!r}).fit needs complete data; X has missing values (NaN). "
                          "Fit with sampler=None (EM marginalises them).")
-    structure.emission.check_sampler(sampler, X, owner)
+    structure.emission.check_sampler("nuts" if sampler == "nuts-pyro" else sampler, X, owner)
     resolve_prior(structure, prior, sampler, X, K, owner)  # a bad prior fails here, before the EM fits
 
 
@@ -385,6 +385,95 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
     ll = map_blocks(lambda s: answers._total_log_likelihood(_draw(flat, s), X, bounds), range(n_chains * n_draws),
                     _draw_threads(X))
     stats["total_log_likelihood"] = np.array(ll).reshape(n_chains, n_draws)
+    return draws, stats
+
+
+def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict) -> bool:
+    """Return whether probspace's compiled NUTS covers the model.
+
+    It does without torch priors, for Gaussian (diagonal, or one feature), Poisson and categorical emissions.
+    """
+    from .inference._nuts_numba import KINDS
+
+    em = structure.emission
+    if dists or em.name not in KINDS:
+        return False
+    return em.name != "gaussian" or em.covariance_type == "diag" or (em.covariance_type == "full" and X.shape[1] == 1)
+
+
+def _compiled_layout(structure, K, D):
+    """Names and shapes of the constrained parameter vector of the compiled NUTS: pi | transmat | e1 | e2."""
+    em = structure.emission
+    e_names = (em.names[1], "means") if em.name == "gaussian" else em.names
+    shapes = {structure.pi: (K,), "transmat": (K, K)}
+    for name in e_names:
+        shapes[name] = (K, em.n_symbols) if em.name == "categorical" else (K, D)
+    return [structure.pi, "transmat", *e_names], shapes
+
+
+def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws):
+    """NUTS by :mod:`probspace.inference._nuts_numba`: chains on parallel threads, exact closed-form gradients."""
+    from scipy.special import gammaln
+
+    from .inference import _nuts_numba
+
+    em = structure.emission
+    K, (N, D) = starts[0][structure.pi].shape[0], X.shape
+    names, shapes = _compiled_layout(structure, K, D)
+    sizes = [int(np.prod(shapes[n])) for n in names]
+    offsets = np.r_[0, np.cumsum(sizes)]
+    fixed_site = {k: em.to_site(k, v) for k, v in fixed.items()}
+    theta_fixed = np.zeros(offsets[-1])
+    free = np.ones(4, dtype=np.bool_)
+    for i, name in enumerate(names):
+        if name in fixed_site:
+            theta_fixed[offsets[i]:offsets[i + 1]] = np.ravel(fixed_site[name])
+            free[i] = False
+    if not structure.hmm:
+        free[1] = False
+    kind = _nuts_numba.KINDS[em.name]
+    if kind == 0:
+        packed = np.concatenate([hyper["mean"], [hyper["mean_precision"], 0.5 * hyper["dof"]],
+                                 0.5 * np.diag(hyper["scale"])])
+    elif kind == 1:
+        packed = np.concatenate([hyper["rate_shape"], hyper["rate_rate"]])
+    else:
+        packed = np.asarray(hyper["emissionprob"], dtype=np.float64)
+    aux = gammaln(X + 1.0).sum(axis=1) if kind == 1 else np.zeros(N)
+    S = em.n_symbols if kind == 2 else 0
+    model = (np.ascontiguousarray(X, dtype=np.float64), aux, np.asarray(bounds, dtype=np.int64),
+             np.asarray(alpha_pi, dtype=np.float64), np.ascontiguousarray(alpha_A, dtype=np.float64),
+             np.asarray(packed, dtype=np.float64), theta_fixed, free,
+             np.array([kind, int(structure.hmm), K, D, S], dtype=np.int64))
+
+    def unconstrained(start):
+        parts = []
+        for i, name in enumerate(names):
+            if not free[i]:
+                continue
+            value = np.asarray(em.to_site(name, start[name]), dtype=np.float64).reshape(shapes[name])
+            if name in (structure.pi, "transmat") or (kind == 2 and name == "emissionprob"):
+                logp = np.log(value)
+                parts.append((logp[..., :-1] - logp[..., -1:]).ravel())
+            elif i == 2:  # variances or rates
+                parts.append(np.log(value).ravel())
+            else:
+                parts.append(value.ravel())
+        return np.concatenate(parts)
+
+    _, theta, st = _nuts_numba.run_chains(model, [unconstrained(s) for s in starts], n_warmup, n_draws, rng)
+    n_chains = len(starts)
+    draws = {}
+    for i, name in enumerate(names):
+        if name == "transmat" and not structure.hmm:
+            continue
+        draws[name] = theta[..., offsets[i]:offsets[i + 1]].reshape((n_chains, n_draws) + shapes[name])
+    em.from_sites(draws)
+    for k, v in fixed.items():  # exactly as given (the compiled vector holds the site layout)
+        draws[k] = np.broadcast_to(v, (n_chains, n_draws) + np.shape(v)).copy()
+    stats = {"acceptance_rate": st[..., 0], "step_size": st[..., 1], "tree_depth": st[..., 2].astype(np.int64),
+             "n_steps": st[..., 3].astype(np.int64), "diverging": st[..., 4] > 0, "lp": st[..., 5],
+             "energy": st[..., 6], "total_log_likelihood": st[..., 7]}
     return draws, stats
 
 
@@ -628,6 +717,9 @@ class MCMC(_Answers):
         if sampler == "gibbs":
             draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
                                       n_draws, progress)
+        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists):
+            draws, stats = _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng,
+                                              n_warmup, n_draws)
         else:
             draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
                                      n_warmup, n_draws, progress, owner)
