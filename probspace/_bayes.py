@@ -51,13 +51,16 @@ MCMC_CONSTRAINTS = {
 }
 
 MCMC_PARAMS_DOC = """\
-    sampler : {None, "gibbs", "nuts"}, default=None
+    sampler : {None, "gibbs", "nuts", "nuts-pyro"}, default=None
         Fully Bayesian fit by MCMC. ``"gibbs"``: blocked Gibbs with conjugate
         priors (latents drawn exactly given the parameters, then parameters
         from their conjugate conditionals; compiled, chains in sequence).
-        ``"nuts"``: Pyro's NUTS on the marginal likelihood with the latents
-        summed out analytically; accepts non-conjugate priors. ``None``: a
-        point (EM) or variational fit. See :ref:`bayesian-fits`.
+        ``"nuts"``: NUTS on the marginal likelihood with the latents summed
+        out analytically: probspace's compiled NUTS (exact closed-form
+        gradients, chains on parallel threads) where it covers the model,
+        Pyro's NUTS for a torch-distribution prior (non-conjugate priors).
+        ``"nuts-pyro"``: always Pyro's NUTS. ``None``: a point (EM) or
+        variational fit. See :ref:`bayesian-fits`.
     n_chains : int, default=4
         Independent chains, each started from its own EM fit.
     n_draws : int, default=1000
@@ -82,7 +85,8 @@ MCMC_ATTRIBUTES_DOC = """\
         MCMC fits: per-draw sampler statistics ``(n_chains, n_draws)``:
         ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``lp`` (Gibbs: the log joint
         ``log p(X | draw) + log p(draw)`` under the conjugate prior used, constrained scale),
-        ``diverging``, ``acceptance_rate`` and ``step_size`` (NUTS); ``None`` otherwise.
+        ``diverging``, ``acceptance_rate``, ``step_size`` and ``energy`` (NUTS; compiled NUTS also
+        ``tree_depth`` and ``n_steps``); ``None`` otherwise.
     prior_ : dict or None
         MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise.
     mcmc_ : probspace._bayes.MCMC or None
@@ -659,7 +663,7 @@ class MCMC(_Answers):
     ----------
     structure : Structure
         Emission and latent structure.
-    sampler : {"gibbs", "nuts"}
+    sampler : {"gibbs", "nuts", "nuts-pyro"}
         The engine that made the draws.
     draws : dict of str to ndarray
         Parameter draws, each ``(n_chains, n_draws, ...)``, relabelled by ordering.
@@ -692,8 +696,8 @@ class MCMC(_Answers):
             Sequence lengths (HMMs).
         starts : list of dict
             One parameter set per chain, under the structure's names.
-        sampler : {"gibbs", "nuts"}
-            The engine.
+        sampler : {"gibbs", "nuts", "nuts-pyro"}
+            The engine (``"nuts"``: compiled where :func:`compiled_nuts_covers` the model, else Pyro).
         prior : dict or None
             The user's prior entries (see :data:`MCMC_PARAMS_DOC`).
         n_draws, n_warmup : int
