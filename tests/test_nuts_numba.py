@@ -105,8 +105,8 @@ def _within_mc_error(draws, mean, var, z=4.5):
 def test_multivariate_normal_target_mean_and_covariance():
     # One component with its variances held fixed: the means' posterior is exactly normal,
     # N((kappa0 m0 + n xbar) / (kappa0 + n), sigma^2 / (kappa0 + n)) per feature, independent across features.
-    from pyro.distributions import Delta
     import torch
+    from pyro.distributions import Delta
 
     rng = np.random.default_rng(0)
     var = np.array([0.5, 2.0, 1.0])
