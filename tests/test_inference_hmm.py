@@ -216,3 +216,34 @@ def test_threaded_joint_paths_match_the_exact_pairwise_marginals():
         dof += int(keep.sum()) - 1
         assert counts[~keep & (pair[t] == 0)].sum() == 0  # forbidden pairs never drawn
     assert stats.chi2.sf(chi2, dof) > 1e-6
+
+
+def test_streamed_viterbi_with_a_helper_thread_equals_the_whole_array_pass():
+    start, trans, logb, lengths = _many_sequences(T=100_000)
+    lengths = np.r_[lengths[:-1], 0, lengths[-1]]  # an empty sequence too
+    calls = []
+
+    def emit(lo, hi):
+        calls.append((lo, hi))
+        return logb[lo:hi]
+
+    path, best = hmm.viterbi_streamed(start, trans, emit, logb.shape[0], lengths, n_threads=2)
+    assert len(calls) > 2 and calls[0][0] == 0 and calls[-1][1] == logb.shape[0]  # several blocks, in order
+    ref_path, ref_best = hmm.viterbi(start, trans, logb, lengths)
+    np.testing.assert_array_equal(path, ref_path)
+    np.testing.assert_array_equal(best, ref_best)
+    assert best[-2] == -np.inf  # the empty sequence
+    # against brute force on a few short sequences
+    start, trans, logb = random_hmm(3, 9, seed=4, sparse=True)
+    short = np.array([4, 1, 4])
+    path, best = hmm.viterbi_streamed(start, trans, lambda lo, hi: logb[lo:hi], 9, short, n_threads=2)
+    lo = 0
+    with np.errstate(divide="ignore"):
+        for s, L in enumerate(short):
+            paths = np.array(list(itertools.product(range(3), repeat=L)))
+            joint = np.log(start)[paths[:, 0]] + logb[lo + np.arange(L), paths].sum(axis=1)
+            if L > 1:
+                joint = joint + np.log(trans)[paths[:, :-1], paths[:, 1:]].sum(axis=1)
+            np.testing.assert_array_equal(path[lo:lo + L], paths[np.argmax(joint)])
+            assert best[s] == pytest.approx(joint.max(), rel=1e-12)
+            lo += L

@@ -15,13 +15,13 @@ space. Viterbi runs in log space.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
 
 from .._docstrings import fill
-from ._threads import map_blocks
+from ._threads import in_pool_thread, map_blocks, resolve_threads, submit
 
 __all__ = [
     "ForwardBackward",
@@ -31,7 +31,9 @@ __all__ = [
     "path_log_prob",
     "sample_paths",
     "sequence_bounds",
+    "sequence_groups",
     "viterbi",
+    "viterbi_streamed",
 ]
 
 _HMM_PARAMS = """\
@@ -289,16 +291,21 @@ def forward_backward(
 
 
 @numba.njit(**_JIT)
-def _viterbi_all(log_start, log_trans, logb, bounds, path, best):
-    T, K = logb.shape
-    delta = np.empty(K)
+def _viterbi_forward(log_start, log_trans, logb, lo, hi, first, last, delta, back, best, final, seq):
+    """Viterbi recursion over frames [lo, hi), ``logb`` holding their rows; ``delta`` carries across calls.
+
+    ``first[t]`` / ``last[t]`` mark the frames that begin / end a sequence;
+    at an end, the best final state and score of sequence ``seq[0]`` are
+    stored in ``final`` and ``best`` and the counter moves on.
+    """
+    K = log_start.shape[0]
     new = np.empty(K)
-    back = np.empty((T, K), dtype=np.int32)
-    for s in range(bounds.shape[0] - 1):
-        lo, hi = bounds[s], bounds[s + 1]
-        for k in range(K):
-            delta[k] = log_start[k] + logb[lo, k]
-        for t in range(lo + 1, hi):
+    for t in range(lo, hi):
+        r = t - lo
+        if first[t]:
+            for k in range(K):
+                delta[k] = log_start[k] + logb[r, k]
+        else:
             for j in range(K):
                 arg = 0
                 m = -np.inf
@@ -307,20 +314,107 @@ def _viterbi_all(log_start, log_trans, logb, bounds, path, best):
                     if v > m:
                         m = v
                         arg = i
-                new[j] = m + logb[t, j]
+                new[j] = m + logb[r, j]
                 back[t, j] = arg
             for j in range(K):
                 delta[j] = new[j]
-        arg = 0
-        m = -np.inf
-        for k in range(K):
-            if delta[k] > m:
-                m = delta[k]
-                arg = k
-        best[s] = m
-        path[hi - 1] = arg
+        if last[t]:
+            arg = 0
+            m = -np.inf
+            for k in range(K):
+                if delta[k] > m:
+                    m = delta[k]
+                    arg = k
+            best[seq[0]] = m
+            final[seq[0]] = arg
+            seq[0] += 1
+
+
+@numba.njit(**_JIT)
+def _viterbi_backtrack(bounds, back, final, path):
+    for s in range(bounds.shape[0] - 1):
+        lo, hi = bounds[s], bounds[s + 1]
+        if hi == lo:
+            continue
+        path[hi - 1] = final[s]
         for t in range(hi - 1, lo, -1):
             path[t - 1] = back[t, path[t]]
+
+
+#: Frames per block of a streamed Viterbi pass (emission rows computed a block at a time).
+_VITERBI_BLOCK = 1 << 15
+
+
+def viterbi_streamed(startprob: np.ndarray, transmat: np.ndarray, emit: Any, n_frames: int,
+                     lengths: np.ndarray | None = None, *,
+                     n_threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi path with the emission log-likelihoods computed block by block, overlapping the recursion.
+
+    ``emit(lo, hi)`` returns the (hi - lo, K) emission log-likelihoods of
+    frames [lo, hi). While the recursion runs over one block, a helper
+    thread computes the next, and no (T, K) array of densities is ever
+    held; the result is the same as :func:`viterbi` on the whole array.
+
+    Parameters
+    ----------
+    startprob : ndarray of shape (K,)
+        Initial state probabilities.
+    transmat : ndarray of shape (K, K)
+        Transition matrix.
+    emit : callable
+        ``emit(lo, hi) -> ndarray (hi - lo, K)``, safe to call from another thread.
+    n_frames : int
+        Total number of frames ``T``.
+    lengths : ndarray of int or None
+        Lengths of the concatenated sequences.
+    n_threads : int, optional
+        With one thread the blocks are computed in turn.
+
+    Returns
+    -------
+    path : ndarray of shape (T,), int
+        The concatenated MAP paths.
+    log_joint : ndarray of shape (n_sequences,)
+        ``log p(x, path)`` of each sequence.
+    """
+    T = int(n_frames)
+    K = np.shape(startprob)[0]
+    bounds = sequence_bounds(lengths, T)
+    n_seq = bounds.shape[0] - 1
+    first = np.zeros(T, dtype=np.bool_)
+    last = np.zeros(T, dtype=np.bool_)
+    nonempty = bounds[1:] > bounds[:-1]
+    first[bounds[:-1][nonempty]] = True
+    last[bounds[1:][nonempty] - 1] = True
+    with np.errstate(divide="ignore"):
+        log_start = np.log(np.asarray(startprob, dtype=np.float64))
+        log_trans = np.ascontiguousarray(np.log(np.asarray(transmat, dtype=np.float64)))
+    delta = np.empty(K)
+    back = np.empty((T, K), dtype=np.int32)
+    best = np.full(n_seq, -np.inf)
+    final = np.zeros(n_seq, dtype=np.int64)
+    seq = np.zeros(1, dtype=np.int64)
+    # empty sequences are skipped by the recursion: point the counter past them as it goes
+    order = np.flatnonzero(nonempty)
+    found = np.empty(order.shape[0])
+    found_final = np.zeros(order.shape[0], dtype=np.int64)
+    blocks = [(lo, min(lo + _VITERBI_BLOCK, T)) for lo in range(0, T, _VITERBI_BLOCK)]
+
+    def get(block):
+        return np.ascontiguousarray(emit(*block), dtype=np.float64)
+
+    helper = resolve_threads(n_threads) > 1 and len(blocks) > 1 and not in_pool_thread()
+    pending = submit(get, blocks[0]) if helper else None
+    for b, (lo, hi) in enumerate(blocks):
+        logb = pending.result() if helper else get((lo, hi))
+        if helper and b + 1 < len(blocks):
+            pending = submit(get, blocks[b + 1])
+        _viterbi_forward(log_start, log_trans, logb, lo, hi, first, last, delta, back, found, found_final, seq)
+    best[order] = found
+    final[order] = found_final
+    path = np.empty(T, dtype=np.int64)
+    _viterbi_backtrack(bounds, back, final, path)
+    return path, best
 
 
 def viterbi(
@@ -340,13 +434,8 @@ def viterbi(
         ``log p(x, path)`` of each sequence.
     """
     log_frameprob = np.ascontiguousarray(log_frameprob, dtype=np.float64)
-    T = log_frameprob.shape[0]
-    bounds = sequence_bounds(lengths, T)
-    path = np.empty(T, dtype=np.int64)
-    best = np.empty(bounds.shape[0] - 1)
-    with np.errstate(divide="ignore"):
-        _viterbi_all(np.log(startprob), np.log(transmat), log_frameprob, bounds, path, best)
-    return path, best
+    return viterbi_streamed(startprob, transmat, lambda lo, hi: log_frameprob[lo:hi], log_frameprob.shape[0],
+                            lengths, n_threads=1)
 
 
 _U64 = numba.uint64

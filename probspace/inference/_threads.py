@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-__all__ = ["map_blocks", "resolve_threads"]
+__all__ = ["in_pool_thread", "map_blocks", "resolve_threads", "submit"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
@@ -58,6 +58,11 @@ def _pool(n: int) -> ThreadPoolExecutor:
         return _POOL
 
 
+def in_pool_thread() -> bool:
+    """Return whether the caller runs on a pool thread (nested parallel work then stays in that thread)."""
+    return threading.current_thread().name.startswith("probspace")
+
+
 def map_blocks(func: Callable[[Any], Any], blocks: Sequence[Any], n_threads: int | None = None) -> list[Any]:
     """Return ``[func(b) for b in blocks]``, computed on up to ``n_threads`` threads.
 
@@ -68,7 +73,7 @@ def map_blocks(func: Callable[[Any], Any], blocks: Sequence[Any], n_threads: int
     otherwise wait on itself), everything runs in the calling thread.
     """
     n = min(resolve_threads(n_threads), len(blocks))
-    if n <= 1 or threading.current_thread().name.startswith("probspace"):
+    if n <= 1 or in_pool_thread():
         return [func(b) for b in blocks]
     results: list[Any] = [None] * len(blocks)
     order = iter(range(len(blocks)))
@@ -89,3 +94,8 @@ def map_blocks(func: Callable[[Any], Any], blocks: Sequence[Any], n_threads: int
         for h in helpers:
             h.result()
     return results
+
+
+def submit(func: Callable[..., Any], *args: Any) -> Any:
+    """Run ``func(*args)`` on a pool thread; return its future (``.result()`` waits and re-raises)."""
+    return _pool(1).submit(func, *args)

@@ -366,7 +366,11 @@ class _HMM(LatentModel):
             The MAP path.
         """
         X, lengths = self._check_input(X, lengths)
-        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
+        # emission densities a block at a time on a helper thread, overlapping the recursion (no (T, K) array)
+        emission, point = self._emission(), self._emission_point()
+        path, log_joint = _hmm.viterbi_streamed(self.startprob_, self.transmat_,
+                                                lambda lo, hi: emission.log_frames(X[lo:hi], point), X.shape[0],
+                                                lengths)
         if not np.all(np.isfinite(log_joint)):
             raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
         return path
