@@ -415,7 +415,8 @@ def _compiled_layout(structure, K, D):
     return [structure.pi, "transmat", *e_names], shapes
 
 
-def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws):
+def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws,
+                       progress=False):
     """NUTS by :mod:`probspace.inference._nuts_numba`: chains on parallel threads, exact closed-form gradients."""
     from scipy.special import gammaln
 
@@ -465,7 +466,8 @@ def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, st
                 parts.append(value.ravel())
         return np.concatenate(parts)
 
-    _, theta, st = _nuts_numba.run_chains(model, [unconstrained(s) for s in starts], n_warmup, n_draws, rng)
+    _, theta, st = _nuts_numba.run_chains(model, [unconstrained(s) for s in starts], n_warmup, n_draws, rng,
+                                          progress=progress)
     n_chains = len(starts)
     draws = {}
     for i, name in enumerate(names):
@@ -723,7 +725,7 @@ class MCMC(_Answers):
                                       n_draws, progress)
         elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists):
             draws, stats = _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng,
-                                              n_warmup, n_draws)
+                                              n_warmup, n_draws, progress)
         else:
             draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
                                      n_warmup, n_draws, progress, owner)

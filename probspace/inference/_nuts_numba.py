@@ -32,11 +32,13 @@ through ``exp``. User priors given as torch distributions need Pyro's engine
 from __future__ import annotations
 
 import math
+import threading
 
 import numba
 import numpy as np
 
 from . import _hmm
+from ._progress import progress_bar
 from ._threads import map_blocks
 
 __all__ = ["KINDS", "run_chains"]
@@ -547,11 +549,13 @@ def adaptation_windows(n_warmup: int) -> np.ndarray:
 
 
 def run_chains(model: tuple, starts: list[np.ndarray], n_warmup: int, n_draws: int, rng: np.random.Generator, *,
-               target_accept: float = 0.8, max_tree_depth: int = 10, n_threads: int | None = None):
+               target_accept: float = 0.8, max_tree_depth: int = 10, n_threads: int | None = None,
+               progress: bool = False):
     """Run one chain per start (unconstrained vectors), chains on parallel threads.
 
     Each chain is seeded from ``rng`` up front and runs in one compiled call,
-    so the draws do not depend on the number of threads.
+    so the draws do not depend on the number of threads. With ``progress``,
+    a bar counts finished chains.
 
     Returns
     -------
@@ -571,9 +575,14 @@ def run_chains(model: tuple, starts: list[np.ndarray], n_warmup: int, n_draws: i
     theta = np.empty((len(starts), n_draws, n_theta))
     stats = np.empty((len(starts), n_draws, 8))
 
-    def run(c):
-        _chain(np.ascontiguousarray(starts[c], dtype=np.float64), seeds[c], n_warmup, n_draws, windows,
-               target_accept, max_tree_depth, model, q[c], theta[c], stats[c])
+    with progress_bar(progress, len(starts), "NUTS (compiled)", "chain") as bar:
+        lock = threading.Lock()
 
-    map_blocks(run, range(len(starts)), n_threads)
+        def run(c):
+            _chain(np.ascontiguousarray(starts[c], dtype=np.float64), seeds[c], n_warmup, n_draws, windows,
+                   target_accept, max_tree_depth, model, q[c], theta[c], stats[c])
+            with lock:
+                bar.update(1)
+
+        map_blocks(run, range(len(starts)), n_threads)
     return q, theta, stats
