@@ -665,11 +665,15 @@ class _HMM(LatentModel):
             The MAP path.
         """
         X, lengths = self._check_input(X, lengths)
-        logf = self._log_frameprob(X)
         mask = label_mask(check_labels(labels, X.shape[0], self.n_components, type(self).__name__),
                           self.n_components)
-        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, logf if mask is None else logf + mask,
-                                       lengths)
+        # emission densities a block at a time on a helper thread, overlapping the recursion (no (T, K) array)
+        emission, point = self._emission(), self._emission_point()
+        if mask is None:
+            frames = lambda lo, hi: emission.log_frames(X[lo:hi], point)
+        else:
+            frames = lambda lo, hi: emission.log_frames(X[lo:hi], point) + mask[lo:hi]
+        path, log_joint = _hmm.viterbi_streamed(self.startprob_, self.transmat_, frames, X.shape[0], lengths)
         if not np.all(np.isfinite(log_joint)):
             raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
         return path
