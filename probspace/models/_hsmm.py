@@ -375,7 +375,7 @@ class SemiMarkovHMM(EmissionChain):
         user = dict(self.prior or {})
         keys = ("startprob", "transmat", "duration_pmf") if self.duration == "nonparametric" else (
             "startprob", "transmat", "rate_shape", "rate_rate")
-        allowed = keys + tuple(emission.hyper_keys)
+        allowed = keys + tuple(emission.simplex) + tuple(emission.hyper_keys)
         unknown = sorted(repr(k) for k in user if k not in allowed)
         if unknown:
             raise ValueError(f"prior of {owner}(sampler='gibbs', duration={self.duration!r}) has unknown entries "
