@@ -248,3 +248,28 @@ def test_prior_without_sampler_and_missing_values_are_rejected():
     X[3] = np.nan
     with pytest.raises(ValueError, match="missing values"):
         SemiMarkovHMM(2, max_duration=D, sampler="gibbs", n_draws=5, n_warmup=0).fit(X)
+
+
+def test_start_and_transition_rows_match_their_dirichlet_posteriors():
+    # K=3, three sequences with a segmentation the data fix: startprob ~ Dir(1 + first states), row j off the
+    # diagonal ~ Dir(1 + transitions out of j), never counting across a sequence boundary.
+    seqs = [[(0, 2), (1, 3), (2, 2), (1, 2), (0, 3)], [(2, 3), (0, 2), (2, 2)], [(1, 2), (2, 3), (0, 1), (1, 2)]]
+    rng = np.random.default_rng(6)
+    z = np.concatenate([np.full(d, k) for seq in seqs for k, d in seq])
+    X = rng.normal(1000.0 * z, 1.0)[:, None]
+    lengths = [sum(d for _, d in seq) for seq in seqs]
+    model = SemiMarkovHMM(3, max_duration=4, sampler="gibbs", n_chains=1, n_draws=3000, n_warmup=100, max_iter=20,
+                          random_state=7).fit(X, lengths=lengths)
+    first = np.ones(3)
+    trans = np.ones((3, 3))
+    for seq in seqs:
+        first[seq[0][0]] += 1
+        for (a, _), (b, _) in itertools.pairwise(seq):
+            trans[a, b] += 1
+    checks = [(first / first.sum(), model.draws_["startprob"][0])]
+    for j in range(3):
+        row = np.where(np.arange(3) == j, 0.0, trans[j])
+        checks.append((row / row.sum(), model.draws_["transmat"][0, :, j]))
+    for exact, draws in checks:
+        se = np.array([batch_se(draws[:, i]) for i in range(3)])
+        assert np.all(np.abs(draws.mean(axis=0) - exact) < 5.5 * se + 1e-12), (draws.mean(axis=0), exact, se)
