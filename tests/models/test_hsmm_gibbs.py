@@ -32,8 +32,9 @@ def batch_se(x, n_batches=20):
 @pytest.fixture(scope="module")
 def nonparametric_fit():
     X, _ = known_segmentation_data()
+    prior = {"mean": 500.0, "mean_precision": 3.0}  # strong enough to move the means' posterior visibly
     return X, SemiMarkovHMM(2, max_duration=D, sampler="gibbs", n_chains=1, n_draws=4000, n_warmup=100,
-                            max_iter=20, random_state=1).fit(X)
+                            max_iter=20, random_state=1, prior=prior).fit(X)
 
 
 def test_nonparametric_durations_match_the_censored_dirichlet_posterior(nonparametric_fit):
