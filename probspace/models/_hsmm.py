@@ -211,6 +211,15 @@ class SemiMarkovHMM(EmissionChain):
     array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     >>> int(np.argmax(model.duration_pmf_[0])) + 1
     8
+
+    Fully Bayesian, by blocked Gibbs sampling (chains of parameter draws):
+
+    >>> bayes = SemiMarkovHMM(2, max_duration=15, sampler="gibbs", n_chains=2, n_draws=50, n_warmup=20,
+    ...                       random_state=0).fit(X)
+    >>> bayes.draws_["duration_pmf"].shape
+    (2, 50, 2, 15)
+    >>> int(np.argmax(bayes.duration_pmf_[0])) + 1
+    8
     """
 
     _parameter_constraints = {

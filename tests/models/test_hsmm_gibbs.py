@@ -219,7 +219,7 @@ def test_save_load_keeps_draws(small_fit, tmp_path):
 
 def test_same_seed_same_draws():
     X, _ = known_segmentation_data()
-    fits = [SemiMarkovHMM(2, max_duration=D, sampler="gibbs", n_chains=1, n_draws=15, n_warmup=5, max_iter=5,
+    fits = [SemiMarkovHMM(2, max_duration=D, sampler="gibbs", n_chains=1, n_draws=15, n_warmup=5, max_iter=30,
                           random_state=9).fit(X) for _ in range(2)]
     for k in fits[0].draws_:
         np.testing.assert_array_equal(fits[0].draws_[k], fits[1].draws_[k])
