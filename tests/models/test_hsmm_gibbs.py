@@ -274,3 +274,48 @@ def test_start_and_transition_rows_match_their_dirichlet_posteriors():
     for exact, draws in checks:
         se = np.array([batch_se(draws[:, i]) for i in range(3)])
         assert np.all(np.abs(draws.mean(axis=0) - exact) < 5.5 * se + 1e-12), (draws.mean(axis=0), exact, se)
+
+
+@pytest.mark.slow
+def test_simulation_based_calibration():
+    # SBC (Talts et al. 2018): parameters from the prior (states sorted by the same key as the sampler's draws,
+    # exact under the exchangeable prior), data from them, the rank of the truth among thinned Gibbs draws is
+    # uniform. Three sequences of 6 frames, K=2, D=3, two symbols, Dirichlet(1) priors everywhere.
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(11)
+    Dm, L, thin, reps = 3, 49, 3, 400
+    lengths = [6, 6, 6]
+    ranks = np.zeros((reps, 3), dtype=int)
+    for r in range(reps):
+        while True:
+            B = rng.dirichlet(np.ones(2), size=2)
+            order = np.argsort(B[:, 1], kind="stable")  # the categorical key: the mean symbol
+            B, pmf = B[order], rng.dirichlet(np.ones(Dm), size=2)
+            start = rng.dirichlet(np.ones(2))
+            x = []
+            for n in lengths:
+                z, k = [], rng.choice(2, p=start)
+                while len(z) < n:
+                    z += [k] * (1 + rng.choice(Dm, p=pmf[k]))
+                    k = 1 - k
+                x += [rng.choice(2, p=B[s]) for s in z[:n]]
+            x = np.array(x)
+            if np.unique(x).size == 2:  # both symbols seen (the emission infers n_symbols from the data)
+                break
+        truth = [pmf[0] @ np.arange(1, Dm + 1), B[0, 1], pmf[1, 0]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = SemiMarkovHMM(2, emission="categorical", max_duration=Dm, sampler="gibbs", n_chains=1,
+                                  n_draws=L * thin, n_warmup=50, max_iter=5,
+                                  random_state=int(rng.integers(2**31))).fit(x[:, None], lengths=lengths)
+        d = {k: v[0, ::thin] for k, v in model.draws_.items()}
+        draws = [d["duration_pmf"][:, 0] @ np.arange(1, Dm + 1), d["emissionprob"][:, 0, 1],
+                 d["duration_pmf"][:, 1, 0]]
+        ranks[r] = [(np.asarray(dr) < t).sum() for dr, t in zip(draws, truth, strict=True)]
+    for j in range(3):
+        counts = np.bincount(ranks[:, j] * 10 // (L + 1), minlength=10)
+        p = stats.chisquare(counts).pvalue
+        assert p > 1e-6, (j, counts, p)
