@@ -61,6 +61,12 @@ MODELS += [AutoregressiveHMM(),
                                                               ["categorical", [3], {"n_symbols": 3}]]})]
 
 
+# issue #17: the semi-Markov HMM's Gibbs engine (whole segmentations jointly, then the conjugate parameters)
+from probspace import SemiMarkovHMM  # noqa: E402
+
+MODELS += [SemiMarkovHMM(sampler="gibbs", n_chains=2, n_draws=20, n_warmup=10, max_duration=30, max_iter=10)]
+
+
 @parametrize_with_model_checks(MODELS)
 def test_model_conformance(model, check):
     check()
