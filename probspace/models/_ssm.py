@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .._base import LatentModel
 from .._docstrings import fill
 from .._tags import ModelTags
-from .._validation import Interval, check_gaussian_scale, check_n_samples, warn_unconverged
+from .._validation import Interval, Options, check_gaussian_scale, check_n_samples, warn_unconverged
 from ..inference import _kalman
 from ..inference._progress import progress_bar
 from ..posteriors import GaussMarkovChain, MultivariateNormal
+from ..posteriors._mixture import FiniteMixture
+from . import _ssm_bayes
 
 __all__ = ["LinearGaussianSSM"]
 
@@ -220,6 +224,11 @@ class LinearGaussianSSM(LatentModel):
         "min_covar": [Interval("real", 0, None)],
         "random_state": ["random_state"],
         "progress": ["boolean"],
+        "sampler": [None, Options("gibbs")],
+        "n_chains": [Interval("int", 1, None)],
+        "n_draws": [Interval("int", 1, None)],
+        "n_warmup": [Interval("int", 0, None)],
+        "prior": [None, dict],
     }
     _conformance_params = {"n_components": 2, "max_iter": 30, "tol": 0.1}
     _conformance_alt_params = {"n_components": 1, "max_iter": 5, "tol": 1e-2}
@@ -228,7 +237,8 @@ class LinearGaussianSSM(LatentModel):
                  transition_covariance: Any = None, observation_covariance: Any = None, initial_mean: Any = None,
                  initial_covariance: Any = None, control_matrix: Any = None, feedthrough_matrix: Any = None,
                  fixed: Any = None, max_iter: int = 100, tol: float = 1e-4, min_covar: float = 1e-9,
-                 random_state: Any = None, progress: bool = False) -> None:
+                 random_state: Any = None, progress: bool = False, sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None) -> None:
         self.n_components = n_components
         self.transition_matrix = transition_matrix
         self.observation_matrix = observation_matrix
@@ -244,6 +254,17 @@ class LinearGaussianSSM(LatentModel):
         self.min_covar = min_covar
         self.random_state = random_state
         self.progress = progress
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
+
+    def _model_tags(self) -> ModelTags:
+        tags = super()._model_tags()
+        if self.sampler is None:
+            return tags
+        return replace(tags, parameter_posterior=True, exact_posterior=False, exact_log_likelihood=False)
 
     def _conformance_alt(self, alt: dict[str, Any]) -> dict[str, Any]:
         """Keep the state dimension where parameters of that size are given."""
@@ -424,6 +445,16 @@ class LinearGaussianSSM(LatentModel):
                 params = _m_step(X, U, lengths, ks, params, patterns, held, scale, self.min_covar)
         if not trace or not converged:
             trace.append(float(smoother(params, smooth=False).log_likelihood.sum()))
+        self.draws_ = self.sample_stats_ = self.prior_ = None
+        if self.sampler == "gibbs":
+            C0 = params["observation_matrix"]
+            prior = _ssm_bayes.resolve_prior(self.prior, X, np.zeros((X.shape[0], m)) if U is None else U, C0, scale,
+                                             _state_scale(C0, scale), type(self).__name__)
+            self.draws_, self.sample_stats_ = _ssm_bayes.run(
+                X, U, lengths, params, held, prior, patterns, n_chains=self.n_chains, n_draws=self.n_draws,
+                n_warmup=self.n_warmup, rng=rng, progress=self.progress, owner=type(self).__name__)
+            self.prior_ = prior
+            params = {**params, **{k: v.mean(axis=(0, 1)) for k, v in self.draws_.items()}}
         for pname, value in params.items():
             setattr(self, pname + "_", value)
         self.n_inputs_ = m
@@ -435,16 +466,63 @@ class LinearGaussianSSM(LatentModel):
             warn_unconverged(self, self.max_iter, f"the last iteration raised the log-likelihood by "
                                                   f"{trace[-1] - trace[-2]:.3g} (tol={self.tol:g})")
 
+    # -- parameter draws (sampler="gibbs") -------------------------------------------------
+    def _n_total(self) -> int:
+        """Return the number of parameter draws, all chains together (0 for a point fit)."""
+        draws = getattr(self, "draws_", None)
+        if not draws:
+            return 0 if draws is None else 1
+        first = next(iter(draws.values()))
+        return first.shape[0] * first.shape[1]
+
+    def _draw(self, s: int, params: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """All eight parameters at flat draw ``s`` of ``params`` (default: ``draws_``); held arrays as fitted."""
+        if params is None:
+            params = {k: v.reshape((-1,) + v.shape[2:]) for k, v in (self.draws_ or {}).items()}
+        return {name: (params[name][s] if name in params else getattr(self, name + "_")) for name in _NAMES}
+
+    def _kernel_args(self, p: dict[str, np.ndarray], cond: Any) -> tuple[tuple[np.ndarray, ...], dict[str, Any]]:
+        """Return the kernels' six parameters and the offsets of the inputs under the parameter set ``p``."""
+        off = ({"state_offset": None, "obs_offset": None} if cond is None or cond.shape[1] == 0 else
+               {"state_offset": cond @ p["control_matrix"].T, "obs_offset": cond @ p["feedthrough_matrix"].T})
+        return tuple(p[name] for name in _KERNEL), off
+
+    def _per_draw(self, X, lengths, cond, field: str, params=None) -> np.ndarray:
+        """``field`` of the Kalman filter (``log_likelihood`` or ``log_predictive``) under every draw, stacked."""
+        n = self._n_total() if params is None else next(iter(params.values()), np.zeros(1)).shape[0]
+        out = []
+        for s in range(n):
+            args, off = self._kernel_args(self._draw(s, params), cond)
+            out.append(getattr(_kalman.kalman_smoother(X, *args, lengths, smooth=False, **off), field))
+        return np.array(out)
+
     # -- the model --------------------------------------------------------------------------
-    def _posterior(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> GaussMarkovChain:
-        return GaussMarkovChain(*self._params(), X, lengths, **self._offsets(cond))
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None):
+        if self.draws_ is None:
+            return GaussMarkovChain(*self._params(), X, lengths, **self._offsets(cond))
+
+        def component(s: int) -> GaussMarkovChain:
+            args, off = self._kernel_args(self._draw(s), cond)
+            return GaussMarkovChain(*args, X, lengths, **off, method="mcmc")
+
+        return FiniteMixture(component, self._n_total())
 
     def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> np.ndarray:
+        if self.draws_ is not None:  # the posterior predictive density: log mean_s p(y | theta_s)
+            per = self._per_draw(X, lengths, cond, "log_likelihood")
+            return logsumexp(per, axis=0) - np.log(per.shape[0])
         return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
                                        **self._offsets(cond)).log_likelihood
 
     def _sample(self, n_samples: int, rng: np.random.Generator, cond: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        if self.draws_ is not None:  # one parameter draw picked at random, then the model runs forward
+            args, off = self._kernel_args(self._draw(int(rng.integers(0, self._n_total()))), cond)
+            return _simulate(*args, n_samples, rng, **off)
         return _simulate(*self._params(), n_samples, rng, **self._offsets(cond))
+
+    def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        idx = rng.integers(0, self._n_total(), size=n_samples)
+        return {k: v.reshape((-1,) + v.shape[2:])[idx] for k, v in self.draws_.items()}
 
     def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, y: Any = None, y_future: Any = None,
                  lengths: Any = None, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -535,10 +613,21 @@ class LinearGaussianSSM(LatentModel):
 
     def _pointwise_log_likelihood(self, X, lengths, params, cond=None):
         # One-step-ahead terms log p(y_t | y_1..t-1): they sum to each sequence's log-likelihood.
+        if params is not None and self.draws_ is not None:
+            return self._per_draw(X, lengths, cond, "log_predictive", params)
         return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
                                        **self._offsets(cond)).log_predictive
 
     def _posterior_predictive(self, X, latents, params, rng, cond=None):
+        if params is not None and self.draws_ is not None:  # draw s emits from path s under parameter draw s
+            out = []
+            for s in range(latents.shape[0]):
+                p = self._draw(s, params)
+                by = 0.0 if cond is None else cond @ p["feedthrough_matrix"].T
+                noise = rng.multivariate_normal(np.zeros(X.shape[1]), p["observation_covariance"],
+                                                size=latents.shape[1], method="cholesky")
+                out.append(latents[s] @ p["observation_matrix"].T + by + noise)
+            return np.array(out)
         C, R = self._params()[1], self._params()[3]
         noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=latents.shape[:2], method="cholesky")
         by = self._offsets(cond)["obs_offset"]
@@ -546,8 +635,10 @@ class LinearGaussianSSM(LatentModel):
 
     def _arviz_constant_data(self, X, lengths, cond=None):
         post = self._posterior(X, lengths, cond)
-        return {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance),
-                "log_predictive": post.log_predictive}
+        out = {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance)}
+        if self.draws_ is None:  # MCMC fits: the per-draw terms are in the log_likelihood group
+            out["log_predictive"] = post.log_predictive
+        return out
 
 
 LinearGaussianSSM.forecast.__doc__ = fill(LinearGaussianSSM.forecast.__doc__, **_FORECAST_DOCS)
