@@ -462,7 +462,7 @@ class LinearGaussianSSM(LatentModel):
         self.n_iter_ = len(trace) - 1  # M-steps taken; history_ ends with the fitted parameters' value
         self.converged_ = bool(converged)
         self.history_ = np.asarray(trace) / X.shape[0]
-        if not converged:
+        if not converged and self.sampler is None:  # with a sampler, EM only starts the chains
             warn_unconverged(self, self.max_iter, f"the last iteration raised the log-likelihood by "
                                                   f"{trace[-1] - trace[-2]:.3g} (tol={self.tol:g})")
 
