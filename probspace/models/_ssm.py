@@ -144,7 +144,39 @@ class LinearGaussianSSM(LatentModel):
         Seed of the starting values (when ``n_components`` exceeds the number of features) and of the
         model's random stream.
     progress : bool, default=False
-        Show a progress bar over the EM iterations.
+        Show a progress bar over the EM iterations (and the Gibbs sweeps).
+    sampler : {None, "gibbs"}, default=None
+        ``"gibbs"``: a fully Bayesian fit by blocked Gibbs sampling, started
+        from the EM fit (see Notes). ``None``: the EM point fit.
+    n_chains : int, default=4
+        Gibbs chains: the first starts at the EM fit, the others at the EM fit
+        with each free covariance scaled by a random factor ``exp(N(0, 0.5^2))``.
+    n_draws : int, default=1000
+        Draws kept per chain.
+    n_warmup : int, default=1000
+        Sweeps discarded per chain.
+    prior : dict, optional
+        Prior hyper-parameters of the Gibbs fit; missing entries take the
+        defaults in brackets (``s``: the data's mean variance, ``s_x``: ``s``
+        in state units, i.e. divided by the mean squared loading of the start
+        ``C``). Entries of ``[A B]``: independent normals with
+        ``transition_coef_mean`` [``[I 0]``] and ``transition_coef_sd`` [1 for
+        ``A``, ``10 sqrt(s_x) / sd(u)`` for ``B``]; of ``[C D]``:
+        ``observation_coef_mean`` [0] and ``observation_coef_sd`` [``10
+        sqrt(s / s_x)``, ``10 sqrt(s) / sd(u)``]; of :math:`\mu_0`:
+        ``initial_mean_mean`` [0] and ``initial_mean_sd`` [10 times the data's
+        root mean square in state units] (scalars broadcast). Covariances:
+        inverse-Wishart with ``transition_covariance_df`` [``d + 2``] and
+        ``transition_covariance_scale`` [``0.1 s_x I``],
+        ``observation_covariance_df`` [``p + 2``] and
+        ``observation_covariance_scale`` [half of each feature's variance, on
+        the diagonal], ``initial_covariance_df`` [``d + 2``] and
+        ``initial_covariance_scale`` [``s_x I``] (a scalar scale means that
+        times the identity). For ``k = 1`` the inverse-Wishart ``IW(df,
+        scale)`` is the inverse-gamma ``IG(df / 2, scale / 2)``; a diagonal
+        covariance (off-diagonal held by ``fixed``) has independent ``IG(df /
+        2, scale_ii / 2)`` entries. Unknown names, wrong shapes and
+        non-positive values raise a ``ValueError``.
 
     Attributes
     ----------
@@ -174,6 +206,15 @@ class LinearGaussianSSM(LatentModel):
         Whether the last iteration's gain fell below ``tol`` (True when there was nothing to fit).
     history_ : ndarray of shape (n_iter,)
         Log-likelihood per frame at each iteration (never decreasing: EM is exact).
+    draws_ : dict of str to ndarray or None
+        Gibbs fits: the draws of every sampled array, each ``(n_chains,
+        n_draws, ...)`` (arrays held whole by ``fixed`` are left out: they
+        are their ``_`` attributes); ``None`` for EM fits.
+    sample_stats_ : dict of str to ndarray or None
+        Gibbs fits: ``total_log_likelihood``, :math:`\log p(y \mid
+        \theta)` of each draw, ``(n_chains, n_draws)``; ``None`` otherwise.
+    prior_ : dict or None
+        Gibbs fits: the prior used (defaults filled in); ``None`` otherwise.
     rng_ : numpy.random.Generator
         The model's random stream; calls without ``random_state`` draw from it.
     backend_ : None
@@ -196,6 +237,35 @@ class LinearGaussianSSM(LatentModel):
     example :ref:`sphx_glr_auto_examples_ssm_plot_nile_local_level.py` fits the
     local level model to the Nile.
 
+    **Bayesian fit** (``sampler="gibbs"``). Given the state path, the
+    parameters are conditionally conjugate: ``[A B]`` and ``Q`` are a
+    Bayesian multivariate regression of :math:`x_t` on :math:`[x_{t-1};
+    u_t]`, ``[C D]`` and ``R`` one of :math:`y_t` on :math:`[x_t; u_t]`, and
+    :math:`\mu_0, P_0` the mean and covariance of the first states. Each
+    sweep draws the whole state path jointly (the simulation smoother, which
+    conditions on the observed entries), then the missing observation
+    entries given the path (so path and missing entries are one exact joint
+    draw, and missing values need no approximation anywhere), then each
+    coefficient block given its covariance (normal prior: Gaussian
+    conditional, held entries in place) and each covariance given its
+    coefficients (inverse-Wishart, or inverse-gamma per entry when
+    diagonal). Arrays in ``fixed`` never move: the local level model holds
+    ``A = C = 1`` and samples the two variances. The fitted ``_``
+    attributes are then the posterior means of the draws (plug-in values for
+    :meth:`forecast` and :meth:`forecast_distribution`); :meth:`posterior`
+    is the equal-weight mixture over all draws of the exact Gaussian path
+    posterior under each draw (a :class:`~probspace.posteriors.FiniteMixture`
+    with ``method="mcmc"``: its mean and variance include the parameter
+    uncertainty), ``log_likelihood`` the posterior predictive density
+    :math:`\log \frac1S \sum_s p(y \mid \theta_s)`, ``sample`` generates
+    under a draw picked at random, and ``to_arviz`` keeps the chains (R-hat,
+    ESS) and writes the per-draw one-step-ahead log-likelihoods to
+    ``log_likelihood`` (for LOO). With everything free, the model is only
+    identified up to an invertible change of state coordinates, so the
+    draws of ``A``, ``C`` and ``Q`` wander along it (their R-hat says so);
+    hold what fixes the coordinates (as in the local level model) to read
+    them.
+
     Examples
     --------
     >>> import numpy as np
@@ -211,6 +281,11 @@ class LinearGaussianSSM(LatentModel):
     ((200, 1), (5, 200, 1))
     >>> bool(np.all(np.diff(model.history_) >= -1e-9))
     True
+    >>> bayes = LinearGaussianSSM(1, transition_matrix=one, observation_matrix=one,
+    ...                           fixed=["transition_matrix", "observation_matrix"], sampler="gibbs",
+    ...                           n_chains=2, n_draws=100, n_warmup=50, random_state=0).fit(y)
+    >>> bayes.draws_["transition_covariance"].shape
+    (2, 100, 1, 1)
     """
 
     _latent_name = "state"
