@@ -522,6 +522,9 @@ class LinearGaussianSSM(LatentModel):
             trace.append(float(smoother(params, smooth=False).log_likelihood.sum()))
         self.draws_ = self.sample_stats_ = self.prior_ = None
         if self.sampler == "gibbs":
+            if all(mask.all() for mask in held.values()):
+                raise ValueError(f"{type(self).__name__}: sampler='gibbs' has nothing to sample, every parameter "
+                                 "is held by fixed; leave sampler=None to smooth under known parameters.")
             C0 = params["observation_matrix"]
             prior = _ssm_bayes.resolve_prior(self.prior, X, np.zeros((X.shape[0], m)) if U is None else U, C0, scale,
                                              _state_scale(C0, scale), type(self).__name__)

@@ -207,3 +207,12 @@ def test_gibbs_bad_sampler():
     y = np.random.default_rng(0).normal(size=(30, 1))
     with pytest.raises(ValueError, match="sampler"):
         LinearGaussianSSM(1, sampler="nuts").fit(y)
+
+
+def test_gibbs_with_everything_fixed_is_an_error():
+    y = np.random.default_rng(0).normal(size=(30, 1))
+    model = LinearGaussianSSM(1, transition_matrix=ONE, observation_matrix=ONE, transition_covariance=ONE,
+                              observation_covariance=ONE, initial_mean=[0.0], initial_covariance=ONE, fixed="all",
+                              sampler="gibbs")
+    with pytest.raises(ValueError, match="LinearGaussianSSM: sampler=.gibbs. has nothing to sample"):
+        model.fit(y)
