@@ -65,6 +65,61 @@ def test_known_path_inverse_wishart_full_covariance():
     assert abs(R[:, 0, 1].mean() - mean01) < 6 * se
 
 
+def normal_posterior(Z, y, noise_var, prior_mean, prior_sd):
+    """Closed-form posterior of w in y = Z w + e, e ~ N(0, noise_var), w ~ N(prior_mean, prior_sd^2 I)."""
+    prec = Z.T @ Z / noise_var + np.eye(Z.shape[1]) / prior_sd**2
+    cov = np.linalg.inv(prec)
+    return cov @ (Z.T @ y / noise_var + prior_mean / prior_sd**2), cov
+
+
+def test_observed_states_transition_coefficient_is_normal():
+    # R tiny: the states are observed (x = y); A | x is the normal posterior of a regression of x_t on x_t-1.
+    rng = np.random.default_rng(4)
+    x = np.zeros(120)
+    x[0] = 2.0
+    for t in range(1, 120):
+        x[t] = 0.8 * x[t - 1] + rng.normal(scale=0.7)
+    Q = 0.49
+    model = LinearGaussianSSM(1, observation_matrix=ONE, observation_covariance=1e-10 * ONE,
+                              transition_covariance=Q * ONE,
+                              initial_mean=[2.0], initial_covariance=1e-10 * ONE,
+                              fixed=["observation_matrix", "observation_covariance", "transition_covariance",
+                                     "initial_mean", "initial_covariance"], sampler="gibbs", n_chains=1,
+                              n_draws=2000, n_warmup=5, max_iter=0, random_state=0,
+                              prior={"transition_coef_mean": 0.0, "transition_coef_sd": 2.0}).fit(x[:, None])
+    mean, cov = normal_posterior(x[:-1, None], x[1:], Q, 0.0, 2.0)
+    draws = model.draws_["transition_matrix"][0, :, 0, 0]
+    assert stats.kstest(draws, stats.norm(mean[0], np.sqrt(cov[0, 0])).cdf).pvalue > 1e-6
+
+
+def test_known_path_observation_coefficients_with_held_entry_and_inputs():
+    # Path known (x_t = 5 * 0.97^t); R fixed and diagonal, so the rows of [C D] are independent regressions.
+    # C[0] is held at 1: row 0 draws D[0] alone; row 1 draws (C[1], D[1]) jointly.
+    rng = np.random.default_rng(5)
+    T = 80
+    x = 5.0 * 0.97 ** np.arange(T)
+    u = rng.normal(size=(T, 1))
+    R = np.array([0.5, 0.8])
+    Y = np.column_stack([x + 0.3 * u[:, 0], -0.7 * x + 1.2 * u[:, 0]]) + rng.normal(size=(T, 2)) * np.sqrt(R)
+    C = np.array([[1.0], [0.0]])
+    model = LinearGaussianSSM(1, transition_matrix=np.array([[0.97]]), transition_covariance=TINY,
+                              initial_mean=[5.0], initial_covariance=TINY, observation_matrix=C,
+                              observation_covariance=np.diag(R), control_matrix=np.zeros((1, 1)),
+                              fixed={"transition_matrix": True, "transition_covariance": True, "initial_mean": True,
+                                     "initial_covariance": True, "observation_covariance": True,
+                                     "control_matrix": True, "observation_matrix": np.array([[True], [False]])},
+                              sampler="gibbs", n_chains=1, n_draws=2000, n_warmup=5, max_iter=0, random_state=0,
+                              prior={"observation_coef_mean": 0.0, "observation_coef_sd": 3.0}).fit(Y, u)
+    assert np.all(model.draws_["observation_matrix"][..., 0, 0] == 1.0)
+    m0, v0 = normal_posterior(u, Y[:, 0] - x, R[0], 0.0, 3.0)
+    m1, v1 = normal_posterior(np.column_stack([x, u[:, 0]]), Y[:, 1], R[1], 0.0, 3.0)
+    checks = [(model.draws_["feedthrough_matrix"][0, :, 0, 0], m0[0], v0[0, 0]),
+              (model.draws_["observation_matrix"][0, :, 1, 0], m1[0], v1[0, 0]),
+              (model.draws_["feedthrough_matrix"][0, :, 1, 0], m1[1], v1[1, 1])]
+    for draws, mean, var in checks:
+        assert stats.kstest(draws, stats.norm(mean, np.sqrt(var)).cdf).pvalue > 1e-6
+
+
 def local_level_loglik(y, R, Q, m0, P0):
     """Exact log-likelihood of the local level model, vectorised over arrays of (R, Q)."""
     m, P = np.full(R.shape, m0), np.full(R.shape, P0)
