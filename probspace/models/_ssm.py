@@ -211,8 +211,10 @@ class LinearGaussianSSM(LatentModel):
         n_draws, ...)`` (arrays held whole by ``fixed`` are left out: they
         are their ``_`` attributes); ``None`` for EM fits.
     sample_stats_ : dict of str to ndarray or None
-        Gibbs fits: ``total_log_likelihood``, :math:`\log p(y \mid
-        \theta)` of each draw, ``(n_chains, n_draws)``; ``None`` otherwise.
+        Gibbs fits, each ``(n_chains, n_draws)``: ``total_log_likelihood``,
+        :math:`\log p(y \mid \theta)` of each draw, and ``lp``, the log
+        joint :math:`\log p(y \mid \theta) + \log p(\theta)` under the
+        prior used (free entries only); ``None`` otherwise.
     prior_ : dict or None
         Gibbs fits: the prior used (defaults filled in); ``None`` otherwise.
     rng_ : numpy.random.Generator

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy import stats
+from scipy.special import multigammaln
 
 from ..inference import _ssm_gibbs
 
@@ -121,4 +123,46 @@ def run(X: np.ndarray, U: np.ndarray | None, lengths: np.ndarray, params: dict[s
                                            progress, f"{owner} Gibbs")
     sampled = [name for name in SHORT if not held[name].all() and held[name].size]
     draws = {name: np.array([[draw[SHORT[name]] for draw in chain] for chain in chains]) for name in sampled}
-    return draws, {"total_log_likelihood": loglik}
+    return draws, {"total_log_likelihood": loglik, "lp": loglik + log_prior(draws, held, prior)}
+
+
+#: Coefficient arrays: (prior entry prefix, columns of that block's ``[W V]`` they occupy: "state" or "input").
+_COEF = {"transition_matrix": ("transition_coef", "state"), "control_matrix": ("transition_coef", "input"),
+         "observation_matrix": ("observation_coef", "state"), "feedthrough_matrix": ("observation_coef", "input")}
+
+
+def _inverse_wishart_logpdf(S: np.ndarray, df: float, scale: np.ndarray) -> np.ndarray:
+    """Log density of ``IW(df, scale)`` at a stack of matrices ``S (..., k, k)``."""
+    k = scale.shape[0]
+    logdet_S = np.linalg.slogdet(S)[1]
+    trace = np.einsum("ij,...ji->...", scale, np.linalg.inv(S))
+    return (0.5 * df * np.linalg.slogdet(scale)[1] - 0.5 * df * k * np.log(2.0) - multigammaln(0.5 * df, k)
+            - 0.5 * (df + k + 1) * logdet_S - 0.5 * trace)
+
+
+def log_prior(draws: dict[str, np.ndarray], held: dict[str, np.ndarray], prior: dict[str, Any]) -> np.ndarray:
+    """``log p(draw)`` under the prior used, for each draw ``(n_chains, n_draws)``: free entries only.
+
+    Held entries and arrays are constants (point masses) and add nothing;
+    a diagonal covariance has its independent inverse-gamma entries.
+    """
+    total = 0.0
+    for name, arr in draws.items():
+        free = ~held[name]
+        if name in _COEF:
+            prefix, part = _COEF[name]
+            k = arr.shape[-1]  # the state columns come first in [A B] / [C D], the input columns last
+            cols = slice(0, k) if part == "state" else slice(prior[prefix + "_mean"].shape[1] - k, None)
+            mean, sd = prior[prefix + "_mean"][:, cols], prior[prefix + "_sd"][:, cols]
+            total = total + np.sum(np.where(free, stats.norm.logpdf(arr, mean, sd), 0.0), axis=(-2, -1))
+        elif name == "initial_mean":
+            logpdf = stats.norm.logpdf(arr, prior["initial_mean_mean"], prior["initial_mean_sd"])
+            total = total + np.sum(np.where(free, logpdf, 0.0), axis=-1)
+        else:  # a covariance: full, or diagonal (off-diagonal held)
+            df, scale = prior[name + "_df"], prior[name + "_scale"]
+            if free.all():
+                total = total + _inverse_wishart_logpdf(arr, df, scale)
+            else:
+                diag = np.diagonal(arr, axis1=-2, axis2=-1)
+                total = total + np.sum(stats.invgamma.logpdf(diag, 0.5 * df, scale=0.5 * np.diag(scale)), axis=-1)
+    return np.broadcast_to(total, next(iter(draws.values())).shape[:2]).copy()

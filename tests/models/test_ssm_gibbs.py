@@ -188,6 +188,11 @@ def test_gibbs_outputs(nile_fit):
     assert set(model.draws_) == {"transition_covariance", "observation_covariance"}
     assert model.draws_["observation_covariance"].shape == (2, 150, 1, 1)
     assert model.sample_stats_["total_log_likelihood"].shape == (2, 150)
+    # lp: the log joint under the prior used (here two inverse-gamma densities)
+    R, Q = (model.draws_[k][..., 0, 0] for k in ("observation_covariance", "transition_covariance"))
+    lp = (model.sample_stats_["total_log_likelihood"] + stats.invgamma.logpdf(R, 2, scale=15000)
+          + stats.invgamma.logpdf(Q, 2, scale=1500))
+    assert np.allclose(model.sample_stats_["lp"], lp, rtol=1e-12)
     assert np.array_equal(model.observation_matrix_, ONE)  # held arrays stay exactly as given
     assert model.observation_covariance_[0, 0] == pytest.approx(model.draws_["observation_covariance"].mean())
     post = model.posterior(y)
@@ -240,6 +245,7 @@ def test_gibbs_free_matrices_and_inputs():
     model = LinearGaussianSSM(2, transition_matrix=A, fixed={"transition_matrix": A == 0}, sampler="gibbs",
                               n_chains=2, n_draws=20, n_warmup=5, max_iter=5, random_state=0).fit(X, u)
     assert np.all(model.draws_["transition_matrix"][..., 0, 1] == 0)
+    assert np.all(np.isfinite(model.sample_stats_["lp"]))
     assert model.draws_["control_matrix"].shape == (2, 20, 2, 1)
     assert model.draws_["feedthrough_matrix"].shape == (2, 20, 2, 1)
     assert np.isfinite(model.log_likelihood(X, u)).all()
@@ -271,3 +277,19 @@ def test_gibbs_with_everything_fixed_is_an_error():
                               sampler="gibbs")
     with pytest.raises(ValueError, match="LinearGaussianSSM: sampler=.gibbs. has nothing to sample"):
         model.fit(y)
+
+
+def test_log_prior_matches_scipy():
+    from probspace.models._ssm_bayes import log_prior
+
+    rng = np.random.default_rng(6)
+    S = stats.invwishart.rvs(df=5, scale=np.eye(2), size=3, random_state=rng)[None]  # (1, 3, 2, 2)
+    B = rng.normal(size=(1, 3, 2, 1))
+    prior = {"transition_coef_mean": np.hstack([np.eye(2), np.zeros((2, 1))]),
+             "transition_coef_sd": np.full((2, 3), 2.0),
+             "transition_covariance_df": 5.0, "transition_covariance_scale": np.diag([1.0, 2.0])}
+    held = {"transition_covariance": np.zeros((2, 2), bool), "control_matrix": np.array([[False], [True]])}
+    got = log_prior({"transition_covariance": S, "control_matrix": B}, held, prior)
+    want = [stats.invwishart.logpdf(S[0, i], df=5.0, scale=np.diag([1.0, 2.0]))
+            + stats.norm.logpdf(B[0, i, 0, 0], 0.0, 2.0) for i in range(3)]
+    assert np.allclose(got[0], want, rtol=1e-10)
