@@ -231,6 +231,9 @@ def test_gibbs_save_load_and_seed(nile_fit):
         assert np.array_equal(back.draws_[k], v)
     assert np.array_equal(back.sample_stats_["total_log_likelihood"], model.sample_stats_["total_log_likelihood"])
     assert np.array_equal(back.log_likelihood(y), model.log_likelihood(y))
+    assert set(back.prior_) == set(model.prior_)
+    assert all(np.array_equal(back.prior_[k], v) for k, v in model.prior_.items())
+    assert np.array_equal(back.posterior(y).mean, model.posterior(y).mean)
     again = LinearGaussianSSM(**model.get_params()).fit(y)
     assert np.array_equal(again.draws_["transition_covariance"], model.draws_["transition_covariance"])
 
