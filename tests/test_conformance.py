@@ -41,6 +41,7 @@ MODELS = [
     LinearGaussianSSM(),
     LinearGaussianSSM(fixed=["initial_mean", "initial_covariance"], initial_mean=[0.0, 0.0],
                       initial_covariance=[[1.0, 0.0], [0.0, 1.0]]),
+    LinearGaussianSSM(sampler="gibbs", n_chains=2, n_draws=10, n_warmup=5),
     # held entries and topologies (issue 17): constrained EM and Gibbs
     GaussianHMM(fixed={"means": [[-2.0, 0.0], [np.nan, np.nan]]}),
     PoissonHMM(fixed={"startprob": [0.6, np.nan], "transmat": [[0.9, np.nan], [np.nan, np.nan]]}),
