@@ -1,0 +1,105 @@
+"""Issue #17 features in the ArviZ output: known states (``labels=``) and covariates, on both ArviZ lines."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import probspace
+from probspace import GaussianHMM, GaussianMixture
+from probspace.diagnostics import arviz_major_version
+from probspace.diagnostics._arviz import _import_arviz
+
+az = _import_arviz()
+MAJOR = arviz_major_version()
+
+
+def _quiet(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call()
+
+
+def _two_regimes(seed=0):
+    """Two sequences (25 and 15 frames) switching between levels 0 and 4."""
+    rng = np.random.default_rng(seed)
+    X = np.r_[np.zeros((12, 1)), np.full((13, 1), 4.0), np.full((8, 1), 4.0), np.zeros((7, 1))]
+    return X + rng.normal(scale=1.2, size=X.shape), np.array([25, 15])
+
+
+def _labels(n, known):
+    labels = np.full(n, -1)
+    for t, k in known.items():
+        labels[t] = k
+    return labels
+
+
+def test_to_arviz_with_labels_gives_the_conditioned_posterior():
+    X, lengths = _two_regimes()
+    model = GaussianHMM(2, random_state=0).fit(X, lengths=lengths)
+    high = int(np.argmax(model.means_[:, 0]))
+    # frame 11 sits at the switch: the label moves its neighbours' marginals
+    labels = _labels(40, {0: 1 - high, 11: high, 30: high})
+    n = 1500
+    data = model.to_arviz(X, n_samples=n, lengths=lengths, labels=labels, random_state=0)
+    path = data["latent_posterior"]["path"].values.reshape(n, -1)
+    known = labels >= 0
+    assert np.all(path[:, known] == labels[known]), "a path draw leaves a known state"
+    np.testing.assert_array_equal(data["constant_data"]["labels"].values, labels)
+    expected = model.posterior(X, lengths=lengths, labels=labels).mean
+    np.testing.assert_allclose(data["constant_data"]["state_marginals"].values, expected, rtol=0, atol=1e-12)
+    plain = model.posterior(X, lengths=lengths).mean
+    assert np.max(np.abs(plain - expected)) > 0.05, "the labels do not move the marginals: the test cannot fail"
+    # path-draw frequencies against the conditioned marginals: exact binomial test, Bonferroni over frames
+    free = ~known
+    counts = (path[:, free] == 1).sum(axis=0)
+    p = np.clip(expected[free, 1], 0, 1)
+    pvalue = np.minimum(1, 2 * np.minimum(stats.binom.cdf(counts, n, p), stats.binom.sf(counts - 1, n, p)))
+    assert pvalue.min() >= 1e-6 / free.sum(), pvalue.min()
+    replicated = data["posterior_predictive"]["x"].values
+    assert replicated.shape == (1, n, 40, 1)
+    # replicated frames follow the conditioned path: at a known state their mean is that state's mean
+    z = stats.norm.ppf(1 - 1e-6 / 6)
+    for t in np.flatnonzero(known):
+        mu, sd = model.means_[labels[t], 0], np.sqrt(model.covars_[labels[t], 0, 0])
+        assert abs(replicated[0, :, t, 0].mean() - mu) <= z * sd / np.sqrt(n)
+
+
+def test_to_inference_data_with_labels_on_an_mcmc_fit_scores_the_labelled_joint():
+    X, lengths = _two_regimes(1)
+    model = _quiet(lambda: GaussianHMM(2, sampler="gibbs", n_chains=2, n_draws=30, n_warmup=30,
+                                       random_state=0).fit(X, lengths=lengths))
+    path = model.predict(X, lengths=lengths)
+    data = _quiet(lambda: probspace.to_inference_data(model, X, n_draws=30, lengths=lengths, labels=path,
+                                                      random_state=0))
+    np.testing.assert_array_equal(data["latent_posterior"]["path"].values[0, 0], path)
+    # every frame known: each pointwise term is the closed form log A[z_{t-1}, z_t] (log pi[z_0]) + log N(x_t)
+    post = data["posterior"]
+    loglik = data["log_likelihood"]["x"].values
+    starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    for c in range(2):
+        for d in (0, 17, 29):
+            mu = post["means"].values[c, d, :, 0]
+            var = post["covars"].values[c, d].reshape(2, -1)[:, 0]
+            chain = np.log(post["transmat"].values[c, d])[np.r_[0, path[:-1]], path]
+            chain[starts] = np.log(post["startprob"].values[c, d])[path[starts]]
+            expected = chain + stats.norm.logpdf(X[:, 0], mu[path], np.sqrt(var[path]))
+            np.testing.assert_allclose(loglik[c, d], expected, rtol=1e-10, atol=1e-10)
+    assert len(_quiet(lambda: az.summary(data))) > 0
+    loo = _quiet(lambda: az.loo(data))
+    assert np.isfinite(float(loo["elpd_loo"] if MAJOR == 0 else loo.elpd))
+
+
+def test_labels_in_to_arviz_bad_input():
+    X, lengths = _two_regimes()
+    model = GaussianHMM(2, random_state=0).fit(X, lengths=lengths)
+    with pytest.raises(ValueError, match="labels .*one entry per frame"):
+        model.to_arviz(X, n_samples=2, lengths=lengths, labels=np.zeros(39, dtype=int))
+    with pytest.raises(ValueError, match=r"labels .*\[-1, 1\]"):
+        model.to_arviz(X, n_samples=2, lengths=lengths, labels=np.full(40, 2))
+    mixture = GaussianMixture(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="GaussianMixture takes no labels"):
+        probspace.to_inference_data(mixture, X, n_draws=2, labels=np.zeros(40, dtype=int))
