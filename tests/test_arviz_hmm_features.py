@@ -9,9 +9,11 @@ import pytest
 from scipy import stats
 
 import probspace
-from probspace import GaussianHMM, GaussianMixture
+from probspace import GaussianHMM, GaussianMixture, InputDrivenHMM
 from probspace.diagnostics import arviz_major_version
 from probspace.diagnostics._arviz import _import_arviz
+from probspace.models import LinearGaussianSSM
+from probspace.testing import parametrize_with_model_checks
 
 az = _import_arviz()
 MAJOR = arviz_major_version()
@@ -103,3 +105,27 @@ def test_labels_in_to_arviz_bad_input():
     mixture = GaussianMixture(2, random_state=0).fit(X)
     with pytest.raises(ValueError, match="GaussianMixture takes no labels"):
         probspace.to_inference_data(mixture, X, n_draws=2, labels=np.zeros(40, dtype=int))
+
+
+# -- the conformance suite through the condition path (covariates, inputs) ---------------------------------------
+# (InputDrivenHMM() runs the suite with covariates in tests/models/test_iohmm.py)
+CONDITIONAL = [InputDrivenHMM(emission="glm"),
+               LinearGaussianSSM(control_matrix=np.zeros((2, 1)), feedthrough_matrix=np.zeros((3, 1)))]
+
+
+@parametrize_with_model_checks(CONDITIONAL)
+def test_conformance_with_covariates(model, check):
+    check()
+
+
+@pytest.mark.parametrize("model", CONDITIONAL, ids=lambda m: f"{type(m).__name__}-{getattr(m, 'emission', 'ssm')}")
+def test_the_suite_fits_conditional_families_with_their_condition(model):
+    from probspace.testing import _fitted
+
+    est, X, _ = _fitted(model)
+    if isinstance(est, InputDrivenHMM):
+        assert est.n_covariates_ == 2 and np.any(est.transition_coef_ != 0)
+    else:
+        assert est.n_inputs_ == 1 and np.any(est.control_matrix_ != 0)
+    with pytest.raises(ValueError, match="y"):
+        est.log_likelihood(X)  # fitted with a condition: it is needed
