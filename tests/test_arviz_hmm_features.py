@@ -129,3 +129,61 @@ def test_the_suite_fits_conditional_families_with_their_condition(model):
         assert est.n_inputs_ == 1 and np.any(est.control_matrix_ != 0)
     with pytest.raises(ValueError, match="y"):
         est.log_likelihood(X)  # fitted with a condition: it is needed
+
+
+# -- issue #17 features that are not constructor options: labels and weights through every call and save/load -------
+@pytest.mark.parametrize("make", [lambda: probspace.HMM(2, emission="studentt", random_state=0),
+                                  lambda: probspace.AutoregressiveHMM(2, order=1, random_state=0),
+                                  lambda: GaussianHMM(2, fixed={"means": [[0.0], [np.nan]]}, random_state=0)],
+                         ids=["studentt", "autoregressive", "held-entries"])
+def test_every_hmm_variant_conditions_its_arviz_output_on_labels(make):
+    X, lengths = _two_regimes(2)
+    model = _quiet(lambda: make().fit(X, lengths=lengths))
+    labels = _labels(40, {3: 1, 20: 0})
+    data = model.to_arviz(X, n_samples=30, lengths=lengths, labels=labels, random_state=0)
+    path = data["latent_posterior"]["path"].values.reshape(30, -1)
+    assert np.all(path[:, [3, 20]] == [1, 0])
+    np.testing.assert_allclose(data["constant_data"]["state_marginals"].values,
+                               model.posterior(X, lengths=lengths, labels=labels).mean, atol=1e-12)
+    assert len(_quiet(lambda: az.summary(data))) > 0
+
+
+def test_labels_and_weights_survive_save_and_load(tmp_path):
+    X, lengths = _two_regimes(3)
+    fit_labels = _labels(40, {0: 0, 15: 1})
+    weight = np.array([1.0, 3.0])
+    model = GaussianHMM(2, random_state=0).fit(X, lengths=lengths, labels=fit_labels, sequence_weight=weight)
+    model.save(tmp_path / "m.npz")
+    back = probspace.load(tmp_path / "m.npz")
+    labels = _labels(40, {5: 0, 30: 1})
+    kw = {"lengths": lengths, "labels": labels}
+    np.testing.assert_array_equal(back.posterior(X, **kw).mean, model.posterior(X, **kw).mean)
+    ll = model.log_likelihood(X, **kw)
+    np.testing.assert_array_equal(back.log_likelihood(X, **kw), ll)
+    assert np.all(ll < model.log_likelihood(X, lengths=lengths))  # log p(x, known states) < log p(x)
+    score = model.score(X, sequence_weight=weight, **kw)
+    assert back.score(X, sequence_weight=weight, **kw) == score
+    np.testing.assert_allclose(score, weight @ ll / weight.sum(), rtol=1e-14)
+    assert not np.isclose(score, ll.mean())
+    a = model.to_arviz(X, n_samples=10, random_state=0, **kw)
+    b = back.to_arviz(X, n_samples=10, random_state=0, **kw)
+    np.testing.assert_array_equal(a["latent_posterior"]["path"].values, b["latent_posterior"]["path"].values)
+    # the streaming filter of the loaded model replays the original's
+    f, g = model.filter(), back.filter()
+    for x in X[:10]:
+        np.testing.assert_array_equal(f.update(x).filtered, g.update(x).filtered)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GaussianHMM(2, topology="left-to-right", sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20,
+                        random_state=0),
+    lambda: GaussianHMM(2, fixed={"transmat": [[0.9, np.nan], [np.nan, np.nan]]}, sampler="gibbs", n_chains=2,
+                        n_draws=30, n_warmup=20, random_state=0)], ids=["topology", "held-entries"])
+def test_constrained_mcmc_fits_give_arviz_output_that_loo_accepts(make):
+    X, lengths = _two_regimes(4)
+    X, lengths = X[:25], lengths[:1]  # one sequence: low, then high (left-to-right)
+    model = _quiet(lambda: make().fit(X, lengths=lengths, labels=_labels(25, {0: 0})))
+    data = model.to_arviz(X, n_samples=30, lengths=lengths, random_state=0)
+    assert 0 < len(_quiet(lambda: az.summary(data))) <= 40
+    loo = _quiet(lambda: az.loo(data))
+    assert np.isfinite(float(loo["elpd_loo"] if MAJOR == 0 else loo.elpd))
