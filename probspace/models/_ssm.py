@@ -348,6 +348,11 @@ class LinearGaussianSSM(LatentModel):
         given = any(getattr(self, name) is not None for name in _NAMES)
         return {k: v for k, v in alt.items() if not (given and k == "n_components")}
 
+    def _conformance_condition(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Return inputs ``u_t`` (as many as a given control or feedthrough matrix has columns), else None."""
+        given = next((np.asarray(m) for m in (self.control_matrix, self.feedthrough_matrix) if m is not None), None)
+        return None if given is None else rng.normal(size=(n, given.shape[1]))
+
     @staticmethod
     def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Two sequences (lengths 70 and 50) of a rotating two-dimensional state seen through three features."""

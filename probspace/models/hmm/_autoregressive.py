@@ -244,7 +244,7 @@ class AutoregressiveHMM(HMM):
         x0 = rows[-p:, :D]
         return np.stack([self._run(x0, z, rng) for z in Z]), Z
 
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng, labels=None):
         emission = self._emission()
         x, lags, ok = emission.split(X)
         point = self._emission_point()
