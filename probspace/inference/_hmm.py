@@ -503,6 +503,46 @@ def _ffbs_range(filtered, transmat, last, state, out, t_lo, t_hi):
             out[s, t] = pick
 
 
+@numba.njit(**_JIT)
+def _ffbs_block(filtered, transmat, u, out, t_hi, t_lo, seq_end):
+    """Backward sampling over frames t_hi-1 down to t_lo (u row r is frame t_lo + r), driven by given uniforms.
+
+    Used by ``probspace.dask``'s chunked path draws, whose uniforms are keyed by sequence (not by thread block).
+    """
+    K = transmat.shape[0]
+    n = out.shape[0]
+    cdf = np.empty(K)
+    table = np.empty((K, K))
+    t = t_hi - 1
+    if t_hi == seq_end:
+        acc = 0.0
+        for k in range(K):
+            acc += filtered[t, k]
+            cdf[k] = acc
+        for s in range(n):
+            x = u[t - t_lo, s] * acc
+            k = 0
+            while k < K - 1 and x >= cdf[k]:
+                k += 1
+            out[s, t] = k
+        t -= 1
+    while t >= t_lo:
+        # table[j] = cumulative of filtered[t, i] * transmat[i, j] over i
+        for j in range(K):
+            acc = 0.0
+            for i in range(K):
+                acc += filtered[t, i] * transmat[i, j]
+                table[j, i] = acc
+        for s in range(n):
+            j = out[s, t + 1]
+            x = u[t - t_lo, s] * table[j, K - 1]
+            k = 0
+            while k < K - 1 and x >= table[j, k]:
+                k += 1
+            out[s, t] = k
+        t -= 1
+
+
 def sample_paths(
     filtered: np.ndarray,
     transmat: np.ndarray,
