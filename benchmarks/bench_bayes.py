@@ -23,7 +23,12 @@ Two measurements (see the Bayesian rows of ``/work/shared/design/performance-anc
      engines) and, for information, float32 (NumPyro's default). Each configuration runs once
      untimed (JAX tracing and XLA compilation) and once timed with another key.
 
-   Goals: Gibbs ESS/s >= 2x the best NumPyro float64 ESS/s; Gibbs / probspace NUTS is printed.
+   - probspace ``GaussianMixture(2, sampler="nuts")`` is probspace's compiled NUTS (chains on
+     threads; an untimed short fit first loads or compiles it); ``sampler="nuts-pyro"`` is the
+     Pyro engine that ``"nuts"`` ran before (issue 19).
+
+   Goals: Gibbs ESS/s >= 2x the best NumPyro float64 ESS/s; probspace NUTS ESS/s >= 0.5x the best
+   NumPyro float64 ESS/s (issue 19); Gibbs / probspace NUTS is printed.
 2. 2-state Gaussian HMM on the first 80 eruption durations (time order), NUTS, one chain,
    ``--hmm-warmup`` + ``--hmm-draws`` iterations (default 20 + 20, ``--quick`` 5 + 5), float64 on
    both sides:
@@ -42,6 +47,13 @@ Two measurements (see the Bayesian rows of ``/work/shared/design/performance-anc
    ``hmm_log_likelihood`` and by a counter in the Pyro model). Tree depths differ between two
    short runs, so the per-evaluation ratio is the steadier one. Goal: Pyro / probspace seconds
    per iteration >= 3.
+
+3. The same HMM, effective draws per second (issue 19): min bulk ESS over the two ordered state
+   means per wall second of the whole fit, 4 chains x (1000 + 1000) (``--hmm-ess-warmup``), for
+   probspace's compiled NUTS, probspace's Pyro engine (``sampler="nuts-pyro"``, 100 + 100 per
+   chain: ``--hmm-pyro-iters``; ESS/s is comparable across run lengths) and NumPyro NUTS on the
+   forward algorithm (``jax.lax.scan``), float64, ``vectorized`` and ``parallel`` chains, a
+   compiling run first. Goal: probspace NUTS ESS/s >= 0.5x the best NumPyro.
 
 Both sides' models are checked to be the stated ones: their log joint densities at one point are
 compared with a direct NumPy/SciPy evaluation.
@@ -90,6 +102,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 GOAL_GIBBS_VS_NUMPYRO = 2.0  # Gibbs min ESS-bulk/s / best NumPyro (float64) min ESS-bulk/s
 GOAL_HMM_SPEEDUP = 3.0  # Pyro enumeration s/iteration / probspace s/iteration
+GOAL_NUTS_VS_NUMPYRO = 0.5  # probspace NUTS min ESS-bulk/s / best NumPyro (float64), mixture and HMM (issue 19)
+HMM_ESS_CHAINS = 4
 N_CHAINS = 4
 HMM_T = 80
 
@@ -166,14 +180,22 @@ def bench_gibbs(X, n_warmup, n_draws, repeats, seed):
     return row, model
 
 
-def bench_probspace_nuts(X, n_warmup, n_draws, seed):
+def bench_probspace_nuts(X, n_warmup, n_draws, seed, sampler="nuts-pyro"):
+    first = None
+    if sampler == "nuts":  # compiled: load (or compile) the numba sampler first, untimed
+        t0 = clock()
+        GaussianMixture(2, sampler="nuts", n_chains=1, n_draws=5, n_warmup=5, random_state=seed).fit(X)
+        first = clock() - t0
     gc.collect()
-    dt, model = probspace_mixture(X, "nuts", n_warmup, n_draws, seed)
+    dt, model = probspace_mixture(X, sampler, n_warmup, n_draws, seed)
     div = int(model.sample_stats_["diverging"].sum())
     steps = model.sample_stats_["step_size"][:, -1]
-    return {"name": "probspace NUTS (Pyro, marginal)", "wall": dt, "runs": [dt],
-            **mean_diagnostics(model.draws_["means"][..., 0]), "div": div,
-            "note": "step sizes " + " ".join(f"{s:.3f}" for s in steps)}
+    name = "probspace NUTS (compiled, threads)" if sampler == "nuts" else "probspace NUTS (Pyro, marginal)"
+    note = "step sizes " + " ".join(f"{s:.3f}" for s in steps)
+    if first is not None:
+        note += f"; first call (compile/cache load) {first:.2f} s"
+    return {"name": name, "wall": dt, "runs": [dt], **mean_diagnostics(model.draws_["means"][..., 0]), "div": div,
+            "note": note, "sampler": sampler}
 
 
 def numpyro_mixture_model(x, alpha, m0, kappa0, a, b):
@@ -265,8 +287,9 @@ def bench_mixture(args, n_warmup, n_draws):
           f"{hyper['kappa0']:.4g}))")
     point = {"weights": model.weights_, "variances": np.ravel(model.draws_["covariances"].mean(axis=(0, 1))),
              "means": np.ravel(model.means_)}
+    rows.append(bench_probspace_nuts(X, n_warmup, n_draws, args.seed, "nuts"))
     if not args.skip_probspace_nuts:
-        rows.append(bench_probspace_nuts(X, n_warmup, n_draws, args.seed))
+        rows.append(bench_probspace_nuts(X, n_warmup, n_draws, args.seed, "nuts-pyro"))
     if numpyro is None:
         print("    NumPyro: not importable in this environment, skipped (see benchmarks/README.md for the venv)")
     else:
@@ -289,8 +312,11 @@ def bench_mixture(args, n_warmup, n_draws):
               "less wall time")
     best64 = [r for r in rows if r.get("x64")]
     best = max(best64, key=lambda r: r["ess_per_s"]) if best64 else None
+    nuts = {r["sampler"]: r["ess_per_s"] for r in rows if "sampler" in r}
+    if "nuts-pyro" in nuts:
+        print(f"    probspace NUTS compiled / Pyro engine: {nuts['nuts'] / nuts['nuts-pyro']:.1f}x min ESS-bulk/s")
     print()
-    return g, best, ratios
+    return g, best, ratios, nuts["nuts"]
 
 
 # -- (2) HMM ------------------------------------------------------------------------------------
@@ -411,7 +437,9 @@ def bench_hmm(args, n_warmup, n_draws):
         model = GaussianHMM(2, sampler="nuts", n_chains=1, n_warmup=n_warmup, n_draws=n_draws,
                             random_state=args.seed).fit(X)
         ps_wall = clock() - t0
-    ps_evals = counter.count if counter.original is not None else None
+    ps_evals = counter.count if counter.original is not None and counter.count else None
+    if ps_evals is None and "n_steps" in model.sample_stats_:  # compiled NUTS: its leapfrog steps (draws only)
+        ps_evals = int(model.sample_stats_["n_steps"].sum() * n_iter / n_draws)
     p = model.prior_
     hyper = {"alpha_pi": np.asarray(p["startprob"], dtype=np.float64),
              "alpha_A": np.asarray(p["transmat"], dtype=np.float64), "m0": float(np.ravel(p["mean"])[0]),
@@ -465,7 +493,7 @@ def bench_hmm(args, n_warmup, n_draws):
           f"|diff| = {check:.1e}")
     print(f"    {'engine':<40}{'wall s':>9}{'s/iter':>9}{'evals':>7}{'evals/it':>9}{'ms/eval':>9}{'div':>5}"
           f"{'step':>8}   posterior means mu0, mu1")
-    print(f"    {'probspace NUTS (compiled fwd-bwd)':<40}{ps_wall:>9.3f}{ps_wall / n_iter:>9.4f}{fmt(ps_evals, 'd'):>7}"
+    print(f"    {'probspace NUTS (compiled)':<40}{ps_wall:>9.3f}{ps_wall / n_iter:>9.4f}{fmt(ps_evals, 'd'):>7}"
           f"{fmt(ps_evals / n_iter if ps_evals else None, '.1f'):>9}{fmt(ps_per_eval and 1e3 * ps_per_eval, '.2f'):>9}"
           f"{ps_div:>5}{ps_step:>8.4f}   {ps_means[0]:.4f}, {ps_means[1]:.4f}")
     print(f"    {'Pyro NUTS, enumerated states':<40}{py_wall:>9.3f}{py_wall / n_iter:>9.4f}{py_evals:>7d}"
@@ -483,6 +511,108 @@ def bench_hmm(args, n_warmup, n_draws):
     return speed, per_eval
 
 
+# -- (3) HMM: effective draws per second ---------------------------------------------------------
+def numpyro_hmm_model(x, alpha_pi, alpha_A, m0, kappa0, a, b):
+    """The Gaussian HMM of section 2 with the states summed out by the forward algorithm (``lax.scan``)."""
+    import jax
+    import jax.numpy as jnp
+    import numpyro.distributions as ndist
+    from jax.scipy.special import logsumexp as jlogsumexp
+
+    K = alpha_pi.shape[0]
+    start = numpyro.sample("startprob", ndist.Dirichlet(alpha_pi))
+    trans = numpyro.sample("transmat", ndist.Dirichlet(alpha_A).to_event(1))
+    var = numpyro.sample("variances", ndist.InverseGamma(a * jnp.ones(K, x.dtype), b).to_event(1))
+    mu = numpyro.sample("means", ndist.Normal(m0, jnp.sqrt(var / kappa0)).to_event(1))
+    frames = ndist.Normal(mu, jnp.sqrt(var)).log_prob(x[:, None])
+    log_trans = jnp.log(trans)
+
+    def step(alpha, lb):
+        return jlogsumexp(alpha[:, None] + log_trans, axis=0) + lb, None
+
+    alpha, _ = jax.lax.scan(step, jnp.log(start) + frames[0], frames[1:])
+    numpyro.factor("log_likelihood", jlogsumexp(alpha))
+
+
+def bench_hmm_ess(args, n_warmup, n_draws):
+    """min ESS-bulk/s of the two state means: probspace compiled NUTS, probspace Pyro NUTS, NumPyro."""
+    X = probspace.datasets.load_old_faithful().data[:HMM_T, :1].astype(np.float64)
+    print(f"[3] Bayesian HMM, effective draws per second: K=2 Gaussian, first {HMM_T} eruption durations, "
+          f"{HMM_ESS_CHAINS} chains x ({n_warmup} warm-up + {n_draws} draws), float64; load average {load()}")
+    rows = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GaussianHMM(2, sampler="nuts", n_chains=1, n_warmup=5, n_draws=5, random_state=args.seed).fit(X)
+        for sampler, n_w, n_d in (("nuts", n_warmup, n_draws), ("nuts-pyro", args.hmm_pyro_iters,
+                                                                 args.hmm_pyro_iters)):
+            if sampler == "nuts-pyro" and args.skip_probspace_nuts:
+                continue
+            gc.collect()
+            t0 = clock()
+            model = GaussianHMM(2, sampler=sampler, n_chains=HMM_ESS_CHAINS, n_warmup=n_w, n_draws=n_d,
+                                random_state=args.seed).fit(X)
+            dt = clock() - t0
+            name = "probspace NUTS (compiled, threads)" if sampler == "nuts" else \
+                f"probspace NUTS (Pyro; {n_w} + {n_d})"
+            rows.append({"name": name, "wall": dt, "runs": [dt], **mean_diagnostics(model.draws_["means"][..., 0]),
+                         "div": int(model.sample_stats_["diverging"].sum()), "note": "", "sampler": sampler})
+    hyper = {"alpha_pi": np.asarray(model.prior_["startprob"], dtype=np.float64),
+             "alpha_A": np.asarray(model.prior_["transmat"], dtype=np.float64),
+             "m0": float(np.ravel(model.prior_["mean"])[0]), "kappa0": float(model.prior_["mean_precision"]),
+             "a": 0.5 * float(model.prior_["dof"]), "b": 0.5 * float(np.ravel(model.prior_["scale"])[0])}
+    best = None
+    if numpyro is None:
+        print("    NumPyro: not importable in this environment, skipped")
+    else:
+        import jax
+        import jax.numpy as jnp
+        from numpyro.infer import MCMC as NMCMC
+        from numpyro.infer import NUTS as NNUTS
+        from numpyro.infer.util import log_density
+
+        numpyro.enable_x64(True)
+        f64 = jnp.float64
+        nargs = (jnp.asarray(X[:, 0], f64), jnp.asarray(hyper["alpha_pi"], f64), jnp.asarray(hyper["alpha_A"], f64),
+                 jnp.asarray(hyper["m0"], f64), jnp.asarray(hyper["kappa0"], f64), jnp.asarray(hyper["a"], f64),
+                 jnp.asarray(hyper["b"], f64))
+        point = hmm_point(X, args.seed)
+        lj, _ = log_density(numpyro_hmm_model, nargs, {}, {k: jnp.asarray(v, f64) for k, v in point.items()})
+        ref = (stats.dirichlet.logpdf(point["startprob"], hyper["alpha_pi"])
+               + sum(stats.dirichlet.logpdf(point["transmat"][k], hyper["alpha_A"][k]) for k in range(2))
+               + stats.invgamma.logpdf(point["variances"], hyper["a"], scale=hyper["b"]).sum()
+               + stats.norm.logpdf(point["means"], hyper["m0"], np.sqrt(point["variances"] / hyper["kappa0"])).sum()
+               + hmm_log_likelihood(X[:, 0], point["startprob"], point["transmat"], point["means"],
+                                    point["variances"]))
+        print("    NumPyro model check: |log joint - NumPy forward algorithm + SciPy priors| = "
+              f"{abs(float(lj) - ref):.1e}")
+        for method in args.numpyro_methods:
+            mcmc = NMCMC(NNUTS(numpyro_hmm_model), num_warmup=n_warmup, num_samples=n_draws,
+                         num_chains=HMM_ESS_CHAINS, chain_method=method, progress_bar=False)
+            gc.collect()
+            t0 = clock()
+            mcmc.run(jax.random.PRNGKey(args.seed), *nargs, extra_fields=("diverging",))
+            jax.block_until_ready(mcmc.get_samples())
+            first = clock() - t0
+            gc.collect()
+            t0 = clock()
+            mcmc.run(jax.random.PRNGKey(args.seed + 1), *nargs, extra_fields=("diverging",))
+            samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+            dt = clock() - t0
+            div = int(np.asarray(mcmc.get_extra_fields(group_by_chain=True)["diverging"]).sum())
+            rows.append({"name": f"NumPyro NUTS {method}, float64", "wall": dt, "runs": [dt],
+                         **mean_diagnostics(ordered(samples["means"])), "div": div,
+                         "note": f"first run incl. compile {first:.2f} s", "x64": True, "method": method})
+    print_mixture_table(rows, n_warmup, n_draws)
+    numpyro_rows = [r for r in rows if r.get("x64")]
+    best = max(numpyro_rows, key=lambda r: r["ess_per_s"]) if numpyro_rows else None
+    nuts = {r["sampler"]: r["ess_per_s"] for r in rows if "sampler" in r}
+    if "nuts-pyro" in nuts:
+        print(f"    probspace NUTS compiled / Pyro engine: {nuts['nuts'] / nuts['nuts-pyro']:.1f}x min ESS-bulk/s")
+    print(f"    load average after: {load()}")
+    print()
+    return nuts["nuts"], best
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
@@ -497,6 +627,10 @@ def main(argv=None) -> int:
     parser.add_argument("--numpyro-float64-only", action="store_true", help="skip the float32 NumPyro rows")
     parser.add_argument("--skip-probspace-nuts", action="store_true",
                         help="skip probspace's NUTS on the mixture (the slowest probspace row)")
+    parser.add_argument("--hmm-ess-warmup", type=int, default=None,
+                        help="HMM ESS section: warm-up and draws per chain (default 1000; --quick 250)")
+    parser.add_argument("--hmm-pyro-iters", type=int, default=100,
+                        help="HMM ESS section: Pyro-engine warm-up and draws per chain (slow; default 100)")
     parser.add_argument("--skip-mixture", action="store_true")
     parser.add_argument("--skip-hmm", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -522,7 +656,12 @@ def main(argv=None) -> int:
 
     goals = []  # (description, value text, ok or None for skipped)
     if not args.skip_mixture:
-        gibbs, best, ratios = bench_mixture(args, n_warmup, n_draws)
+        gibbs, best, ratios, nuts = bench_mixture(args, n_warmup, n_draws)
+        if best is not None:
+            r = nuts / best["ess_per_s"]
+            goals.append((f"mixture: probspace NUTS min ESS-bulk/s >= {GOAL_NUTS_VS_NUMPYRO} x best NumPyro "
+                          f"(float64, {best['method']})", f"{nuts:.0f} / {best['ess_per_s']:.0f} = {r:.2f}x",
+                          r >= GOAL_NUTS_VS_NUMPYRO))
         if best is None:
             goals.append((f"Gibbs min ESS-bulk/s >= {GOAL_GIBBS_VS_NUMPYRO}x best NumPyro (float64)",
                           "NumPyro not installed", None))
@@ -536,6 +675,16 @@ def main(argv=None) -> int:
         goals.append((f"HMM NUTS: Pyro enumeration / probspace seconds per iteration >= {GOAL_HMM_SPEEDUP}",
                       f"{speed:.1f}x" + (f" (per evaluation {per_eval:.1f}x)" if per_eval else ""),
                       speed >= GOAL_HMM_SPEEDUP))
+    if not args.skip_hmm:
+        n_ess = args.hmm_ess_warmup if args.hmm_ess_warmup is not None else (250 if args.quick else 1000)
+        nuts, best = bench_hmm_ess(args, n_ess, n_ess)
+        if best is None:
+            goals.append(("HMM: probspace NUTS ESS/s vs NumPyro", "NumPyro not installed", None))
+        else:
+            r = nuts / best["ess_per_s"]
+            goals.append((f"HMM: probspace NUTS min ESS-bulk/s >= {GOAL_NUTS_VS_NUMPYRO} x best NumPyro "
+                          f"(float64, {best['method']})", f"{nuts:.0f} / {best['ess_per_s']:.0f} = {r:.2f}x",
+                          r >= GOAL_NUTS_VS_NUMPYRO))
     print(f"load average at end (1, 5, 15 min): {load()}")
     for desc, value, ok in goals:
         print(f"GOAL {desc}: {value} ... {'SKIPPED' if ok is None else 'PASS' if ok else 'FAIL'}")

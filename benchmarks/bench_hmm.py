@@ -32,10 +32,19 @@ identical models. Four measurements per T, each ratio printed with its goal:
    rejects negative tolerances) stops only if the log-likelihood decreases, which the check
    rules out. Goal: ratio <= 1. ``implementation="scaling"`` for both, for information.
 
+5. Threads (issue 19): ``model.posterior(X).sample(100)`` and the forward-backward kernel over
+   100 sequences, on every usable CPU against the same call on one thread
+   (``PROBSPACE_NUM_THREADS=1``), with the results checked identical. Goals: all threads / one
+   thread <= 0.65 (with 2 or more CPUs), and at T = 1,000,000 posterior + 100 paths <= 0.5 s
+   (absolute), both on the best of the runs (other processes only add time, and a parallel call
+   needs every core at once; medians are printed too). Step 3 also checks ``predict`` against the Viterbi kernel
+   alone: <= 1.5 (the wrapper's share: validation and the emission densities).
+
 Timings are repeated, the sides interleaved (A, B, ..., then ..., B, A: alternating which goes
 first cancels order effects), and medians reported; ratios always come from measurements taken
 in this run. Single-threaded by default (the thread variables below are set before numpy is
-imported; the environment wins).
+imported; the environment wins); probspace's own threads (step 5 and the joint paths, forward-backward
+and emission densities everywhere) follow ``PROBSPACE_NUM_THREADS``, default every usable CPU.
 
 Usage::
 
@@ -68,12 +77,15 @@ from hmmlearn import hmm  # noqa: E402
 import probspace  # noqa: E402
 from probspace import GaussianHMM  # noqa: E402
 from probspace._random import as_generator, sklearn_seed  # noqa: E402
-from probspace.inference import _hmm  # noqa: E402
+from probspace.inference import _hmm, _threads  # noqa: E402
 
 GOAL_FB_RATIO = 0.5  # probspace posterior(X).marginals / hmmlearn predict_proba (log)
 GOAL_PATHS_RATIO = 2.0  # probspace posterior(X).sample(100) / ONE hmmlearn predict_proba (log)
 GOAL_VITERBI_RATIO = 1.0  # probspace predict / hmmlearn predict
 GOAL_EM_RATIO = 1.0  # probspace fit / hmmlearn fit, identical settings, implementation="log"
+GOAL_PREDICT_KERNEL_RATIO = 1.5  # probspace predict / the Viterbi kernel alone (issue 19)
+GOAL_PATHS_SECONDS = 0.5  # posterior(X).sample(100) at T = 1,000,000 on this machine, all threads (issue 19)
+GOAL_THREAD_RATIO = 0.65  # all threads / one thread, same call (issue 19; applies with 2 or more CPUs)
 MARGINALS_ATOL = 1e-8  # largest accepted |probspace - hmmlearn| in the marginals
 EM_ATOL = 1e-7  # largest accepted |probspace - hmmlearn| in fitted means and per-frame log-likelihoods
 N_PATHS = 100
@@ -248,12 +260,69 @@ def bench_viterbi(model, refs, X, repeats):
     times, first = interleaved(funcs, repeats)
     n_diff = int(np.count_nonzero(first[pv] != first[hv]))
     ratio = median(times[pv]) / median(times[hv])
+    kernel_ratio = median(times[pv]) / median(times[pk])
     print(f"[3] Viterbi path, {repeats} interleaved runs (ABBA order); ratio = / hmmlearn predict")
     table("step", times, hv)
     print(f"    per pair probspace / hmmlearn: {pair_ratios(times[pv], times[hv])}")
     print(f"    paths identical: {'yes' if n_diff == 0 else f'NO ({n_diff} frames differ)'}")
+    print(f"    predict / Viterbi kernel alone: {kernel_ratio:.3f} (the wrapper's share: validation and emission "
+          "densities)")
     print()
-    return ratio, n_diff == 0
+    return ratio, n_diff == 0, kernel_ratio
+
+
+# -- (5) threads ------------------------------------------------------------------------------
+def with_threads(n, func):
+    """Run ``func`` with ``PROBSPACE_NUM_THREADS=n`` (None: the default, every usable CPU)."""
+    def run(rep):
+        old = os.environ.pop("PROBSPACE_NUM_THREADS", None)
+        if n is not None:
+            os.environ["PROBSPACE_NUM_THREADS"] = str(n)
+        try:
+            return func(rep)
+        finally:
+            os.environ.pop("PROBSPACE_NUM_THREADS", None)
+            if old is not None:
+                os.environ["PROBSPACE_NUM_THREADS"] = old
+    return run
+
+
+def bench_threads(model, X, repeats):
+    """Joint paths and forward-backward over many sequences: every thread against one, the same calls."""
+    n_cpu = _threads.resolve_threads()
+    lfp = model._log_frameprob(X)
+    start, trans = model.startprob_, model.transmat_
+    lengths = np.full(100, X.shape[0] // 100)
+    lengths[-1] += X.shape[0] - lengths.sum()
+    pa, p1, fa, f1 = (f"posterior(X).sample({N_PATHS}), {n_cpu} threads", f"posterior(X).sample({N_PATHS}), 1 thread",
+                      f"forward_backward, 100 sequences, {n_cpu} threads", "forward_backward, 100 sequences, 1 thread")
+    funcs = {
+        pa: with_threads(None, lambda rep: model.posterior(X).sample(N_PATHS, random_state=rep)),
+        p1: with_threads(1, lambda rep: model.posterior(X).sample(N_PATHS, random_state=rep)),
+        fa: with_threads(None, lambda rep: _hmm.forward_backward(start, trans, lfp, lengths)),
+        f1: with_threads(1, lambda rep: _hmm.forward_backward(start, trans, lfp, lengths)),
+    }
+    for f in funcs.values():
+        f(0)
+    times, first = interleaved(funcs, repeats)
+    same_paths = bool(np.array_equal(first[pa], first[p1]))
+    same_fb = all(np.array_equal(a, b) for a, b in zip(first[fa], first[f1], strict=True))
+    # Best of the runs: other processes only ever add time, and a parallel call suffers most from them (it needs
+    # every core at once), so on a shared machine the fastest run is the one closest to the machine's capability.
+    paths_ratio = min(times[pa]) / min(times[p1])
+    fb_ratio = min(times[fa]) / min(times[f1])
+    print(f"[5] threads ({n_cpu} usable CPUs), {repeats} interleaved runs (ABBA order); ratio = / the same call on "
+          "one thread")
+    table("step", times, p1, order=[pa, p1])
+    table("step", times, f1, order=[fa, f1])
+    print(f"    results identical on {n_cpu} threads and on one: paths {'yes' if same_paths else 'NO'}, "
+          f"forward-backward {'yes' if same_fb else 'NO'}")
+    print(f"    best runs: paths {min(times[pa]):.3f} s on {n_cpu} threads vs {min(times[p1]):.3f} s on one "
+          f"(ratio {paths_ratio:.3f}); forward-backward {min(times[fa]):.3f} vs {min(times[f1]):.3f} s "
+          f"(ratio {fb_ratio:.3f}); medians: {median(times[pa]) / median(times[p1]):.3f} and "
+          f"{median(times[fa]) / median(times[f1]):.3f}")
+    print()
+    return min(times[pa]), paths_ratio, fb_ratio, same_paths and same_fb, n_cpu
 
 
 # -- (4) EM ---------------------------------------------------------------------------------
@@ -353,10 +422,22 @@ def main(argv=None) -> int:
         goals.append((f"T={t:,} {N_PATHS} paths: posterior(X).sample({N_PATHS}) / one predict_proba "
                       f"<= {GOAL_PATHS_RATIO}", f"{p_ratio:.3f} (paths only {p_only:.3f})",
                       p_ratio <= GOAL_PATHS_RATIO and calib_ok))
-        v_ratio, v_same = bench_viterbi(model, refs, X, args.repeats)
+        v_ratio, v_same, k_ratio = bench_viterbi(model, refs, X, args.repeats)
         goals.append((f"T={t:,} Viterbi: predict / hmmlearn predict <= {GOAL_VITERBI_RATIO}",
                       f"{v_ratio:.3f} (paths {'identical' if v_same else 'DIFFER'})",
                       v_ratio <= GOAL_VITERBI_RATIO and v_same))
+        goals.append((f"T={t:,} predict / Viterbi kernel alone <= {GOAL_PREDICT_KERNEL_RATIO}", f"{k_ratio:.3f}",
+                      k_ratio <= GOAL_PREDICT_KERNEL_RATIO))
+        seconds, p_threads, fb_threads, same, n_cpu = bench_threads(model, X, args.repeats)
+        if n_cpu >= 2:
+            goals.append((f"T={t:,} {N_PATHS} paths, all threads / one thread <= {GOAL_THREAD_RATIO}",
+                          f"{p_threads:.3f} (best runs; identical: {'yes' if same else 'NO'})",
+                          p_threads <= GOAL_THREAD_RATIO and same))
+            goals.append((f"T={t:,} forward-backward of 100 sequences, all threads / one thread "
+                          f"<= {GOAL_THREAD_RATIO}", f"{fb_threads:.3f}", fb_threads <= GOAL_THREAD_RATIO and same))
+        if t == 1_000_000:
+            goals.append((f"T={t:,} posterior(X).sample({N_PATHS}) on all threads <= {GOAL_PATHS_SECONDS} s "
+                          "(absolute)", f"{seconds:.3f} s (best run)", seconds <= GOAL_PATHS_SECONDS))
         if t <= args.em_max_t:
             em_ratio, em_same = bench_em(X, args.k, args.max_iter, args.repeats, args.seed)
             goals.append((f"T={t:,} EM fit ({args.max_iter} iterations, log): probspace / hmmlearn "

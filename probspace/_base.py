@@ -78,6 +78,15 @@ class LatentModel(BaseEstimator, metaclass=ABCMeta):
         """Adapt the non-default settings to this instance (e.g. drop those its own settings exclude)."""
         return alt
 
+    def _conformance_condition(self, n: int, rng: np.random.Generator) -> Any:
+        """Return the condition ``y`` for ``n`` rows that the suite passes to every call, or None (no condition).
+
+        Conditional families return covariates, inputs or classes here, so
+        that the suite runs ``fit``, ``posterior``, ``log_likelihood``,
+        ``sample``, ``to_arviz`` and save/load through their condition path.
+        """
+        return None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _REGISTRY[family_name(cls)] = cls

@@ -38,11 +38,12 @@ from ._validation import Interval, Options
 from .emissions._base import Emission, PriorReader, dirichlet_log_density, is_distribution
 from .inference import _gibbs, _hmm
 from .inference._progress import progress_bar
+from .inference._threads import map_blocks
 
 __all__ = ["MCMC", "MCMC_ATTRIBUTES_DOC", "MCMC_CONSTRAINTS", "MCMC_PARAMS_DOC", "PlugIn", "Structure"]
 
 MCMC_CONSTRAINTS = {
-    "sampler": [None, Options("gibbs", "nuts")],
+    "sampler": [None, Options("gibbs", "nuts", "nuts-pyro")],
     "n_chains": [Interval("int", 1, None)],
     "n_draws": [Interval("int", 1, None)],
     "n_warmup": [Interval("int", 0, None)],
@@ -50,13 +51,16 @@ MCMC_CONSTRAINTS = {
 }
 
 MCMC_PARAMS_DOC = """\
-    sampler : {None, "gibbs", "nuts"}, default=None
+    sampler : {None, "gibbs", "nuts", "nuts-pyro"}, default=None
         Fully Bayesian fit by MCMC. ``"gibbs"``: blocked Gibbs with conjugate
         priors (latents drawn exactly given the parameters, then parameters
         from their conjugate conditionals; compiled, chains in sequence).
-        ``"nuts"``: Pyro's NUTS on the marginal likelihood with the latents
-        summed out analytically; accepts non-conjugate priors. ``None``: a
-        point (EM) or variational fit. See :ref:`bayesian-fits`.
+        ``"nuts"``: NUTS on the marginal likelihood with the latents summed
+        out analytically: probspace's compiled NUTS (exact closed-form
+        gradients, chains on parallel threads) where it covers the model,
+        Pyro's NUTS for a torch-distribution prior (non-conjugate priors).
+        ``"nuts-pyro"``: always Pyro's NUTS. ``None``: a point (EM) or
+        variational fit. See :ref:`bayesian-fits`.
     n_chains : int, default=4
         Independent chains, each started from its own EM fit.
     n_draws : int, default=1000
@@ -81,7 +85,8 @@ MCMC_ATTRIBUTES_DOC = """\
         MCMC fits: per-draw sampler statistics ``(n_chains, n_draws)``:
         ``total_log_likelihood`` (``log p(X | draw)``, both engines), ``lp`` (Gibbs: the log joint
         ``log p(X | draw) + log p(draw)`` under the conjugate prior used, constrained scale),
-        ``diverging``, ``acceptance_rate`` and ``step_size`` (NUTS); ``None`` otherwise.
+        ``diverging``, ``acceptance_rate``, ``step_size`` and ``energy`` (NUTS; compiled NUTS also
+        ``tree_depth`` and ``n_steps``); ``None`` otherwise.
     prior_ : dict or None
         MCMC fits: the prior actually used (defaults filled in); ``None`` otherwise.
     mcmc_ : probspace._bayes.MCMC or None
@@ -230,7 +235,7 @@ def check_request(structure: Structure, sampler: str, prior: dict | None, X: np.
     if np.isnan(X).any() and not getattr(structure.emission, "nan_by_design", False):  # lagged rows hold NaN lags
         raise ValueError(f"{owner}(sampler={sampler!r}).fit needs complete data; X has missing values (NaN). "
                          "Fit with sampler=None (EM marginalises them).")
-    structure.emission.check_sampler(sampler, X, owner)
+    structure.emission.check_sampler("nuts" if sampler == "nuts-pyro" else sampler, X, owner)
     resolve_prior(structure, prior, sampler, X, K, owner)  # a bad prior fails here, before the EM fits
 
 
@@ -385,8 +390,100 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
         draws[k] = np.broadcast_to(v, (n_chains, n_draws) + v.shape).copy()
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
     answers = _Answers(structure)
-    ll = [answers._total_log_likelihood(_draw(flat, s), X, bounds) for s in range(n_chains * n_draws)]
+    ll = map_blocks(lambda s: answers._total_log_likelihood(_draw(flat, s), X, bounds), range(n_chains * n_draws),
+                    _draw_threads(X))
     stats["total_log_likelihood"] = np.array(ll).reshape(n_chains, n_draws)
+    return draws, stats
+
+
+def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict) -> bool:
+    """Return whether probspace's compiled NUTS covers the model.
+
+    It does without torch priors, for Gaussian (diagonal, or one feature), Poisson and categorical emissions.
+    """
+    from .inference._nuts_numba import KINDS
+
+    em = structure.emission
+    if dists or em.name not in KINDS:
+        return False
+    return em.name != "gaussian" or em.covariance_type == "diag" or (em.covariance_type == "full" and X.shape[1] == 1)
+
+
+def _compiled_layout(structure, K, D):
+    """Names and shapes of the constrained parameter vector of the compiled NUTS: pi | transmat | e1 | e2."""
+    em = structure.emission
+    e_names = (em.names[1], "means") if em.name == "gaussian" else em.names
+    shapes = {structure.pi: (K,), "transmat": (K, K)}
+    for name in e_names:
+        shapes[name] = (K, em.n_symbols) if em.name == "categorical" else (K, D)
+    return [structure.pi, "transmat", *e_names], shapes
+
+
+def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup, n_draws,
+                       progress=False):
+    """NUTS by :mod:`probspace.inference._nuts_numba`: chains on parallel threads, exact closed-form gradients."""
+    from scipy.special import gammaln
+
+    from .inference import _nuts_numba
+
+    em = structure.emission
+    K, (N, D) = starts[0][structure.pi].shape[0], X.shape
+    names, shapes = _compiled_layout(structure, K, D)
+    sizes = [int(np.prod(shapes[n])) for n in names]
+    offsets = np.r_[0, np.cumsum(sizes)]
+    fixed_site = {k: em.to_site(k, v) for k, v in fixed.items()}
+    theta_fixed = np.zeros(offsets[-1])
+    free = np.ones(4, dtype=np.bool_)
+    for i, name in enumerate(names):
+        if name in fixed_site:
+            theta_fixed[offsets[i]:offsets[i + 1]] = np.ravel(fixed_site[name])
+            free[i] = False
+    if not structure.hmm:
+        free[1] = False
+    kind = _nuts_numba.KINDS[em.name]
+    if kind == 0:
+        packed = np.concatenate([hyper["mean"], [hyper["mean_precision"], 0.5 * hyper["dof"]],
+                                 0.5 * np.diag(hyper["scale"])])
+    elif kind == 1:
+        packed = np.concatenate([hyper["rate_shape"], hyper["rate_rate"]])
+    else:
+        packed = np.asarray(hyper["emissionprob"], dtype=np.float64)
+    aux = gammaln(X + 1.0).sum(axis=1) if kind == 1 else np.zeros(N)
+    S = em.n_symbols if kind == 2 else 0
+    model = (np.ascontiguousarray(X, dtype=np.float64), aux, np.asarray(bounds, dtype=np.int64),
+             np.asarray(alpha_pi, dtype=np.float64), np.ascontiguousarray(alpha_A, dtype=np.float64),
+             np.asarray(packed, dtype=np.float64), theta_fixed, free,
+             np.array([kind, int(structure.hmm), K, D, S], dtype=np.int64))
+
+    def unconstrained(start):
+        parts = []
+        for i, name in enumerate(names):
+            if not free[i]:
+                continue
+            value = np.asarray(em.to_site(name, start[name]), dtype=np.float64).reshape(shapes[name])
+            if name in (structure.pi, "transmat") or (kind == 2 and name == "emissionprob"):
+                logp = np.log(value)
+                parts.append((logp[..., :-1] - logp[..., -1:]).ravel())
+            elif i == 2:  # variances or rates
+                parts.append(np.log(value).ravel())
+            else:
+                parts.append(value.ravel())
+        return np.concatenate(parts)
+
+    _, theta, st = _nuts_numba.run_chains(model, [unconstrained(s) for s in starts], n_warmup, n_draws, rng,
+                                          progress=progress)
+    n_chains = len(starts)
+    draws = {}
+    for i, name in enumerate(names):
+        if name == "transmat" and not structure.hmm:
+            continue
+        draws[name] = theta[..., offsets[i]:offsets[i + 1]].reshape((n_chains, n_draws) + shapes[name])
+    em.from_sites(draws)
+    for k, v in fixed.items():  # exactly as given (the compiled vector holds the site layout)
+        draws[k] = np.broadcast_to(v, (n_chains, n_draws) + np.shape(v)).copy()
+    stats = {"acceptance_rate": st[..., 0], "step_size": st[..., 1], "tree_depth": st[..., 2].astype(np.int64),
+             "n_steps": st[..., 3].astype(np.int64), "diverging": st[..., 4] > 0, "lp": st[..., 5],
+             "energy": st[..., 6], "total_log_likelihood": st[..., 7]}
     return draws, stats
 
 
@@ -425,13 +522,20 @@ def _draw(params: dict[str, np.ndarray], s: int) -> dict[str, np.ndarray]:
     return {k: v[s] for k, v in params.items()}
 
 
+def _draw_threads(X: np.ndarray) -> int | None:
+    """Return the threads for work repeated over parameter draws: the default, or one for tiny data.
+
+    Each draw's compiled work releases the GIL, so draws run in parallel;
+    below about 2,000 observations a draw is too small to pay for the hand-over.
+    """
+    return None if X.shape[0] >= 2048 else 1
+
+
 def _per_draw(answers: _Answers, X, lengths, params: dict[str, np.ndarray]) -> np.ndarray:
     """``(n_draws, n_obs)`` pointwise log-likelihoods, one row per parameter draw (leading axis of ``params``)."""
     n = next(iter(params.values())).shape[0]
-    out = np.empty((n, X.shape[0]))
-    for s in range(n):
-        out[s] = answers._pointwise(_draw(params, s), X, lengths)
-    return out
+    return np.stack(map_blocks(lambda s: answers._pointwise(_draw(params, s), X, lengths), range(n),
+                               _draw_threads(X)))
 
 
 # -- answers: what a fitted model is asked -------------------------------------------------------
@@ -565,7 +669,7 @@ class MCMC(_Answers):
     ----------
     structure : Structure
         Emission and latent structure.
-    sampler : {"gibbs", "nuts"}
+    sampler : {"gibbs", "nuts", "nuts-pyro"}
         The engine that made the draws.
     draws : dict of str to ndarray
         Parameter draws, each ``(n_chains, n_draws, ...)``, relabelled by ordering.
@@ -599,8 +703,8 @@ class MCMC(_Answers):
             Sequence lengths (HMMs).
         starts : list of dict
             One parameter set per chain, under the structure's names.
-        sampler : {"gibbs", "nuts"}
-            The engine.
+        sampler : {"gibbs", "nuts", "nuts-pyro"}
+            The engine (``"nuts"``: compiled where :func:`compiled_nuts_covers` the model, else Pyro).
         prior : dict or None
             The user's prior entries (see :data:`MCMC_PARAMS_DOC`).
         n_draws, n_warmup : int
@@ -639,6 +743,9 @@ class MCMC(_Answers):
         if sampler == "gibbs":
             draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
                                       n_draws, progress, log_mask, free)
+        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists):
+            draws, stats = _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng,
+                                              n_warmup, n_draws, progress)
         else:
             draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
                                      n_warmup, n_draws, progress, owner)
@@ -676,7 +783,8 @@ class MCMC(_Answers):
     def log_likelihood(self, X, lengths):
         """Log posterior predictive density of each observation (sequence): ``log mean_s p(x | theta_s)``."""
         params = self.flat
-        per = np.array([self._per_sequence(_draw(params, s), X, lengths) for s in range(self.n_total)])
+        per = np.array(map_blocks(lambda s: self._per_sequence(_draw(params, s), X, lengths), range(self.n_total),
+                                  _draw_threads(X)))
         return logsumexp(per, axis=0) - np.log(self.n_total)
 
     def sample(self, n_samples, rng):

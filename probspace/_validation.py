@@ -198,9 +198,11 @@ def check_gaussian_scale(X: np.ndarray, owner: str) -> None:
     ValueError
         Naming the largest magnitude in ``X`` and what to do.
     """
-    with np.errstate(all="ignore"):
-        finite = X[np.isfinite(X)] if X.size else X
-        big = float(np.max(np.abs(finite))) if finite.size else 0.0
+    big = max(float(np.max(X)), -float(np.min(X))) if X.size else 0.0  # two passes, no copies
+    if not np.isfinite(big):  # NaN (missing values) or inf present: the slower, copying pass
+        with np.errstate(all="ignore"):
+            finite = X[np.isfinite(X)]
+            big = float(np.max(np.abs(finite))) if finite.size else 0.0
     if big > _GAUSSIAN_MAX_ABS:
         raise ValueError(
             f"X passed to {owner} has entries as large as {big:.3g} in magnitude; Gaussian densities and "

@@ -7,8 +7,11 @@ are declared, with defaults, on :class:`~probspace.LatentModel` (see the
 user guide's "Writing your own family"): ``_conformance_data`` (data, a
 static method that every family must provide), ``_conformance_params`` (fast
 settings), ``_conformance_alt_params`` (non-default ones, adapted per
-instance by ``_conformance_alt``) and ``_expected_failures``
-(``{check_name: reason}``, run as strict xfail).
+instance by ``_conformance_alt``), ``_conformance_condition`` (the
+condition ``y`` of a conditional family: covariates, inputs or classes for
+``n`` rows, passed to ``fit``, ``posterior``, ``log_likelihood``, ``score``,
+``sample``, ``to_arviz`` and the save/load round trip) and
+``_expected_failures`` (``{check_name: reason}``, run as strict xfail).
 
 Examples
 --------
@@ -61,12 +64,26 @@ def _fast(model: LatentModel, **extra: Any) -> LatentModel:
 def _fitted(model: LatentModel, **extra: Any) -> tuple[LatentModel, np.ndarray, np.ndarray | None]:
     X, lengths = _data(model)
     est = _fast(model, **extra)
-    kw = {"lengths": lengths} if lengths is not None else {}
-    return est.fit(X, **kw), X, lengths
+    return est.fit(X, **_kw(model, X, lengths)), X, lengths
 
 
-def _kw(lengths: np.ndarray | None) -> dict[str, Any]:
+def _condition(model: LatentModel, n: int) -> Any:
+    """Return the recipe's condition ``y`` for ``n`` rows (None: the family takes none); the same for the same ``n``."""
+    return model._conformance_condition(n, np.random.default_rng([7, n]))
+
+
+def _ykw(model: LatentModel, n: int) -> dict[str, Any]:
+    y = _condition(model, n)
+    return {} if y is None else {"y": y}
+
+
+def _lkw(lengths: np.ndarray | None) -> dict[str, Any]:
     return {"lengths": lengths} if lengths is not None else {}
+
+
+def _kw(model: LatentModel, X: Any, lengths: np.ndarray | None) -> dict[str, Any]:
+    """Keyword arguments of a data method on ``X``: its lengths and the recipe's condition for its rows."""
+    return {**_lkw(lengths), **_ykw(model, np.shape(X)[0])}
 
 
 def _z_bound(n_tests: int, alpha: float = 1e-6) -> float:
@@ -105,7 +122,7 @@ def check_degenerate_data_fit_is_finite_or_a_value_error(model: LatentModel) -> 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est.fit(Xd, **_kw(lengths))
+                est.fit(Xd, **_kw(model, Xd, lengths))
         except ValueError:
             assert not est.__sklearn_is_fitted__(), f"fit on {name} data raised but left the model fitted"
             continue
@@ -113,7 +130,7 @@ def check_degenerate_data_fit_is_finite_or_a_value_error(model: LatentModel) -> 
         bad = [k for k, v in params.items() if not np.all(np.isfinite(np.asarray(v, dtype=np.float64)))]
         assert not bad, f"fit on {name} data left non-finite parameters: {bad}"
         if est._model_tags().density:
-            ll = est.log_likelihood(Xd, **_kw(lengths))
+            ll = est.log_likelihood(Xd, **_kw(model, Xd, lengths))
             assert np.all(np.isfinite(ll)), f"fit on {name} data gives non-finite log-likelihoods of its own data"
 
 
@@ -140,12 +157,12 @@ def check_not_fitted(model: LatentModel) -> None:
     X, lengths = _data(model)
     est = _fast(model)
     calls = {
-        "posterior": lambda: est.posterior(X, **_kw(lengths)),
-        "embed": lambda: est.embed(X, **_kw(lengths)),
-        "sample": lambda: est.sample(2),
-        "log_likelihood": lambda: est.log_likelihood(X, **_kw(lengths)),
-        "score": lambda: est.score(X, **_kw(lengths)),
-        "to_arviz": lambda: est.to_arviz(X, n_samples=2, **_kw(lengths)),
+        "posterior": lambda: est.posterior(X, **_kw(model, X, lengths)),
+        "embed": lambda: est.embed(X, **_kw(model, X, lengths)),
+        "sample": lambda: est.sample(2, **_ykw(model, 2)),
+        "log_likelihood": lambda: est.log_likelihood(X, **_kw(model, X, lengths)),
+        "score": lambda: est.score(X, **_kw(model, X, lengths)),
+        "to_arviz": lambda: est.to_arviz(X, n_samples=2, **_kw(model, X, lengths)),
     }
     for name, call in calls.items():
         try:
@@ -163,7 +180,7 @@ def check_fit_sets_only_fitted_attributes(model: LatentModel) -> None:
         X, lengths = _data(model)
         est = _fast(model, **extra)
         before = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in est.get_params(deep=False).items()}
-        out = est.fit(X, **_kw(lengths))
+        out = est.fit(X, **_kw(model, X, lengths))
         assert out is est, "fit must return self"
         added = set(vars(est)) - set(before)
         public = {a for a in added if not a.endswith("_") and not a.startswith("_")}
@@ -180,9 +197,9 @@ def check_fit_ignores_y(model: LatentModel) -> None:
     if model._model_tags().conditional:
         return
     X, lengths = _data(model)
-    a = _fast(model).fit(X, **_kw(lengths))
-    b = _fast(model).fit(X, np.arange(X.shape[0]), **_kw(lengths))
-    np.testing.assert_array_equal(a.embed(X, **_kw(lengths)), b.embed(X, **_kw(lengths)))
+    a = _fast(model).fit(X, **_lkw(lengths))
+    b = _fast(model).fit(X, np.arange(X.shape[0]), **_lkw(lengths))
+    np.testing.assert_array_equal(a.embed(X, **_lkw(lengths)), b.embed(X, **_lkw(lengths)))
 
 
 @_check
@@ -192,7 +209,7 @@ def check_bad_input(model: LatentModel) -> None:
     n_features = X.shape[1]
     wrong = np.hstack([X, X[:, :1]])
     try:
-        est.posterior(wrong, **_kw(lengths))
+        est.posterior(wrong, **_kw(model, wrong, lengths))
     except ValueError as err:
         assert str(n_features) in str(err) and str(n_features + 1) in str(err), f"message lacks both counts: {err}"
     else:
@@ -213,6 +230,14 @@ def check_bad_input(model: LatentModel) -> None:
             except ValueError:
                 continue
             raise AssertionError(f"{method} accepted {what} without ValueError")
+    y = _condition(model, X.shape[0])
+    if y is not None:  # a conditional family: a condition whose rows do not match X's
+        for method in ("posterior", "log_likelihood"):
+            try:
+                getattr(est, method)(X, np.asarray(y)[:-1], **_lkw(lengths))
+            except ValueError:
+                continue
+            raise AssertionError(f"{method} accepted a condition y with one row fewer than X without ValueError")
     for n in (0, -1, 1.5):
         try:
             est.sample(n)
@@ -221,7 +246,7 @@ def check_bad_input(model: LatentModel) -> None:
         raise AssertionError(f"sample({n!r}) did not raise ValueError")
     bad = _fast(model, n_components=0)
     try:
-        bad.fit(X, **_kw(lengths))
+        bad.fit(X, **_kw(model, X, lengths))
     except InvalidParameterError as err:
         assert "n_components" in str(err) and type(model).__name__ in str(err)
     else:
@@ -233,10 +258,11 @@ def check_pickle_roundtrip(model: LatentModel) -> None:
     """Check that a pickled and restored model gives an identical posterior mean."""
     est, X, lengths = _fitted(model)
     restored = pickle.loads(pickle.dumps(est))
-    np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, restored.posterior(X, **_kw(lengths)).mean)
+    kw = _kw(model, X, lengths)
+    np.testing.assert_array_equal(est.posterior(X, **kw).mean, restored.posterior(X, **kw).mean)
     if est._model_tags().density:
-        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)),
-                                      restored.log_likelihood(X, **_kw(lengths)))
+        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(model, X, lengths)),
+                                      restored.log_likelihood(X, **_kw(model, X, lengths)))
 
 
 @_check
@@ -257,8 +283,8 @@ def check_save_load_continues_stream(model: LatentModel) -> None:
         return
     generative = est._model_tags().generative
     if generative:
-        est.sample(2)  # save mid-stream, not where the fit left it
-    est.posterior(X, **_kw(lengths)).sample(2)
+        est.sample(2, **_ykw(model, 2))  # save mid-stream, not where the fit left it
+    est.posterior(X, **_kw(model, X, lengths)).sample(2)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.npz")
         est.save(path)
@@ -266,11 +292,11 @@ def check_save_load_continues_stream(model: LatentModel) -> None:
         loaded = [_load(path, given), _load(path, given)]
 
     def unseeded_draws(m: LatentModel) -> dict[str, np.ndarray]:
-        post = m.posterior(X, **_kw(lengths))
+        post = m.posterior(X, **_kw(model, X, lengths))
         first, second = post.sample(3), post.sample(2)
         draws = {"posterior draws": first, "next posterior draws": second}
         if generative:
-            draws["sampled X"], draws["sampled Z"] = m.sample(4)
+            draws["sampled X"], draws["sampled Z"] = m.sample(4, **_ykw(model, 4))
         return draws
 
     expected = unseeded_draws(est)
@@ -285,7 +311,7 @@ def check_save_load_continues_stream(model: LatentModel) -> None:
 def check_posterior_shapes(model: LatentModel) -> None:
     """Draws are ``sample_shape + batch_shape + event_shape``; log_prob drops the event."""
     est, X, lengths = _fitted(model)
-    post = est.posterior(X, **_kw(lengths))
+    post = est.posterior(X, **_kw(model, X, lengths))
     full = post.batch_shape + post.event_shape
     assert post.method in ("exact", "variational", "amortized_variational", "mcmc")
     one = post.sample((), random_state=0)
@@ -308,7 +334,7 @@ def check_posterior_shapes(model: LatentModel) -> None:
 def check_monte_carlo_mean(model: LatentModel) -> None:
     """Check that the Monte Carlo mean of draws matches ``mean`` (one-hot for discrete) within MC error."""
     est, X, lengths = _fitted(model)
-    post = est.posterior(X, **_kw(lengths))
+    post = est.posterior(X, **_kw(model, X, lengths))
     n = 4000
     draws = post.sample(n, random_state=1)
     mean = np.asarray(post.mean)
@@ -340,7 +366,7 @@ def check_discrete_log_prob_normalised(model: LatentModel) -> None:
     est, X, lengths = _fitted(model)
     if not est._model_tags().discrete_latent:
         return
-    post = est.posterior(X[:4], **_kw(None if lengths is None else np.array([4])))
+    post = est.posterior(X[:4], **_kw(model, X[:4], None if lengths is None else np.array([4])))
     K = np.asarray(post.mean).shape[-1]
     event = post.event_shape
     total = np.zeros(post.batch_shape)
@@ -354,15 +380,15 @@ def check_discrete_log_prob_normalised(model: LatentModel) -> None:
 def check_embed_is_posterior_mean(model: LatentModel) -> None:
     """``embed(X)`` equals ``posterior(X).mean`` reshaped, exactly."""
     est, X, lengths = _fitted(model)
-    mean = np.asarray(est.posterior(X, **_kw(lengths)).mean)
-    np.testing.assert_array_equal(est.embed(X, **_kw(lengths)), mean.reshape(mean.shape[0], -1))
+    mean = np.asarray(est.posterior(X, **_kw(model, X, lengths)).mean)
+    np.testing.assert_array_equal(est.embed(X, **_kw(model, X, lengths)), mean.reshape(mean.shape[0], -1))
 
 
 @_check
 def check_random_state(model: LatentModel) -> None:
     """Per-call seeds reproduce, unseeded calls differ, and a refit replays."""
     est, X, lengths = _fitted(model)
-    post = est.posterior(X, **_kw(lengths))
+    post = est.posterior(X, **_kw(model, X, lengths))
     np.testing.assert_array_equal(post.sample(5, random_state=3), post.sample(5, random_state=3))
     tags = est._model_tags()
     if tags.random_posterior:
@@ -370,17 +396,17 @@ def check_random_state(model: LatentModel) -> None:
         assert not np.array_equal(a, b), "consecutive unseeded posterior draws are identical"
     if not tags.generative:
         return
-    Xa, _ = est.sample(20, random_state=4)
-    Xb, _ = est.sample(20, random_state=4)
+    Xa, _ = est.sample(20, random_state=4, **_ykw(model, 20))
+    Xb, _ = est.sample(20, random_state=4, **_ykw(model, 20))
     np.testing.assert_array_equal(Xa, Xb)
-    Xc, _ = est.sample(20)
-    Xd, _ = est.sample(20)
+    Xc, _ = est.sample(20, **_ykw(model, 20))
+    Xd, _ = est.sample(20, **_ykw(model, 20))
     assert not np.array_equal(Xc, Xd), "consecutive unseeded model draws are identical"
-    first = _fast(model).fit(X, **_kw(lengths))
-    second = _fast(model).fit(X, **_kw(lengths))
-    np.testing.assert_array_equal(first.sample(10)[0], second.sample(10)[0])
-    np.testing.assert_array_equal(first.posterior(X, **_kw(lengths)).sample(3),
-                                  second.posterior(X, **_kw(lengths)).sample(3))
+    first = _fast(model).fit(X, **_kw(model, X, lengths))
+    second = _fast(model).fit(X, **_kw(model, X, lengths))
+    np.testing.assert_array_equal(first.sample(10, **_ykw(model, 10))[0], second.sample(10, **_ykw(model, 10))[0])
+    np.testing.assert_array_equal(first.posterior(X, **_kw(model, X, lengths)).sample(3),
+                                  second.posterior(X, **_kw(model, X, lengths)).sample(3))
 
 
 @_check
@@ -388,15 +414,15 @@ def check_sampling_leaves_model_unchanged(model: LatentModel) -> None:
     """Check that drawing from the model and its posterior never changes the fitted model."""
     est, X, lengths = _fitted(model)
     tags = est._model_tags()
-    mean = np.array(est.posterior(X, **_kw(lengths)).mean, copy=True)
-    loglik = est.log_likelihood(X, **_kw(lengths)).copy() if tags.density else None
+    mean = np.array(est.posterior(X, **_kw(model, X, lengths)).mean, copy=True)
+    loglik = est.log_likelihood(X, **_kw(model, X, lengths)).copy() if tags.density else None
     if tags.generative:
-        est.sample(50, random_state=0)
-    est.posterior(X, **_kw(lengths)).sample(5, random_state=0)
-    est.to_arviz(X, n_samples=3, random_state=0, **_kw(lengths))
-    np.testing.assert_array_equal(est.posterior(X, **_kw(lengths)).mean, mean)
+        est.sample(50, random_state=0, **_ykw(model, 50))
+    est.posterior(X, **_kw(model, X, lengths)).sample(5, random_state=0)
+    est.to_arviz(X, n_samples=3, random_state=0, **_kw(model, X, lengths))
+    np.testing.assert_array_equal(est.posterior(X, **_kw(model, X, lengths)).mean, mean)
     if tags.density:
-        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(lengths)), loglik)
+        np.testing.assert_array_equal(est.log_likelihood(X, **_kw(model, X, lengths)), loglik)
 
 
 @_check
@@ -405,11 +431,11 @@ def check_log_likelihood(model: LatentModel) -> None:
     if not model._model_tags().density:
         return
     est, X, lengths = _fitted(model)
-    ll = est.log_likelihood(X, **_kw(lengths))
+    ll = est.log_likelihood(X, **_kw(model, X, lengths))
     expected = est._n_observations(X, lengths)
     assert ll.shape == (expected,), ll.shape
     assert np.all(np.isfinite(ll))
-    assert np.isclose(est.score(X, **_kw(lengths)), ll.mean())
+    assert np.isclose(est.score(X, **_kw(model, X, lengths)), ll.mean())
 
 
 # -- generative and bridge checks -------------------------------------------------
@@ -419,19 +445,19 @@ def check_generative_sample(model: LatentModel) -> None:
     if not model._model_tags().generative:
         return
     est, X, _ = _fitted(model)
-    Xn, Z = est.sample(7, random_state=0)
+    Xn, Z = est.sample(7, random_state=0, **_ykw(model, 7))
     assert isinstance(Xn, np.ndarray) and Xn.shape == (7, est.n_features_in_), Xn.shape
     assert isinstance(Z, np.ndarray) and Z.shape[0] == 7, Z.shape
     assert np.all(np.isfinite(Xn)), "sampled X holds NaN or inf"
     if est._model_tags().density:
-        assert np.all(np.isfinite(est.log_likelihood(Xn)))
+        assert np.all(np.isfinite(est.log_likelihood(Xn, **_ykw(model, 7))))
 
 
 @_check
 def check_to_arviz(model: LatentModel) -> None:
     """Check that the ArviZ object has the declared groups, dims, coords and inference method."""
     est, X, lengths = _fitted(model)
-    data = est.to_arviz(X, n_samples=6, random_state=0, **_kw(lengths))
+    data = est.to_arviz(X, n_samples=6, random_state=0, **_kw(model, X, lengths))
     groups = data.groups() if callable(getattr(data, "groups", None)) else data.children
     for group in ("posterior", "latent_posterior", "observed_data"):
         assert group in groups, group
@@ -450,7 +476,7 @@ def check_to_arviz(model: LatentModel) -> None:
     assert n_scalars <= 200, f"the posterior group holds {n_scalars} scalars: ArviZ's default calls would flood"
     if est._model_tags().parameter_posterior:
         assert "log_likelihood" in groups, "a fit with parameter draws writes its pointwise log-likelihood"
-    assert posterior.attrs.get("inference_method") == est.posterior(X, **_kw(lengths)).method
+    assert posterior.attrs.get("inference_method") == est.posterior(X, **_kw(model, X, lengths)).method
 
 
 @_check

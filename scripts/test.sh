@@ -50,6 +50,7 @@ if [ "${PROBSPACE_SKIP_ARVIZ1:-0}" != "1" ]; then
     # The bridge, the conformance suite, ArviZ's default calls on every family's output (without torch: no VAE, no
     # NUTS), and the gallery examples that show ArviZ output without torch (the Bayesian ones in fast mode).
     .venv312/bin/python -m pytest -p no:cacheprovider tests/test_arviz.py tests/test_arviz_matrix.py \
+        tests/test_arviz_hmm_features.py \
         tests/test_conformance.py tests/models/test_gmm.py tests/test_extending.py
     .venv312/bin/python -m pytest -p no:cacheprovider tests/test_examples.py -k "bayes or mixture or hmm or extending"
 fi

@@ -86,6 +86,11 @@ CASES = {
     "DBN": (lambda: probspace.DBN(2, hidden_layers=(3,), n_iter=3, random_state=0),
             lambda: (_counts()[:, :6] > 2).astype(float), "point"),
 }
+# issue #17: the local level model's two variances by Gibbs (chains, per-draw one-step-ahead log-likelihood)
+CASES["LinearGaussianSSM-gibbs"] = (lambda: probspace.LinearGaussianSSM(
+    1, transition_matrix=[[1.0]], observation_matrix=[[1.0]], initial_mean=[1000.0], initial_covariance=[[1e5]],
+    fixed=["transition_matrix", "observation_matrix", "initial_mean", "initial_covariance"], sampler="gibbs",
+    n_chains=2, n_draws=60, n_warmup=60, random_state=0), lambda: load_nile().data, "chains")
 # issue #17 items 7-8: autoregressive HMM, Student-t emissions, a product of Gaussian and Poisson columns
 CASES["AutoregressiveHMM"] = (lambda: probspace.AutoregressiveHMM(2, order=2, random_state=0),
                               lambda: load_nile().data, "point")

@@ -265,7 +265,7 @@ def test_nuts_chains_start_inside_the_simplex(monkeypatch):
         pass
 
     em_starts, inits = [], []
-    model = ps.GaussianHMM(2, sampler="nuts", n_chains=2, n_draws=5, n_warmup=5, random_state=0)
+    model = ps.GaussianHMM(2, sampler="nuts-pyro", n_chains=2, n_draws=5, n_warmup=5, random_state=0)
     em_start = model._em_start
 
     def spy_em(*args):
@@ -752,16 +752,18 @@ def test_compare_ranks_mcmc_fits_by_loo(faithful_gibbs_long):
     assert np.isfinite(table["elpd_loo"]).all() and table["max_pareto_k"].max() < 0.7  # observed 0.34 (seeded)
 
 
-def test_nuts_records_per_draw_statistics_even_for_few_draws():
+@pytest.mark.parametrize("sampler", ["nuts", "nuts-pyro"])
+def test_nuts_records_per_draw_statistics_even_for_few_draws(sampler):
     X = load_old_faithful().data[:, :1]
-    m = ps.GaussianHMM(2, sampler="nuts", n_chains=1, n_draws=20, n_warmup=20, random_state=0).fit(X)
+    m = ps.GaussianHMM(2, sampler=sampler, n_chains=1, n_draws=20, n_warmup=20, random_state=0).fit(X)
     st = m.sample_stats_
-    assert set(st) == {"diverging", "acceptance_rate", "step_size", "total_log_likelihood", "lp", "energy"}
+    expected = {"diverging", "acceptance_rate", "step_size", "total_log_likelihood", "lp", "energy"}
+    assert set(st) == (expected | {"tree_depth", "n_steps"} if sampler == "nuts" else expected)
     assert st["diverging"].shape == (1, 20) and st["diverging"].dtype == bool
     assert np.all(np.isfinite(st["lp"])) and np.all(st["energy"] + st["lp"] >= 0)  # kinetic energy >= 0
     assert np.all((st["acceptance_rate"] >= 0) & (st["acceptance_rate"] <= 1))
     assert np.all(st["step_size"] > 0)
-    few = ps.GaussianMixture(2, sampler="nuts", n_chains=1, n_draws=2, n_warmup=5, random_state=0).fit(X)
+    few = ps.GaussianMixture(2, sampler=sampler, n_chains=1, n_draws=2, n_warmup=5, random_state=0).fit(X)
     assert few.draws_["means"].shape == (1, 2, 2, 1)
 
 

@@ -41,6 +41,7 @@ MODELS = [
     LinearGaussianSSM(),
     LinearGaussianSSM(fixed=["initial_mean", "initial_covariance"], initial_mean=[0.0, 0.0],
                       initial_covariance=[[1.0, 0.0], [0.0, 1.0]]),
+    LinearGaussianSSM(sampler="gibbs", n_chains=2, n_draws=10, n_warmup=5),
     # held entries and topologies (issue 17): constrained EM and Gibbs
     GaussianHMM(fixed={"means": [[-2.0, 0.0], [np.nan, np.nan]]}),
     PoissonHMM(fixed={"startprob": [0.6, np.nan], "transmat": [[0.9, np.nan], [np.nan, np.nan]]}),
@@ -60,6 +61,12 @@ MODELS += [AutoregressiveHMM(),
            AutoregressiveHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
            HMM(emission="product", emission_params={"parts": [["gaussian", [0, 1]], ["poisson", [2]],
                                                               ["categorical", [3], {"n_symbols": 3}]]})]
+
+
+# issue #17: the semi-Markov HMM's Gibbs engine (whole segmentations jointly, then the conjugate parameters)
+from probspace import SemiMarkovHMM  # noqa: E402
+
+MODELS += [SemiMarkovHMM(sampler="gibbs", n_chains=2, n_draws=20, n_warmup=10, max_duration=30, max_iter=10)]
 
 
 @parametrize_with_model_checks(MODELS)

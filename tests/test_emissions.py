@@ -152,3 +152,30 @@ def test_discrete_emission_log_priors_match_scipy():
     np.testing.assert_allclose(BernoulliEmission().log_prior({"probs": p}, h), ref)
     # held fixed (a Delta prior): no contribution
     np.testing.assert_array_equal(BernoulliEmission().log_prior({"probs": p}, h, ("probs",)), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_threaded_gaussian_log_frames_equal_single_threaded_and_the_direct_formula(monkeypatch, covariance_type):
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(4)
+    K, D, N = 3, 2, 70_000  # several row blocks
+    means = rng.normal(size=(K, D)) + 1e6  # far from the origin: differences are taken before squaring
+    var = rng.uniform(0.5, 2.0, size=(K, D))
+    cov = var if covariance_type == "diag" else np.stack([np.diag(v) + 0.3 * np.sqrt(np.outer(v, v)) * (1 - np.eye(D))
+                                                          for v in var])
+    X = means[rng.integers(K, size=N)] + rng.normal(size=(N, D))
+    X[::97, 1] = np.nan  # partly missing rows
+    em = GaussianEmission(covariance_type)
+    params = {"means": means, "covars": cov}
+    monkeypatch.setenv("PROBSPACE_NUM_THREADS", "1")
+    one = em.log_frames(X, params)
+    monkeypatch.setenv("PROBSPACE_NUM_THREADS", "3")
+    np.testing.assert_array_equal(em.log_frames(X, params), one)
+    full = cov if covariance_type == "full" else np.stack([np.diag(v) for v in var])
+    rows = np.flatnonzero(~np.isnan(X).any(axis=1))[:500]
+    for k in range(K):
+        ref = multivariate_normal(means[k], full[k]).logpdf(X[rows])
+        np.testing.assert_allclose(one[rows, k], ref, rtol=1e-9, atol=1e-9)
+        ref_missing = multivariate_normal(means[k, 0], full[k, 0, 0]).logpdf(X[::97, 0])
+        np.testing.assert_allclose(one[::97, k], ref_missing, rtol=1e-9, atol=1e-9)

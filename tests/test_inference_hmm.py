@@ -159,3 +159,91 @@ def test_long_sequence_is_stable():
     assert draws.shape == (2, T)
     path, best = hmm.viterbi(start, trans, logb)
     assert np.isfinite(best[0]) and best[0] <= fb.log_likelihood[0]
+
+
+# -- threads: blocks of work fixed by the problem, so any thread count gives the same bits ----------
+def _many_sequences(T=150_000, K=4, seed=3):
+    start, trans, logb = random_hmm(K, T, seed, sparse=True)
+    lengths = np.random.default_rng(seed).multinomial(T - 300, np.full(300, 1 / 300)) + 1  # 300 sequences
+    return start, trans, logb, lengths
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_forward_backward_threads_give_the_single_threaded_result(n_threads):
+    start, trans, logb, lengths = _many_sequences()
+    assert len(hmm.sequence_groups(hmm.sequence_bounds(lengths, logb.shape[0]))) > 2
+    one = hmm.forward_backward(start, trans, logb, lengths, n_threads=1)
+    many = hmm.forward_backward(start, trans, logb, lengths, n_threads=n_threads)
+    for a, b in zip(one, many, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("lengths", [None, "many"])
+def test_joint_paths_do_not_depend_on_the_thread_count(lengths):
+    start, trans, logb, many = _many_sequences(T=8_000)
+    lengths = many if lengths == "many" else None
+    fb = hmm.forward_backward(start, trans, logb, lengths)
+    draws = [hmm.sample_paths(fb.filtered, trans, lengths, 60, np.random.default_rng(5), block=1000, n_threads=n)
+             for n in (1, 2, 4)]
+    assert 60 * 8_000 >= hmm._PARALLEL_MIN  # large enough to run on threads
+    np.testing.assert_array_equal(draws[0], draws[1])
+    np.testing.assert_array_equal(draws[0], draws[2])
+    # a different seed gives different draws; every draw is a possible path
+    other = hmm.sample_paths(fb.filtered, trans, lengths, 60, np.random.default_rng(6), block=1000, n_threads=2)
+    assert np.mean(other != draws[0]) > 0.05
+    assert np.all(np.isfinite(hmm.path_log_prob(draws[0], start, trans, logb, lengths, fb.log_likelihood)))
+
+
+def test_threaded_joint_paths_match_the_exact_pairwise_marginals():
+    # Consecutive pairs (z_t, z_t+1) of threaded draws against the exact pairwise marginals (chi-square over
+    # all frames and pairs of the first sequences); per-frame marginals alone would not see a broken coupling.
+    start, trans, logb = random_hmm(3, 40, seed=11, sparse=True)
+    lengths = np.array([10, 1, 29])
+    fb = hmm.forward_backward(start, trans, logb, lengths)
+    n = 40_000
+    draws = hmm.sample_paths(fb.filtered, trans, lengths, n, np.random.default_rng(8), block=8, n_threads=2)
+    pair = hmm.pairwise_marginals(fb, trans, logb, lengths)
+    bounds = hmm.sequence_bounds(lengths, 40)
+    chi2, dof = 0.0, 0
+    for t in range(39):
+        if t + 1 in bounds[1:-1]:
+            continue
+        counts = np.zeros((3, 3))
+        np.add.at(counts, (draws[:, t], draws[:, t + 1]), 1)
+        expected = n * pair[t]
+        keep = expected > 5
+        chi2 += float(((counts[keep] - expected[keep]) ** 2 / expected[keep]).sum())
+        dof += int(keep.sum()) - 1
+        assert counts[~keep & (pair[t] == 0)].sum() == 0  # forbidden pairs never drawn
+    assert stats.chi2.sf(chi2, dof) > 1e-6
+
+
+def test_streamed_viterbi_with_a_helper_thread_equals_the_whole_array_pass():
+    start, trans, logb, lengths = _many_sequences(T=100_000)
+    lengths = np.r_[lengths[:-1], 0, lengths[-1]]  # an empty sequence too
+    calls = []
+
+    def emit(lo, hi):
+        calls.append((lo, hi))
+        return logb[lo:hi]
+
+    path, best = hmm.viterbi_streamed(start, trans, emit, logb.shape[0], lengths, n_threads=2)
+    assert len(calls) > 2 and calls[0][0] == 0 and calls[-1][1] == logb.shape[0]  # several blocks, in order
+    ref_path, ref_best = hmm.viterbi(start, trans, logb, lengths)
+    np.testing.assert_array_equal(path, ref_path)
+    np.testing.assert_array_equal(best, ref_best)
+    assert best[-2] == -np.inf  # the empty sequence
+    # against brute force on a few short sequences
+    start, trans, logb = random_hmm(3, 9, seed=4, sparse=True)
+    short = np.array([4, 1, 4])
+    path, best = hmm.viterbi_streamed(start, trans, lambda lo, hi: logb[lo:hi], 9, short, n_threads=2)
+    lo = 0
+    with np.errstate(divide="ignore"):
+        for s, L in enumerate(short):
+            paths = np.array(list(itertools.product(range(3), repeat=L)))
+            joint = np.log(start)[paths[:, 0]] + logb[lo + np.arange(L), paths].sum(axis=1)
+            if L > 1:
+                joint = joint + np.log(trans)[paths[:, :-1], paths[:, 1:]].sum(axis=1)
+            np.testing.assert_array_equal(path[lo:lo + L], paths[np.argmax(joint)])
+            assert best[s] == pytest.approx(joint.max(), rel=1e-12)
+            lo += L

@@ -248,16 +248,16 @@ plot_trace(datasets["K=3"], ["means"])
 # %%
 # Gibbs and NUTS agree
 # --------------------
-# ``sampler="nuts"`` runs Pyro's No-U-Turn sampler on the marginal
-# likelihood (labels summed out), with the same conjugate prior. It is much
-# slower than the compiled Gibbs sampler, so the full run uses shorter
-# chains and the fast run skips it. Both should target the same posterior:
-# the posterior means and standard deviations should agree up to Monte Carlo
-# error.
+# ``sampler="nuts"`` runs probspace's compiled No-U-Turn sampler on the
+# marginal likelihood (labels summed out, exact gradients, chains on parallel
+# threads), with the same conjugate prior. The fast run skips it (the first
+# use in a new environment compiles the sampler). Both should target the
+# same posterior: the posterior means and standard deviations should agree
+# up to Monte Carlo error.
 if FAST:
     print("fast mode: NUTS skipped")
 else:
-    nuts = probspace.GaussianMixture(2, sampler="nuts", n_draws=300, n_warmup=300, random_state=0).fit(X)
+    nuts = probspace.GaussianMixture(2, sampler="nuts", random_state=0).fit(X)
     stats = nuts.sample_stats_
     print(f"NUTS: {int(stats['diverging'].sum())} divergent transitions, mean acceptance "
           f"{stats['acceptance_rate'].mean():.2f}")

@@ -64,6 +64,7 @@ def to_inference_data(
     random_state: Any = None,
     lengths: Any = None,
     y: Any = None,
+    labels: Any = None,
 ):
     """Posterior draws of a fitted probspace model for data ``X``, as an ArviZ object.
 
@@ -97,7 +98,16 @@ def to_inference_data(
     - ``sample_stats`` (MCMC fits only): the sampler's per-draw statistics.
     - ``constant_data``: exact quantities (HMM state marginals) and, for
       sequential families, ``lengths`` (dim ``sequence``) and the sequence
-      of each frame (``sequence``, dim ``time``).
+      of each frame (``sequence``, dim ``time``); with ``labels``, the known
+      states (``labels``, dim ``time``, -1 unknown).
+
+    With ``labels`` (families whose ``posterior`` takes known states: the
+    HMMs), every group answers for the conditioned posterior
+    ``p(z | x, z_t = labels_t for the known t)``: the path draws keep the
+    known states, the state marginals condition on them, the pointwise
+    log-likelihood terms sum to each sequence's ``log p(x, known states)``
+    (what ``log_likelihood(X, labels=...)`` gives) and the replicated data
+    are drawn along the conditioned paths.
 
     MCMC fits keep their chains (``n_chains`` by at most ``n_draws`` draws
     per chain, evenly thinned, each latent draw made under the parameter draw
@@ -119,6 +129,9 @@ def to_inference_data(
         Sequence lengths (sequential families only).
     y : array-like, optional
         Conditions, one per row of ``X`` (conditional families only).
+    labels : array-like of int, shape (n_samples,), optional
+        Known latent state of each row (``-1``: unknown), for families whose
+        ``posterior`` takes ``labels`` (the HMMs); a ``ValueError`` elsewhere.
 
     Returns
     -------
@@ -144,6 +157,12 @@ def to_inference_data(
     Xc, lengths = model._check_input(X, lengths)
     tags = model._model_tags()
     cond = model._condition_kwargs(y, Xc.shape[0], fitting=False)
+    if labels is not None:  # known states reach the hooks beside the condition
+        known = getattr(model, "_label_kwargs", None)
+        if known is None:
+            raise ValueError(f"{type(model).__name__} takes no labels (known latent states); got labels of type "
+                             f"{type(labels).__name__}.")
+        cond = {**cond, **known(labels, Xc.shape[0])}
     post = model._posterior(Xc, lengths, **cond)
     draws = getattr(model, "draws_", None)
     if draws is not None:  # MCMC: keep the chains; pair latent draw (c, d) with parameter draw (c, d)

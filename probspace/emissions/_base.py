@@ -32,7 +32,7 @@ import numpy as np
 from numba import types
 
 __all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "check_counts", "dirichlet", "dirichlet_log_density",
-           "emission_names", "inverse_cdf", "is_distribution", "registered_emission", "state_sums"]
+           "emission_names", "inverse_cdf", "is_distribution", "registered_emission", "run_frames", "state_sums"]
 
 #: Emission classes by their short :attr:`Emission.name`, filled in as the classes are defined.
 _REGISTRY: dict[str, type[Emission]] = {}
@@ -72,6 +72,32 @@ FRAMES = types.void(types.float64[:, ::1], types.float64[::1], types.float64[::1
 UPDATE = types.void(types.float64[:, ::1], types.int64[::1], types.int64, types.float64[::1], types.boolean[::1],
                     types.float64[::1])
 JIT = {"cache": True, "nogil": True}
+
+
+#: Rows per block of a threaded emission log-density (the cut does not change any value: rows are independent).
+_FRAME_BLOCK = 1 << 15
+
+
+def run_frames(kernel: Any, X: np.ndarray, aux: np.ndarray, theta: np.ndarray, n_states: int) -> np.ndarray:
+    """Return ``kernel``'s (N, K) log-densities of the rows of ``X``, blocks of rows on parallel threads.
+
+    ``X`` is C-contiguous float64; every row is computed alone, so the
+    result is the same whatever the number of threads.
+    """
+    from ..inference._threads import map_blocks
+
+    N = X.shape[0]
+    out = np.empty((N, n_states))
+    aux = np.ascontiguousarray(aux, dtype=np.float64)
+    theta = np.ascontiguousarray(theta, dtype=np.float64)
+    blocks = range(0, N, _FRAME_BLOCK) if N * n_states >= 4 * _FRAME_BLOCK else [0]
+    step = _FRAME_BLOCK if len(blocks) > 1 else max(N, 1)
+
+    def run(lo):
+        kernel(X[lo:lo + step], aux[lo:lo + step], theta, out[lo:lo + step])
+
+    map_blocks(run, blocks)
+    return out
 
 
 @numba.njit(**JIT)
@@ -253,10 +279,7 @@ class Emission:
     def log_frames(self, X: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """``log p(x_i | z_i = k)`` (N, K) from the compiled kernel; NaN entries are summed out."""
         X = np.ascontiguousarray(X, dtype=np.float64)
-        theta = self.pack(params)
-        out = np.empty((X.shape[0], self.n_states(params)))
-        self.frames_kernel(X, self.aux(X), theta, out)
-        return out
+        return run_frames(self.frames_kernel, X, self.aux(X), self.pack(params), self.n_states(params))
 
     def n_states(self, params: dict[str, np.ndarray]) -> int:
         return np.shape(params[self.names[0]])[0]

@@ -16,6 +16,9 @@ from ._base import FRAMES, JIT, UPDATE, Emission, check_counts, dirichlet, diric
 
 __all__ = ["CategoricalEmission"]
 
+#: Largest emission table (n_components x n_symbols) the emission allocates (800 MB of float64).
+_MAX_TABLE = 10**8
+
 
 @numba.njit(FRAMES, **JIT)
 def _frames(X, aux, theta, out):  # pragma: no cover - compiled
@@ -94,6 +97,11 @@ class CategoricalEmission(Emission):
 
     def init(self, X, K, rng):
         """Symbol frequencies of ``X`` mixed half-and-half with random Dirichlet rows (distinct states)."""
+        if K * self.n_symbols > _MAX_TABLE:  # refuse before allocating (X + 1e8 would ask for gigabytes)
+            raise ValueError(
+                f"The categorical emission would need a table of n_components x n_symbols = {K} x {self.n_symbols} "
+                f"entries (symbols are coded 0 to n_symbols - 1); the limit is {_MAX_TABLE:.0e}. Recode the symbols "
+                "to 0..S-1, for example with np.unique(X, return_inverse=True).")
         x = X[~np.isnan(X[:, 0]), 0].astype(np.int64)
         freq = np.bincount(x, minlength=self.n_symbols)[:self.n_symbols] + 1.0
         return {"emissionprob": 0.5 * freq / freq.sum() + 0.5 * rng.dirichlet(np.ones(self.n_symbols), size=K)}

@@ -20,11 +20,12 @@ import numba
 import numpy as np
 
 from ..inference._gaussian import as_full, sample_components
-from ._base import FRAMES, JIT, UPDATE, Emission, PriorReader, state_sums
+from ._base import FRAMES, JIT, UPDATE, Emission, PriorReader, run_frames, state_sums
 
 __all__ = ["GaussianEmission"]
 
 _LOG2PI = math.log(2.0 * math.pi)
+_NO_AUX = np.zeros(0)
 
 
 @numba.njit(FRAMES, **JIT)
@@ -32,22 +33,48 @@ def _diag_frames(X, aux, theta, out):  # pragma: no cover - compiled
     """Diagonal Gaussians; ``theta`` = means (K, D) then variances (K, D).
 
     The difference is taken first, so data far from the origin lose no accuracy (the expanded
-    ``x^2 - 2 x mu + mu^2`` would cancel).
+    ``x^2 - 2 x mu + mu^2`` would cancel). Precisions and each state's normalising constant are
+    computed once per call; complete rows take a branch-free loop, rows with NaN sum over their
+    observed entries.
     """
     T, D = X.shape
     K = out.shape[1]
     means = theta[:K * D].reshape((K, D))
-    log_var = np.log(theta[K * D:2 * K * D]).reshape((K, D))
     var = theta[K * D:2 * K * D].reshape((K, D))
+    prec = np.empty((D, K))  # feature-major, so the loop over states is contiguous (vectorised)
+    mu = np.empty((D, K))
+    log_norm = np.empty((D, K))
+    const = np.zeros(K)
+    for k in range(K):
+        for d in range(D):
+            mu[d, k] = means[k, d]
+            prec[d, k] = 1.0 / var[k, d]
+            log_norm[d, k] = math.log(var[k, d]) + _LOG2PI
+            const[k] += log_norm[d, k]
+    acc = np.empty(K)
     for t in range(T):
-        for k in range(K):
-            acc = 0.0
+        complete = True
+        for d in range(D):
+            if X[t, d] != X[t, d]:
+                complete = False
+        if complete:
+            for k in range(K):
+                acc[k] = const[k]
+            for d in range(D):
+                x = X[t, d]
+                for k in range(K):
+                    r = x - mu[d, k]
+                    acc[k] += r * r * prec[d, k]
+        else:
+            acc[:] = 0.0
             for d in range(D):
                 x = X[t, d]
                 if x == x:  # observed (not NaN)
-                    r = x - means[k, d]
-                    acc += r * r / var[k, d] + log_var[k, d] + _LOG2PI
-            out[t, k] = -0.5 * acc
+                    for k in range(K):
+                        r = x - mu[d, k]
+                        acc[k] += r * r * prec[d, k] + log_norm[d, k]
+        for k in range(K):
+            out[t, k] = -0.5 * acc[k]
 
 
 @numba.njit(**JIT)
@@ -284,9 +311,9 @@ class GaussianEmission(Emission):
     def log_frames(self, X, params):
         means, cov = self._kernel_params(params)
         X = np.ascontiguousarray(X, dtype=np.float64)
-        out = np.empty((X.shape[0], means.shape[0]))
-        self.frames_kernel(X, self.aux(X), np.concatenate([means.ravel(), cov.ravel()]), out)
-        return out
+        # the Gaussian kernels read no per-row constant: an empty one saves allocating N zeros
+        return run_frames(self.frames_kernel, X, _NO_AUX, np.concatenate([means.ravel(), cov.ravel()]),
+                          means.shape[0])
 
     def sample(self, params, states, rng):
         means = params["means"]

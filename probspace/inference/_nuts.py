@@ -1,5 +1,10 @@
 """NUTS through Pyro on the marginal likelihood of mixtures and HMMs (latents summed out).
 
+This is the engine of ``sampler="nuts-pyro"`` and of ``sampler="nuts"`` when a
+prior entry is a torch distribution (or the emission has no compiled
+gradient); every other ``sampler="nuts"`` fit runs probspace's compiled NUTS
+(:mod:`probspace.inference._nuts_numba`), tens of times faster.
+
 The potential energy is ``-(log p(X | theta) + log p(theta) + log|J|)`` over
 unconstrained parameters: simplexes through the stick-breaking bijection,
 positive values through ``exp``. ``log p(X | theta)`` sums the latent

@@ -62,6 +62,10 @@ def softmax_regression(W0: np.ndarray, design: np.ndarray, targets: np.ndarray, 
     return best.reshape(R, C, P)
 
 
+#: Most symbols a covariate-driven categorical emission reads from the data.
+MAX_SYMBOLS = 10_000
+
+
 class CategoricalGLM(Emission):
     """Symbols whose probabilities are softmax-linear in the covariates, per state (see the module docstring).
 
@@ -84,7 +88,12 @@ class CategoricalGLM(Emission):
         if self.n_symbols is not None:
             return self
         values = X[~np.isnan(X)]
-        return CategoricalGLM(int(values.max()) + 1 if values.size else 2, self.alpha)
+        n_symbols = int(values.max()) + 1 if values.size else 2
+        if n_symbols > MAX_SYMBOLS:  # the logits hold one column per symbol and frame: a huge code is a mistake
+            raise ValueError(f"X passed with emission='glm' holds symbol {n_symbols - 1}: the softmax regression "
+                             f"would have {n_symbols} symbols 0..{n_symbols - 1} (at most {MAX_SYMBOLS}); recode "
+                             "the symbols as 0..C-1.")
+        return CategoricalGLM(n_symbols, self.alpha)
 
     def check_data(self, X: np.ndarray, owner: str) -> None:
         if X.shape[1] != 1:

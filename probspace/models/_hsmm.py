@@ -8,11 +8,15 @@ import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, gammaln, logsumexp, xlogy
 
+from .. import _bayes
 from .._docstrings import fill
+from .._random import child_generator
 from .._validation import Interval, Options
-from ..inference import _hsmm
+from ..emissions._base import PriorReader, is_distribution
+from ..inference import _hsmm, _hsmm_gibbs
 from ..inference._progress import progress_bar
 from ..posteriors import SemiMarkovChain
+from ..posteriors._mixture import FiniteMixture
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain
 from .hmm._generic import _ConformanceData
 
@@ -80,6 +84,17 @@ class SemiMarkovHMM(EmissionChain):
     by a one- or two-parameter numerical maximisation, never worse than the
     current value), so the log-likelihood never decreases.
 
+    ``sampler="gibbs"`` fits it fully Bayesian by blocked Gibbs sampling:
+    each sweep draws every sequence's whole segmentation jointly and exactly
+    given the parameters (the sampler behind ``posterior(X).sample``), then
+    the parameters from their conditionals given it (see Notes). ``posterior``
+    is then the equal-weight mixture, over all kept draws of all chains, of
+    the exact segmentation posteriors given each draw
+    (:class:`~probspace.posteriors.FiniteMixture`); ``log_likelihood`` the log
+    posterior predictive density ``log mean_s p(x | theta_s)``; ``to_arviz``
+    keeps the chains, so ``arviz.rhat``, ``ess`` and ``loo`` work (the
+    pointwise terms are the one-step-ahead ``log p(x_t | x_<t, theta_s)``).
+
     Parameters
     ----------
     n_components : int, default=2
@@ -99,6 +114,26 @@ class SemiMarkovHMM(EmissionChain):
         EM iterations.
     tol : float, default=1e-4
         Convergence threshold on the total log-likelihood gain.
+    sampler : {None, "gibbs"}, default=None
+        ``None``: EM (a point fit). ``"gibbs"``: blocked Gibbs sampling with
+        conjugate priors (durations ``"nonparametric"`` or ``"poisson"``, an
+        emission with a conjugate update; complete data).
+    n_chains : int, default=4
+        Gibbs chains, each started from its own EM fit.
+    n_draws : int, default=1000
+        Draws kept per chain.
+    n_warmup : int, default=1000
+        Sweeps discarded per chain.
+    prior : dict, optional
+        Gibbs only: numbers of the conjugate prior. ``"startprob"`` and
+        ``"transmat"``: Dirichlet concentrations (default 1; the diagonal of
+        ``transmat`` is ignored); ``"duration_pmf"``: Dirichlet concentration
+        over ``1..max_duration`` (nonparametric, default 1);
+        ``"rate_shape"``, ``"rate_rate"``: Gamma prior of the Poisson rates of
+        ``d - 1`` (default shape 1, rate ``2 / max_duration``); and the
+        emission's hyper-parameters as for :class:`probspace.HMM` (e.g.
+        ``"mean"``, ``"mean_precision"``, ``"dof"``, ``"scale"`` for
+        ``"gaussian"``). Per-state values refer to the sorted state order.
     {random_state}
     progress : bool, default=False
         Show a progress bar during the fit.
@@ -120,7 +155,45 @@ class SemiMarkovHMM(EmissionChain):
     emission_arrays_ : dict of str to ndarray
         The fitted emission parameters; each is also an attribute with a
         trailing underscore (``means_`` and ``covars_`` for ``"gaussian"``...).
+        For a Gibbs fit, every fitted array is its posterior mean.
+    draws_ : dict of str to ndarray or None
+        Gibbs fits: the parameter draws, each ``(n_chains, n_draws, ...)``
+        (``startprob``, ``transmat``, ``duration_pmf``, ``rate`` for Poisson
+        durations, the emission arrays), states sorted (see Notes); ``None``
+        otherwise.
+    sample_stats_ : dict of str to ndarray or None
+        Gibbs fits: ``total_log_likelihood`` (``log p(X | draw)``), ``lp``
+        (plus the log prior density) and, for Poisson durations,
+        ``duration_acceptance`` (share of accepted rate proposals), each
+        ``(n_chains, n_draws)``; ``None`` otherwise.
+    prior_ : dict or None
+        Gibbs fits: the prior used (defaults filled in); ``None`` otherwise.
     {common_attributes}
+
+    Notes
+    -----
+    The Gibbs conditionals given a segmentation. ``startprob`` and each
+    transition row (off the diagonal) are Dirichlet. The last segment of a
+    sequence is right-censored, so its full length is a latent variable:
+    each sweep first draws it from ``pmf[d'] / P(duration >= d)``
+    (``d' >= d`` frames seen) under the current durations, which makes every
+    segment complete (data augmentation, exact). Nonparametric durations are
+    then Dirichlet. Poisson durations are truncated to ``1..max_duration``,
+    which the Gamma prior is not conjugate to: the rate is drawn by an
+    independence Metropolis-Hastings step whose proposal is the untruncated
+    Gamma conditional and whose acceptance ratio carries the truncation
+    (``sample_stats_["duration_acceptance"]``; 1 when the truncation is
+    negligible), so the chain targets the exact posterior. The emission
+    parameters come from the same compiled conjugate update as the other
+    Gibbs HMMs (Gaussian normal-inverse-Wishart, Poisson Gamma, categorical
+    Dirichlet...). Negative binomial durations have no conjugate shape prior
+    and ``sampler="gibbs"`` rejects them.
+
+    Label switching: every draw's states are sorted by the emission's scalar
+    key (the first feature of the mean for ``"gaussian"``, the first rate for
+    ``"poisson"``, the mean symbol for ``"categorical"``), all arrays
+    permuted together; under an exchangeable prior these are exact draws
+    from the posterior under that ordering constraint.
 
     See Also
     --------
@@ -138,6 +211,15 @@ class SemiMarkovHMM(EmissionChain):
     array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     >>> int(np.argmax(model.duration_pmf_[0])) + 1
     8
+
+    Fully Bayesian, by blocked Gibbs sampling (chains of parameter draws):
+
+    >>> bayes = SemiMarkovHMM(2, max_duration=15, sampler="gibbs", n_chains=2, n_draws=50, n_warmup=20,
+    ...                       random_state=0).fit(X)
+    >>> bayes.draws_["duration_pmf"].shape
+    (2, 50, 2, 15)
+    >>> int(np.argmax(bayes.duration_pmf_[0])) + 1
+    8
     """
 
     _parameter_constraints = {
@@ -146,6 +228,11 @@ class SemiMarkovHMM(EmissionChain):
         "duration": [Options(*DURATIONS)],
         "max_duration": [Interval("int", 1, None)],
         "duration_init": [None, "array-like"],
+        "sampler": [None, Options("gibbs")],
+        "n_chains": _bayes.MCMC_CONSTRAINTS["n_chains"],
+        "n_draws": _bayes.MCMC_CONSTRAINTS["n_draws"],
+        "n_warmup": _bayes.MCMC_CONSTRAINTS["n_warmup"],
+        "prior": [None, dict],
     }
     _chain_parameter_names = ("startprob_", "transmat_", "duration_pmf_")
     _conformance_params = {"n_components": 2, "max_iter": 30, "max_duration": 30}
@@ -153,7 +240,9 @@ class SemiMarkovHMM(EmissionChain):
 
     def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
                  duration: str = "nonparametric", max_duration: int = 50, duration_init: Any = None,
-                 max_iter: int = 100, tol: float = 1e-4, random_state: Any = None, progress: bool = False) -> None:
+                 max_iter: int = 100, tol: float = 1e-4, sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, random_state: Any = None,
+                 progress: bool = False) -> None:
         self.n_components = n_components
         self.emission = emission
         self.emission_params = emission_params
@@ -162,6 +251,11 @@ class SemiMarkovHMM(EmissionChain):
         self.duration_init = duration_init
         self.max_iter = max_iter
         self.tol = tol
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
         self.random_state = random_state
         self.progress = progress
 
@@ -241,6 +335,89 @@ class SemiMarkovHMM(EmissionChain):
 
     # -- fitting ----------------------------------------------------------------------------------
     def _fit(self, X, lengths, rng):
+        self.draws_, self.sample_stats_, self.prior_ = None, None, None
+        if self.sampler is None:
+            if self.prior is not None:
+                raise ValueError(f"prior={self.prior!r} applies only to MCMC fits; set sampler='gibbs'.")
+            self._fit_em(X, lengths, rng)
+            return
+        alpha, hyper = self._check_gibbs(X)
+        starts = []
+        for _ in range(self.n_chains):  # each chain starts from its own EM fit, states in the reported order
+            self._fit_em(X, lengths, child_generator(rng))
+            starts.append(self._relabel(self._chain_point()))
+        emission = self._emission()
+        packed = emission.pack_hyper(hyper, X.shape[1])
+        chains = []
+        with progress_bar(self.progress, self.n_chains * (self.n_warmup + self.n_draws), "Gibbs (semi-Markov HMM)",
+                          "sweep") as bar:
+            for start in starts:
+                chains.append(_hsmm_gibbs.run_chain(emission, X, lengths, start, alpha, packed, self.duration,
+                                                    self.n_warmup, self.n_draws, int(rng.integers(0, 2**31 - 1)),
+                                                    bar))
+        draws = self._relabel({k: np.stack([c[0][k] for c in chains]) for k in chains[0][0]})
+        stats = {k: np.stack([c[1][k] for c in chains]) for k in chains[0][1]}
+        flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
+        lp = _hsmm_gibbs.log_prior(flat, alpha, self.duration, emission, hyper)
+        stats["lp"] = stats["total_log_likelihood"] + lp.reshape(stats["total_log_likelihood"].shape)
+        self.draws_, self.sample_stats_ = draws, stats
+        self.prior_ = {**alpha, **{k: np.asarray(v, dtype=np.float64) for k, v in hyper.items()}}
+        mean = {k: v.mean(axis=(0, 1)) for k, v in draws.items()}
+        self.startprob_, self.transmat_, self.duration_pmf_ = mean["startprob"], mean["transmat"], mean["duration_pmf"]
+        self.duration_params_ = {"rate": mean["rate"]} if "rate" in mean else {}
+        self.emission_arrays_ = {k: mean[k] for k in emission.names}
+
+    def _check_gibbs(self, X):
+        """Check a Gibbs request; return the duration/chain concentrations and the emission's hyper-parameters."""
+        owner = self._owner()
+        if self.duration == "negative_binomial":
+            raise ValueError(f"{type(self).__name__}(sampler='gibbs') samples duration='nonparametric' (Dirichlet) "
+                             "or 'poisson' (Gamma, with an exact Metropolis-Hastings correction for the truncation "
+                             "at max_duration); the negative binomial shape has no conjugate prior. Use one of "
+                             "those, or sampler=None (EM).")
+        if np.isnan(X).any():
+            raise ValueError(f"{owner}(sampler='gibbs').fit needs complete data; X has missing values (NaN). Fit "
+                             "with sampler=None (EM marginalises them).")
+        emission = self._emission(X)
+        emission.check_sampler("gibbs", X, owner)
+        K, D = self.n_components, self.max_duration
+        user = dict(self.prior or {})
+        keys = ("startprob", "transmat", "duration_pmf") if self.duration == "nonparametric" else (
+            "startprob", "transmat", "rate_shape", "rate_rate")
+        allowed = keys + tuple(emission.simplex) + tuple(emission.hyper_keys)
+        unknown = sorted(repr(k) for k in user if k not in allowed)
+        if unknown:
+            raise ValueError(f"prior of {owner}(sampler='gibbs', duration={self.duration!r}) has unknown entries "
+                             f"[{', '.join(unknown)}]; allowed (numbers of the conjugate prior): {list(allowed)}.")
+        for key, value in user.items():
+            if is_distribution(value):
+                raise ValueError(f"prior['{key}'] of {owner} is a distribution; SemiMarkovHMM's Gibbs sampler takes "
+                                 "numbers (Dirichlet concentrations, Gamma shape/rate, the emission's conjugate "
+                                 "hyper-parameters).")
+        reader = PriorReader(user, owner)
+        alpha = {"startprob": reader.number("startprob", 1.0, (K,)), "transmat": reader.number("transmat", 1.0, (K, K))}
+        if self.duration == "nonparametric":
+            alpha["duration_pmf"] = reader.number("duration_pmf", 1.0, (K, D))
+        else:
+            alpha["rate_shape"] = reader.number("rate_shape", 1.0, (K,))
+            alpha["rate_rate"] = reader.number("rate_rate", 2.0 / D, (K,))
+        return alpha, emission.resolve_hyper(reader, X, K)
+
+    def _chain_point(self) -> dict[str, np.ndarray]:
+        point = {"startprob": self.startprob_, "transmat": self.transmat_, "duration_pmf": self.duration_pmf_,
+                 **self.duration_params_, **self.emission_arrays_}
+        point = {k: np.array(v, dtype=np.float64) for k, v in point.items()}
+        for k in ("startprob", "transmat", "duration_pmf"):  # off the simplex boundary (zeros stay on the diagonal)
+            mix = 1e-3 * (np.ones_like(point[k]) - (np.eye(self.n_components) if k == "transmat" else 0.0))
+            point[k] = (1.0 - 1e-3) * point[k] + 1e-3 * mix / mix.sum(axis=-1, keepdims=True)
+        return point
+
+    def _relabel(self, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Sort the states of every draw by the emission's ordering key (see Notes: label switching)."""
+        return _bayes.permute(params, np.argsort(self._emission().order_key(params), axis=-1, kind="stable"))
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def _fit_em(self, X, lengths, rng):
         emission = self._start_emission(X, rng)
         K = self.n_components
         self.startprob_ = np.full(K, 1.0 / K)
@@ -275,25 +452,81 @@ class SemiMarkovHMM(EmissionChain):
                                       lengths)
 
     # -- answers -------------------------------------------------------------------------------------
+    def _model_tags(self):
+        tags = super()._model_tags()
+        if self.sampler is None:
+            return tags
+        from dataclasses import replace
+
+        return replace(tags, exact_posterior=False, exact_log_likelihood=False, parameter_posterior=True)
+
+    def _draw_list(self) -> dict[str, np.ndarray] | None:
+        draws = self.__dict__.get("draws_")
+        return None if draws is None else {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
+
+    def _chain_at(self, p: dict[str, np.ndarray], X, lengths) -> SemiMarkovChain:
+        return SemiMarkovChain(p["startprob"], p["transmat"], p["duration_pmf"],
+                               self._log_frameprob(X, {k: p[k] for k in self.emission_arrays_}), lengths)
+
     def _posterior(self, X, lengths):
-        return SemiMarkovChain(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X), lengths)
+        flat = self._draw_list()
+        if flat is None:
+            return SemiMarkovChain(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X),
+                                   lengths)
+        n = flat["startprob"].shape[0]
+        return FiniteMixture(lambda s: self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths), n)
 
     def _log_likelihood(self, X, lengths):
-        return self._forward_backward(X, lengths).log_likelihood
+        flat = self._draw_list()
+        if flat is None:
+            return self._forward_backward(X, lengths).log_likelihood
+        n = flat["startprob"].shape[0]
+        per = np.array([self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths).log_likelihood
+                        for s in range(n)])
+        return logsumexp(per, axis=0) - np.log(n)
+
+    def _sample_parameters(self, n_samples, rng):
+        flat = self._draw_list()
+        idx = rng.integers(0, flat["startprob"].shape[0], size=n_samples)
+        return {k: v[idx] for k, v in flat.items()}
+
+    def _pointwise_log_likelihood(self, X, lengths, params):
+        if params is None:
+            return self._log_likelihood(X, lengths)
+        emission = self._emission()
+        n = params["startprob"].shape[0]
+        return np.stack([_hsmm_gibbs.pointwise_log_likelihood(
+            params["startprob"][s], params["transmat"][s], params["duration_pmf"][s],
+            emission.log_frames(X, {k: params[k][s] for k in emission.names}), lengths) for s in range(n)])
+
+    def _posterior_predictive(self, X, latents, params, rng):
+        if params is None:
+            return super()._posterior_predictive(X, latents, params, rng)
+        emission = self._emission()
+        return np.stack([emission.sample({k: params[k][s] for k in emission.names},
+                                         np.asarray(latents[s]).astype(np.int64), rng) for s in range(len(latents))])
 
     def _sample(self, n_samples, rng):
-        K, D = self.duration_pmf_.shape
+        flat = self._draw_list()
+        if flat is None:
+            pi, A, pmf, arrays = self.startprob_, self.transmat_, self.duration_pmf_, self.emission_arrays_
+        else:  # the posterior predictive: one parameter draw picked at random
+            s = int(rng.integers(0, flat["startprob"].shape[0]))
+            pi, A, pmf = flat["startprob"][s], flat["transmat"][s], flat["duration_pmf"][s]
+            arrays = {k: flat[k][s] for k in self.emission_arrays_}
+        K, D = pmf.shape
         z = np.empty(n_samples, dtype=np.int64)
-        t, k = 0, rng.choice(K, p=self.startprob_)
+        t, k = 0, rng.choice(K, p=pi)
         while t < n_samples:
-            d = 1 + rng.choice(D, p=self.duration_pmf_[k])
+            d = 1 + rng.choice(D, p=pmf[k])
             z[t:t + d] = k
             t += d
-            k = rng.choice(K, p=self.transmat_[k])
-        return self._emission().sample(self.emission_arrays_, z, rng), z
+            k = rng.choice(K, p=A[k])
+        return self._emission().sample(arrays, z, rng), z
 
     def _arviz_dims(self):
-        return {**super()._arviz_dims(), "transmat": ("state", "state_to"), "duration_pmf": ("state", "duration")}
+        return {**super()._arviz_dims(), "startprob": ("state",), "transmat": ("state", "state_to"),
+                "duration_pmf": ("state", "duration"), "rate": ("state",)}
 
 
 SemiMarkovHMM.__doc__ = fill(SemiMarkovHMM.__doc__)

@@ -9,14 +9,25 @@ from scipy.special import softmax
 
 from .._docstrings import fill
 from .._validation import Interval
+from ..emissions import registered_emission
 from ..inference import _iohmm
 from ..inference._progress import progress_bar
 from ..posteriors import TimeVaryingMarkovChain
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain, sequence_starts
 from ._glm_emission import CategoricalGLM, softmax_regression
+from .hmm._base import two_state_data
 from .hmm._generic import _ConformanceData
 
 __all__ = ["InputDrivenHMM"]
+
+
+class _CovariateConformanceData(_ConformanceData):
+    """The emission's conformance data; one column of categorical symbols for ``emission="glm"``."""
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        if instance is not None and instance.emission == "glm":
+            return lambda rng: two_state_data(rng, registered_emission("categorical").conformance_data)
+        return super().__get__(instance, owner)
 
 
 class InputDrivenHMM(EmissionChain):
@@ -135,7 +146,11 @@ class InputDrivenHMM(EmissionChain):
         self.progress = progress
 
     _conformance_emission = "gaussian"
-    _conformance_data = _ConformanceData()
+    _conformance_data = _CovariateConformanceData()
+
+    def _conformance_condition(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Two covariates per frame: the suite runs every call through the covariate path."""
+        return rng.normal(size=(n, 2))
 
     # -- covariates --------------------------------------------------------------------------
     def _check_condition(self, y, n, *, fitting, generating=False):

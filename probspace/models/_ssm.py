@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .._base import LatentModel
 from .._docstrings import fill
 from .._tags import ModelTags
-from .._validation import Interval, check_gaussian_scale, check_n_samples, warn_unconverged
+from .._validation import Interval, Options, check_gaussian_scale, check_n_samples, warn_unconverged
 from ..inference import _kalman
 from ..inference._progress import progress_bar
 from ..posteriors import GaussMarkovChain, MultivariateNormal
+from ..posteriors._mixture import FiniteMixture
+from . import _ssm_bayes
 
 __all__ = ["LinearGaussianSSM"]
 
@@ -140,7 +144,39 @@ class LinearGaussianSSM(LatentModel):
         Seed of the starting values (when ``n_components`` exceeds the number of features) and of the
         model's random stream.
     progress : bool, default=False
-        Show a progress bar over the EM iterations.
+        Show a progress bar over the EM iterations (and the Gibbs sweeps).
+    sampler : {None, "gibbs"}, default=None
+        ``"gibbs"``: a fully Bayesian fit by blocked Gibbs sampling, started
+        from the EM fit (see Notes). ``None``: the EM point fit.
+    n_chains : int, default=4
+        Gibbs chains: the first starts at the EM fit, the others at the EM fit
+        with each free covariance scaled by a random factor ``exp(N(0, 0.5^2))``.
+    n_draws : int, default=1000
+        Draws kept per chain.
+    n_warmup : int, default=1000
+        Sweeps discarded per chain.
+    prior : dict, optional
+        Prior hyper-parameters of the Gibbs fit; missing entries take the
+        defaults in brackets (``s``: the data's mean variance, ``s_x``: ``s``
+        in state units, i.e. divided by the mean squared loading of the start
+        ``C``). Entries of ``[A B]``: independent normals with
+        ``transition_coef_mean`` [``[I 0]``] and ``transition_coef_sd`` [1 for
+        ``A``, ``10 sqrt(s_x) / sd(u)`` for ``B``]; of ``[C D]``:
+        ``observation_coef_mean`` [0] and ``observation_coef_sd`` [``10
+        sqrt(s / s_x)``, ``10 sqrt(s) / sd(u)``]; of :math:`\mu_0`:
+        ``initial_mean_mean`` [0] and ``initial_mean_sd`` [10 times the data's
+        root mean square in state units] (scalars broadcast). Covariances:
+        inverse-Wishart with ``transition_covariance_df`` [``d + 2``] and
+        ``transition_covariance_scale`` [``0.1 s_x I``],
+        ``observation_covariance_df`` [``p + 2``] and
+        ``observation_covariance_scale`` [half of each feature's variance, on
+        the diagonal], ``initial_covariance_df`` [``d + 2``] and
+        ``initial_covariance_scale`` [``s_x I``] (a scalar scale means that
+        times the identity). For ``k = 1`` the inverse-Wishart ``IW(df,
+        scale)`` is the inverse-gamma ``IG(df / 2, scale / 2)``; a diagonal
+        covariance (off-diagonal held by ``fixed``) has independent ``IG(df /
+        2, scale_ii / 2)`` entries. Unknown names, wrong shapes and
+        non-positive values raise a ``ValueError``.
 
     Attributes
     ----------
@@ -170,6 +206,17 @@ class LinearGaussianSSM(LatentModel):
         Whether the last iteration's gain fell below ``tol`` (True when there was nothing to fit).
     history_ : ndarray of shape (n_iter,)
         Log-likelihood per frame at each iteration (never decreasing: EM is exact).
+    draws_ : dict of str to ndarray or None
+        Gibbs fits: the draws of every sampled array, each ``(n_chains,
+        n_draws, ...)`` (arrays held whole by ``fixed`` are left out: they
+        are their ``_`` attributes); ``None`` for EM fits.
+    sample_stats_ : dict of str to ndarray or None
+        Gibbs fits, each ``(n_chains, n_draws)``: ``total_log_likelihood``,
+        :math:`\log p(y \mid \theta)` of each draw, and ``lp``, the log
+        joint :math:`\log p(y \mid \theta) + \log p(\theta)` under the
+        prior used (free entries only); ``None`` otherwise.
+    prior_ : dict or None
+        Gibbs fits: the prior used (defaults filled in); ``None`` otherwise.
     rng_ : numpy.random.Generator
         The model's random stream; calls without ``random_state`` draw from it.
     backend_ : None
@@ -192,6 +239,35 @@ class LinearGaussianSSM(LatentModel):
     example :ref:`sphx_glr_auto_examples_ssm_plot_nile_local_level.py` fits the
     local level model to the Nile.
 
+    **Bayesian fit** (``sampler="gibbs"``). Given the state path, the
+    parameters are conditionally conjugate: ``[A B]`` and ``Q`` are a
+    Bayesian multivariate regression of :math:`x_t` on :math:`[x_{t-1};
+    u_t]`, ``[C D]`` and ``R`` one of :math:`y_t` on :math:`[x_t; u_t]`, and
+    :math:`\mu_0, P_0` the mean and covariance of the first states. Each
+    sweep draws the whole state path jointly (the simulation smoother, which
+    conditions on the observed entries), then the missing observation
+    entries given the path (so path and missing entries are one exact joint
+    draw, and missing values need no approximation anywhere), then each
+    coefficient block given its covariance (normal prior: Gaussian
+    conditional, held entries in place) and each covariance given its
+    coefficients (inverse-Wishart, or inverse-gamma per entry when
+    diagonal). Arrays in ``fixed`` never move: the local level model holds
+    ``A = C = 1`` and samples the two variances. The fitted ``_``
+    attributes are then the posterior means of the draws (plug-in values for
+    :meth:`forecast` and :meth:`forecast_distribution`); :meth:`posterior`
+    is the equal-weight mixture over all draws of the exact Gaussian path
+    posterior under each draw (a :class:`~probspace.posteriors.FiniteMixture`
+    with ``method="mcmc"``: its mean and variance include the parameter
+    uncertainty), ``log_likelihood`` the posterior predictive density
+    :math:`\log \frac1S \sum_s p(y \mid \theta_s)`, ``sample`` generates
+    under a draw picked at random, and ``to_arviz`` keeps the chains (R-hat,
+    ESS) and writes the per-draw one-step-ahead log-likelihoods to
+    ``log_likelihood`` (for LOO). With everything free, the model is only
+    identified up to an invertible change of state coordinates, so the
+    draws of ``A``, ``C`` and ``Q`` wander along it (their R-hat says so);
+    hold what fixes the coordinates (as in the local level model) to read
+    them.
+
     Examples
     --------
     >>> import numpy as np
@@ -207,6 +283,11 @@ class LinearGaussianSSM(LatentModel):
     ((200, 1), (5, 200, 1))
     >>> bool(np.all(np.diff(model.history_) >= -1e-9))
     True
+    >>> bayes = LinearGaussianSSM(1, transition_matrix=one, observation_matrix=one,
+    ...                           fixed=["transition_matrix", "observation_matrix"], sampler="gibbs",
+    ...                           n_chains=2, n_draws=100, n_warmup=50, random_state=0).fit(y)
+    >>> bayes.draws_["transition_covariance"].shape
+    (2, 100, 1, 1)
     """
 
     _latent_name = "state"
@@ -220,6 +301,11 @@ class LinearGaussianSSM(LatentModel):
         "min_covar": [Interval("real", 0, None)],
         "random_state": ["random_state"],
         "progress": ["boolean"],
+        "sampler": [None, Options("gibbs")],
+        "n_chains": [Interval("int", 1, None)],
+        "n_draws": [Interval("int", 1, None)],
+        "n_warmup": [Interval("int", 0, None)],
+        "prior": [None, dict],
     }
     _conformance_params = {"n_components": 2, "max_iter": 30, "tol": 0.1}
     _conformance_alt_params = {"n_components": 1, "max_iter": 5, "tol": 1e-2}
@@ -228,7 +314,8 @@ class LinearGaussianSSM(LatentModel):
                  transition_covariance: Any = None, observation_covariance: Any = None, initial_mean: Any = None,
                  initial_covariance: Any = None, control_matrix: Any = None, feedthrough_matrix: Any = None,
                  fixed: Any = None, max_iter: int = 100, tol: float = 1e-4, min_covar: float = 1e-9,
-                 random_state: Any = None, progress: bool = False) -> None:
+                 random_state: Any = None, progress: bool = False, sampler: str | None = None, n_chains: int = 4,
+                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None) -> None:
         self.n_components = n_components
         self.transition_matrix = transition_matrix
         self.observation_matrix = observation_matrix
@@ -244,11 +331,27 @@ class LinearGaussianSSM(LatentModel):
         self.min_covar = min_covar
         self.random_state = random_state
         self.progress = progress
+        self.sampler = sampler
+        self.n_chains = n_chains
+        self.n_draws = n_draws
+        self.n_warmup = n_warmup
+        self.prior = prior
+
+    def _model_tags(self) -> ModelTags:
+        tags = super()._model_tags()
+        if self.sampler is None:
+            return tags
+        return replace(tags, parameter_posterior=True, exact_posterior=False, exact_log_likelihood=False)
 
     def _conformance_alt(self, alt: dict[str, Any]) -> dict[str, Any]:
         """Keep the state dimension where parameters of that size are given."""
         given = any(getattr(self, name) is not None for name in _NAMES)
         return {k: v for k, v in alt.items() if not (given and k == "n_components")}
+
+    def _conformance_condition(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Return inputs ``u_t`` (as many as a given control or feedthrough matrix has columns), else None."""
+        given = next((np.asarray(m) for m in (self.control_matrix, self.feedthrough_matrix) if m is not None), None)
+        return None if given is None else rng.normal(size=(n, given.shape[1]))
 
     @staticmethod
     def _conformance_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -424,6 +527,19 @@ class LinearGaussianSSM(LatentModel):
                 params = _m_step(X, U, lengths, ks, params, patterns, held, scale, self.min_covar)
         if not trace or not converged:
             trace.append(float(smoother(params, smooth=False).log_likelihood.sum()))
+        self.draws_ = self.sample_stats_ = self.prior_ = None
+        if self.sampler == "gibbs":
+            if all(mask.all() for mask in held.values()):
+                raise ValueError(f"{type(self).__name__}: sampler='gibbs' has nothing to sample, every parameter "
+                                 "is held by fixed; leave sampler=None to smooth under known parameters.")
+            C0 = params["observation_matrix"]
+            prior = _ssm_bayes.resolve_prior(self.prior, X, np.zeros((X.shape[0], m)) if U is None else U, C0, scale,
+                                             _state_scale(C0, scale), type(self).__name__)
+            self.draws_, self.sample_stats_ = _ssm_bayes.run(
+                X, U, lengths, params, held, prior, patterns, n_chains=self.n_chains, n_draws=self.n_draws,
+                n_warmup=self.n_warmup, rng=rng, progress=self.progress, owner=type(self).__name__)
+            self.prior_ = prior
+            params = {**params, **{k: v.mean(axis=(0, 1)) for k, v in self.draws_.items()}}
         for pname, value in params.items():
             setattr(self, pname + "_", value)
         self.n_inputs_ = m
@@ -431,20 +547,67 @@ class LinearGaussianSSM(LatentModel):
         self.n_iter_ = len(trace) - 1  # M-steps taken; history_ ends with the fitted parameters' value
         self.converged_ = bool(converged)
         self.history_ = np.asarray(trace) / X.shape[0]
-        if not converged:
+        if not converged and self.sampler is None:  # with a sampler, EM only starts the chains
             warn_unconverged(self, self.max_iter, f"the last iteration raised the log-likelihood by "
                                                   f"{trace[-1] - trace[-2]:.3g} (tol={self.tol:g})")
 
+    # -- parameter draws (sampler="gibbs") -------------------------------------------------
+    def _n_total(self) -> int:
+        """Return the number of parameter draws, all chains together (0 for a point fit)."""
+        draws = getattr(self, "draws_", None)
+        if not draws:
+            return 0 if draws is None else 1
+        first = next(iter(draws.values()))
+        return first.shape[0] * first.shape[1]
+
+    def _draw(self, s: int, params: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """All eight parameters at flat draw ``s`` of ``params`` (default: ``draws_``); held arrays as fitted."""
+        if params is None:
+            params = {k: v.reshape((-1,) + v.shape[2:]) for k, v in (self.draws_ or {}).items()}
+        return {name: (params[name][s] if name in params else getattr(self, name + "_")) for name in _NAMES}
+
+    def _kernel_args(self, p: dict[str, np.ndarray], cond: Any) -> tuple[tuple[np.ndarray, ...], dict[str, Any]]:
+        """Return the kernels' six parameters and the offsets of the inputs under the parameter set ``p``."""
+        off = ({"state_offset": None, "obs_offset": None} if cond is None or cond.shape[1] == 0 else
+               {"state_offset": cond @ p["control_matrix"].T, "obs_offset": cond @ p["feedthrough_matrix"].T})
+        return tuple(p[name] for name in _KERNEL), off
+
+    def _per_draw(self, X, lengths, cond, field: str, params=None) -> np.ndarray:
+        """``field`` of the Kalman filter (``log_likelihood`` or ``log_predictive``) under every draw, stacked."""
+        n = self._n_total() if params is None else next(iter(params.values()), np.zeros(1)).shape[0]
+        out = []
+        for s in range(n):
+            args, off = self._kernel_args(self._draw(s, params), cond)
+            out.append(getattr(_kalman.kalman_smoother(X, *args, lengths, smooth=False, **off), field))
+        return np.array(out)
+
     # -- the model --------------------------------------------------------------------------
-    def _posterior(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> GaussMarkovChain:
-        return GaussMarkovChain(*self._params(), X, lengths, **self._offsets(cond))
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None):
+        if self.draws_ is None:
+            return GaussMarkovChain(*self._params(), X, lengths, **self._offsets(cond))
+
+        def component(s: int) -> GaussMarkovChain:
+            args, off = self._kernel_args(self._draw(s), cond)
+            return GaussMarkovChain(*args, X, lengths, **off, method="mcmc")
+
+        return FiniteMixture(component, self._n_total())
 
     def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray, cond: Any = None) -> np.ndarray:
+        if self.draws_ is not None:  # the posterior predictive density: log mean_s p(y | theta_s)
+            per = self._per_draw(X, lengths, cond, "log_likelihood")
+            return logsumexp(per, axis=0) - np.log(per.shape[0])
         return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
                                        **self._offsets(cond)).log_likelihood
 
     def _sample(self, n_samples: int, rng: np.random.Generator, cond: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        if self.draws_ is not None:  # one parameter draw picked at random, then the model runs forward
+            args, off = self._kernel_args(self._draw(int(rng.integers(0, self._n_total()))), cond)
+            return _simulate(*args, n_samples, rng, **off)
         return _simulate(*self._params(), n_samples, rng, **self._offsets(cond))
+
+    def _sample_parameters(self, n_samples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        idx = rng.integers(0, self._n_total(), size=n_samples)
+        return {k: v.reshape((-1,) + v.shape[2:])[idx] for k, v in self.draws_.items()}
 
     def forecast(self, X: Any, n_steps: int, n_samples: int = 100, *, y: Any = None, y_future: Any = None,
                  lengths: Any = None, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -535,10 +698,21 @@ class LinearGaussianSSM(LatentModel):
 
     def _pointwise_log_likelihood(self, X, lengths, params, cond=None):
         # One-step-ahead terms log p(y_t | y_1..t-1): they sum to each sequence's log-likelihood.
+        if params is not None and self.draws_ is not None:
+            return self._per_draw(X, lengths, cond, "log_predictive", params)
         return _kalman.kalman_smoother(X, *self._params(), lengths, smooth=False,
                                        **self._offsets(cond)).log_predictive
 
     def _posterior_predictive(self, X, latents, params, rng, cond=None):
+        if params is not None and self.draws_ is not None:  # draw s emits from path s under parameter draw s
+            out = []
+            for s in range(latents.shape[0]):
+                p = self._draw(s, params)
+                by = 0.0 if cond is None else cond @ p["feedthrough_matrix"].T
+                noise = rng.multivariate_normal(np.zeros(X.shape[1]), p["observation_covariance"],
+                                                size=latents.shape[1], method="cholesky")
+                out.append(latents[s] @ p["observation_matrix"].T + by + noise)
+            return np.array(out)
         C, R = self._params()[1], self._params()[3]
         noise = rng.multivariate_normal(np.zeros(C.shape[0]), R, size=latents.shape[:2], method="cholesky")
         by = self._offsets(cond)["obs_offset"]
@@ -546,8 +720,10 @@ class LinearGaussianSSM(LatentModel):
 
     def _arviz_constant_data(self, X, lengths, cond=None):
         post = self._posterior(X, lengths, cond)
-        return {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance),
-                "log_predictive": post.log_predictive}
+        out = {"smoothed_mean": post.mean, "smoothed_sd": np.sqrt(post.variance)}
+        if self.draws_ is None:  # MCMC fits: the per-draw terms are in the log_likelihood group
+            out["log_predictive"] = post.log_predictive
+        return out
 
 
 LinearGaussianSSM.forecast.__doc__ = fill(LinearGaussianSSM.forecast.__doc__, **_FORECAST_DOCS)

@@ -647,6 +647,10 @@ class CVAE(VAE):
     def _conformance_data(rng):
         return VAE._conformance_data(rng)
 
+    def _conformance_condition(self, n, rng):
+        """Two classes, alternating: the suite runs every call through the condition path."""
+        return np.arange(n) % 2
+
     def _model_tags(self) -> ModelTags:
         return dataclasses.replace(super()._model_tags(), conditional=True)
 

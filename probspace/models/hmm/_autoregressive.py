@@ -323,7 +323,7 @@ class AutoregressiveHMM(HMM):
         # a lagged row has D * (order + 1) columns: its own dimension, apart from the D features of the parameters
         return {**super()._arviz_dims(), "x": ("time", "frame_and_lags")}
 
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng, labels=None):
         emission = self._emission()
         x, lags, ok = emission.split(X)
         point = self._emission_point()

@@ -633,8 +633,54 @@ class _HMM(LatentModel):
         w = check_sequence_weight(sequence_weight, ll.shape[0], type(self).__name__, arg="sequence_weight")
         return float(np.mean(ll) if w is None else (w @ ll) / w.sum())
 
-    def _posterior(self, X: np.ndarray, lengths: np.ndarray):
-        return self._answers().posterior(X, lengths)
+    def to_arviz(self, X: Any, n_samples: int = 500, *, y: Any = None, random_state: Any = None,
+                 lengths: Any = None, labels: Any = None):
+        """Posterior draws for ``X`` as an ArviZ object, optionally conditioned on known states.
+
+        A thin wrapper of :func:`probspace.to_inference_data`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        n_samples : int, default=500
+            Number of joint path draws (per chain for an MCMC fit).
+        y : None
+            Ignored.
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only; without it the draws continue the model's ``rng_``.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown). The path draws, state
+            marginals, pointwise log-likelihood and posterior predictive then
+            answer for ``p(z | x, known states)`` (as :meth:`posterior` and
+            :meth:`log_likelihood` with the same ``labels``); the labels are
+            written to ``constant_data``.
+
+        Returns
+        -------
+        arviz.InferenceData or xarray.DataTree
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from probspace import GaussianHMM
+        >>> X = np.r_[np.zeros((10, 1)), np.full((10, 1), 4.0)] + np.random.default_rng(0).normal(size=(20, 1))
+        >>> model = GaussianHMM(2, random_state=0).fit(X)
+        >>> labels = np.full(20, -1)
+        >>> labels[0] = 1
+        >>> data = model.to_arviz(X, n_samples=5, labels=labels, random_state=0)
+        >>> bool((data["latent_posterior"]["path"].values[..., 0] == 1).all())
+        True
+        """
+        from ...diagnostics import to_inference_data
+
+        return to_inference_data(self, X, n_draws=n_samples, random_state=random_state, lengths=lengths, y=y,
+                                 labels=labels)
+
+    def _posterior(self, X: np.ndarray, lengths: np.ndarray, labels: np.ndarray | None = None):
+        return self._labelled_answers(X, lengths, labels).posterior(X, lengths)
 
     def _log_likelihood(self, X: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return self._answers().log_likelihood(X, lengths)
@@ -665,11 +711,15 @@ class _HMM(LatentModel):
             The MAP path.
         """
         X, lengths = self._check_input(X, lengths)
-        logf = self._log_frameprob(X)
         mask = label_mask(check_labels(labels, X.shape[0], self.n_components, type(self).__name__),
                           self.n_components)
-        path, log_joint = _hmm.viterbi(self.startprob_, self.transmat_, logf if mask is None else logf + mask,
-                                       lengths)
+        # emission densities a block at a time on a helper thread, overlapping the recursion (no (T, K) array)
+        emission, point = self._emission(), self._emission_point()
+        if mask is None:
+            frames = lambda lo, hi: emission.log_frames(X[lo:hi], point)
+        else:
+            frames = lambda lo, hi: emission.log_frames(X[lo:hi], point) + mask[lo:hi]
+        path, log_joint = _hmm.viterbi_streamed(self.startprob_, self.transmat_, frames, X.shape[0], lengths)
         if not np.all(np.isfinite(log_joint)):
             raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
         return path
@@ -746,20 +796,28 @@ class _HMM(LatentModel):
     # -- ArviZ hooks ----------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
         full = getattr(self, "covariance_type", "diag") == "full"
-        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"),
+        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"), "labels": ("time",),
                 "startprob": ("state",), "transmat": ("state", "state_to"), "means": ("state", "feature"),
                 "covars": ("state", "feature", "feature_bis") if full else ("state", "feature"),
                 "lambdas": ("state", "feature"), "emissionprob": ("state", "symbol")}
 
-    def _pointwise_log_likelihood(self, X, lengths, params):
-        # Point fits: one-step-ahead terms log p(x_t | x_1..x_{t-1}), which sum to each sequence's log-likelihood.
-        return self._answers().pointwise_log_likelihood(X, lengths, params)
+    def _label_kwargs(self, labels: Any, n: int) -> dict[str, np.ndarray]:
+        """Validate known states for the ArviZ bridge; they reach the hooks below as ``labels``."""
+        return {"labels": check_labels(labels, n, self.n_components, type(self).__name__)}
 
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _pointwise_log_likelihood(self, X, lengths, params, labels=None):
+        # One-step-ahead terms log p(x_t | x_1..x_{t-1}), which sum to each sequence's log-likelihood
+        # (with labels: log p(x_t, known z_t | the past), summing to log p(x, known states)).
+        return self._labelled_answers(X, lengths, labels).pointwise_log_likelihood(X, lengths, params)
+
+    def _posterior_predictive(self, X, latents, params, rng, labels=None):
         return self._answers().posterior_predictive(X, latents, params, rng)
 
-    def _arviz_constant_data(self, X, lengths, **cond):
-        return {"state_marginals": self._posterior(X, lengths).mean}
+    def _arviz_constant_data(self, X, lengths, labels=None, **cond):
+        data = {"state_marginals": self._posterior(X, lengths, labels).mean}
+        if labels is not None:
+            data["labels"] = labels
+        return data
 
 
 class _MaskedEmission:
