@@ -1,6 +1,6 @@
 """
 Inverting a GAN with uncertainty: which codes could have drawn an occluded digit?
-================================================================================
+=================================================================================
 
 A GAN's generator :math:`g` maps a code :math:`z \\sim \\mathcal{N}(0, I)` to an
 image, but nothing maps an image back. *GAN inversion*, as usually done,

@@ -362,7 +362,7 @@ class LazyPosterior:
 
         Returns
         -------
-        dask.array.Array of shape (n_samples, *batch_shape, *event_shape)
+        dask.array.Array of shape ``(n_samples, *batch_shape, *event_shape)``
             For HMMs ``(n_samples, n_frames)``, laid out like ``X``.
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
