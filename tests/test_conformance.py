@@ -61,6 +61,10 @@ MODELS += [AutoregressiveHMM(),
            AutoregressiveHMM(sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20),
            HMM(emission="product", emission_params={"parts": [["gaussian", [0, 1]], ["poisson", [2]],
                                                               ["categorical", [3], {"n_symbols": 3}]]})]
+# issue #17: the product emission's Gibbs engine (every part conjugate)
+MODELS += [HMM(emission="product", emission_params={"parts": [["gaussian", [0, 1]], ["poisson", [2]],
+                                                              ["categorical", [3], {"n_symbols": 3}]]},
+               sampler="gibbs", n_chains=2, n_draws=30, n_warmup=20)]
 
 
 # issue #17: the semi-Markov HMM's Gibbs engine (whole segmentations jointly, then the conjugate parameters)

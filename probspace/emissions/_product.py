@@ -11,17 +11,31 @@ values are handled by each part as it would be alone.
 
 Parameter arrays are the parts' arrays named ``<emission><index>_<array>``
 (``gaussian0_means``, ``categorical1_emissionprob``, ``poisson2_lambdas``).
-With ``parts=None`` every column is one diagonal Gaussian part. MCMC is not
-available for products (``sampler=`` raises a ``ValueError``): fit by EM.
+With ``parts=None`` every column is one diagonal Gaussian part.
+
+Gibbs sampling (``sampler="gibbs"``) is available when every part has a
+conjugate Gibbs update (Gaussian with ``"diag"`` or ``"full"`` covariances,
+categorical, Poisson, Bernoulli...). The parts have disjoint parameters and
+the likelihood factorises over them given the states, so the conditional of
+the emission parameters given the states is the product of the parts'
+conditionals and drawing each part from its own is an exact Gibbs step. The
+compiled log-density and update of a product are generated once per layout
+(the parts' kernels and columns): each part's kernel runs on its own
+contiguous copy of its columns and its slice of the flat parameter vector.
+Prior entries are the parts' own, prefixed like the arrays
+(``prior={"gaussian0_mean": 0.0, "poisson1_rate_shape": 2.0,
+"categorical2_emissionprob": 1.0}``). Draws are relabelled by the first
+part's ordering key. NUTS is not available for products.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 
-from ._base import Emission, registered_emission
+from ._base import FRAMES, JIT, UPDATE, Emission, PriorReader, registered_emission
 
 __all__ = ["ProductEmission"]
 
@@ -128,8 +142,15 @@ class ProductEmission(Emission):
             member.check_data(X[:, cols], f"{owner} (part {prefix[:-1]!r}, columns {cols})")
 
     def check_sampler(self, sampler, X, owner):
-        raise ValueError(f"{owner} has no MCMC sampler: product emissions are fitted by EM only, so "
-                         f"sampler={sampler!r} is not supported. Fit with sampler=None.")
+        if sampler != "gibbs":
+            raise ValueError(f"{owner} with a product emission supports sampler ['gibbs']; got {sampler!r}.")
+        for prefix, cols, member in self._members(X.shape[1], owner):
+            where = f"{owner} (product part {prefix[:-1]!r}, columns {cols})"
+            if "gibbs" not in member.samplers or member.update_kernel is None:
+                raise ValueError(f"{where}: sampler='gibbs' needs every part to have a conjugate Gibbs update; "
+                                 f"the {member.name!r} emission has none (it supports {list(member.samplers)}). "
+                                 "Fit with sampler=None (EM).")
+            member.check_sampler("gibbs", np.ascontiguousarray(X[:, cols]), where)
 
     @staticmethod
     def conformance_data(states, rng):
@@ -194,3 +215,138 @@ class ProductEmission(Emission):
             new = m.m_step(np.ascontiguousarray(X[:, cols]), gamma, self._split(params, p, m))
             out.update({p + n: v for n, v in new.items()})
         return out
+
+    # -- Gibbs ------------------------------------------------------------------------------------
+    samplers = ("gibbs",)
+
+    @property
+    def simplex(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(p + n for p, _, m in self._members() for n in m.simplex)
+
+    @property
+    def positive(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(p + n for p, _, m in self._members() for n in m.positive)
+
+    @property
+    def hyper_keys(self) -> dict[str, str]:  # type: ignore[override]
+        return {p + k: p + a for p, _, m in self._members() for k, a in m.hyper_keys.items()}
+
+    @property
+    def frames_kernel(self) -> Any:  # type: ignore[override]
+        members = self._members()
+        if not all(m.frames_kernel is not None for _, _, m in members):
+            return None
+        return _kernels(members)[0]
+
+    @property
+    def update_kernel(self) -> Any:  # type: ignore[override]
+        members = self._members()
+        if not all(m.update_kernel is not None for _, _, m in members):
+            return None
+        return _kernels(members)[1]
+
+    def aux(self, X):
+        """Return the parts' per-row constants, part after part (length ``n_parts * N``, split by the kernel)."""
+        X = np.asarray(X, dtype=np.float64)
+        return np.concatenate([np.asarray(m.aux(np.ascontiguousarray(X[:, cols])), dtype=np.float64)
+                               for _, cols, m in self._members(X.shape[1])])
+
+    def number_hint(self, array):
+        for p, _, m in self._members():
+            if array.startswith(p) and array[len(p):] in m.names:
+                return " and ".join(f"'{p}{k}'" for k, a in m.hyper_keys.items() if a == array[len(p):])
+        return super().number_hint(array)
+
+    def resolve_hyper(self, reader, X, K):
+        """Each part's hyper-parameters from its prefixed ``prior`` entries, under the prefixed names."""
+        out = {}
+        for p, cols, m in self._members(X.shape[1]):
+            sub = PriorReader({k[len(p):]: v for k, v in reader.user.items() if k.startswith(p)},
+                              f"{reader.owner} (product part {p[:-1]!r}; its prior keys are prefixed {p!r})")
+            out.update({p + k: v for k, v in m.resolve_hyper(sub, np.ascontiguousarray(X[:, cols]), K).items()})
+        return out
+
+    def pack_hyper(self, hyper, D):
+        """``[n_parts + 1 offsets, part 0's packed hyper-parameters, part 1's, ...]`` (offsets after the header)."""
+        members = self._members()
+        blocks = [np.asarray(m.pack_hyper({k[len(p):]: v for k, v in hyper.items() if k.startswith(p)}, len(cols)),
+                             dtype=np.float64).ravel() for p, cols, m in members]
+        offsets = np.concatenate([[0], np.cumsum([len(b) for b in blocks])]) + len(members) + 1
+        return np.concatenate([offsets.astype(np.float64), *blocks])
+
+    def log_prior(self, params, hyper, fixed=()):
+        """Sum of the parts' conjugate log prior densities."""
+        total = 0.0
+        for p, _, m in self._members():
+            total = total + m.log_prior(self._split(params, p, m),
+                                        {k[len(p):]: v for k, v in hyper.items() if k.startswith(p)},
+                                        tuple(f[len(p):] for f in fixed if f.startswith(p)))
+        return total
+
+    def prepare_start(self, start, fixed, X, floor):
+        for p, cols, m in self._members(X.shape[1]):
+            sub = self._split(start, p, m)
+            m.prepare_start(sub, {k[len(p):]: v for k, v in fixed.items() if k.startswith(p)},
+                            np.ascontiguousarray(X[:, cols]), floor)
+            start.update({p + n: v for n, v in sub.items()})
+
+
+@numba.njit(**JIT)
+def _gather(X, cols):  # pragma: no cover - compiled
+    """Return the columns ``cols`` of ``X`` as a new C-contiguous array."""
+    N = X.shape[0]
+    out = np.empty((N, cols.shape[0]))
+    for i in range(N):
+        for j in range(cols.shape[0]):
+            out[i, j] = X[i, cols[j]]
+    return out
+
+
+#: Compiled (frames, update) pairs by product layout: the parts' kernels, columns and parameter sizes.
+_KERNELS: dict[tuple, tuple[Any, Any]] = {}
+
+
+def _theta_size(member: Emission, D: int) -> tuple[int, int]:
+    """Return ``(a, b)``: ``member`` on ``D`` columns packs ``a * K + b`` parameters (checked at K = 3)."""
+    def size(K):
+        return sum(int(np.prod(s)) for s in member.shapes(K, D).values())
+
+    a, b = size(2) - size(1), 2 * size(1) - size(2)
+    if size(3) != 3 * a + b:
+        raise ValueError(f"ProductEmission: the parameter size of part {member.name!r} is not affine in the number "
+                         "of states; its compiled kernels cannot be combined.")
+    return a, b
+
+
+def _kernels(members: list[tuple[str, list[int], Emission]]) -> tuple[Any, Any]:
+    """Generate and compile the product's log-density and Gibbs update for this layout (cached per layout)."""
+    sizes = [_theta_size(m, len(cols)) for _, cols, m in members]
+    layout = tuple((m.frames_kernel, m.update_kernel, tuple(cols), ab, len(m.names))
+                   for (_, cols, m), ab in zip(members, sizes, strict=True))
+    if layout in _KERNELS:
+        return _KERNELS[layout]
+    scope: dict[str, Any] = {"np": np, "_gather": _gather}
+    frames = ["def frames(X, aux, theta, out):", "    N = X.shape[0]", "    K = out.shape[1]",
+              "    tmp = np.empty((N, K))", "    out[:, :] = 0.0", "    t = 0"]
+    update = ["def update(X, z, K, hyper, fixed, theta):", "    t = 0", "    f = 0"]
+    for j, (frames_j, update_j, cols, (a, b), n_names) in enumerate(layout):
+        scope.update({f"frames{j}": frames_j, f"update{j}": update_j, f"cols{j}": np.array(cols, dtype=np.int64)})
+        frames += [f"    s = {a} * K + {b}",
+                   f"    frames{j}(_gather(X, cols{j}), aux[{j} * N:{j + 1} * N], theta[t:t + s], tmp)",
+                   "    for i in range(N):", "        for k in range(K):", "            out[i, k] += tmp[i, k]",
+                   "    t += s"]
+        if update_j is not None:
+            update += [f"    s = {a} * K + {b}",
+                       f"    update{j}(_gather(X, cols{j}), z, K, hyper[int(hyper[{j}]):int(hyper[{j + 1}])], "
+                       f"fixed[f:f + {n_names}], theta[t:t + s])",
+                       "    t += s", f"    f += {n_names}"]
+    frames_fn = None
+    if all(entry[0] is not None for entry in layout):
+        exec("\n".join(frames), scope)  # noqa: S102 - source generated above from this layout only
+        frames_fn = numba.njit(FRAMES, nogil=True)(scope["frames"])
+    update_fn = None
+    if all(entry[1] is not None for entry in layout):
+        exec("\n".join(update), scope)  # noqa: S102
+        update_fn = numba.njit(UPDATE, nogil=True)(scope["update"])
+    _KERNELS[layout] = (frames_fn, update_fn)
+    return _KERNELS[layout]
