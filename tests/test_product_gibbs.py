@@ -22,7 +22,10 @@ def _data(n=40, seed=0):
 @pytest.fixture(scope="module")
 def one_state_fit():
     X = _data()
-    model = HMM(1, emission="product", emission_params={"parts": PARTS}, sampler="gibbs", prior=PRIOR, n_chains=2,
+    X = np.column_stack([X, np.random.default_rng(9).integers(0, 3, X.shape[0])])
+    parts = [*PARTS, ("categorical", [3], {"n_symbols": 3})]
+    prior = {**PRIOR, "categorical2_emissionprob": [3.0, 1.0, 0.5]}
+    model = HMM(1, emission="product", emission_params={"parts": parts}, sampler="gibbs", prior=prior, n_chains=2,
                 n_draws=1500, n_warmup=10, random_state=0).fit(X)
     return X, model
 
@@ -51,6 +54,11 @@ def test_one_state_matches_the_closed_form_posteriors(one_state_fit):
     assert stats.kstest(lam, post.cdf).pvalue > 1e-5
     assert abs(lam.mean() - post.mean()) < 5 * post.std() / np.sqrt(lam.size)
     assert model.prior_["poisson1_rate_shape"] == 2.0
+    # categorical part (its prior a Dirichlet concentration under the prefixed array name): Beta marginals
+    alpha = np.array([3.0, 1.0, 0.5]) + np.bincount(X[:, 3].astype(int), minlength=3)
+    for s in range(3):
+        p = d["categorical2_emissionprob"][..., 0, s].ravel()
+        assert stats.kstest(p, stats.beta(alpha[s], alpha.sum() - alpha[s]).cdf).pvalue > 1e-5
 
 
 @numba.njit
