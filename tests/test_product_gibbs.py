@@ -154,3 +154,17 @@ def test_product_gibbs_bad_requests():
         fit(ok, sampler="gibbs", prior={"mean": 0.0})
     with pytest.raises(ValueError, match=r"prior\['rate_shape'\].*part 'poisson1'.*positive"):
         fit(ok, sampler="gibbs", prior={"poisson1_rate_shape": -1.0})
+
+
+def test_product_gibbs_holds_a_part_array_fixed():
+    """A Delta prior on one part's array (prefixed name) holds it; the other parts are still drawn."""
+    dist = pytest.importorskip("pyro.distributions")
+    torch = pytest.importorskip("torch")
+    X, lengths = HMM(emission="product")._conformance_data(np.random.default_rng(0))
+    parts = [("gaussian", [0, 1]), ("poisson", [2]), ("categorical", [3])]
+    lam = np.array([[1.0], [6.0]])
+    model = HMM(2, emission="product", emission_params={"parts": parts}, sampler="gibbs", n_chains=2, n_draws=30,
+                n_warmup=20, prior={"poisson1_lambdas": dist.Delta(torch.tensor(lam)).to_event(2)},
+                random_state=0).fit(X, lengths=lengths)
+    assert np.all(model.draws_["poisson1_lambdas"] == lam)
+    assert np.ptp(model.draws_["gaussian0_means"][..., 0, 0]) > 0
