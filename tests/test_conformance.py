@@ -72,6 +72,9 @@ from probspace import SemiMarkovHMM  # noqa: E402
 
 MODELS += [SemiMarkovHMM(sampler="gibbs", n_chains=2, n_draws=20, n_warmup=10, max_duration=30, max_iter=10)]
 
+# issue #17: the Student-t HMM's Gibbs engine (scale-mixture weights, weighted Normal-inverse-Wishart, MH on log nu)
+MODELS += [HMM(emission="studentt", sampler="gibbs", n_chains=2, n_draws=20, n_warmup=10, max_iter=10)]
+
 
 @parametrize_with_model_checks(MODELS)
 def test_model_conformance(model, check):

@@ -84,8 +84,8 @@ def test_student_t_is_robust_to_outliers_where_the_gaussian_is_not():
 
 def test_student_t_settings_and_sampler_are_checked():
     X, lengths = HMM(emission="studentt")._conformance_data(np.random.default_rng(0))
-    with pytest.raises(ValueError, match="no MCMC sampler.*conjugate"):
-        HMM(2, emission="studentt", sampler="gibbs").fit(X, lengths=lengths)
+    with pytest.raises(ValueError, match="supports sampler \\['gibbs'\\]"):
+        HMM(2, emission="studentt", sampler="nuts").fit(X, lengths=lengths)
     with pytest.raises(ValueError, match="dof_bounds"):
         HMM(2, emission="studentt", emission_params={"dof_bounds": (5.0, 1.0)}).fit(X, lengths=lengths)
     with pytest.raises(ValueError, match="do not fit StudentTEmission"):

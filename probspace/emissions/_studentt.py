@@ -13,20 +13,42 @@ small weights, so they pull its mean and scale less than under Gaussian
 emissions.
 
 Missing values are summed out of the density (the t of the observed
-coordinates); ``fit`` accepts whole missing frames. There is no conjugate
-prior, so no Gibbs or NUTS sampler: ``HMM(emission="studentt", sampler=...)``
-raises a ``ValueError`` saying so.
+coordinates); ``fit`` accepts whole missing frames.
+
+Gibbs sampler (``sampler="gibbs"``, complete data). The scale mixture makes
+the model conditionally conjugate. Each sweep draws the state path by
+forward-filtering backward-sampling with the *marginal* t density (``tau``
+integrated out), then, in the compiled update, each frame's precision weight
+``tau_i | x_i, z_i = k ~ Gamma((nu_k + D) / 2, rate (nu_k + delta_i) / 2)``
+(so ``(z, tau) | theta`` is one exact block), then ``(mu_k, Sigma_k)`` from
+the weighted Normal-inverse-Wishart conditional and ``nu_k`` by random-walk
+Metropolis-Hastings on ``log nu_k`` (with the Jacobian of the log transform)
+given the weights. Prior (numbers in ``prior=``):
+``mu_k | Sigma_k ~ N(m0, Sigma_k / kappa0)``, ``Sigma_k ~ IW(nu0, Psi0)``
+(keys ``"mean"``, ``"mean_precision"``, ``"dof"``, ``"scale"``, defaults as
+for Gaussian emissions) and ``nu_k ~ Gamma(a, rate b)`` truncated to
+``dof_bounds`` (keys ``"dofs_shape"``, default 2, and ``"dofs_rate"``,
+default 0.1). With ``fit_dof=False`` the degrees of freedom stay at their
+start (``dof_init``). There is no NUTS sampler.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import numba
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import digamma, gammaln
 
-from ._base import Emission
+from ._base import FRAMES, JIT, UPDATE, Emission, PriorReader
+from ._gaussian import GaussianEmission, _hyper, _inverse_wishart, _solve_quadratic
+
+_LOGPI = math.log(math.pi)
+#: Metropolis-Hastings steps on log(nu) per sweep, and their random-walk scale.
+_DOF_STEPS = 5
+_DOF_STEP_SCALE = 0.5
 
 __all__ = ["StudentTEmission", "student_t_log_density"]
 
@@ -67,6 +89,120 @@ def mahalanobis(X: np.ndarray, means: np.ndarray, covars: np.ndarray) -> np.ndar
     return out
 
 
+@numba.njit(**JIT)
+def _t_theta(theta, K, D):  # pragma: no cover - compiled
+    means = theta[:K * D].reshape((K, D))
+    covs = theta[K * D:K * D + K * D * D].reshape((K, D, D))
+    dofs = theta[K * D + K * D * D:K * D + K * D * D + K]
+    return means, covs, dofs
+
+
+@numba.njit(FRAMES, **JIT)
+def _t_frames(X, aux, theta, out):  # pragma: no cover - compiled
+    """Complete rows: ``log t_{nu_k}(x_i; mu_k, Sigma_k)`` (the Gibbs sampler's path density); NaN rows give 0."""
+    N, D = X.shape
+    K = out.shape[1]
+    means, covs, dofs = _t_theta(theta, K, D)
+    r = np.empty(D)
+    y = np.empty(D)
+    for k in range(K):
+        chol = np.linalg.cholesky(np.ascontiguousarray(covs[k]))
+        logdet = 0.0
+        for d in range(D):
+            logdet += 2.0 * math.log(chol[d, d])
+        nu = dofs[k]
+        const = math.lgamma(0.5 * (nu + D)) - math.lgamma(0.5 * nu) - 0.5 * D * (math.log(nu) + _LOGPI) - 0.5 * logdet
+        for i in range(N):
+            complete = True
+            for d in range(D):
+                r[d] = X[i, d] - means[k, d]
+                if X[i, d] != X[i, d]:
+                    complete = False
+            if complete:
+                out[i, k] = const - 0.5 * (nu + D) * math.log1p(_solve_quadratic(chol, r, D, y) / nu)
+            else:
+                out[i, k] = 0.0
+
+
+@numba.njit(**JIT)
+def _dof_log_target(nu, n, sum_log_tau, sum_tau, a, b):  # pragma: no cover - compiled
+    """``log p(nu | tau)`` up to a constant: n Gamma(tau; nu/2, rate nu/2) terms times the Gamma(a, b) prior."""
+    h = 0.5 * nu
+    return n * (h * math.log(h) - math.lgamma(h)) + (h - 1.0) * sum_log_tau - h * sum_tau + (a - 1.0) * math.log(
+        nu) - b * nu
+
+
+@numba.njit(UPDATE, **JIT)
+def _t_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
+    """Precision weights tau | z, theta; then (mu, Sigma) | tau, z (weighted NIW); then nu | tau by MH on log nu.
+
+    ``hyper`` = m0 (D), kappa0, nu0, Psi0 (D, D), then the Gamma shape and rate of nu, the bounds of nu and
+    whether nu is sampled (1.0) or held (0.0).
+    """
+    N, D = X.shape
+    means, covs, dofs = _t_theta(theta, K, D)
+    m0, kappa0, nu0, psi0 = _hyper(hyper, D)
+    at = D + 2 + D * D
+    a, b, lo, hi, fit_dof = hyper[at], hyper[at + 1], hyper[at + 2], hyper[at + 3], hyper[at + 4] > 0.0
+    tau = np.empty(N)
+    r = np.empty(D)
+    y = np.empty(D)
+    for k in range(K):
+        chol = np.linalg.cholesky(np.ascontiguousarray(covs[k]))
+        nu = dofs[k]
+        n, w, sum_tau, sum_log_tau = 0.0, 0.0, 0.0, 0.0
+        wx = np.zeros(D)
+        for i in range(N):
+            if z[i] != k:
+                continue
+            for d in range(D):
+                r[d] = X[i, d] - means[k, d]
+            delta = _solve_quadratic(chol, r, D, y)
+            tau[i] = np.random.gamma(0.5 * (nu + D), 2.0 / (nu + delta))
+            n += 1.0
+            w += tau[i]
+            sum_log_tau += math.log(tau[i])
+            for d in range(D):
+                wx[d] += tau[i] * X[i, d]
+        sum_tau = w
+        # (mu, Sigma) | tau: the Normal-inverse-Wishart update with weights tau (nu0 + n: one |Sigma| per frame)
+        if not (fixed[0] and fixed[1]):
+            xbar = wx / w if w > 0.0 else m0.copy()
+            scatter = np.zeros((D, D))
+            centre = means[k].copy() if fixed[0] else xbar
+            for i in range(N):
+                if z[i] == k:
+                    for d in range(D):
+                        r[d] = X[i, d] - centre[d]
+                    for d in range(D):
+                        for e in range(D):
+                            scatter[d, e] += tau[i] * r[d] * r[e]
+            if fixed[0]:
+                covs[k] = _inverse_wishart(nu0 + n, psi0 + scatter)
+            else:
+                kn = kappa0 + w
+                mn = (kappa0 * m0 + w * xbar) / kn
+                if not fixed[1]:
+                    diff = xbar - m0
+                    covs[k] = _inverse_wishart(nu0 + n, psi0 + scatter + (kappa0 * w / kn) * np.outer(diff, diff))
+                cn = np.linalg.cholesky(covs[k] / kn)
+                eps = np.empty(D)
+                for d in range(D):
+                    eps[d] = np.random.standard_normal()
+                means[k] = mn + cn @ eps
+        # nu | tau: random walk on log nu; the target on the log scale carries the Jacobian nu
+        if fit_dof and not fixed[2]:
+            cur = _dof_log_target(nu, n, sum_log_tau, sum_tau, a, b) + math.log(nu)
+            for _ in range(_DOF_STEPS):
+                prop = nu * math.exp(_DOF_STEP_SCALE * np.random.standard_normal())
+                if prop < lo or prop > hi:
+                    continue
+                new = _dof_log_target(prop, n, sum_log_tau, sum_tau, a, b) + math.log(prop)
+                if math.log(np.random.random()) < new - cur:
+                    nu, cur = prop, new
+            dofs[k] = nu
+
+
 class StudentTEmission(Emission):
     """Multivariate Student-t emissions (see the module docstring).
 
@@ -89,8 +225,11 @@ class StudentTEmission(Emission):
     name = "studentt"
     names = ("means", "covars", "dofs")
     key = "means"
-    positive = ("dofs",)
+    positive = ("covars", "dofs")
     min_samples = 2
+    samplers = ("gibbs",)
+    hyper_keys = {"mean": "means", "mean_precision": "means", "dof": "covars", "scale": "covars",
+                  "dofs_shape": "dofs", "dofs_rate": "dofs"}
 
     def __init__(self, min_covar: float = 1e-3, dof_init: float = 30.0, dof_bounds: tuple = (0.5, 500.0),
                  fit_dof: bool = True) -> None:
@@ -98,6 +237,8 @@ class StudentTEmission(Emission):
         self.dof_init = dof_init
         self.dof_bounds = dof_bounds
         self.fit_dof = fit_dof
+        self.frames_kernel = _t_frames  # on the instance: a compiled function as a class attribute binds as a method
+        self.update_kernel = _t_update
 
     def _checked(self, owner: str) -> tuple[float, float]:
         try:
@@ -115,9 +256,10 @@ class StudentTEmission(Emission):
         self._checked(owner)
 
     def check_sampler(self, sampler, X, owner):
-        raise ValueError(f"{owner} has no MCMC sampler: Student-t emissions have no conjugate prior here, so "
-                         f"sampler={sampler!r} is not supported. Fit with sampler=None (EM via the Gaussian "
-                         "scale mixture).")
+        self._checked(owner)
+        if sampler not in self.samplers:
+            raise ValueError(f"{owner} with Student-t emissions supports sampler ['gibbs'] (the Gaussian scale "
+                             f"mixture is conditionally conjugate); got {sampler!r}.")
 
     @staticmethod
     def conformance_data(states, rng):
@@ -217,3 +359,46 @@ class StudentTEmission(Emission):
                 else:
                     dofs[k] = brentq(score, lo, hi, xtol=1e-10, rtol=1e-12)
         return {"means": means, "covars": covs, "dofs": dofs}
+
+    # -- Gibbs -------------------------------------------------------------------------------------
+    def _niw(self) -> GaussianEmission:
+        return GaussianEmission("full", scale="covars", min_covar=self.min_covar)
+
+    def number_hint(self, array):
+        return {"means": "'mean' and 'mean_precision'", "covars": "'dof' and 'scale'",
+                "dofs": "'dofs_shape' and 'dofs_rate'"}[array]
+
+    def resolve_hyper(self, reader: PriorReader, X, K):
+        """Return the Normal-inverse-Wishart entries (as for Gaussian emissions) and the Gamma prior of the dofs."""
+        hyper = self._niw().resolve_hyper(reader, X, K)
+        hyper["dofs_shape"] = reader.number("dofs_shape", 2.0, (K,))
+        hyper["dofs_rate"] = reader.number("dofs_rate", 0.1, (K,))
+        return hyper
+
+    def pack_hyper(self, hyper, D):
+        lo, hi = self._checked("StudentTEmission")
+        shape, rate = (np.asarray(hyper[k], dtype=np.float64) for k in ("dofs_shape", "dofs_rate"))
+        if np.ptp(shape) > 0 or np.ptp(rate) > 0:
+            raise ValueError("prior['dofs_shape'] and prior['dofs_rate'] of the Gibbs sampler must be the same for "
+                             "every state.")
+        return np.concatenate([self._niw().pack_hyper(hyper, D),
+                               [shape.flat[0], rate.flat[0], lo, hi, 1.0 if self.fit_dof else 0.0]])
+
+    def log_prior(self, params, hyper, fixed=()):
+        """Normal-inverse-Wishart log density plus the Gamma(a, b) log density of the dofs truncated to the bounds."""
+        from scipy.special import gammainc
+
+        out = self._niw().log_prior({"means": params["means"], "covars": params["covars"]}, hyper, fixed)
+        if "dofs" not in fixed and self.fit_dof:
+            lo, hi = self._checked("StudentTEmission")
+            a, b = np.asarray(hyper["dofs_shape"], float), np.asarray(hyper["dofs_rate"], float)
+            nu = np.asarray(params["dofs"], dtype=np.float64)
+            mass = gammainc(a, b * hi) - gammainc(a, b * lo)  # the prior truncated to dof_bounds
+            out = out + (a * np.log(b) - gammaln(a) + (a - 1.0) * np.log(nu) - b * nu - np.log(mass)).sum(axis=-1)
+        return out
+
+    def prepare_start(self, start, fixed, X, floor):
+        self._niw().prepare_start(start, fixed, X, floor)
+        if "dofs" not in fixed:
+            lo, hi = self._checked("StudentTEmission")
+            start["dofs"] = np.clip(start["dofs"], lo, hi)
