@@ -17,7 +17,7 @@ BOUNDS = (1.0, 60.0)
 
 
 def _grid_posterior():
-    """Marginal posteriors of mu, nu and sigma^2 by numerical integration over (mu, log sigma^2, log nu) with the same prior."""
+    """Marginal posteriors of mu, nu and sigma^2 by integration over (mu, log sigma^2, log nu), same prior."""
     mu = np.linspace(-4.0, 6.0, 401)
     log_s2 = np.linspace(np.log(0.02), np.log(60.0), 240)
     log_nu = np.linspace(np.log(BOUNDS[0]), np.log(BOUNDS[1]), 160)
@@ -127,8 +127,7 @@ def test_gaussian_limit_matches_gaussian_gibbs_in_two_dimensions():
             **common).fit(X)
     g = HMM(1, emission="gaussian", emission_params={"covariance_type": "full"}, **common).fit(X)
     for name in ("means", "covars"):
-        a, b = t.mcmc_.draws[name].reshape(-1, 2 * (2 if name == "covars" else 1)), \
-            g.mcmc_.draws[name].reshape(-1, 2 * (2 if name == "covars" else 1))
+        a, b = (m.mcmc_.draws[name].reshape(6000, -1) for m in (t, g))
         se = np.sqrt(a.var(axis=0) / len(a) + b.var(axis=0) / len(b))  # draws are independent here (K = 1, nu fixed)
         assert np.all(np.abs(a.mean(axis=0) - b.mean(axis=0)) < 5 * se), (name, a.mean(axis=0), b.mean(axis=0), se)
 
