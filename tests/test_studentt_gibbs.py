@@ -70,6 +70,8 @@ def test_one_state_matches_the_grid_posterior(k1_fit):
 def test_chains_mix_and_arviz_accepts_them(k1_fit):
     idata = k1_fit.to_arviz(DATA)
     assert float(az.rhat(idata, var_names=["means"])["means"].max()) < 1.01
+    assert float(az.ess(idata, var_names=["dofs"])["dofs"].min()) > 100
+    assert np.all(np.isfinite(idata.sample_stats["lp"]))
     assert np.isfinite(az.loo(idata).elpd_loo)
 
 
