@@ -158,3 +158,29 @@ class Posterior(metaclass=ABCMeta):
             f"{type(self).__name__}(batch_shape={self.batch_shape}, "
             f"event_shape={self.event_shape}, method={self.method!r})"
         )
+
+
+class _SequencePosterior:
+    """Mixin: plumbing of posteriors over sequences concatenated along the time axis (hmmlearn layout).
+
+    The sequences form one joint draw (``batch_shape`` is ``()``); ``lengths`` cuts the frames into sequences.
+    """
+
+    lengths: np.ndarray
+
+    def _set_lengths(self, lengths: Any, n_frames: int, what: str) -> None:
+        """Set ``self.lengths`` (``None`` is one sequence) and check that it adds up to ``n_frames`` of ``what``."""
+        self.lengths = np.array([n_frames], dtype=np.int64) if lengths is None else np.asarray(lengths,
+                                                                                                dtype=np.int64)
+        if self.lengths.sum() != n_frames:
+            raise ValueError(f"lengths add up to {self.lengths.sum()}, but {what} has {n_frames} frames.")
+
+    def _sequence_spans(self) -> list[tuple[int, int]]:
+        """``(first, end)`` frame of each sequence, in order."""
+        b = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
+        return list(zip(b[:-1].tolist(), b[1:].tolist(), strict=True))
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """``()``: all sequences form one joint draw."""
+        return ()

@@ -8,13 +8,13 @@ from typing import Any
 import numpy as np
 
 from ..inference import _kalman
-from ._base import Posterior
+from ._base import Posterior, _SequencePosterior
 from ._mvn import MultivariateNormal
 
 __all__ = ["GaussMarkovChain"]
 
 
-class GaussMarkovChain(Posterior):
+class GaussMarkovChain(_SequencePosterior, Posterior):
     r"""Posterior over the state paths of a linear-Gaussian state space model, given the observations.
 
     Given its observations ``y``, the hidden path of a linear-Gaussian state
@@ -94,9 +94,7 @@ class GaussMarkovChain(Posterior):
         for name, off, k in (("state_offset", self.state_offset, d), ("obs_offset", self.obs_offset, p)):
             if off is not None and off.shape != (T, k):
                 raise ValueError(f"{name} must have shape ({T}, {k}); got {off.shape}.")
-        self.lengths = np.array([T], dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
-        if self.lengths.sum() != T:
-            raise ValueError(f"lengths add up to {self.lengths.sum()}, but Y has {T} frames.")
+        self._set_lengths(lengths, T, "Y")
         self._ks  # noqa: B018 - run the smoother now, so that bad parameters fail here
 
     @cached_property
@@ -105,11 +103,6 @@ class GaussMarkovChain(Posterior):
                                        obs_offset=self.obs_offset)
 
     # -- shapes -----------------------------------------------------------------
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        """``()``: all sequences form one joint draw."""
-        return ()
-
     @property
     def event_shape(self) -> tuple[int, ...]:
         """``(T, d)``: one state vector per frame, sequences concatenated."""
@@ -246,11 +239,10 @@ class GaussMarkovChain(Posterior):
     @property
     def sequences(self) -> list[GaussMarkovChain]:
         """One posterior per sequence, in order."""
-        b = self._bounds()
         cut = lambda a, lo, hi: None if a is None else a[lo:hi]  # noqa: E731
         return [GaussMarkovChain(*self.params, self.Y[lo:hi], None, state_offset=cut(self.state_offset, lo, hi),
                                  obs_offset=cut(self.obs_offset, lo, hi), method=self.method, random_state=self._rng)
-                for lo, hi in zip(b[:-1], b[1:], strict=True)]
+                for lo, hi in self._sequence_spans()]
 
 
 def _mvn(loc: np.ndarray, cov: np.ndarray, method: str) -> MultivariateNormal:

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from ..inference import _hmm, _iohmm
+from ..inference import _iohmm
 from ._base import Posterior
+from ._markov import _StatePathPosterior
 
 __all__ = ["TimeVaryingMarkovChain"]
 
 
-class TimeVaryingMarkovChain(Posterior):
+class TimeVaryingMarkovChain(_StatePathPosterior, Posterior):
     """Posterior over the state paths of an HMM whose transition matrix depends on the frame.
 
     The posterior of :class:`probspace.InputDrivenHMM` (input-output HMM):
@@ -61,45 +62,17 @@ class TimeVaryingMarkovChain(Posterior):
         if self.startprob.shape != (K,) or self.transmats.shape != (T, K, K):
             raise ValueError(f"startprob must have shape ({K},) and transmats ({T}, {K}, {K}) to match "
                              f"log_frameprob's shape {(T, K)}; got {self.startprob.shape} and {self.transmats.shape}.")
-        self.lengths = np.array([T], dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
-        if self.lengths.sum() != T:
-            raise ValueError(f"lengths add up to {self.lengths.sum()}, but log_frameprob has {T} frames.")
-        if not np.all(np.isfinite(self._fb.log_likelihood)):
-            raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
+        self._set_lengths(lengths, T, "log_frameprob")
+        self._check_log_likelihood()
 
     @cached_property
     def _fb(self) -> _iohmm.TimeVaryingFB:
         return _iohmm.forward_backward(self.startprob, self.transmats, self.log_frameprob, self.lengths)
 
     @property
-    def batch_shape(self) -> tuple[int, ...]:
-        """``()``: all sequences form one joint draw."""
-        return ()
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        """``(T,)``: one state per frame, sequences concatenated."""
-        return (self.log_frameprob.shape[0],)
-
-    @property
-    def n_states(self) -> int:
-        """Number of hidden states ``K``."""
-        return self.startprob.shape[0]
-
-    @property
-    def marginals(self) -> np.ndarray:
-        """Smoothed marginals ``p(z_t = k | x)``, shape (T, K)."""
-        return self._fb.marginals
-
-    @property
     def filtered(self) -> np.ndarray:
         """Filtered marginals ``p(z_t = k | x_1..x_t)``, shape (T, K)."""
         return self._fb.filtered
-
-    @property
-    def log_likelihood(self) -> np.ndarray:
-        """``log p(x)`` of each sequence, shape (n_sequences,)."""
-        return self._fb.log_likelihood
 
     @property
     def log_predictive(self) -> np.ndarray:
@@ -134,11 +107,7 @@ class TimeVaryingMarkovChain(Posterior):
         -------
         ndarray of shape (..., n_sequences)
         """
-        z = self._split_value(value)
-        if not np.issubdtype(z.dtype, np.integer):
-            raise ValueError(f"paths passed to log_prob must be integers; got dtype {z.dtype}.")
-        if z.size and (z.min() < 0 or z.max() >= self.n_states):
-            raise ValueError(f"states in paths passed to log_prob must lie in [0, {self.n_states - 1}].")
+        z = self._check_paths(value)
         return _iohmm.path_log_prob(z, self.startprob, self.transmats, self.log_frameprob, self.lengths,
                                     self._fb.log_likelihood)
 
@@ -160,12 +129,6 @@ class TimeVaryingMarkovChain(Posterior):
     def mean(self) -> np.ndarray:
         """The smoothed ``marginals`` (expected one-hot state), shape (T, K)."""
         return self._fb.marginals
-
-    @property
-    def variance(self) -> np.ndarray:
-        """Variance of the one-hot state code, shape (T, K)."""
-        m = self._fb.marginals
-        return np.clip(m * (1.0 - m), 0.0, None)
 
     @cached_property
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +169,6 @@ class TimeVaryingMarkovChain(Posterior):
     @property
     def sequences(self) -> list[TimeVaryingMarkovChain]:
         """One posterior per sequence, in order."""
-        bounds = _hmm.sequence_bounds(self.lengths, self.log_frameprob.shape[0])
         return [TimeVaryingMarkovChain(self.startprob, self.transmats[lo:hi], self.log_frameprob[lo:hi], None,
                                        method=self.method, random_state=self._rng)
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+                for lo, hi in self._sequence_spans()]

@@ -8,12 +8,63 @@ from typing import Any
 import numpy as np
 
 from ..inference import _hmm
-from ._base import Posterior
+from ._base import Posterior, _SequencePosterior
 
 __all__ = ["MarkovChain"]
 
 
-class MarkovChain(Posterior):
+class _StatePathPosterior(_SequencePosterior):
+    """Mixin: what the exact posteriors over discrete state paths share.
+
+    The subclass sets ``startprob``, ``log_frameprob`` (T, K), ``lengths`` and a cached ``_fb`` holding
+    ``marginals`` and ``log_likelihood``.
+    """
+
+    startprob: np.ndarray
+    log_frameprob: np.ndarray
+
+    def _check_log_likelihood(self) -> None:
+        """Run the forward-backward pass now, so that impossible observations fail at construction."""
+        if not np.all(np.isfinite(self._fb.log_likelihood)):
+            raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
+
+    def _check_paths(self, value: Any) -> np.ndarray:
+        """Return ``value`` as integer paths ending in ``event_shape``, with states in ``[0, K)``."""
+        z = self._split_value(value)
+        if not np.issubdtype(z.dtype, np.integer):
+            raise ValueError(f"paths passed to log_prob must be integers; got dtype {z.dtype}.")
+        if z.size and (z.min() < 0 or z.max() >= self.n_states):
+            raise ValueError(f"states in paths passed to log_prob must lie in [0, {self.n_states - 1}].")
+        return z
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """``(T,)``: one state per frame, sequences concatenated."""
+        return (self.log_frameprob.shape[0],)
+
+    @property
+    def n_states(self) -> int:
+        """Number of hidden states ``K``."""
+        return self.startprob.shape[0]
+
+    @property
+    def marginals(self) -> np.ndarray:
+        """Smoothed marginals ``p(z_t = k | x)``, shape (T, K)."""
+        return self._fb.marginals
+
+    @property
+    def log_likelihood(self) -> np.ndarray:
+        """``log p(x)`` of each sequence, shape (n_sequences,)."""
+        return self._fb.log_likelihood
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Variance of the one-hot state code, shape (T, K)."""
+        m = self._fb.marginals
+        return np.clip(m * (1.0 - m), 0.0, None)
+
+
+class MarkovChain(_StatePathPosterior, Posterior):
     """Posterior over the hidden state paths of an HMM, given the observations.
 
     The posterior of a hidden Markov model given its observations is itself
@@ -76,48 +127,19 @@ class MarkovChain(Posterior):
                 f"startprob must have shape ({K},) and transmat ({K}, {K}) to match log_frameprob's {K} states; "
                 f"got {self.startprob.shape} and {self.transmat.shape}."
             )
-        self.lengths = np.array([T], dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
-        if self.lengths.sum() != T:
-            raise ValueError(f"lengths add up to {self.lengths.sum()}, but log_frameprob has {T} frames.")
-        fb = self._fb
-        if not np.all(np.isfinite(fb.log_likelihood)):
-            raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
+        self._set_lengths(lengths, T, "log_frameprob")
+        self._check_log_likelihood()
 
     @cached_property
     def _fb(self) -> _hmm.ForwardBackward:
         return _hmm.forward_backward(self.startprob, self.transmat, self.log_frameprob, self.lengths)
 
     # -- shapes -----------------------------------------------------------------
-    @property
-    def batch_shape(self) -> tuple[int, ...]:
-        """``()``: all sequences form one joint draw."""
-        return ()
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        """``(T,)``: one state per frame, sequences concatenated."""
-        return (self.log_frameprob.shape[0],)
-
-    @property
-    def n_states(self) -> int:
-        """Number of hidden states ``K``."""
-        return self.startprob.shape[0]
-
     # -- exact quantities -----------------------------------------------------------
-    @property
-    def marginals(self) -> np.ndarray:
-        """Smoothed marginals ``p(z_t = k | x)``, shape (T, K)."""
-        return self._fb.marginals
-
     @property
     def filtered(self) -> np.ndarray:
         """Filtered marginals ``p(z_t = k | x_1..x_t)`` within each sequence, shape (T, K)."""
         return self._fb.filtered
-
-    @property
-    def log_likelihood(self) -> np.ndarray:
-        """``log p(x)`` of each sequence, shape (n_sequences,)."""
-        return self._fb.log_likelihood
 
     @property
     def log_predictive(self) -> np.ndarray:
@@ -149,11 +171,7 @@ class MarkovChain(Posterior):
         -------
         ndarray of shape (..., n_sequences)
         """
-        z = self._split_value(value)
-        if not np.issubdtype(z.dtype, np.integer):
-            raise ValueError(f"paths passed to log_prob must be integers; got dtype {z.dtype}.")
-        if z.size and (z.min() < 0 or z.max() >= self.n_states):
-            raise ValueError(f"states in paths passed to log_prob must lie in [0, {self.n_states - 1}].")
+        z = self._check_paths(value)
         return _hmm.path_log_prob(z, self.startprob, self.transmat, self.log_frameprob, self.lengths,
                                   self._fb.log_likelihood)
 
@@ -176,12 +194,6 @@ class MarkovChain(Posterior):
     def mean(self) -> np.ndarray:
         """Expected one-hot state of each frame: the smoothed ``marginals``, shape (T, K)."""
         return self._fb.marginals
-
-    @property
-    def variance(self) -> np.ndarray:
-        """Variance of the one-hot state code, shape (T, K)."""
-        m = self._fb.marginals
-        return np.clip(m * (1.0 - m), 0.0, None)
 
     @cached_property
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
@@ -223,9 +235,8 @@ class MarkovChain(Posterior):
     @property
     def sequences(self) -> list[MarkovChain]:
         """One posterior per sequence, in order."""
-        bounds = _hmm.sequence_bounds(self.lengths, self.log_frameprob.shape[0])
         return [
             MarkovChain(self.startprob, self.transmat, self.log_frameprob[lo:hi], None, method=self.method,
                         random_state=None if self._rng is None else self._rng)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)
+            for lo, hi in self._sequence_spans()
         ]

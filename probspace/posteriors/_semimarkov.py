@@ -9,11 +9,12 @@ import numpy as np
 
 from ..inference import _hmm, _hsmm
 from ._base import Posterior
+from ._markov import _StatePathPosterior
 
 __all__ = ["SemiMarkovChain"]
 
 
-class SemiMarkovChain(Posterior):
+class SemiMarkovChain(_StatePathPosterior, Posterior):
     """Posterior over the state paths (equivalently, the segmentations) of a hidden semi-Markov model.
 
     In a hidden semi-Markov model each visit to a state is a *segment* whose
@@ -78,11 +79,8 @@ class SemiMarkovChain(Posterior):
         if np.any(np.diag(self.transmat) != 0):
             raise ValueError("transmat of a semi-Markov chain must have a zero diagonal (a segment is followed "
                              "by a segment of another state).")
-        self.lengths = np.array([T], dtype=np.int64) if lengths is None else np.asarray(lengths, dtype=np.int64)
-        if self.lengths.sum() != T:
-            raise ValueError(f"lengths add up to {self.lengths.sum()}, but log_frameprob has {T} frames.")
-        if not np.all(np.isfinite(self._fb.log_likelihood)):
-            raise ValueError("The observations have zero probability under the model (log-likelihood is -inf).")
+        self._set_lengths(lengths, T, "log_frameprob")
+        self._check_log_likelihood()
 
     @cached_property
     def _fb(self) -> _hsmm.SemiMarkovFB:
@@ -90,34 +88,9 @@ class SemiMarkovChain(Posterior):
                                       self.lengths)
 
     @property
-    def batch_shape(self) -> tuple[int, ...]:
-        """``()``: all sequences form one joint draw."""
-        return ()
-
-    @property
-    def event_shape(self) -> tuple[int, ...]:
-        """``(T,)``: one state per frame, sequences concatenated."""
-        return (self.log_frameprob.shape[0],)
-
-    @property
-    def n_states(self) -> int:
-        """Number of hidden states ``K``."""
-        return self.startprob.shape[0]
-
-    @property
     def max_duration(self) -> int:
         """Longest possible segment ``D``."""
         return self.duration_pmf.shape[1]
-
-    @property
-    def marginals(self) -> np.ndarray:
-        """Smoothed marginals ``p(z_t = k | x)``, shape (T, K)."""
-        return self._fb.marginals
-
-    @property
-    def log_likelihood(self) -> np.ndarray:
-        """``log p(x)`` of each sequence, shape (n_sequences,)."""
-        return self._fb.log_likelihood
 
     def expected_durations(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the expected numbers of segments of each state and length.
@@ -148,11 +121,7 @@ class SemiMarkovChain(Posterior):
         ndarray of shape (..., n_sequences)
             ``-inf`` for a path the model cannot produce (a run longer than ``D``, a forbidden transition).
         """
-        z = self._split_value(value)
-        if not np.issubdtype(z.dtype, np.integer):
-            raise ValueError(f"paths passed to log_prob must be integers; got dtype {z.dtype}.")
-        if z.size and (z.min() < 0 or z.max() >= self.n_states):
-            raise ValueError(f"states in paths passed to log_prob must lie in [0, {self.n_states - 1}].")
+        z = self._check_paths(value)
         return _hsmm.path_log_prob(z, self.startprob, self.transmat, self.duration_pmf, self.log_frameprob,
                                    self.lengths, self._fb.log_likelihood)
 
@@ -174,12 +143,6 @@ class SemiMarkovChain(Posterior):
     def mean(self) -> np.ndarray:
         """The smoothed ``marginals`` (expected one-hot state), shape (T, K)."""
         return self._fb.marginals
-
-    @property
-    def variance(self) -> np.ndarray:
-        """Variance of the one-hot state code, shape (T, K)."""
-        m = self._fb.marginals
-        return np.clip(m * (1.0 - m), 0.0, None)
 
     @cached_property
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +218,6 @@ class SemiMarkovChain(Posterior):
     @property
     def sequences(self) -> list[SemiMarkovChain]:
         """One posterior per sequence, in order."""
-        bounds = _hmm.sequence_bounds(self.lengths, self.log_frameprob.shape[0])
         return [SemiMarkovChain(self.startprob, self.transmat, self.duration_pmf, self.log_frameprob[lo:hi], None,
                                 method=self.method, random_state=self._rng)
-                for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+                for lo, hi in self._sequence_spans()]
