@@ -81,6 +81,14 @@ def sequence_bounds(lengths: np.ndarray | None, n_frames: int) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
+def log_terms(startprob: np.ndarray, transmat: np.ndarray, lengths: np.ndarray | None,
+              n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return :func:`sequence_bounds` and ``log startprob``, ``log transmat`` (``-inf`` for zeros, no warning)."""
+    bounds = sequence_bounds(lengths, n_frames)
+    with np.errstate(divide="ignore"):
+        return bounds, np.log(startprob), np.log(transmat)
+
+
 #: Blocks of work: at most ``_PATH_CHUNK`` joint paths, over groups of whole sequences of at least
 #: ``_GROUP_FRAMES`` frames (fewer only at the end); each block of paths has its own random streams.
 _PATH_CHUNK = 25

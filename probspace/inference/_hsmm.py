@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._hmm import sequence_bounds
+from ._hmm import log_terms, sequence_bounds
 
 __all__ = ["SemiMarkovFB", "duration_logs", "forward_backward", "path_log_prob", "sample_paths", "viterbi"]
 
@@ -74,6 +74,13 @@ def duration_logs(duration_pmf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     surv = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
     with np.errstate(divide="ignore"):
         return np.log(pmf), np.log(np.minimum(surv, 1.0))
+
+
+def _log_params(startprob, transmat, duration_pmf, lengths, T):
+    """Sequence bounds and the contiguous logs of ``startprob``, ``transmat``, the duration pmf and survival."""
+    bounds, log_start, log_trans = log_terms(startprob, transmat, lengths, T)
+    log_dur, log_surv = duration_logs(duration_pmf)
+    return bounds, *(np.ascontiguousarray(a) for a in (log_start, log_trans, log_dur, log_surv))
 
 
 @numba.njit(**_JIT)
@@ -231,17 +238,13 @@ def forward_backward(startprob: np.ndarray, transmat: np.ndarray, duration_pmf: 
     logb = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     T, K = logb.shape
     D = np.shape(duration_pmf)[1]
-    bounds = sequence_bounds(lengths, T)
-    log_dur, log_surv = duration_logs(duration_pmf)
-    with np.errstate(divide="ignore"):
-        log_start, log_trans = np.log(startprob), np.log(transmat)
+    bounds, log_start, log_trans, log_dur, log_surv = _log_params(startprob, transmat, duration_pmf, lengths, T)
     start, end, marginals = np.empty((T, K)), np.empty((T, K)), np.empty((T, K))
     n_seq = bounds.shape[0] - 1
     loglik, elj = np.empty(n_seq), np.empty(n_seq)
     n_start, n_trans, n_dur, n_cens = np.zeros(K), np.zeros((K, K)), np.zeros((K, D)), np.zeros((K, D))
-    _estep(np.ascontiguousarray(log_start), np.ascontiguousarray(log_trans), np.ascontiguousarray(log_dur),
-           np.ascontiguousarray(log_surv), logb, bounds, start, end, marginals, loglik, n_start, n_trans, n_dur,
-           n_cens, elj)
+    _estep(log_start, log_trans, log_dur, log_surv, logb, bounds, start, end, marginals, loglik, n_start, n_trans,
+           n_dur, n_cens, elj)
     return SemiMarkovFB(marginals, loglik, n_start, n_trans, n_dur, n_cens, elj, start, end)
 
 
@@ -319,13 +322,9 @@ def viterbi(startprob: np.ndarray, transmat: np.ndarray, duration_pmf: np.ndarra
     """
     logb = np.ascontiguousarray(log_frameprob, dtype=np.float64)
     T = logb.shape[0]
-    bounds = sequence_bounds(lengths, T)
-    log_dur, log_surv = duration_logs(duration_pmf)
-    with np.errstate(divide="ignore"):
-        log_start, log_trans = np.log(startprob), np.log(transmat)
+    bounds, log_start, log_trans, log_dur, log_surv = _log_params(startprob, transmat, duration_pmf, lengths, T)
     path, best = np.zeros(T, dtype=np.int64), np.empty(bounds.shape[0] - 1)
-    _viterbi_kernel(np.ascontiguousarray(log_start), np.ascontiguousarray(log_trans), np.ascontiguousarray(log_dur),
-                    np.ascontiguousarray(log_surv), logb, bounds, path, best)
+    _viterbi_kernel(log_start, log_trans, log_dur, log_surv, logb, bounds, path, best)
     return path, best
 
 
@@ -473,14 +472,10 @@ def path_log_prob(paths: np.ndarray, startprob: np.ndarray, transmat: np.ndarray
     """
     paths = np.asarray(paths, dtype=np.int64)
     T = log_frameprob.shape[0]
-    bounds = sequence_bounds(lengths, T)
     lead = paths.shape[:-1]
     flat = np.ascontiguousarray(paths.reshape(-1, T))
-    log_dur, log_surv = duration_logs(duration_pmf)
-    with np.errstate(divide="ignore"):
-        log_start, log_trans = np.log(startprob), np.log(transmat)
+    bounds, log_start, log_trans, log_dur, log_surv = _log_params(startprob, transmat, duration_pmf, lengths, T)
     out = np.empty((flat.shape[0], bounds.shape[0] - 1))
-    _path_kernel(flat, np.ascontiguousarray(log_start), np.ascontiguousarray(log_trans),
-                 np.ascontiguousarray(log_dur), np.ascontiguousarray(log_surv),
-                 np.ascontiguousarray(log_frameprob, dtype=np.float64), bounds, out)
+    _path_kernel(flat, log_start, log_trans, log_dur, log_surv, np.ascontiguousarray(log_frameprob, dtype=np.float64),
+                 bounds, out)
     return (out - log_likelihood).reshape(lead + (bounds.shape[0] - 1,))

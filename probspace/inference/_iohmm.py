@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from ._hmm import sequence_bounds
+from ._hmm import log_terms, sequence_bounds
 
 __all__ = ["TimeVaryingFB", "entropy", "forward_backward", "path_log_prob", "sample_paths", "viterbi"]
 
@@ -257,12 +257,6 @@ def sample_paths(filtered: np.ndarray, transmats: np.ndarray, lengths: np.ndarra
     return out
 
 
-def _log_terms(startprob, transmats, lengths, T):
-    bounds = sequence_bounds(lengths, T)
-    with np.errstate(divide="ignore"):
-        return bounds, np.log(startprob), np.log(transmats)
-
-
 def path_log_prob(paths: np.ndarray, startprob: np.ndarray, transmats: np.ndarray, log_frameprob: np.ndarray,
                   lengths: np.ndarray | None, log_likelihood: np.ndarray) -> np.ndarray:
     """Exact ``log p(z | x)`` of whole paths, per sequence.
@@ -282,7 +276,7 @@ def path_log_prob(paths: np.ndarray, startprob: np.ndarray, transmats: np.ndarra
     """
     paths = np.asarray(paths, dtype=np.intp)
     T = log_frameprob.shape[0]
-    bounds, log_start, log_trans = _log_terms(startprob, transmats, lengths, T)
+    bounds, log_start, log_trans = log_terms(startprob, transmats, lengths, T)
     emit = np.take_along_axis(np.broadcast_to(log_frameprob, paths.shape + (log_frameprob.shape[1],)),
                               paths[..., None], axis=-1)[..., 0]
     step = np.empty(paths.shape)
@@ -309,7 +303,7 @@ def entropy(fb: TimeVaryingFB, startprob: np.ndarray, transmats: np.ndarray, log
     ndarray of shape (n_sequences,)
     """
     T = log_frameprob.shape[0]
-    bounds, log_start, log_trans = _log_terms(startprob, transmats, lengths, T)
+    bounds, log_start, log_trans = log_terms(startprob, transmats, lengths, T)
     with np.errstate(invalid="ignore"):
         first = fb.marginals[bounds[:-1]]
         e_start = np.where(first > 0, first * log_start, 0.0).sum(axis=1)
