@@ -111,25 +111,6 @@ class TimeVaryingMarkovChain(_StatePathPosterior, Posterior):
         return _iohmm.path_log_prob(z, self.startprob, self.transmats, self.log_frameprob, self.lengths,
                                     self._fb.log_likelihood)
 
-    def log_prob(self, value: Any) -> np.ndarray:
-        """Exact log posterior probability of whole paths (all sequences jointly).
-
-        Parameters
-        ----------
-        value : array-like of int, shape (..., T)
-            Paths laid out like ``X``.
-
-        Returns
-        -------
-        ndarray of shape (...)
-        """
-        return self.sequence_log_prob(value).sum(axis=-1)
-
-    @property
-    def mean(self) -> np.ndarray:
-        """The smoothed ``marginals`` (expected one-hot state), shape (T, K)."""
-        return self._fb.marginals
-
     @cached_property
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
         return _iohmm.viterbi(self.startprob, self.transmats, self.log_frameprob, self.lengths)

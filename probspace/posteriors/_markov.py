@@ -58,10 +58,29 @@ class _StatePathPosterior(_SequencePosterior):
         return self._fb.log_likelihood
 
     @property
+    def mean(self) -> np.ndarray:
+        """The smoothed ``marginals`` (expected one-hot state), shape (T, K)."""
+        return self._fb.marginals
+
+    @property
     def variance(self) -> np.ndarray:
         """Variance of the one-hot state code, shape (T, K)."""
         m = self._fb.marginals
         return np.clip(m * (1.0 - m), 0.0, None)
+
+    def log_prob(self, value: Any) -> np.ndarray:
+        """Exact log posterior probability of whole paths (all sequences jointly).
+
+        Parameters
+        ----------
+        value : array-like of int, shape (..., T)
+            Paths laid out like ``X``.
+
+        Returns
+        -------
+        ndarray of shape (...)
+        """
+        return self.sequence_log_prob(value).sum(axis=-1)
 
 
 class MarkovChain(_StatePathPosterior, Posterior):
