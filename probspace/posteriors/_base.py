@@ -175,10 +175,14 @@ class _SequencePosterior:
         if self.lengths.sum() != n_frames:
             raise ValueError(f"lengths add up to {self.lengths.sum()}, but {what} has {n_frames} frames.")
 
+    def _bounds(self) -> np.ndarray:
+        """First frame of each sequence, then the end: shape (n_sequences + 1,)."""
+        return np.concatenate([[0], np.cumsum(self.lengths)])
+
     def _sequence_spans(self) -> list[tuple[int, int]]:
         """``(first, end)`` frame of each sequence, in order."""
-        b = np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
-        return list(zip(b[:-1].tolist(), b[1:].tolist(), strict=True))
+        b = self._bounds().tolist()
+        return list(zip(b[:-1], b[1:], strict=True))
 
     @property
     def batch_shape(self) -> tuple[int, ...]:

@@ -185,9 +185,6 @@ class GaussMarkovChain(_SequencePosterior, Posterior):
     def _sample_n(self, rng: np.random.Generator, n: int) -> np.ndarray:
         return _kalman.sample_paths(self._ks, n, rng)
 
-    def _bounds(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.lengths)])
-
     def sequence_log_prob(self, value: Any) -> np.ndarray:
         """Exact log posterior density of whole paths, per sequence.
 
