@@ -106,7 +106,7 @@ def interleaved(fns, clients, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000, help="observations and HMM frames (default 1e7)")
-    parser.add_argument("--chunk", type=int, default=500_000, help="rows per block")
+    parser.add_argument("--chunk", type=int, default=None, help="rows per block (default: n / 20, 500,000)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quick", action="store_true", help="smoke run: n = 1e6, 3 rounds")
     parser.add_argument("--no-hmm", action="store_true", help="skip the (goal-free) HMM timing")
@@ -120,7 +120,7 @@ def main():
                   dict(os.environ, **MALLOC_SETTINGS))
     n = 1_000_000 if args.quick else args.n
     repeats = 3 if args.quick else args.repeats
-    chunk = min(args.chunk, n)
+    chunk = min(args.chunk or max(1, n // 20), n)
 
     import dask
     import dask.array as da
