@@ -170,6 +170,11 @@ class SemiMarkovHMM(EmissionChain):
         Gibbs fits: the prior used (defaults filled in); ``None`` otherwise.
     {common_attributes}
 
+    See Also
+    --------
+    probspace.HMM : Geometric durations (an ordinary Markov chain).
+    probspace.InputDrivenHMM : Transitions driven by covariates.
+
     Notes
     -----
     The Gibbs conditionals given a segmentation. ``startprob`` and each
@@ -194,11 +199,6 @@ class SemiMarkovHMM(EmissionChain):
     ``"poisson"``, the mean symbol for ``"categorical"``), all arrays
     permuted together; under an exchangeable prior these are exact draws
     from the posterior under that ordering constraint.
-
-    See Also
-    --------
-    probspace.HMM : Geometric durations (an ordinary Markov chain).
-    probspace.InputDrivenHMM : Transitions driven by covariates.
 
     Examples
     --------
