@@ -812,3 +812,41 @@ def test_gibbs_lp_full_gaussian_normal_inverse_wishart():
     for d in range(4):
         draw = {k: v[0, d] for k, v in m.draws_.items()}
         np.testing.assert_allclose(lp[0, d] - ll[0, d], _scipy_log_prior(m, draw), rtol=1e-9)
+
+
+def test_nuts_holds_whole_fixed_arrays_and_agrees_with_gibbs():
+    X = load_discoveries().data.reshape(-1, 1)
+    lam = np.array([[2.0], [4.0]])
+    kw = {"n_chains": 2, "n_draws": 400, "n_warmup": 300, "random_state": 1, "fixed": {"lambdas": lam}}
+    gibbs = ps.PoissonHMM(2, sampler="gibbs", **kw).fit(X)
+    nuts = ps.PoissonHMM(2, sampler="nuts", **kw).fit(X)
+    assert np.all(nuts.draws_["lambdas"] == lam) and np.all(gibbs.draws_["lambdas"] == lam)  # bit-identical
+    # largest |z| 0.35 (seeded); NUTS holding lambdas at [2.5, 4.5] instead gives |z| = 5.95 on transmat
+    _assert_engines_agree(gibbs, nuts, ("transmat", "startprob"))
+
+
+def test_nuts_holds_whole_startprob_and_emission_arrays():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, 40), rng.normal(5, 1, 40)]).reshape(-1, 1)
+    pi, A, means = np.array([0.3, 0.7]), np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([[0.0], [5.0]])
+    m = ps.GaussianHMM(2, sampler="nuts", fixed={"startprob": pi, "transmat": A, "means": means}, n_chains=1,
+                       n_draws=30, n_warmup=30, random_state=0).fit(X)
+    assert np.all(m.draws_["startprob"] == pi) and np.all(m.draws_["transmat"] == A)
+    assert np.all(m.draws_["means"] == means)
+    assert np.all(m.draws_["covars"] > 0)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"fixed": {"means": [[0.0], [np.nan]]}}, r"holds whole arrays only.*\['means'\]"),
+    ({"topology": "left-to-right"}, r"holds whole arrays only.*topology"),
+])
+def test_nuts_refuses_entrywise_holds(kw, match):
+    X = np.arange(20.0).reshape(-1, 1)
+    with pytest.raises(ValueError, match=match):
+        ps.GaussianHMM(2, sampler="nuts", n_draws=5, n_warmup=5, **kw).fit(X)
+
+
+def test_nuts_refuses_labels():
+    X = np.arange(20.0).reshape(-1, 1)
+    with pytest.raises(ValueError, match="takes no labels"):
+        ps.GaussianHMM(2, sampler="nuts", n_draws=5, n_warmup=5).fit(X, labels=np.zeros(20, dtype=int))

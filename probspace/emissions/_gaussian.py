@@ -161,25 +161,31 @@ def _hyper(hyper, D):  # pragma: no cover - compiled
 
 @numba.njit(UPDATE, **JIT)
 def _diag_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
-    """Normal-inverse-Gamma per feature; a fixed mean drops its prior (``sigma^2 | mu`` alone)."""
+    """Normal-inverse-Gamma per feature; a fixed mean drops its prior (``sigma^2 | mu`` alone).
+
+    ``fixed`` may carry ``K * D`` more flags after the two arrays' flags: the
+    mean entries held (row-major). The features are independent given the
+    labels, so a held entry is the fixed-mean case for its feature alone.
+    """
     D = X.shape[1]
     if fixed[0] and fixed[1]:
         return
+    entrywise = fixed.shape[0] > 2
     means = theta[:K * D].reshape((K, D))
     var = theta[K * D:2 * K * D].reshape((K, D))
     m0, kappa0, nu0, psi0 = _hyper(hyper, D)
     n, xbar, scatter = _statistics(X, z, K, False)
     for k in range(K):
         nun = nu0 + n[k]
-        if fixed[0]:
-            for d in range(D):
-                diff = xbar[k, d] - means[k, d]
-                psin = psi0[d, d] + scatter[k, d, d] + n[k] * (diff * diff)
-                var[k, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
-            continue
         kn = kappa0 + n[k]
         shrink = kappa0 * n[k] / kn
         for d in range(D):
+            if fixed[0] or (entrywise and fixed[2 + k * D + d]):
+                if not fixed[1]:
+                    diff = xbar[k, d] - means[k, d]
+                    psin = psi0[d, d] + scatter[k, d, d] + n[k] * (diff * diff)
+                    var[k, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
+                continue
             mn = (kappa0 * m0[d] + n[k] * xbar[k, d]) / kn
             if not fixed[1]:
                 psin = psi0[d, d] + scatter[k, d, d] + shrink * (xbar[k, d] - m0[d]) ** 2

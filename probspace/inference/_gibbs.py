@@ -239,7 +239,9 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
     free : dict, optional
         Boolean masks ``"pi"`` (K,) and ``"A"`` (K, K) of the entries drawn;
         the others (held entries, structural zeros) keep their values in
-        ``state``, and each row's free entries share the mass left.
+        ``state``, and each row's free entries share the mass left. For a
+        diagonal Gaussian emission, ``"means"`` (K, D) masks the mean entries
+        drawn; a held entry's variance is drawn given it (as for a fixed mean).
 
     Returns
     -------
@@ -257,6 +259,11 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
     out = {"pi": np.empty((n_keep, K)), "A": np.empty((n_keep, K, K)),
            "theta": np.empty((n_keep, state["theta"].shape[0])), "log_likelihood": np.empty(n_keep)}
     fix_emission = np.array([name in fixed for name in emission.names], dtype=np.bool_)
+    if free and "means" in free:  # held entries of diagonal Gaussian means (see _gaussian._diag_update)
+        if getattr(emission, "name", None) != "gaussian" or emission.covariance_type != "diag":
+            raise ValueError("free['means'] (held mean entries) needs a diagonal Gaussian emission; got "
+                             f"{type(emission).__name__}.")
+        fix_emission = np.concatenate([fix_emission, ~np.asarray(free["means"], dtype=bool).ravel()])
     f8 = np.float64
     free = free or {}
     free_pi = np.ascontiguousarray(free.get("pi", np.ones(K, dtype=bool)), dtype=np.bool_)

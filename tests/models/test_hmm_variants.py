@@ -144,7 +144,7 @@ def test_constraints_survive_save_and_load(tmp_path):
     (dict(covariance_type="full", fixed={"means": [[0.0, np.nan], [np.nan] * 2, [np.nan] * 2]}),
      "all entries of a state or none"),
     (dict(bayesian=True, topology="left-to-right"), "bayesian=True"),
-    (dict(sampler="gibbs", fixed={"means": [[0.0], [np.nan], [np.nan]]}), "whole only"),
+    (dict(sampler="gibbs", fixed={"covars": [[1.0], [np.nan], [np.nan]]}), "whole only"),
 ])
 def test_bad_constraints_are_value_errors(params, match):
     X = _three_regimes(D=2 if params.get("covariance_type") == "full" else 1)
@@ -444,3 +444,28 @@ def test_gibbs_free_entries_of_held_rows_follow_their_exact_dirichlet_conditiona
         z_score = (draws[:, row, free].mean(axis=0) - mean) / (sd / np.sqrt(draws.shape[0]))
         assert np.all(np.abs(z_score) < 5), (row, z_score)
     assert np.all(draws[:, 0, 0] == 0.5) and np.all(draws[:, 1, 0] == 0.0)
+
+
+def test_gibbs_holds_entries_of_diagonal_means_exactly():
+    """K=1: the free mean is Student-t (normal-inverse-gamma), the held one's variance inverse-gamma given it."""
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.normal(0.3, 1.0, 30), rng.normal(2.0, 0.5, 30)])
+    model = GaussianHMM(1, sampler="gibbs", fixed={"means": [[0.0, np.nan]]}, n_chains=2, n_draws=4000,
+                        n_warmup=20, random_state=0).fit(X)
+    means, var = model.draws_["means"].reshape(-1, 2), model.draws_["covars"].reshape(-1, 2, 2)
+    assert np.all(means[:, 0] == 0.0)  # held entry bit-identical in every draw
+    m0, k0, nu0, psi0 = (np.asarray(model.prior_[k]) for k in ("mean", "mean_precision", "dof", "scale"))
+    n, x = X.shape[0], X[:, 1]
+    kn, nun = k0 + n, nu0 + n
+    mn = (k0 * m0[1] + x.sum()) / kn
+    psin = psi0[1, 1] + ((x - x.mean()) ** 2).sum() + k0 * n / kn * (x.mean() - m0[1]) ** 2
+    free = stats.t(nun, loc=mn, scale=np.sqrt(psin / (nun * kn)))  # free entry, variance integrated out
+    assert stats.kstest(means[:, 1], free.cdf).pvalue > 1e-6
+    held = stats.invgamma(nun / 2, scale=(psi0[0, 0] + (X[:, 0] ** 2).sum()) / 2)  # variance given mean 0
+    assert stats.kstest(var[:, 0, 0], held.cdf).pvalue > 1e-6
+
+
+def test_gibbs_refuses_entrywise_means_with_full_covariance():
+    with pytest.raises(ValueError, match="covariance_type='diag'"):
+        GaussianHMM(2, covariance_type="full", sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
+                    n_warmup=5).fit(np.arange(20.0).reshape(-1, 1))

@@ -495,13 +495,24 @@ class _HMM(LatentModel):
             if weight is not None:
                 raise ValueError(f"sequence_weight passed to {name}.fit applies to EM fits; an MCMC fit (sampler="
                                  f"{self.sampler!r}) samples the posterior of the data as given.")
-            if self.sampler != "gibbs" and (labels is not None or cons):
-                raise ValueError(f"{name}(sampler={self.sampler!r}) takes no labels, fixed or topology; use "
-                                 "sampler='gibbs' (or a pyro Delta prior to hold a whole array).")
+            if self.sampler != "gibbs":
+                if labels is not None:
+                    raise ValueError(f"{name}(sampler={self.sampler!r}) takes no labels (known states); use "
+                                     "sampler='gibbs'.")
+                entrywise = [k for k in cons.names() if k not in cons.whole()]
+                if entrywise:
+                    raise ValueError(f"{name}(sampler={self.sampler!r}) holds whole arrays only (fixed= without NaN "
+                                     f"entries); {entrywise} are held entrywise (NaN entries in fixed, or structural "
+                                     "zeros of topology). Use sampler='gibbs' or fit by EM.")
+                return
             partial = [k for k in cons.names() if k not in ("startprob", "transmat") and k not in cons.whole()]
+            em = self._emission(X)
+            if partial == ["means"] and em.name == "gaussian" and getattr(em, "covariance_type", None) == "diag":
+                return  # diagonal covariance: the features' conditionals are independent, held entries stay put
             if partial:
-                raise ValueError(f"{name}(sampler='gibbs') holds emission arrays whole only; fixed{partial} have "
-                                 "NaN entries. Hold the whole array or fit by EM.")
+                raise ValueError(f"{name}(sampler='gibbs') holds emission arrays whole only, except entries of "
+                                 f"'means' with covariance_type='diag'; fixed{partial} have NaN entries. Hold the "
+                                 "whole array, use covariance_type='diag' (means) or fit by EM.")
 
     def _frame_weights(self, lengths):
         seq_w = getattr(self, "_fit_weight", None)

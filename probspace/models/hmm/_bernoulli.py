@@ -38,11 +38,12 @@ class BernoulliHMM(_HMM):
         Symmetric Beta prior of the EM fit of the probabilities (1: maximum
         likelihood); EM keeps them within ``[1e-10, 1 - 1e-10]``.
     fixed : dict, optional
-        Parameters held during fitting (EM and Gibbs), by name without the
+        Parameters held during fitting (EM and MCMC), by name without the
         trailing underscore (``"startprob"``, ``"transmat"``, the emission's
         arrays): an array of the parameter's shape whose finite entries are
         held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+        structural zero and stays exactly 0. ``sampler="nuts"`` holds whole
+        arrays only (no NaN, no ``topology``). See :ref:`hmm-variants`.
     topology : {"ergodic", "left-to-right", "banded"}, optional
         Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
         at most ``bandwidth`` states ahead; starts in state 0) or

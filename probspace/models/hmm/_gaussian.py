@@ -51,11 +51,12 @@ class GaussianHMM(_HMM):
     means_prior, means_weight, covars_prior, covars_weight : float
         Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
     fixed : dict, optional
-        Parameters held during fitting (EM and Gibbs), by name without the
+        Parameters held during fitting (EM and MCMC), by name without the
         trailing underscore (``"startprob"``, ``"transmat"``, the emission's
         arrays): an array of the parameter's shape whose finite entries are
         held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+        structural zero and stays exactly 0. ``sampler="nuts"`` holds whole
+        arrays only (no NaN, no ``topology``). See :ref:`hmm-variants`.
     topology : {"ergodic", "left-to-right", "banded"}, optional
         Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
         at most ``bandwidth`` states ahead; starts in state 0) or

@@ -66,11 +66,12 @@ class HMM(_HMM):
     startprob_prior, transmat_prior : float or array-like, default=1.0
         Dirichlet priors of the EM (MAP) fit (1: maximum likelihood).
     fixed : dict, optional
-        Parameters held during fitting (EM and Gibbs), by name without the
+        Parameters held during fitting (EM and MCMC), by name without the
         trailing underscore (``"startprob"``, ``"transmat"``, the emission's
         arrays): an array of the parameter's shape whose finite entries are
         held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. See :ref:`hmm-variants`.
+        structural zero and stays exactly 0. ``sampler="nuts"`` holds whole
+        arrays only (no NaN, no ``topology``). See :ref:`hmm-variants`.
     topology : {"ergodic", "left-to-right", "banded"}, optional
         Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
         at most ``bandwidth`` states ahead; starts in state 0) or
