@@ -850,3 +850,15 @@ def test_nuts_refuses_labels():
     X = np.arange(20.0).reshape(-1, 1)
     with pytest.raises(ValueError, match="takes no labels"):
         ps.GaussianHMM(2, sampler="nuts", n_draws=5, n_warmup=5).fit(X, labels=np.zeros(20, dtype=int))
+
+
+def test_pyro_nuts_holds_a_whole_fixed_array():
+    import pyro.distributions as dist
+    import torch
+
+    X = load_discoveries().data.reshape(-1, 1)
+    A = np.array([[0.9, 0.1], [0.2, 0.8]])
+    prior = {"lambdas": dist.LogNormal(torch.tensor(1.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))}
+    m = ps.PoissonHMM(2, sampler="nuts", prior=prior, fixed={"transmat": A}, n_chains=1, n_draws=20, n_warmup=20,
+                      random_state=0).fit(X)
+    assert np.all(m.draws_["transmat"] == A)
