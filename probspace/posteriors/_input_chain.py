@@ -115,20 +115,6 @@ class TimeVaryingMarkovChain(_StatePathPosterior, Posterior):
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
         return _iohmm.viterbi(self.startprob, self.transmats, self.log_frameprob, self.lengths)
 
-    @property
-    def mode(self) -> np.ndarray:
-        """The most probable whole path (Viterbi), shape (T,)."""
-        return self._viterbi[0]
-
-    def map(self) -> np.ndarray:
-        """Most probable state path (Viterbi).
-
-        Returns
-        -------
-        ndarray of shape (T,)
-        """
-        return self.mode
-
     def sequence_entropy(self) -> np.ndarray:
         """Entropy (nats) of the posterior over whole paths of each sequence.
 
@@ -137,15 +123,6 @@ class TimeVaryingMarkovChain(_StatePathPosterior, Posterior):
         ndarray of shape (n_sequences,)
         """
         return _iohmm.entropy(self._fb, self.startprob, self.transmats, self.log_frameprob, self.lengths)
-
-    def entropy(self) -> np.ndarray:
-        """Entropy (nats) of the posterior over whole paths, all sequences jointly.
-
-        Returns
-        -------
-        ndarray of shape ()
-        """
-        return np.asarray(self.sequence_entropy().sum())
 
     @property
     def sequences(self) -> list[TimeVaryingMarkovChain]:

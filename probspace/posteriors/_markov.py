@@ -68,6 +68,30 @@ class _StatePathPosterior(_SequencePosterior):
         m = self._fb.marginals
         return np.clip(m * (1.0 - m), 0.0, None)
 
+    @property
+    def mode(self) -> np.ndarray:
+        """The most probable whole path (Viterbi), shape (T,); not the per-frame argmax."""
+        return self._viterbi[0]
+
+    def map(self) -> np.ndarray:
+        """Most probable state path (Viterbi), shape (T,).
+
+        Returns
+        -------
+        ndarray of shape (T,)
+        """
+        return self.mode
+
+    def entropy(self) -> np.ndarray:
+        """Entropy (nats) of the posterior over whole paths, all sequences jointly.
+
+        Returns
+        -------
+        ndarray of shape ()
+            The sum of :meth:`sequence_entropy` (sequences are independent).
+        """
+        return np.asarray(self.sequence_entropy().sum())
+
     def log_prob(self, value: Any) -> np.ndarray:
         """Exact log posterior probability of whole paths (all sequences jointly).
 
@@ -218,20 +242,6 @@ class MarkovChain(_StatePathPosterior, Posterior):
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
         return _hmm.viterbi(self.startprob, self.transmat, self.log_frameprob, self.lengths)
 
-    @property
-    def mode(self) -> np.ndarray:
-        """The most probable whole path (Viterbi), shape (T,); not the per-frame argmax."""
-        return self._viterbi[0]
-
-    def map(self) -> np.ndarray:
-        """Most probable state path (Viterbi), shape (T,).
-
-        Returns
-        -------
-        ndarray of shape (T,)
-        """
-        return self.mode
-
     def sequence_entropy(self) -> np.ndarray:
         """Entropy (nats) of the posterior over whole paths of each sequence.
 
@@ -240,16 +250,6 @@ class MarkovChain(_StatePathPosterior, Posterior):
         ndarray of shape (n_sequences,)
         """
         return _hmm.entropy(self._fb, self.startprob, self.transmat, self.log_frameprob, self.lengths)
-
-    def entropy(self) -> np.ndarray:
-        """Entropy (nats) of the posterior over whole paths, all sequences jointly.
-
-        Returns
-        -------
-        ndarray of shape ()
-            The sum of :meth:`sequence_entropy` (sequences are independent).
-        """
-        return np.asarray(self.sequence_entropy().sum())
 
     @property
     def sequences(self) -> list[MarkovChain]:

@@ -129,20 +129,6 @@ class SemiMarkovChain(_StatePathPosterior, Posterior):
     def _viterbi(self) -> tuple[np.ndarray, np.ndarray]:
         return _hsmm.viterbi(self.startprob, self.transmat, self.duration_pmf, self.log_frameprob, self.lengths)
 
-    @property
-    def mode(self) -> np.ndarray:
-        """The most probable segmentation as a state path (Viterbi over segments), shape (T,)."""
-        return self._viterbi[0]
-
-    def map(self) -> np.ndarray:
-        """Most probable segmentation (Viterbi over segments), as a state path.
-
-        Returns
-        -------
-        ndarray of shape (T,)
-        """
-        return self.mode
-
     def segments(self, path: Any = None) -> np.ndarray:
         """Return the segments of a state path (by default the Viterbi segmentation), one row each.
 
@@ -186,15 +172,6 @@ class SemiMarkovChain(_StatePathPosterior, Posterior):
         ndarray of shape (n_sequences,)
         """
         return self._fb.log_likelihood - self._fb.expected_log_joint
-
-    def entropy(self) -> np.ndarray:
-        """Entropy (nats) over whole segmentations, all sequences jointly.
-
-        Returns
-        -------
-        ndarray of shape ()
-        """
-        return np.asarray(self.sequence_entropy().sum())
 
     @property
     def sequences(self) -> list[SemiMarkovChain]:
