@@ -735,8 +735,7 @@ class MCMC(_Answers):
             fixed = {**fixed, **{k: held.held[k] for k in held.whole()}}
             free = {"pi": np.isnan(held.held.get(structure.pi, np.full(K, np.nan))),
                     "A": np.isnan(held.held.get("transmat", np.full((K, K), np.nan)))}
-            if "means" in held.held and "means" not in fixed:  # entries of diagonal Gaussian means
-                free["means"] = np.isnan(held.held["means"])
+            free.update({k: np.isnan(v) for k, v in held.held.items() if k in em.names and k not in fixed})
         keep_order = bool(held) or log_mask is not None
         starts = [prepare_start(structure, start, fixed, X, keep_order) for start in starts]
         if held:  # the starts off the boundary, then the held entries (structural zeros) back in place

@@ -214,6 +214,9 @@ class Emission:
     update_kernel: Any = None
     #: Samplers this emission supports (``"gibbs"`` needs ``update_kernel``, ``"nuts"`` needs ``torch_frames``).
     samplers: tuple[str, ...] = ()
+    #: Arrays whose single entries the Gibbs update can hold (``HMM(fixed=...)`` with NaN entries): the
+    #: update kernel then reads one flag per entry of ``theta`` (True: held) after its per-array flags.
+    gibbs_entry_holds: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

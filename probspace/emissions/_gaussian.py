@@ -265,6 +265,7 @@ class GaussianEmission(Emission):
         diagonal = covariance_type in ("diag", "spherical")
         self.frames_kernel = _diag_frames if diagonal else _full_frames
         self.update_kernel = _diag_update if diagonal else _full_update
+        self.gibbs_entry_holds = ("means",) if covariance_type == "diag" else ()
 
     def shapes(self, K, D):
         cov = {"full": (K, D, D), "diag": (K, D), "tied": (D, D), "spherical": (K,)}[self.covariance_type]

@@ -239,9 +239,11 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
     free : dict, optional
         Boolean masks ``"pi"`` (K,) and ``"A"`` (K, K) of the entries drawn;
         the others (held entries, structural zeros) keep their values in
-        ``state``, and each row's free entries share the mass left. For a
-        diagonal Gaussian emission, ``"means"`` (K, D) masks the mean entries
-        drawn; a held entry's variance is drawn given it (as for a fixed mean).
+        ``state``, and each row's free entries share the mass left. Masks
+        under emission array names (those in the emission's
+        ``gibbs_entry_holds``) mark the entries of that array drawn; the
+        update kernel then gets one more flag per entry of ``theta`` (True:
+        held) after its per-array flags.
 
     Returns
     -------
@@ -259,11 +261,16 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
     out = {"pi": np.empty((n_keep, K)), "A": np.empty((n_keep, K, K)),
            "theta": np.empty((n_keep, state["theta"].shape[0])), "log_likelihood": np.empty(n_keep)}
     fix_emission = np.array([name in fixed for name in emission.names], dtype=np.bool_)
-    if free and "means" in free:  # held entries of diagonal Gaussian means (see _gaussian._diag_update)
-        if getattr(emission, "name", None) != "gaussian" or emission.covariance_type != "diag":
-            raise ValueError("free['means'] (held mean entries) needs a diagonal Gaussian emission; got "
-                             f"{type(emission).__name__}.")
-        fix_emission = np.concatenate([fix_emission, ~np.asarray(free["means"], dtype=bool).ravel()])
+    entries = {k: np.asarray(v, dtype=bool) for k, v in (free or {}).items() if k in emission.names}
+    if entries:  # held entries of emission arrays: one flag per entry of theta after the arrays' flags
+        unheld = sorted(set(entries) - set(emission.gibbs_entry_holds))
+        if unheld:
+            raise ValueError(f"{type(emission).__name__}'s Gibbs update holds entries of "
+                             f"{list(emission.gibbs_entry_holds)} only; got held entries of {unheld}.")
+        K0, D0 = np.shape(state["pi"])[0], X.shape[1]
+        masks = {n: ~entries[n] if n in entries else np.zeros(s, dtype=bool)
+                 for n, s in emission.shapes(K0, D0).items()}
+        fix_emission = np.concatenate([fix_emission, emission.pack(masks) > 0])
     f8 = np.float64
     free = free or {}
     free_pi = np.ascontiguousarray(free.get("pi", np.ones(K, dtype=bool)), dtype=np.bool_)

@@ -507,12 +507,11 @@ class _HMM(LatentModel):
                 return
             partial = [k for k in cons.names() if k not in ("startprob", "transmat") and k not in cons.whole()]
             em = self._emission(X)
-            if partial == ["means"] and em.name == "gaussian" and getattr(em, "covariance_type", None) == "diag":
-                return  # diagonal covariance: the features' conditionals are independent, held entries stay put
-            if partial:
-                raise ValueError(f"{name}(sampler='gibbs') holds emission arrays whole only, except entries of "
-                                 f"'means' with covariance_type='diag'; fixed{partial} have NaN entries. Hold the "
-                                 "whole array, use covariance_type='diag' (means) or fit by EM.")
+            unheld = [k for k in partial if k not in em.gibbs_entry_holds]
+            if unheld:
+                raise ValueError(f"{name}(sampler='gibbs') holds single entries of {list(em.gibbs_entry_holds)} "
+                                 f"for this emission; fixed{unheld} have NaN entries. Hold the whole array, or "
+                                 "fit by EM.")
 
     def _frame_weights(self, lengths):
         seq_w = getattr(self, "_fit_weight", None)
