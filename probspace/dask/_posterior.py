@@ -132,7 +132,7 @@ def _block_log_likelihood(model, block, lengths):
 
 
 def _probe(model, X, lengths):
-    """The in-memory posterior of a little data, for the layout (``method``, shapes, dtypes) of the lazy one.
+    """Return the in-memory posterior of a little data, for the layout (``method``, shapes, dtypes) of the lazy one.
 
     Rows of zeros first (no round trip to the cluster); where the model
     rejects them (zeros outside its support, a sequence too short), the first
