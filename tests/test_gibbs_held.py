@@ -307,3 +307,64 @@ def test_product_routes_held_entries_to_each_part():
     _ks(B_draws[:, 0, 1] / 0.5, stats.beta(a0[1], a0[2]))
     a1 = alpha + np.bincount(X[z == 1, 2].astype(int), minlength=3)
     _ks(B_draws[:, 1, 0], stats.beta(a1[0], a1[2]))
+
+
+# -- autoregressive: states of the regression (coefficients with intercepts) and of the noise -------------
+def _ar_chain(free, n_sweeps=2000):
+    """AR(1), two labelled regimes: state 0's regression held, state 1's noise variance held (0.5)."""
+    from probspace.emissions import AutoregressiveEmission
+    from probspace.emissions._autoregressive import lagged_rows
+    from probspace.emissions._base import PriorReader
+
+    rng = np.random.default_rng(8)
+    z = _labels([60, 60])
+    x = np.zeros(z.size)
+    for t in range(1, z.size):
+        x[t] = (0.8 * x[t - 1] + 0.5 if z[t] == 0 else -0.3 * x[t - 1] + 2.0) + rng.normal(0.0, [0.6, 0.8][z[t]])
+    X = lagged_rows(x[:, None], None, 1)
+    em = AutoregressiveEmission(order=1, n_features=1)
+    prior = {"coefs_mean": 0.2, "intercepts_mean": 1.0, "regression_precision": [[2.0, 0.3], [0.3, 1.0]],
+             "dof": 3.0, "scale": 1.5}
+    hyper = em.resolve_hyper(PriorReader(prior, "test"), X, 2)
+    params = {"coefs": np.array([[[0.7]], [[0.0]]]), "intercepts": np.array([[0.4], [1.0]]),
+              "covars": np.array([[[1.0]], [[0.5]]])}
+    state = {"pi": np.full(2, 0.5), "A": np.full((2, 2), 0.5), "theta": em.pack(params)}
+    log_mask = np.where(np.eye(2, dtype=bool)[z], 0.0, -np.inf)
+    out = run_chain(em, True, X, np.array([0, z.size]), np.ones(2), np.ones((2, 2)), em.pack_hyper(hyper, 1), state,
+                    n_sweeps, n_sweeps, 0, log_mask=log_mask, free=free)
+    return X, z, hyper, params, em.unpack(out["theta"], 2, 1)
+
+
+def test_autoregressive_holds_states_of_the_regression_and_the_noise():
+    free = {"coefs": np.array([[[False]], [[True]]]), "intercepts": np.array([[False], [True]]),
+            "covars": np.array([[[True]], [[False]]])}
+    X, z, hyper, params, draws = _ar_chain(free)
+    assert np.all(draws["coefs"][:, 0] == 0.7) and np.all(draws["intercepts"][:, 0] == 0.4)
+    assert np.all(draws["covars"][:, 1] == 0.5)
+    ok = ~np.isnan(X).any(axis=1)
+    c = hyper["centre"][0]
+    # state 0, regression held: sigma^2 ~ InvGamma((nu0 + n) / 2, (psi0 + residual scatter) / 2), its prior dropped
+    x0, lag0 = X[ok & (z == 0), 0], X[ok & (z == 0), 1]
+    resid = x0 - 0.7 * lag0 - 0.4
+    _ks(draws["covars"][:, 0, 0, 0], stats.invgamma((hyper["dof"] + x0.size) / 2,
+                                                    scale=(hyper["scale"][0, 0] + resid @ resid) / 2))
+    # state 1, noise held: the centred regression B = [a, b + a c - c] ~ N(Mn, 0.5 Pn^-1)
+    r = np.column_stack([X[ok & (z == 1), 1] - c, np.ones((ok & (z == 1)).sum())])
+    y = X[ok & (z == 1), 0] - c
+    P0 = hyper["regression_precision"]
+    M0 = np.array([hyper["coefs_mean"][0, 0], hyper["intercepts_mean"][0] + hyper["coefs_mean"][0, 0] * c - c])
+    Pn = P0 + r.T @ r
+    Mn = np.linalg.solve(Pn, P0 @ M0 + r.T @ y)
+    cov = 0.5 * np.linalg.inv(Pn)
+    a, b = draws["coefs"][:, 1, 0, 0], draws["intercepts"][:, 1, 0]
+    B = np.column_stack([a, b + a * c - c])
+    for j in range(2):
+        _ks(B[:, j], stats.norm(Mn[j], np.sqrt(cov[j, j])))
+    dev = B - Mn
+    _ks(np.einsum("nd,de,ne->n", dev, np.linalg.inv(cov), dev), stats.chi2(2))
+
+
+def test_autoregressive_holds_coefficients_and_intercepts_of_a_state_together():
+    free = {"coefs": np.array([[[False]], [[True]]]), "intercepts": np.array([[True], [True]])}
+    with pytest.raises(ValueError, match="together"):
+        _ar_chain(free, n_sweeps=2)

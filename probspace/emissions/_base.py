@@ -252,6 +252,8 @@ class Emission:
     #: Those of :attr:`gibbs_entry_holds` held per state only (a state's entries are coupled): a state's entries
     #: are all held or all drawn (:func:`probspace.inference._gibbs.run_chain` rejects anything else).
     gibbs_state_holds: tuple[str, ...] = ()
+    #: Groups of those arrays whose states the Gibbs update holds together or not at all (one conditional block).
+    gibbs_joint_holds: tuple[tuple[str, ...], ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -22,6 +22,9 @@ conditionals and drawing each part from its own is an exact Gibbs step. The
 compiled log-density and update of a product are generated once per layout
 (the parts' kernels and columns): each part's kernel runs on its own
 contiguous copy of its columns and its slice of the flat parameter vector.
+Held entries (``fixed=`` with NaN entries) reach each part's update as the
+part's own entry flags, so a product holds what its parts' updates hold
+(the HMMs hold the arrays of a product of more than two arrays per state, as EM does).
 Prior entries are the parts' own, prefixed like the arrays
 (``prior={"gaussian0_mean": 0.0, "poisson1_rate_shape": 2.0,
 "categorical2_emissionprob": 1.0}``). Draws are relabelled by the first

@@ -29,7 +29,9 @@ given the weights. Prior (numbers in ``prior=``):
 for Gaussian emissions) and ``nu_k ~ Gamma(a, rate b)`` truncated to
 ``dof_bounds`` (keys ``"dofs_shape"``, default 2, and ``"dofs_rate"``,
 default 0.1). With ``fit_dof=False`` the degrees of freedom stay at their
-start (``dof_init``). There is no NUTS sampler.
+start (``dof_init``). Held states (``fixed=`` per state, as EM holds them)
+follow the same conditionals per state: a held mean drops its prior, a held
+scale keeps ``mu_k | Sigma_k``, a held dof is not drawn. There is no NUTS sampler.
 """
 
 from __future__ import annotations

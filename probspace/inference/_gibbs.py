@@ -213,7 +213,8 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
         ``gibbs_entry_holds``) mark the entries of that array drawn; the
         update kernel then gets one more flag per entry of ``theta`` (True:
         held) after its per-array flags. Arrays in the emission's
-        ``gibbs_state_holds`` are held per state (a state's entries all held or all free).
+        ``gibbs_state_holds`` are held per state (a state's entries all held or all free), and the
+        arrays of each group in its ``gibbs_joint_holds`` hold the same states.
 
     Returns
     -------
@@ -244,6 +245,14 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
                 raise ValueError(f"{type(emission).__name__}'s Gibbs update holds {n!r} per state (its entries are "
                                  f"coupled): each state's entries must be all held or all free; got free masks "
                                  f"{rows.tolist()}.")
+        for group in emission.gibbs_joint_holds:
+            states = {n: np.ones(K0, dtype=bool) if n in fixed else
+                      ~entries[n].reshape(K0, -1).all(axis=1) if n in entries else np.zeros(K0, dtype=bool)
+                      for n in group}
+            if len({tuple(v) for v in states.values()}) > 1:
+                got = {n: np.flatnonzero(v).tolist() for n, v in states.items()}
+                raise ValueError(f"{type(emission).__name__}'s Gibbs update holds the states of {list(group)} "
+                                 f"together; got held states {got}.")
         masks = {n: ~entries[n] if n in entries else np.zeros(s, dtype=bool)
                  for n, s in emission.shapes(K0, D0).items()}
         fix_emission = np.concatenate([fix_emission, emission.pack(masks) > 0])
