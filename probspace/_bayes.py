@@ -721,7 +721,9 @@ class MCMC(_Answers):
             Held entries (``probspace.models.hmm._constraints``; Gibbs only):
             whole arrays are held like a ``Delta`` prior, held entries of
             ``startprob``/``transmat`` (structural zeros) keep their values
-            while the free entries of each row are drawn.
+            while the free entries of each row are drawn, and held entries
+            (or states) of emission arrays are passed to the emission's
+            update (its ``gibbs_entry_holds``).
 
         Returns
         -------

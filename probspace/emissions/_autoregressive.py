@@ -157,7 +157,10 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     from its matrix-normal conditional. Coefficients and intercepts both held:
     ``Sigma_k ~ IW(nu0 + n_k, Psi0 + residual scatter)`` (their prior dropped,
     as for a held Gaussian mean). Holding one of coefs/intercepts alone is
-    rejected before sampling.
+    rejected before sampling. ``fixed`` may carry one more flag per entry of
+    ``theta`` (True: held), read per state: state ``k``'s coefficients and
+    intercepts held (together) or its covariance held follow the paths above
+    for that state alone.
     """
     N, W = X.shape
     D, m = _sizes(X, theta, K)
@@ -165,7 +168,14 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
         return
     A, b, cov = _unpack(theta, K, D, m)
     M0, P0, nu0, Psi0, c = _mniw_hyper(hyper, D, m)
-    hold_B = fixed[0] and fixed[1]
+    entrywise = fixed.shape[0] > 3
+    at_b, at_cov = 3 + K * D * (m - 1), 3 + K * D * (m - 1) + K * D
+    hold_Bs = np.empty(K, dtype=np.bool_)
+    hold_covs = np.empty(K, dtype=np.bool_)
+    for k in range(K):
+        hold_Bs[k] = ((fixed[0] or (entrywise and fixed[3 + k * D * (m - 1)]))
+                      and (fixed[1] or (entrywise and fixed[at_b + k * D])))
+        hold_covs[k] = fixed[2] or (entrywise and fixed[at_cov + k * D * D])
     r = np.empty(m)
     n = np.zeros(K)
     ZZ = np.zeros((K, m, m))
@@ -193,7 +203,7 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     Mn = np.empty((K, m, D))
     Pn = np.empty((K, m, m))
     for k in range(K):
-        if hold_B:
+        if hold_Bs[k]:
             for d in range(D):
                 Mn[k, m - 1, d] = b[k, d] - c[d]
                 for e in range(m - 1):
@@ -219,15 +229,17 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
                 S[k, d, f] += res[d] * res[f]
     G = np.empty((m, D))
     for k in range(K):
-        if not fixed[2]:
-            if hold_B:
+        if hold_Bs[k] and hold_covs[k]:
+            continue
+        if not hold_covs[k]:
+            if hold_Bs[k]:
                 psi = Psi0 + S[k]
             else:
                 dM = Mn[k] - M0
                 psi = Psi0 + S[k] + dM.T @ P0 @ dM
             psi = 0.5 * (psi + psi.T)
             cov[k] = _inverse_wishart(nu0 + n[k], psi)
-        if hold_B:
+        if hold_Bs[k]:
             continue
         Lv = np.linalg.cholesky(np.linalg.inv(Pn[k]))
         Ls = np.linalg.cholesky(np.ascontiguousarray(cov[k]))
@@ -265,6 +277,9 @@ class AutoregressiveEmission(Emission):
     #: Lagged rows carry NaN for lags before a sequence's start (not missing data): the MCMC check allows them.
     nan_by_design = True
     update_kernel = staticmethod(_ar_update)
+    #: Gibbs holds states (coupled entries); a state's coefficients and intercepts together (one regression).
+    gibbs_entry_holds = gibbs_state_holds = ("coefs", "intercepts", "covars")
+    gibbs_joint_holds = (("coefs", "intercepts"),)
     #: Frame at which :meth:`order_key` evaluates each state's regression (set by the model from the training data).
     centre: np.ndarray | None = None
 

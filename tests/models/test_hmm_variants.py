@@ -6,6 +6,7 @@ forward-backward (streaming).
 """
 
 import copy
+import functools
 import itertools
 import warnings
 
@@ -144,7 +145,8 @@ def test_constraints_survive_save_and_load(tmp_path):
     (dict(covariance_type="full", fixed={"means": [[0.0, np.nan], [np.nan] * 2, [np.nan] * 2]}),
      "all entries of a state or none"),
     (dict(bayesian=True, topology="left-to-right"), "bayesian=True"),
-    (dict(sampler="gibbs", fixed={"covars": [[1.0], [np.nan], [np.nan]]}), r"single entries of \[.means.\].*covars"),
+    (dict(sampler="gibbs", covariance_type="full", fixed={"means": [[0.0, np.nan], [np.nan] * 2, [np.nan] * 2]}),
+     "all entries of a state or none"),
 ])
 def test_bad_constraints_are_value_errors(params, match):
     X = _three_regimes(D=2 if params.get("covariance_type") == "full" else 1)
@@ -465,7 +467,16 @@ def test_gibbs_holds_entries_of_diagonal_means_exactly():
     assert stats.kstest(var[:, 0, 0], held.cdf).pvalue > 1e-6
 
 
-def test_gibbs_refuses_entrywise_means_with_full_covariance():
+def test_gibbs_refuses_entries_the_emission_cannot_hold(monkeypatch):
+    """An emission whose Gibbs update holds no entries (``gibbs_entry_holds`` empty) is refused before fitting."""
+    init = GaussianEmission.__init__
+
+    @functools.wraps(init)
+    def no_entry_holds(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.gibbs_entry_holds = ()
+
+    monkeypatch.setattr(GaussianEmission, "__init__", no_entry_holds)
     with pytest.raises(ValueError, match=r"single entries of \[\]"):
-        GaussianHMM(2, covariance_type="full", sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
+        GaussianHMM(2, sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
                     n_warmup=5).fit(np.arange(20.0).reshape(-1, 1))
