@@ -123,8 +123,9 @@ class Constraints:
                     raise ValueError(f"fixed[{name!r}] of {owner} must hold all entries of a state or none "
                                      f"({whole[name]}); got a state with some entries NaN.")
             held[name] = arr
-        allowed, start = topology_mask(topology, bandwidth, shapes["transmat"][0])
-        if not allowed.all():
+        allowed, start = (topology_mask(topology, bandwidth, shapes["transmat"][0]) if topology not in
+                          (None, "ergodic") else (None, None))  # families without a transition matrix have no topology
+        if allowed is not None and not allowed.all():
             A = held.get("transmat", np.full(shapes["transmat"], np.nan))
             if (np.nan_to_num(A, nan=0.0)[~allowed] != 0).any():
                 raise ValueError(f"fixed['transmat'] of {owner} holds non-zero transitions that topology="
