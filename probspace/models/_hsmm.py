@@ -261,9 +261,9 @@ class SemiMarkovHMM(EmissionChain):
 
     def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
                  duration: str = "nonparametric", max_duration: int = 50, duration_init: Any = None,
-                 fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4, sampler: str | None = None, n_chains: int = 4,
-                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, random_state: Any = None,
-                 progress: bool = False) -> None:
+                 fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4, sampler: str | None = None,
+                 n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
+                 random_state: Any = None, progress: bool = False) -> None:
         self.n_components = n_components
         self.emission = emission
         self.emission_params = emission_params
@@ -415,7 +415,7 @@ class SemiMarkovHMM(EmissionChain):
         return cons
 
     def _project(self, cons: Constraints) -> None:
-        """Write the held entries into the fitted arrays (free simplex entries rescaled; see ``Constraints.project``)."""
+        """Write the held entries into the fitted arrays (free simplex entries rescaled: ``Constraints.project``)."""
         point = cons.project({"startprob": self.startprob_, "transmat": self.transmat_,
                               "duration_pmf": self.duration_pmf_, **self.duration_params_, **self.emission_arrays_})
         self.startprob_, self.transmat_ = point["startprob"], point["transmat"]

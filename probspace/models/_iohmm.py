@@ -148,8 +148,8 @@ class InputDrivenHMM(EmissionChain):
     _conformance_alt_params = {"alpha": 1.0}
 
     def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
-                 alpha: float = 1e-2, fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4, random_state: Any = None,
-                 progress: bool = False) -> None:
+                 alpha: float = 1e-2, fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4,
+                 random_state: Any = None, progress: bool = False) -> None:
         self.n_components = n_components
         self.emission = emission
         self.emission_params = emission_params

@@ -265,7 +265,7 @@ class AutoregressiveHMM(HMM):
         self._fit_backend(X, lengths, rng, n_iter)  # no standardising, no missing values: lags carry NaN by design
 
     def _constrained_m_step(self, X, gamma, cons):
-        """The regression M-step of each state given its held arrays (exact maximiser over the free ones)."""
+        """Run the regression M-step of each state given its held arrays (exact maximiser over the free ones)."""
         held = {k: v for k, v in cons.held.items() if k in ("coefs", "intercepts", "covars")}
         return self._emission().m_step(X, gamma, self._emission_point(), held=held)
 

@@ -177,7 +177,7 @@ class GMMHMM(_HMM):
                                        min_covar=self._fit_units("min_covar", self.min_covar))
 
     def _set_point(self, params):
-        """Write parameters into the backend, covariances from full matrices to hmmlearn's ``covariance_type`` layout."""
+        """Write parameters into the backend, full covariances in hmmlearn's ``covariance_type`` layout."""
         params = dict(params)
         if "covars" in params:
             cov = np.asarray(params["covars"])
