@@ -16,7 +16,7 @@ from scipy import stats
 from scipy.optimize import minimize_scalar
 
 import probspace
-from probspace import GMMHMM, AutoregressiveHMM, GaussianHMM, InputDrivenHMM, SemiMarkovHMM
+from probspace import GMMHMM, HMM, AutoregressiveHMM, GaussianHMM, InputDrivenHMM, SemiMarkovHMM
 from probspace.emissions._autoregressive import AutoregressiveEmission, lagged_rows
 from probspace.inference import _hsmm, _iohmm
 from probspace.models._hsmm import duration_pmf
@@ -317,6 +317,22 @@ def test_gmm_hmm_holds_entries_through_the_constrained_em(covariance_type):
     assert np.allclose(model.weights_.sum(axis=1), 1.0)
     assert np.all(np.diff(model.history_[5:]) * X.shape[0] >= -1e-8)  # after hmmlearn's start, our EM
     assert np.isfinite(model.score(X, lengths=lengths))
+
+
+@pytest.mark.parametrize("make", [
+    lambda f: GMMHMM(2, n_mix=2, min_covar=1e-12, fixed=f, max_iter=60, tol=1e-10, random_state=0),
+    lambda f: HMM(2, emission="gmm", emission_params={"n_mix": 2, "min_covar": 1e-12}, fixed=f, max_iter=60,
+                  tol=1e-10, random_state=0),
+])
+def test_gmm_held_means_keep_em_monotone(make):
+    # the covariances of a state with held means must be fitted around the held means (else the objective drops)
+    X, lengths = GaussianHMM._conformance_data(np.random.default_rng(0))
+    means = np.full((2, 2, X.shape[1]), np.nan)
+    means[0] = [[0.0] * X.shape[1], [1.0] * X.shape[1]]
+    model = _quiet(make({"means": means}), X, lengths=lengths)
+    assert _held_equal(model.means_, means)
+    start = 5 if isinstance(model, GMMHMM) else 0  # GMMHMM: hmmlearn's start, then the constrained EM
+    assert np.all(np.diff(model.history_[start:]) * X.shape[0] >= -1e-8)
 
 
 def test_gmm_hmm_topology():

@@ -254,6 +254,7 @@ def whole_state_arrays(emission: Any) -> dict[str, str]:
 def constrained_emission_m_step(emission: Any, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray],
                                 held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run the emission's M-step given held arrays (Gaussian covariances around held means); project afterwards."""
-    if "means" in held and getattr(emission, "name", None) == "gaussian" and hasattr(emission, "covariance_type"):
+    if "means" in held and getattr(emission, "name", None) in ("gaussian", "gmm") and \
+            hasattr(emission, "covariance_type"):
         return emission.m_step(X, gamma, params, means=held["means"])
     return emission.m_step(X, gamma, params)
