@@ -365,18 +365,31 @@ class AutoregressiveEmission(Emission):
             np.eye(D), (K, D, D)).copy()}
         return self.m_step(X, gamma, start)
 
-    def m_step(self, X, gamma, params):
+    def m_step(self, X, gamma, params, held=None):
         """Weighted least squares per state: ``[A_k, b_k]`` minimise ``sum_t gamma_tk |x_t - A_k r_t - b_k|^2``.
 
         Then ``Sigma_k`` is the ``gamma``-weighted mean outer product of the
         residuals (plus ``min_covar`` on the diagonal): together the exact
         maximiser of the expected complete-data log-likelihood. Rows without
         all their lags carry no emission term and are left out.
+
+        ``held`` (optional) maps ``coefs``/``intercepts``/``covars`` to arrays
+        whose non-NaN states are held (all entries of a state or none): a state
+        with held coefficients fits its intercept to ``x - A_k r`` (a weighted
+        mean), one with a held intercept regresses ``x - b_k`` on the lags
+        alone, and the covariance is the residual scatter about the resulting
+        ``(A_k, b_k)``. Under a common row covariance the weighted least-squares
+        fit does not depend on ``Sigma_k``, so a held covariance changes
+        nothing else: each step is the exact maximiser over the free arrays.
+        Held arrays come back as they were (the caller copies them in).
         """
         x, lags, ok = self.split(np.asarray(X, dtype=np.float64))
         x, lags, g = x[ok], lags[ok], gamma[ok]
         design = np.column_stack([lags, np.ones(len(x))])
         A, b, cov = (np.array(params[n], dtype=np.float64) for n in self.names)
+        held = held or {}
+        state_held = {n: (~np.isnan(held[n]).reshape(held[n].shape[0], -1).any(axis=1) if n in held else
+                          np.zeros(g.shape[1], dtype=bool)) for n in self.names}
         D = self.n_features
         for k in range(g.shape[1]):
             w = g[:, k]
@@ -384,9 +397,23 @@ class AutoregressiveEmission(Emission):
             if total <= 1e-10:
                 continue
             sw = np.sqrt(w)[:, None]
-            coef = lstsq(sw * design, sw * x, lapack_driver="gelsd")[0]  # (D * p + 1, D)
-            A[k], b[k] = coef[:-1].T, coef[-1]
-            resid = x - design @ coef
+            hold_a, hold_b = state_held["coefs"][k], state_held["intercepts"][k]
+            if hold_a and hold_b:
+                A[k], b[k] = held["coefs"][k], held["intercepts"][k]
+            elif hold_a:
+                A[k] = held["coefs"][k]
+                b[k] = w @ (x - lags @ A[k].T) / total
+            elif hold_b:
+                b[k] = held["intercepts"][k]
+                coef = lstsq(sw * lags, sw * (x - b[k]), lapack_driver="gelsd")[0]  # (D * p, D)
+                A[k] = coef.T
+            else:
+                coef = lstsq(sw * design, sw * x, lapack_driver="gelsd")[0]  # (D * p + 1, D)
+                A[k], b[k] = coef[:-1].T, coef[-1]
+            if state_held["covars"][k]:
+                cov[k] = held["covars"][k]
+                continue
+            resid = x - (design @ np.vstack([A[k].T, b[k]]))
             cov[k] = (w[:, None] * resid).T @ resid / total + self.min_covar * np.eye(D)
         return {"coefs": A, "intercepts": b, "covars": cov}
 

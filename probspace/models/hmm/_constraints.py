@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Constraints", "check_labels", "check_sequence_weight", "label_mask", "topology_mask"]
+__all__ = ["Constraints", "check_labels", "check_sequence_weight", "constrained_emission_m_step", "label_mask",
+           "topology_mask", "whole_state_arrays"]
 
 _TOPOLOGIES = ("ergodic", "left-to-right", "banded")
 #: Tolerance on the sum of a held probability row.
@@ -122,8 +123,9 @@ class Constraints:
                     raise ValueError(f"fixed[{name!r}] of {owner} must hold all entries of a state or none "
                                      f"({whole[name]}); got a state with some entries NaN.")
             held[name] = arr
-        allowed, start = topology_mask(topology, bandwidth, shapes["transmat"][0])
-        if not allowed.all():
+        allowed, start = (topology_mask(topology, bandwidth, shapes["transmat"][0]) if topology not in
+                          (None, "ergodic") else (None, None))  # families without a transition matrix have no topology
+        if allowed is not None and not allowed.all():
             A = held.get("transmat", np.full(shapes["transmat"], np.nan))
             if (np.nan_to_num(A, nan=0.0)[~allowed] != 0).any():
                 raise ValueError(f"fixed['transmat'] of {owner} holds non-zero transitions that topology="
@@ -238,3 +240,21 @@ def check_sequence_weight(sample_weight: Any, n: int, owner: str, what: str = "s
     if not (w.sum() > 0):
         raise ValueError(f"{arg} passed to {owner} must not be all zero.")
     return w
+
+
+def whole_state_arrays(emission: Any) -> dict[str, str]:
+    """Emission arrays held only per state, with the reason (coupled entries have no entry-wise M-step)."""
+    coupled = getattr(emission, "covariance_type", "diag") in ("full", "tied") or len(emission.names) > 2
+    if not coupled:
+        return {}
+    why = "the entries of a state are coupled through its covariance"
+    return {n: why for n in emission.names if n not in emission.simplex}
+
+
+def constrained_emission_m_step(emission: Any, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray],
+                                held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the emission's M-step given held arrays (Gaussian covariances around held means); project afterwards."""
+    if "means" in held and getattr(emission, "name", None) in ("gaussian", "gmm") and \
+            hasattr(emission, "covariance_type"):
+        return emission.m_step(X, gamma, params, means=held["means"])
+    return emission.m_step(X, gamma, params)
