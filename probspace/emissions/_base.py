@@ -381,6 +381,18 @@ class Emission:
         """NUTS sites (:class:`probspace.inference._nuts.Site`) of the emission arrays, in sampling order."""
         raise NotImplementedError
 
+    def held_support(self, K: int, D: int) -> dict[str, str]:
+        """Support of held values (``HMM(fixed=...)``) where it is not "every entry > 0" for a positive array.
+
+        ``"matrix"``: covariance matrices on the last two axes (diagonal
+        entries > 0, a fully held matrix symmetric positive definite);
+        ``"probability"``: entries in [0, 1]; ``"nonnegative"``: entries >= 0
+        (a held 0 is a structural zero). The default: positive arrays with
+        three or more axes are covariance matrices.
+        """
+        shapes = self.shapes(K, D)
+        return {n: "matrix" for n in self.positive if n in shapes and len(shapes[n]) >= 3}
+
     def to_site(self, name: str, value: Any) -> Any:
         """Return a parameter value in the layout its NUTS site samples (default: unchanged)."""
         return value

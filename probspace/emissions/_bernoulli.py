@@ -82,6 +82,9 @@ class BernoulliEmission(Emission):
     def __init__(self, probs_prior: float = 1.0) -> None:
         self.probs_prior = probs_prior
 
+    def held_support(self, K, D):
+        return {"probs": "probability"}
+
     def shapes(self, K, D):
         return {"probs": (K, D)}
 

@@ -497,6 +497,9 @@ class GaussianEmission(Emission):
         return [Site(scale, (K, D), "positive", var_prior),
                 Site("means", (K, D), "real", dists.get("means", conditional_mean_prior))]
 
+    def held_support(self, K, D):
+        return {self.scale: "matrix"} if self.covariance_type in ("full", "tied") else {}
+
     def to_site(self, name, value):
         # full covariances with one feature are sampled as (K, 1) variances
         return value[..., 0] if name == self.scale and np.ndim(value) == 3 else value

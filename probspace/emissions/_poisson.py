@@ -85,6 +85,9 @@ class PoissonEmission(Emission):
         self.rate_prior = rate_prior
         self.rate_weight = rate_weight
 
+    def held_support(self, K, D):
+        return {"lambdas": "nonnegative"}
+
     def shapes(self, K, D):
         return {"lambdas": (K, D)}
 

@@ -408,7 +408,7 @@ class SemiMarkovHMM(EmissionChain):
         shapes = {"startprob": (K,), "transmat": (K, K), **durations, **emission.shapes(K, n_features)}
         simplex = ("startprob", "transmat", "duration_pmf", *emission.simplex)
         cons = Constraints.build(fixed, None, None, shapes, simplex, ("rate", "n", *emission.positive), owner,
-                                 whole_state_arrays(emission))
+                                 whole_state_arrays(emission), emission.held_support(K, n_features))
         p = cons.held.get("p")
         if p is not None and ((p[~np.isnan(p)] <= 0) | (p[~np.isnan(p)] >= 1)).any():
             raise ValueError(f"fixed['p'] of {owner} holds negative binomial probabilities, which must lie in (0, 1).")

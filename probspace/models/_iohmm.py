@@ -293,7 +293,8 @@ class InputDrivenHMM(EmissionChain):
             shapes.update(emission.shapes(K, n_features))
         return Constraints.build(self.fixed, None, None, shapes, ("startprob", *emission.simplex),
                                  tuple(emission.positive), type(self).__name__,
-                                 {} if self._glm() else whole_state_arrays(emission))
+                                 {} if self._glm() else whole_state_arrays(emission),
+                                 {} if self._glm() else emission.held_support(K, n_features))
 
     def _project(self, cons: Constraints) -> None:
         """Write the held entries into the fitted arrays (free ``startprob`` entries share the mass left)."""

@@ -238,9 +238,17 @@ def test_semi_markov_gibbs_keeps_held_rates_and_rejects_partial_coupled_holds():
     assert np.all(model.draws_["rate"][..., 0] == 3.0) and np.std(model.draws_["rate"][..., 1]) > 0
     assert np.all(model.draws_["transmat"][..., 0, 1] == 0.6)
     assert np.all(np.diagonal(model.draws_["transmat"], axis1=-2, axis2=-1) == 0.0)
-    with pytest.raises(ValueError, match=r"fixed of SemiMarkovHMM\(emission='gaussian'\)\(sampler='gibbs'\)"):
+    # a full covariance held for one state (the Gaussian Gibbs update holds coupled arrays per state)
+    held = [[1.0, 0.2], [0.2, 1.0]]
+    full = SemiMarkovHMM(2, max_duration=10, sampler="gibbs", emission_params={"covariance_type": "full"},
+                         fixed={"covars": [held, np.full((2, 2), np.nan)]}, n_chains=1, n_draws=5, n_warmup=5,
+                         random_state=0)
+    _quiet(full, np.c_[X, X + 0.1 * np.sin(np.arange(len(X)))[:, None]][:40])
+    assert np.all(full.draws_["covars"][..., 0, :, :] == np.array(held))
+    assert np.std(full.draws_["covars"][..., 1, 0, 0]) > 0
+    with pytest.raises(ValueError, match="all entries of a state or none"):
         SemiMarkovHMM(2, max_duration=10, sampler="gibbs", emission_params={"covariance_type": "full"},
-                      fixed={"covars": [[[1.0, 0.2], [0.2, 1.0]], np.full((2, 2), np.nan)]}, n_draws=5,
+                      fixed={"covars": [[[1.0, np.nan], [np.nan, 1.0]], np.full((2, 2), np.nan)]}, n_draws=5,
                       n_warmup=5).fit(np.c_[X, X][:40])
 
 

@@ -480,3 +480,31 @@ def test_gibbs_refuses_entries_the_emission_cannot_hold(monkeypatch):
     with pytest.raises(ValueError, match=r"single entries of \[\]"):
         GaussianHMM(2, sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
                     n_warmup=5).fit(np.arange(20.0).reshape(-1, 1))
+
+
+def test_held_values_follow_each_array_support():
+    """A held 0 is a structural zero of Poisson rates and Bernoulli probabilities; covariances are matrices."""
+    rng = np.random.default_rng(0)
+    z = np.cumsum(rng.random(300) < 0.05) % 2
+    C = rng.poisson(np.where(z[:, None] == 1, [0.0, 4.0], [3.0, 1.0]))
+    m = PoissonHMM(2, fixed={"lambdas": [[np.nan, np.nan], [np.nan, 0.0]]}, random_state=0).fit(C)
+    assert m.lambdas_[1, 1] == 0.0 and np.isfinite(m.score(C))
+    g = PoissonHMM(2, fixed={"lambdas": [[np.nan, np.nan], [0.0, np.nan]]}, sampler="gibbs", n_chains=1, n_draws=20,
+                   n_warmup=20, random_state=0).fit(C)
+    assert np.all(g.draws_["lambdas"][..., 1, 0] == 0.0)
+    B = (rng.random((300, 2)) < np.where(z[:, None] == 1, [0.0, 0.8], [0.3, 0.2])).astype(int)
+    b = BernoulliHMM(2, fixed={"probs": [[np.nan, np.nan], [0.0, np.nan]]}, random_state=0).fit(B)
+    assert b.probs_[1, 0] == 0.0 and np.isfinite(b.score(B))
+    X = np.c_[rng.normal(size=300) + 3 * z, rng.normal(size=300)]
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    h = GaussianHMM(2, covariance_type="full", fixed={"covars": [eye, np.full((2, 2), np.nan)]}, random_state=0).fit(X)
+    assert np.array_equal(h.covars_[0], eye)
+    for bad, match in (([[1.0, 0.5], [0.4, 1.0]], "symmetric positive definite"),
+                       ([[1.0, 2.0], [2.0, 1.0]], "symmetric positive definite"),
+                       ([[-1.0, 0.0], [0.0, 1.0]], "diagonal entries must be positive")):
+        with pytest.raises(ValueError, match=match):
+            GaussianHMM(2, covariance_type="full", fixed={"covars": [bad, np.full((2, 2), np.nan)]}).fit(X)
+    with pytest.raises(ValueError, match=r"fixed\['probs'\].*\[0, 1\]"):
+        BernoulliHMM(2, fixed={"probs": [[1.5, np.nan], [np.nan, np.nan]]}).fit(B)
+    with pytest.raises(ValueError, match=r"fixed\['lambdas'\].*non-negative"):
+        PoissonHMM(2, fixed={"lambdas": [[-1.0, np.nan], [np.nan, np.nan]]}).fit(C)

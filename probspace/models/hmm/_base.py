@@ -443,7 +443,8 @@ class _HMM(LatentModel):
         shapes = structure.shapes(self.n_components, self.n_features_in_)
         em = structure.emission
         return Constraints.build(fixed, topology, bandwidth, shapes, structure.simplex, em.positive,
-                                 type(self).__name__, self._whole_state_arrays(em))
+                                 type(self).__name__, self._whole_state_arrays(em),
+                                 em.held_support(self.n_components, self.n_features_in_))
 
     def _whole_state_arrays(self, emission: Emission) -> dict[str, str]:
         """Arrays held only per state, with the reason (coupled entries have no entry-wise M-step)."""

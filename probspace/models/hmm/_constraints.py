@@ -67,6 +67,26 @@ def check_topology(topology: Any, bandwidth: Any, owner: str) -> None:
                              f"topology={topology!r}.")
 
 
+def _check_support(arr: np.ndarray, given: np.ndarray, kind: str, name: str, owner: str) -> None:
+    """Check held values against a support other than "every entry > 0" (see ``Constraints.build``)."""
+    if kind == "probability" and ((arr[given] < 0) | (arr[given] > 1)).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} holds probabilities, which must lie in [0, 1].")
+    if kind == "nonnegative" and (arr[given] < 0).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} must be non-negative (a held 0 is a structural zero).")
+    if kind != "matrix":
+        return
+    D = arr.shape[-1]
+    mats, held = arr.reshape(-1, D, D), given.reshape(-1, D, D)
+    diag = np.diagonal(mats, axis1=1, axis2=2)[np.diagonal(held, axis1=1, axis2=2)]
+    if (diag <= 0).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} holds covariance matrices, whose diagonal entries must be "
+                         "positive.")
+    for m, h in zip(mats, held, strict=True):
+        if h.all() and (not np.allclose(m, m.T, rtol=1e-12, atol=0.0) or np.linalg.eigvalsh(m)[0] <= 0):
+            raise ValueError(f"fixed[{name!r}] of {owner} holds covariance matrices, which must be symmetric "
+                             "positive definite.")
+
+
 class Constraints:
     """Held entries of each parameter array (NaN: estimated), checked against the arrays' shapes.
 
@@ -86,12 +106,16 @@ class Constraints:
     @classmethod
     def build(cls, fixed: dict | None, topology: str | None, bandwidth: int | None,
               shapes: dict[str, tuple[int, ...]], simplex: tuple[str, ...], positive: tuple[str, ...],
-              owner: str, whole: dict[str, str] | None = None) -> Constraints:
+              owner: str, whole: dict[str, str] | None = None,
+              support: dict[str, str] | None = None) -> Constraints:
         """Check ``fixed`` and the topology against ``shapes`` and return the constraints.
 
         ``whole`` names arrays that may only be held per state (all entries of
         a state or none), with the reason; the other arrays may be held entry
-        by entry.
+        by entry. ``support`` overrides the "> 0" rule of ``positive`` arrays
+        (:meth:`probspace.emissions.Emission.held_support`): ``"matrix"``
+        (covariance matrices: positive diagonal, a fully held matrix symmetric
+        positive definite), ``"probability"`` ([0, 1]) or ``"nonnegative"``.
         """
         check_topology(topology, bandwidth, owner)
         if fixed is not None and not isinstance(fixed, dict):
@@ -115,7 +139,10 @@ class Constraints:
             given = ~np.isnan(arr)
             if name in simplex and ((arr[given] < 0) | (arr[given] > 1)).any():
                 raise ValueError(f"fixed[{name!r}] of {owner} holds probabilities, which must lie in [0, 1].")
-            if name in positive and (arr[given] <= 0).any():
+            kind = (support or {}).get(name)
+            if kind is not None:
+                _check_support(arr, given, kind, name, owner)
+            elif name in positive and (arr[given] <= 0).any():
                 raise ValueError(f"fixed[{name!r}] of {owner} must be positive.")
             if whole and name in whole:
                 per_state = given.reshape(arr.shape[0], -1)
