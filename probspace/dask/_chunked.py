@@ -20,12 +20,15 @@ its start state and backward sampling towards its fixed end state.
 from __future__ import annotations
 
 import numbers
+import operator
 from typing import Any
 
 import dask
 import dask.array as da
 import numba
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from ..inference import _hmm
 from ..posteriors import MarkovChain
@@ -367,26 +370,42 @@ class ChunkedMarkovChain:
                    random_state=int(model.rng_.integers(2**63)))
 
     def _build(self) -> None:
-        frames = list(self.log_frameprob.to_delayed()[:, 0])
-        self._frames = frames
+        # One flat graph layer for the transfers, the scan and the smoothing passes: built with delayed calls,
+        # each call would merge the scan's graph (all chunks) again, quadratic in the number of chunks.
+        logb = self.log_frameprob
         pi, A = self.startprob, self.transmat
-        self._transfers = [dask.delayed(chunk_transfer, nout=2)(pi, A, f, c == 0) for c, f in enumerate(frames)]
-        self._scan = dask.delayed(boundary_scan, nout=3)(self._transfers)
-        smooth = [dask.delayed(chunk_smooth, nout=5)(pi, A, f, self._scan, c) for c, f in enumerate(frames)]
         K = A.shape[0]
-        sizes = self.log_frameprob.chunks[0]
-        self.marginals = da.concatenate([da.from_delayed(s[0], (n, K), dtype=np.float64)
-                                         for s, n in zip(smooth, sizes, strict=True)])
-        self.filtered = da.concatenate([da.from_delayed(s[1], (n, K), dtype=np.float64)
-                                        for s, n in zip(smooth, sizes, strict=True)])
-        self.log_predictive = da.concatenate([da.from_delayed(s[2], (n,), dtype=np.float64)
-                                              for s, n in zip(smooth, sizes, strict=True)])
-        self.transition_counts = da.from_delayed(dask.delayed(sum)([s[3] for s in smooth]), (K, K), dtype=float)
-        self.log_likelihood = da.from_delayed(dask.delayed(np.atleast_1d)(self._scan[2]), (1,), dtype=float)
+        sizes = logb.chunks[0]
+        frames = [k for (k,) in logb.__dask_keys__()]
+        C = len(frames)
+        token = dask.base.tokenize(logb, pi, A)
+        tr, sc, sm = f"chunk-transfer-{token}", f"boundary-scan-{token}", f"chunk-smooth-{token}"
+        dsk: dict = {(tr, c): (chunk_transfer, pi, A, f, c == 0) for c, f in enumerate(frames)}
+        dsk[sc] = (boundary_scan, [(tr, c) for c in range(C)])
+        dsk.update({(sm, c): (chunk_smooth, pi, A, f, sc, c) for c, f in enumerate(frames)})
+        dsk[f"counts-{token}"] = (sum, [(operator.getitem, (sm, c), 3) for c in range(C)])
+        dsk[f"emit-{token}"] = (sum, [(operator.getitem, (sm, c), 4) for c in range(C)])
+        graph = HighLevelGraph.from_collections(sm, dsk, dependencies=[logb])
+        core = Delayed(sc, graph, layer=sm)
+        fields = {"marginals": (0, (K,)), "filtered": (1, (K,)), "log_predictive": (2, ())}
+        for name, (i, tail) in fields.items():
+            key = f"{name}-{token}"
+            part = {(key, c, *((0,) * len(tail))): (operator.getitem, (sm, c), i) for c in range(C)}
+            chunks = (sizes, *((t,) for t in tail))
+            layer = HighLevelGraph.from_collections(key, part, dependencies=[core])
+            setattr(self, name, da.Array(layer, key, chunks, dtype=np.float64))
+        self._graph = graph
+        self._frames = frames
+        self._transfers = [(tr, c) for c in range(C)]
+        self._scan = sc
+        counts = Delayed(f"counts-{token}", graph, layer=sm)
+        scan = core
+        self.transition_counts = da.from_delayed(counts, (K, K), dtype=float)
+        self.log_likelihood = da.from_delayed(dask.delayed(np.atleast_1d)(scan[2]), (1,), dtype=float)
         first = self.marginals[0]
-        e_emit = dask.delayed(sum)([s[4] for s in smooth])
+        e_emit = Delayed(f"emit-{token}", graph, layer=sm)
         self._entropy = da.from_delayed(
-            dask.delayed(_entropy)(pi, A, None, first, self.transition_counts, e_emit, self._scan[2]), (1,),
+            dask.delayed(_entropy)(pi, A, None, first, self.transition_counts, e_emit, scan[2]), (1,),
             dtype=float)
 
     @property
@@ -432,14 +451,16 @@ class ChunkedMarkovChain:
             raise ValueError(f"'n_samples' must be a positive int; got {n_samples!r}.")
         rng = self._rng if random_state is None else np.random.default_rng(random_state)
         seed = int(rng.integers(2**63))
-        ends = dask.delayed(boundary_states)(self._transfers, self._scan, int(n_samples), keyed_generator(seed, 0))
         K = self.transmat.shape[0]
         dtype = np.int8 if K <= 127 else np.int32
-        parts = [da.from_delayed(dask.delayed(chunk_paths)(self.startprob, self.transmat, f, ends, c,
-                                                           keyed_generator(seed, c + 1)), (int(n_samples), n),
-                                 dtype=dtype)
-                 for c, (f, n) in enumerate(zip(self._frames, self.log_frameprob.chunks[0], strict=True))]
-        return da.concatenate(parts, axis=1)
+        token = dask.base.tokenize(self._scan, seed, int(n_samples))
+        ends, name = f"boundary-states-{token}", f"chunk-paths-{token}"
+        dsk: dict = {ends: (boundary_states, list(self._transfers), self._scan, int(n_samples),
+                            keyed_generator(seed, 0))}
+        dsk.update({(name, 0, c): (chunk_paths, self.startprob, self.transmat, f, ends, c, keyed_generator(seed, c + 1))
+                    for c, f in enumerate(self._frames)})
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[self.marginals])
+        return da.Array(graph, name, ((int(n_samples),), self.log_frameprob.chunks[0]), dtype=dtype)
 
     def compute(self, **kwargs: Any) -> MarkovChain:
         """Return the in-memory :class:`~probspace.MarkovChain` of the same sequence.
