@@ -112,7 +112,7 @@ class Site:
         return int(np.prod(self.shape, dtype=int)) if self.held is None else self.size
 
     def completed(self) -> np.ndarray:
-        """The value of a site whose free entries are all determined (no coordinates): held entries filled in."""
+        """Return the value of a site with no coordinates (every free entry determined by the held ones)."""
         return self._base.copy()
 
     def transform(self):
