@@ -303,7 +303,8 @@ def test_nuts_agrees_with_gibbs_on_a_left_to_right_poisson_hmm_with_held_entries
     gibbs = ps.PoissonHMM(3, sampler="gibbs", n_draws=2000, n_warmup=300, **kw).fit(X, lengths=[25] * 6)
     nuts = ps.PoissonHMM(3, sampler="nuts", n_draws=400, n_warmup=200, **kw).fit(X, lengths=[25] * 6)
     A_draws = nuts.draws_["transmat"]
-    assert np.all(A_draws[..., 0, 2] == 0.05) and np.all(A_draws[..., 1, 0] == 0) and np.all(A_draws[..., 2] == [0, 0, 1])
+    assert np.all(A_draws[..., 0, 2] == 0.05) and np.all(A_draws[..., 1, 0] == 0)
+    assert np.all(A_draws[..., 2, :] == [0.0, 0.0, 1.0])
     assert _assert_engines_agree(gibbs, nuts, ("startprob", "transmat", "lambdas")) < 4.0
 
 
@@ -311,11 +312,12 @@ def test_nuts_agrees_with_gibbs_on_a_left_to_right_poisson_hmm_with_held_entries
 def test_nuts_agrees_with_gibbs_on_held_gaussian_mean_entries():
     # A held mean drops its prior term, so its variance has the inverse-gamma prior alone (the Gibbs conditional).
     # A strong mean prior (mean_precision=2) far from the held values makes keeping that term visible.
-    # Measured (seeded): largest |z| 2.0; keeping the held means' prior terms in NUTS gives |z| = 9.9 on covars.
+    # Measured (seeded): largest |z| 1.8; keeping the held means' prior terms in NUTS gives |z| = 61 on covars[0, 0].
     rng = np.random.default_rng(5)
     X = np.concatenate([rng.normal([0, 0], [1.0, 0.5], (40, 2)), rng.normal([4, 3], [0.7, 1.5], (40, 2))])
     kw = {"fixed": {"means": [[0.0, np.nan], [np.nan, 3.0]], "startprob": [1.0, 0.0]},
           "prior": {"mean_precision": 2.0, "mean": [-3.0, 6.0]}, "n_chains": 4, "random_state": 0}
     gibbs = ps.GaussianHMM(2, sampler="gibbs", n_draws=2000, n_warmup=300, **kw).fit(X)
-    nuts = ps.GaussianHMM(2, sampler="nuts", n_draws=400, n_warmup=300, **kw).fit(X)
-    _assert_engines_agree(gibbs, nuts, ("means", "covars", "transmat"))
+    nuts = ps.GaussianHMM(2, sampler="nuts", n_draws=400, n_warmup=200, **kw).fit(X)
+    assert np.all(nuts.draws_["means"][..., 0, 0] == 0.0) and np.all(nuts.draws_["means"][..., 1, 1] == 3.0)
+    assert _assert_engines_agree(gibbs, nuts, ("means", "covars", "transmat")) < 4.0
