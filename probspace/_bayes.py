@@ -376,7 +376,7 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
     for site in sites:
         if entries and site.name in entries:
             _check_held_prior(owner, site, dists)
-            site._set_held(np.asarray(em.to_site(site.name, entries[site.name]), dtype=np.float64))
+            site.hold(em.to_site(site.name, entries[site.name]))
             if site.size == 0:
                 determined[site.name] = site.completed()
                 constants[site.name] = torch.as_tensor(determined[site.name], dtype=torch.float64)

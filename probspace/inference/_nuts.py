@@ -64,7 +64,7 @@ class Site:
         Dirichlet given the held entries, as the Gibbs sampler draws them).
     """
 
-    #: Held mass of a simplex row above which no mass is left for its free entries.
+    #: Mass left by the held entries of a simplex row at or below which its free entries get none.
     _NO_MASS = 1e-9
 
     def __init__(self, name: str, shape: tuple[int, ...], constraint: str, prior: Any,
@@ -75,9 +75,11 @@ class Site:
         self.prior = prior
         self.held = None
         if held is not None:
-            self._set_held(np.asarray(held, dtype=np.float64))
+            self.hold(held)
 
-    def _set_held(self, held: np.ndarray) -> None:
+    def hold(self, held: np.ndarray) -> None:
+        """Hold the finite entries of ``held`` (NaN: free) from now on; ``size`` is then the unconstrained length."""
+        held = np.asarray(held, dtype=np.float64)
         if held.shape != self.shape:
             raise ValueError(f"held entries of site {self.name!r} must have shape {self.shape}; got {held.shape}.")
         free = np.isnan(held)
