@@ -766,10 +766,11 @@ class MCMC(_Answers):
             Held entries (``probspace.models.hmm._constraints``): whole arrays
             are held like a ``Delta`` prior (every engine). Held entries
             (structural zeros among them) keep their values, bit for bit, while
-            the free entries are sampled. Gibbs: entries of ``startprob`` and
-            ``transmat`` (each row's free entries from their Dirichlet
-            conditional) and of the emission arrays it lists in
-            ``gibbs_entry_holds``. NUTS: entries of every array it samples,
+            the free entries are sampled. Gibbs: held entries of
+            ``startprob``/``transmat`` keep their values while the free entries
+            of each row are drawn, and held entries (or states) of emission
+            arrays are passed to the emission's update (its
+            ``gibbs_entry_holds``). NUTS: entries of every array it samples,
             always on Pyro's engine (the compiled NUTS holds whole arrays
             only); each free entry keeps its prior (a Dirichlet row becomes the
             Dirichlet of its free entries given the held ones, as in Gibbs)

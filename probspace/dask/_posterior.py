@@ -122,9 +122,28 @@ def _block_field(model, block, lengths, name):
     return np.asarray(value() if callable(value) else value)
 
 
+def _block_call(block, model, lengths, func, *args, block_id=None):
+    return func(model, block, None if lengths is None else lengths[block_id[0]], *args)
+
+
 def _block_log_likelihood(model, block, lengths):
     X, lengths = model._check_input(np.asarray(block), lengths)
     return np.asarray(model._log_likelihood(X, lengths))
+
+
+def _probe(model, X, lengths):
+    """Return the in-memory posterior of a little data, for the layout (``method``, shapes, dtypes) of the lazy one.
+
+    Rows of zeros first (no round trip to the cluster); where the model
+    rejects them (zeros outside its support, a sequence too short), the first
+    row (the first sequence) of ``X``.
+    """
+    n = 1 if lengths is None else min(int(lengths[0][0]), 8)
+    try:
+        return _block_posterior(model, np.zeros((n, X.shape[1]), dtype=X.dtype), None if lengths is None else [n])
+    except (ValueError, FloatingPointError):
+        first = np.asarray(X[: 1 if lengths is None else int(lengths[0][0])].compute())
+        return _block_posterior(model, first, None if lengths is None else lengths[0][:1])
 
 
 def keyed_sample(post: Any, seed: int, first: int, n: int) -> np.ndarray:
@@ -264,8 +283,7 @@ class LazyPosterior:
         self.X = X
         self.block_lengths = lengths
         self._model = dask.delayed(model, pure=True, traverse=False)
-        first = np.asarray(X[: 1 if lengths is None else int(lengths[0][0])].compute())
-        probe = _block_posterior(model, first, None if lengths is None else lengths[0][:1])
+        probe = _probe(model, X, lengths)
         self.method = probe.method
         self._sequential = lengths is not None
         n_batch = int(sum(len(L) for L in lengths)) if self._sequential else X.shape[0]
@@ -287,14 +305,25 @@ class LazyPosterior:
         return [len(L) for L in self.block_lengths] if self._sequential else list(self.X.chunks[0])
 
     def _rows(self, func, *args, trailing=(), dtype=np.float64) -> da.Array:
-        parts = [da.from_delayed(dask.delayed(func)(self._model, b, L, *args), (rows, *trailing), dtype=dtype)
-                 for b, L, rows in self._blocks()]
-        return da.concatenate(parts, axis=0)
+        return self._blockwise(func, args, tuple(self.X.chunks[0]), tuple(trailing), dtype)
 
     def _per_batch(self, func, *args) -> da.Array:
-        parts = [da.from_delayed(dask.delayed(func)(self._model, b, L, *args), (n,), dtype=np.float64)
-                 for (b, L, _), n in zip(self._blocks(), self._batch_sizes(), strict=True)]
-        return da.concatenate(parts, axis=0)
+        return self._blockwise(func, args, tuple(self._batch_sizes()), (), np.float64)
+
+    def _blockwise(self, func, args, rows, trailing, dtype) -> da.Array:
+        """One task per block of ``X`` (``func(model, block, lengths, *args)``), fused with what follows.
+
+        ``map_blocks`` keeps the graph to one task per block, so a reduction
+        of the result (``post.mean.sum(axis=0)``) runs in the same task as
+        the block posterior and the per-row arrays never leave the worker.
+        """
+        lengths = None if self.block_lengths is None else dask.delayed(self.block_lengths, pure=True, traverse=False)
+        extra = {} if len(trailing) < 2 else {"new_axis": list(range(2, 1 + len(trailing)))}
+        if not trailing:
+            extra["drop_axis"] = 1
+        chunks = (rows, *((t,) for t in trailing))
+        return da.map_blocks(_block_call, self.X, self._model, lengths, func, *args, chunks=chunks, dtype=dtype,
+                             meta=np.empty((0,) * len(chunks), dtype=dtype), **extra)
 
     def field(self, name: str) -> da.Array:
         """Return a per-row attribute of the block posteriors as a dask array (``mean``, ``probs``, ``marginals``...).

@@ -157,7 +157,10 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     from its matrix-normal conditional. Coefficients and intercepts both held:
     ``Sigma_k ~ IW(nu0 + n_k, Psi0 + residual scatter)`` (their prior dropped,
     as for a held Gaussian mean). Holding one of coefs/intercepts alone is
-    rejected before sampling.
+    rejected before sampling. ``fixed`` may carry one more flag per entry of
+    ``theta`` (True: held), read per state: state ``k``'s coefficients and
+    intercepts held (together) or its covariance held follow the paths above
+    for that state alone.
     """
     N, W = X.shape
     D, m = _sizes(X, theta, K)
@@ -165,7 +168,14 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
         return
     A, b, cov = _unpack(theta, K, D, m)
     M0, P0, nu0, Psi0, c = _mniw_hyper(hyper, D, m)
-    hold_B = fixed[0] and fixed[1]
+    entrywise = fixed.shape[0] > 3
+    at_b, at_cov = 3 + K * D * (m - 1), 3 + K * D * (m - 1) + K * D
+    hold_Bs = np.empty(K, dtype=np.bool_)
+    hold_covs = np.empty(K, dtype=np.bool_)
+    for k in range(K):
+        hold_Bs[k] = ((fixed[0] or (entrywise and fixed[3 + k * D * (m - 1)]))
+                      and (fixed[1] or (entrywise and fixed[at_b + k * D])))
+        hold_covs[k] = fixed[2] or (entrywise and fixed[at_cov + k * D * D])
     r = np.empty(m)
     n = np.zeros(K)
     ZZ = np.zeros((K, m, m))
@@ -193,7 +203,7 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     Mn = np.empty((K, m, D))
     Pn = np.empty((K, m, m))
     for k in range(K):
-        if hold_B:
+        if hold_Bs[k]:
             for d in range(D):
                 Mn[k, m - 1, d] = b[k, d] - c[d]
                 for e in range(m - 1):
@@ -219,15 +229,17 @@ def _ar_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
                 S[k, d, f] += res[d] * res[f]
     G = np.empty((m, D))
     for k in range(K):
-        if not fixed[2]:
-            if hold_B:
+        if hold_Bs[k] and hold_covs[k]:
+            continue
+        if not hold_covs[k]:
+            if hold_Bs[k]:
                 psi = Psi0 + S[k]
             else:
                 dM = Mn[k] - M0
                 psi = Psi0 + S[k] + dM.T @ P0 @ dM
             psi = 0.5 * (psi + psi.T)
             cov[k] = _inverse_wishart(nu0 + n[k], psi)
-        if hold_B:
+        if hold_Bs[k]:
             continue
         Lv = np.linalg.cholesky(np.linalg.inv(Pn[k]))
         Ls = np.linalg.cholesky(np.ascontiguousarray(cov[k]))
@@ -265,6 +277,9 @@ class AutoregressiveEmission(Emission):
     #: Lagged rows carry NaN for lags before a sequence's start (not missing data): the MCMC check allows them.
     nan_by_design = True
     update_kernel = staticmethod(_ar_update)
+    #: Gibbs holds states (coupled entries); a state's coefficients and intercepts together (one regression).
+    gibbs_entry_holds = gibbs_state_holds = ("coefs", "intercepts", "covars")
+    gibbs_joint_holds = (("coefs", "intercepts"),)
     #: Frame at which :meth:`order_key` evaluates each state's regression (set by the model from the training data).
     centre: np.ndarray | None = None
 
@@ -350,18 +365,31 @@ class AutoregressiveEmission(Emission):
             np.eye(D), (K, D, D)).copy()}
         return self.m_step(X, gamma, start)
 
-    def m_step(self, X, gamma, params):
+    def m_step(self, X, gamma, params, held=None):
         """Weighted least squares per state: ``[A_k, b_k]`` minimise ``sum_t gamma_tk |x_t - A_k r_t - b_k|^2``.
 
         Then ``Sigma_k`` is the ``gamma``-weighted mean outer product of the
         residuals (plus ``min_covar`` on the diagonal): together the exact
         maximiser of the expected complete-data log-likelihood. Rows without
         all their lags carry no emission term and are left out.
+
+        ``held`` (optional) maps ``coefs``/``intercepts``/``covars`` to arrays
+        whose non-NaN states are held (all entries of a state or none): a state
+        with held coefficients fits its intercept to ``x - A_k r`` (a weighted
+        mean), one with a held intercept regresses ``x - b_k`` on the lags
+        alone, and the covariance is the residual scatter about the resulting
+        ``(A_k, b_k)``. Under a common row covariance the weighted least-squares
+        fit does not depend on ``Sigma_k``, so a held covariance changes
+        nothing else: each step is the exact maximiser over the free arrays.
+        Held arrays come back as they were (the caller copies them in).
         """
         x, lags, ok = self.split(np.asarray(X, dtype=np.float64))
         x, lags, g = x[ok], lags[ok], gamma[ok]
         design = np.column_stack([lags, np.ones(len(x))])
         A, b, cov = (np.array(params[n], dtype=np.float64) for n in self.names)
+        held = held or {}
+        state_held = {n: (~np.isnan(held[n]).reshape(held[n].shape[0], -1).any(axis=1) if n in held else
+                          np.zeros(g.shape[1], dtype=bool)) for n in self.names}
         D = self.n_features
         for k in range(g.shape[1]):
             w = g[:, k]
@@ -369,9 +397,23 @@ class AutoregressiveEmission(Emission):
             if total <= 1e-10:
                 continue
             sw = np.sqrt(w)[:, None]
-            coef = lstsq(sw * design, sw * x, lapack_driver="gelsd")[0]  # (D * p + 1, D)
-            A[k], b[k] = coef[:-1].T, coef[-1]
-            resid = x - design @ coef
+            hold_a, hold_b = state_held["coefs"][k], state_held["intercepts"][k]
+            if hold_a and hold_b:
+                A[k], b[k] = held["coefs"][k], held["intercepts"][k]
+            elif hold_a:
+                A[k] = held["coefs"][k]
+                b[k] = w @ (x - lags @ A[k].T) / total
+            elif hold_b:
+                b[k] = held["intercepts"][k]
+                coef = lstsq(sw * lags, sw * (x - b[k]), lapack_driver="gelsd")[0]  # (D * p, D)
+                A[k] = coef.T
+            else:
+                coef = lstsq(sw * design, sw * x, lapack_driver="gelsd")[0]  # (D * p + 1, D)
+                A[k], b[k] = coef[:-1].T, coef[-1]
+            if state_held["covars"][k]:
+                cov[k] = held["covars"][k]
+                continue
+            resid = x - (design @ np.vstack([A[k].T, b[k]]))
             cov[k] = (w[:, None] * resid).T @ resid / total + self.min_covar * np.eye(D)
         return {"coefs": A, "intercepts": b, "covars": cov}
 

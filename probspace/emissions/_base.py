@@ -31,7 +31,8 @@ import numba
 import numpy as np
 from numba import types
 
-__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "check_counts", "dirichlet", "dirichlet_log_density",
+__all__ = ["FRAMES", "JIT", "UPDATE", "Emission", "PriorReader", "check_counts", "dirichlet", "dirichlet_free",
+           "dirichlet_log_density",
            "emission_names", "inverse_cdf", "is_distribution", "registered_emission", "run_frames", "state_sums"]
 
 #: Emission classes by their short :attr:`Emission.name`, filled in as the classes are defined.
@@ -128,6 +129,37 @@ def dirichlet(alpha, out):  # pragma: no cover - compiled
         out[np.argmax(alpha)] = 1.0
 
 
+@numba.njit(**JIT)
+def dirichlet_free(alpha, free, out):  # pragma: no cover - compiled
+    """Draw the free entries of ``out`` given its held ones: ``Dirichlet(alpha_free)`` scaled to the mass left.
+
+    With every entry free this is :func:`dirichlet` (the same draws in the
+    same order). Held entries (structural zeros among them) keep their value.
+    """
+    K = alpha.shape[0]
+    left = 1.0
+    n_free = 0
+    for k in range(K):
+        if free[k]:
+            n_free += 1
+        else:
+            left -= out[k]
+    if n_free == K:
+        dirichlet(alpha, out)
+        return
+    if n_free == 0:
+        return
+    total = 0.0
+    for k in range(K):
+        if free[k]:
+            out[k] = np.random.gamma(alpha[k], 1.0) if alpha[k] > 0.0 else 0.0
+            total += out[k]
+    left = max(left, 0.0)
+    for k in range(K):
+        if free[k]:
+            out[k] = out[k] / total * left if total > 0.0 else left / n_free
+
+
 def dirichlet_log_density(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """``log Dirichlet(x | alpha)`` over the last axis of ``x`` (leading axes kept); ``alpha`` broadcasts to ``x``."""
     from scipy.special import gammaln, xlogy
@@ -217,6 +249,11 @@ class Emission:
     #: Arrays whose single entries the Gibbs update can hold (``HMM(fixed=...)`` with NaN entries): the
     #: update kernel then reads one flag per entry of ``theta`` (True: held) after its per-array flags.
     gibbs_entry_holds: tuple[str, ...] = ()
+    #: Those of :attr:`gibbs_entry_holds` held per state only (a state's entries are coupled): a state's entries
+    #: are all held or all drawn (:func:`probspace.inference._gibbs.run_chain` rejects anything else).
+    gibbs_state_holds: tuple[str, ...] = ()
+    #: Groups of those arrays whose states the Gibbs update holds together or not at all (one conditional block).
+    gibbs_joint_holds: tuple[tuple[str, ...], ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -343,6 +380,18 @@ class Emission:
     def nuts_sites(self, hyper: dict[str, Any], dists: dict, K: int, D: int, start: dict) -> list:
         """NUTS sites (:class:`probspace.inference._nuts.Site`) of the emission arrays, in sampling order."""
         raise NotImplementedError
+
+    def held_support(self, K: int, D: int) -> dict[str, str]:
+        """Support of held values (``HMM(fixed=...)``) where it is not "every entry > 0" for a positive array.
+
+        ``"matrix"``: covariance matrices on the last two axes (diagonal
+        entries > 0, a fully held matrix symmetric positive definite);
+        ``"probability"``: entries in [0, 1]; ``"nonnegative"``: entries >= 0
+        (a held 0 is a structural zero). The default: positive arrays with
+        three or more axes are covariance matrices.
+        """
+        shapes = self.shapes(K, D)
+        return {n: "matrix" for n in self.positive if n in shapes and len(shapes[n]) >= 3}
 
     def to_site(self, name: str, value: Any) -> Any:
         """Return a parameter value in the layout its NUTS site samples (default: unchanged)."""

@@ -39,14 +39,22 @@ def _frames(X, aux, theta, out):  # pragma: no cover - compiled
 
 @numba.njit(UPDATE, **JIT)
 def _update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
-    """``p_kd | z ~ Beta(alpha_d + ones, beta_d + zeros)`` over the points of state ``k``."""
+    """``p_kd | z ~ Beta(alpha_d + ones, beta_d + zeros)`` over the points of state ``k``.
+
+    ``fixed`` may carry ``K * D`` more flags (the entries held, row-major): the
+    entries' conditionals are independent given the labels, so a held entry is
+    simply not drawn.
+    """
     if fixed[0]:
         return
     D = X.shape[1]
+    entrywise = fixed.shape[0] > 1
     p = theta[:K * D].reshape((K, D))
     n, ones = state_sums(X, z, K)
     for k in range(K):
         for d in range(D):
+            if entrywise and fixed[1 + k * D + d]:
+                continue
             p[k, d] = np.random.beta(hyper[d] + ones[k, d], hyper[D + d] + n[k] - ones[k, d])
 
 
@@ -69,9 +77,13 @@ class BernoulliEmission(Emission):
     frames_kernel = staticmethod(_frames)
     update_kernel = staticmethod(_update)
     samplers = ("gibbs",)
+    gibbs_entry_holds = ("probs",)
 
     def __init__(self, probs_prior: float = 1.0) -> None:
         self.probs_prior = probs_prior
+
+    def held_support(self, K, D):
+        return {"probs": "probability"}
 
     def shapes(self, K, D):
         return {"probs": (K, D)}

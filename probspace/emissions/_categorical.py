@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-from ._base import FRAMES, JIT, UPDATE, Emission, check_counts, dirichlet, dirichlet_log_density, inverse_cdf
+from ._base import FRAMES, JIT, UPDATE, Emission, check_counts, dirichlet_free, dirichlet_log_density, inverse_cdf
 
 __all__ = ["CategoricalEmission"]
 
@@ -38,7 +38,12 @@ def _frames(X, aux, theta, out):  # pragma: no cover - compiled
 
 @numba.njit(UPDATE, **JIT)
 def _update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
-    """Each row ``B_k | z ~ Dirichlet(alpha + symbol counts of state k)``."""
+    """Each row ``B_k | z ~ Dirichlet(alpha + symbol counts of state k)``.
+
+    ``fixed`` may carry ``K * M`` more flags (the entries held, row-major): a
+    row's free entries are then ``(1 - held mass) * Dirichlet(alpha + counts)``
+    over the free symbols, and held entries (structural zeros) keep their values.
+    """
     if fixed[0]:
         return
     M = theta.shape[0] // K
@@ -47,8 +52,13 @@ def _update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     for i in range(X.shape[0]):
         counts[z[i], int(X[i, 0])] += 1.0
     row = np.empty(M)
+    free = np.ones(M, dtype=np.bool_)
     for k in range(K):
-        dirichlet(hyper + counts[k], row)
+        if fixed.shape[0] > 1:
+            for m in range(M):
+                free[m] = not fixed[1 + k * M + m]
+        row[:] = B[k]
+        dirichlet_free(hyper + counts[k], free, row)
         B[k] = row
 
 
@@ -71,6 +81,7 @@ class CategoricalEmission(Emission):
     frames_kernel = staticmethod(_frames)
     update_kernel = staticmethod(_update)
     samplers = ("gibbs", "nuts")
+    gibbs_entry_holds = ("emissionprob",)
 
     def __init__(self, n_symbols: int | None = None, concentration: float = 1.0) -> None:
         self.n_symbols = n_symbols

@@ -163,9 +163,12 @@ def _hyper(hyper, D):  # pragma: no cover - compiled
 def _diag_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     """Normal-inverse-Gamma per feature; a fixed mean drops its prior (``sigma^2 | mu`` alone).
 
-    ``fixed`` may carry ``K * D`` more flags after the two arrays' flags: the
-    mean entries held (row-major). The features are independent given the
-    labels, so a held entry is the fixed-mean case for its feature alone.
+    ``fixed`` may carry ``2 * K * D`` more flags after the two arrays' flags:
+    the entries held of the means, then of the variances (row-major). The
+    features are independent given the labels, so a held mean entry is the
+    fixed-mean case for its feature alone (``sigma^2 | mu``), a held variance
+    the fixed-variance case (``mu | sigma^2 ~ N(mn, sigma^2 / kn)``), and an
+    entry with both held is not drawn.
     """
     D = X.shape[1]
     if fixed[0] and fixed[1]:
@@ -180,14 +183,15 @@ def _diag_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
         kn = kappa0 + n[k]
         shrink = kappa0 * n[k] / kn
         for d in range(D):
+            hold_var = fixed[1] or (entrywise and fixed[2 + K * D + k * D + d])
             if fixed[0] or (entrywise and fixed[2 + k * D + d]):
-                if not fixed[1]:
+                if not hold_var:
                     diff = xbar[k, d] - means[k, d]
                     psin = psi0[d, d] + scatter[k, d, d] + n[k] * (diff * diff)
                     var[k, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
                 continue
             mn = (kappa0 * m0[d] + n[k] * xbar[k, d]) / kn
-            if not fixed[1]:
+            if not hold_var:
                 psin = psi0[d, d] + scatter[k, d, d] + shrink * (xbar[k, d] - m0[d]) ** 2
                 var[k, d] = 1.0 / np.random.gamma(0.5 * nun, 2.0 / psin)
             means[k, d] = mn + math.sqrt(var[k, d] / kn) * np.random.standard_normal()
@@ -209,24 +213,35 @@ def _inverse_wishart(nu, psi):  # pragma: no cover - compiled
 
 @numba.njit(UPDATE, **JIT)
 def _full_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
-    """Normal-inverse-Wishart; a fixed mean drops its prior (``Sigma | mu ~ IW`` alone)."""
+    """Normal-inverse-Wishart; a fixed mean drops its prior (``Sigma | mu ~ IW`` alone).
+
+    ``fixed`` may carry one more flag per entry of ``theta`` (means, then
+    covariances; True: held), read per state (a state's entries are held
+    together): state ``k``'s mean held gives ``Sigma_k | mu_k ~ IW`` (prior of
+    the mean dropped), its covariance held ``mu_k | Sigma_k ~ N(mn, Sigma_k /
+    kn)``, both held: state ``k`` is not drawn.
+    """
     D = X.shape[1]
     if fixed[0] and fixed[1]:
         return
+    entrywise = fixed.shape[0] > 2
     means = theta[:K * D].reshape((K, D))
     covs = theta[K * D:K * D + K * D * D].reshape((K, D, D))
     m0, kappa0, nu0, psi0 = _hyper(hyper, D)
     n, xbar, scatter = _statistics(X, z, K, True)
     for k in range(K):
         nun = nu0 + n[k]
-        if fixed[0]:
-            diff = xbar[k] - means[k]
-            covs[k] = _inverse_wishart(nun, psi0 + scatter[k] + n[k] * np.outer(diff, diff))
+        hold_mean = fixed[0] or (entrywise and fixed[2 + k * D])
+        hold_cov = fixed[1] or (entrywise and fixed[2 + K * D + k * D * D])
+        if hold_mean:
+            if not hold_cov:
+                diff = xbar[k] - means[k]
+                covs[k] = _inverse_wishart(nun, psi0 + scatter[k] + n[k] * np.outer(diff, diff))
             continue
         kn = kappa0 + n[k]
         shrink = kappa0 * n[k] / kn
         mn = (kappa0 * m0 + n[k] * xbar[k]) / kn
-        if not fixed[1]:
+        if not hold_cov:
             diff = xbar[k] - m0
             covs[k] = _inverse_wishart(nun, psi0 + scatter[k] + shrink * np.outer(diff, diff))
         chol = np.linalg.cholesky(covs[k] / kn)
@@ -265,7 +280,9 @@ class GaussianEmission(Emission):
         diagonal = covariance_type in ("diag", "spherical")
         self.frames_kernel = _diag_frames if diagonal else _full_frames
         self.update_kernel = _diag_update if diagonal else _full_update
-        self.gibbs_entry_holds = ("means",) if covariance_type == "diag" else ()
+        # Gibbs holds entries of diagonal arrays (independent features), whole states of full ones (coupled)
+        self.gibbs_entry_holds = ("means", scale) if covariance_type in ("diag", "full") else ()
+        self.gibbs_state_holds = ("means", scale) if covariance_type == "full" else ()
 
     def shapes(self, K, D):
         cov = {"full": (K, D, D), "diag": (K, D), "tied": (D, D), "spherical": (K,)}[self.covariance_type]
@@ -479,6 +496,9 @@ class GaussianEmission(Emission):
 
         return [Site(scale, (K, D), "positive", var_prior),
                 Site("means", (K, D), "real", dists.get("means", conditional_mean_prior))]
+
+    def held_support(self, K, D):
+        return {self.scale: "matrix"} if self.covariance_type in ("full", "tied") else {}
 
     def to_site(self, name, value):
         # full covariances with one feature are sampled as (K, 1) variances

@@ -60,8 +60,13 @@ class GaussianMixtureEmission(Emission):
         covars = np.einsum("kd,de->kde", var, np.eye(D))[:, None].repeat(M, axis=1)
         return {"weights": np.full((K, M), 1.0 / M), "means": means, "covars": covars}
 
-    def m_step(self, X, gamma, params):
-        """Weighted EM update of every state's mixture: component responsibilities within each state's ``gamma``."""
+    def m_step(self, X, gamma, params, means=None):
+        """Weighted EM update of every state's mixture: component responsibilities within each state's ``gamma``.
+
+        ``means`` (K, M, D), optional, holds the component means at its finite
+        entries (NaN: estimated); the covariances are then the maximisers
+        around the held means (an exact M-step with those entries fixed).
+        """
         w, mu, cov = params["weights"], params["means"], params["covars"]
         K, M, D = mu.shape
         full = GaussianEmission("full")
@@ -74,6 +79,8 @@ class GaussianMixtureEmission(Emission):
         safe = np.where(n > 0, n, 1.0)
         new_w = np.where(n.sum(axis=1, keepdims=True) > 0, n / np.maximum(n.sum(axis=1, keepdims=True), 1e-300), w)
         new_mu = np.where((n > 0)[..., None], np.einsum("nkm,nd->kmd", resp, X) / safe[..., None], mu)
+        if means is not None:
+            new_mu = np.where(np.isnan(means), new_mu, means)
         diff = X[:, None, None, :] - new_mu[None]  # (N, K, M, D)
         scatter = np.einsum("nkm,nkmd,nkme->kmde", resp, diff, diff)
         eye = np.eye(D)

@@ -42,14 +42,22 @@ def _frames(X, aux, theta, out):  # pragma: no cover - compiled
 
 @numba.njit(UPDATE, **JIT)
 def _update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
-    """``lambda_kd | z ~ Gamma(a0_d + sum of counts, b0_d + n_k)``."""
+    """``lambda_kd | z ~ Gamma(a0_d + sum of counts, b0_d + n_k)``.
+
+    ``fixed`` may carry ``K * D`` more flags (the entries held, row-major): the
+    entries' conditionals are independent given the labels, so a held entry
+    (a structural zero among them) is simply not drawn.
+    """
     if fixed[0]:
         return
     D = X.shape[1]
+    entrywise = fixed.shape[0] > 1
     lam = theta[:K * D].reshape((K, D))
     n, sums = state_sums(X, z, K)
     for k in range(K):
         for d in range(D):
+            if entrywise and fixed[1 + k * D + d]:
+                continue
             lam[k, d] = np.random.gamma(hyper[d] + sums[k, d], 1.0 / (hyper[D + d] + n[k]))
 
 
@@ -71,10 +79,14 @@ class PoissonEmission(Emission):
     frames_kernel = staticmethod(_frames)
     update_kernel = staticmethod(_update)
     samplers = ("gibbs", "nuts")
+    gibbs_entry_holds = ("lambdas",)
 
     def __init__(self, rate_prior: float = 0.0, rate_weight: float = 0.0) -> None:
         self.rate_prior = rate_prior
         self.rate_weight = rate_weight
+
+    def held_support(self, K, D):
+        return {"lambdas": "nonnegative"}
 
     def shapes(self, K, D):
         return {"lambdas": (K, D)}

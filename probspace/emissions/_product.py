@@ -22,6 +22,9 @@ conditionals and drawing each part from its own is an exact Gibbs step. The
 compiled log-density and update of a product are generated once per layout
 (the parts' kernels and columns): each part's kernel runs on its own
 contiguous copy of its columns and its slice of the flat parameter vector.
+Held entries (``fixed=`` with NaN entries) reach each part's update as the
+part's own entry flags, so a product holds what its parts' updates hold
+(the HMMs hold the arrays of a product of more than two arrays per state, as EM does).
 Prior entries are the parts' own, prefixed like the arrays
 (``prior={"gaussian0_mean": 0.0, "poisson1_rate_shape": 2.0,
 "categorical2_emissionprob": 1.0}``). Draws are relabelled by the first
@@ -228,6 +231,14 @@ class ProductEmission(Emission):
         return tuple(p + n for p, _, m in self._members() for n in m.positive)
 
     @property
+    def gibbs_entry_holds(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(p + n for p, _, m in self._members() for n in m.gibbs_entry_holds)
+
+    @property
+    def gibbs_state_holds(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(p + n for p, _, m in self._members() for n in m.gibbs_state_holds)
+
+    @property
     def hyper_keys(self) -> dict[str, str]:  # type: ignore[override]
         return {p + k: p + a for p, _, m in self._members() for k, a in m.hyper_keys.items()}
 
@@ -328,7 +339,11 @@ def _kernels(members: list[tuple[str, list[int], Emission]]) -> tuple[Any, Any]:
     scope: dict[str, Any] = {"np": np, "_gather": _gather}
     frames = ["def frames(X, aux, theta, out):", "    N = X.shape[0]", "    K = out.shape[1]",
               "    tmp = np.empty((N, K))", "    out[:, :] = 0.0", "    t = 0"]
-    update = ["def update(X, z, K, hyper, fixed, theta):", "    t = 0", "    f = 0"]
+    n_all = sum(entry[4] for entry in layout)
+    # held entries: fixed carries one flag per entry of theta after the n_all per-array flags; each part gets its
+    # own per-array flags followed by the flags of its slice of theta (its own layout)
+    update = ["def update(X, z, K, hyper, fixed, theta):", "    t = 0", "    f = 0",
+              f"    entrywise = fixed.shape[0] > {n_all}"]
     for j, (frames_j, update_j, cols, (a, b), n_names) in enumerate(layout):
         scope.update({f"frames{j}": frames_j, f"update{j}": update_j, f"cols{j}": np.array(cols, dtype=np.int64)})
         frames += [f"    s = {a} * K + {b}",
@@ -337,8 +352,11 @@ def _kernels(members: list[tuple[str, list[int], Emission]]) -> tuple[Any, Any]:
                    "    t += s"]
         if update_j is not None:
             update += [f"    s = {a} * K + {b}",
+                       f"    flags = fixed[f:f + {n_names}]",
+                       "    if entrywise:",
+                       f"        flags = np.concatenate((fixed[f:f + {n_names}], fixed[{n_all} + t:{n_all} + t + s]))",
                        f"    update{j}(_gather(X, cols{j}), z, K, hyper[int(hyper[{j}]):int(hyper[{j + 1}])], "
-                       f"fixed[f:f + {n_names}], theta[t:t + s])",
+                       "flags, theta[t:t + s])",
                        "    t += s", f"    f += {n_names}"]
     frames_fn = None
     if all(entry[0] is not None for entry in layout):

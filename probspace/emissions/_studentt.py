@@ -29,7 +29,9 @@ given the weights. Prior (numbers in ``prior=``):
 for Gaussian emissions) and ``nu_k ~ Gamma(a, rate b)`` truncated to
 ``dof_bounds`` (keys ``"dofs_shape"``, default 2, and ``"dofs_rate"``,
 default 0.1). With ``fit_dof=False`` the degrees of freedom stay at their
-start (``dof_init``). There is no NUTS sampler.
+start (``dof_init``). Held states (``fixed=`` per state, as EM holds them)
+follow the same conditionals per state: a held mean drops its prior, a held
+scale keeps ``mu_k | Sigma_k``, a held dof is not drawn. There is no NUTS sampler.
 """
 
 from __future__ import annotations
@@ -137,9 +139,12 @@ def _t_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
     """Precision weights tau | z, theta; then (mu, Sigma) | tau, z (weighted NIW); then nu | tau by MH on log nu.
 
     ``hyper`` = m0 (D), kappa0, nu0, Psi0 (D, D), then the Gamma shape and rate of nu, the bounds of nu and
-    whether nu is sampled (1.0) or held (0.0).
+    whether nu is sampled (1.0) or held (0.0). ``fixed`` may carry one more flag per entry of ``theta`` (means,
+    covariances, dofs; True: held), read per state: each of state ``k``'s arrays held follows the whole-array
+    path for that state alone (a held mean drops its prior, a held covariance keeps ``mu_k | Sigma_k``).
     """
     N, D = X.shape
+    entrywise = fixed.shape[0] > 3
     means, covs, dofs = _t_theta(theta, K, D)
     m0, kappa0, nu0, psi0 = _hyper(hyper, D)
     at = D + 2 + D * D
@@ -165,11 +170,14 @@ def _t_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
             for d in range(D):
                 wx[d] += tau[i] * X[i, d]
         sum_tau = w
+        hold_mean = fixed[0] or (entrywise and fixed[3 + k * D])
+        hold_cov = fixed[1] or (entrywise and fixed[3 + K * D + k * D * D])
+        hold_dof = fixed[2] or (entrywise and fixed[3 + K * D + K * D * D + k])
         # (mu, Sigma) | tau: the Normal-inverse-Wishart update with weights tau (nu0 + n: one |Sigma| per frame)
-        if not (fixed[0] and fixed[1]):
+        if not (hold_mean and hold_cov):
             xbar = wx / w if w > 0.0 else m0.copy()
             scatter = np.zeros((D, D))
-            centre = means[k].copy() if fixed[0] else xbar
+            centre = means[k].copy() if hold_mean else xbar
             for i in range(N):
                 if z[i] == k:
                     for d in range(D):
@@ -177,12 +185,12 @@ def _t_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
                     for d in range(D):
                         for e in range(D):
                             scatter[d, e] += tau[i] * r[d] * r[e]
-            if fixed[0]:
+            if hold_mean:
                 covs[k] = _inverse_wishart(nu0 + n, psi0 + scatter)
             else:
                 kn = kappa0 + w
                 mn = (kappa0 * m0 + w * xbar) / kn
-                if not fixed[1]:
+                if not hold_cov:
                     diff = xbar - m0
                     covs[k] = _inverse_wishart(nu0 + n, psi0 + scatter + (kappa0 * w / kn) * np.outer(diff, diff))
                 cn = np.linalg.cholesky(covs[k] / kn)
@@ -191,7 +199,7 @@ def _t_update(X, z, K, hyper, fixed, theta):  # pragma: no cover - compiled
                     eps[d] = np.random.standard_normal()
                 means[k] = mn + cn @ eps
         # nu | tau: random walk on log nu; the target on the log scale carries the Jacobian nu
-        if fit_dof and not fixed[2]:
+        if fit_dof and not hold_dof:
             cur = _dof_log_target(nu, n, sum_log_tau, sum_tau, a, b) + math.log(nu)
             for _ in range(_DOF_STEPS):
                 prop = nu * math.exp(_DOF_STEP_SCALE * np.random.standard_normal())
@@ -228,6 +236,8 @@ class StudentTEmission(Emission):
     positive = ("covars", "dofs")
     min_samples = 2
     samplers = ("gibbs",)
+    #: Gibbs holds states of each array (a state's mean and scale entries are coupled; one dof per state).
+    gibbs_entry_holds = gibbs_state_holds = ("means", "covars", "dofs")
     hyper_keys = {"mean": "means", "mean_precision": "means", "dof": "covars", "scale": "covars",
                   "dofs_shape": "dofs", "dofs_rate": "dofs"}
 

@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import types
 
-from ..emissions._base import FRAMES, JIT, UPDATE, dirichlet
+from ..emissions._base import FRAMES, JIT, UPDATE, dirichlet_free
 
 __all__ = ["run_chain"]
 
@@ -107,37 +107,6 @@ def _draw_paths(pi, A, logf, bounds, z, filt):  # pragma: no cover - compiled
     return total_ll
 
 
-@numba.njit(**JIT)
-def _dirichlet_free(alpha, free, out):  # pragma: no cover - compiled
-    """Draw the free entries of ``out`` given its held ones: ``Dirichlet(alpha_free)`` scaled to the mass left.
-
-    With every entry free this is :func:`dirichlet` (the same draws in the
-    same order). Held entries (structural zeros among them) keep their value.
-    """
-    K = alpha.shape[0]
-    left = 1.0
-    n_free = 0
-    for k in range(K):
-        if free[k]:
-            n_free += 1
-        else:
-            left -= out[k]
-    if n_free == K:
-        dirichlet(alpha, out)
-        return
-    if n_free == 0:
-        return
-    total = 0.0
-    for k in range(K):
-        if free[k]:
-            out[k] = np.random.gamma(alpha[k], 1.0) if alpha[k] > 0.0 else 0.0
-            total += out[k]
-    left = max(left, 0.0)
-    for k in range(K):
-        if free[k]:
-            out[k] = out[k] / total * left if total > 0.0 else left / n_free
-
-
 _f8, _b1, _i8 = types.float64, types.boolean, types.int64
 _RUN = types.void(types.FunctionType(FRAMES), types.FunctionType(UPDATE), _b1, _f8[:, ::1], _f8[::1], _i8[::1],
                   _i8, _i8, _i8, _b1, _b1, _f8[::1], _f8[:, ::1], _f8[::1], _b1[::1],
@@ -186,13 +155,13 @@ def _run(frames, update, hmm, X, aux, bounds, n_sweeps, n_keep, seed, fix_pi, fi
                 row = np.empty(K)
                 for j in range(K):
                     row[:] = A[j]
-                    _dirichlet_free(alpha_A[j] + trans[j], free_A[j], row)
+                    dirichlet_free(alpha_A[j] + trans[j], free_A[j], row)
                     A[j] = row
         else:
             for i in range(N):
                 counts[z[i]] += 1.0
         if not fix_pi:
-            _dirichlet_free(alpha_pi + counts, free_pi, pi)
+            dirichlet_free(alpha_pi + counts, free_pi, pi)
         update(X, z, K, hyper, fix_emission, theta)
         if sweep >= first:
             r = sweep - first
@@ -243,7 +212,9 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
         under emission array names (those in the emission's
         ``gibbs_entry_holds``) mark the entries of that array drawn; the
         update kernel then gets one more flag per entry of ``theta`` (True:
-        held) after its per-array flags.
+        held) after its per-array flags. Arrays in the emission's
+        ``gibbs_state_holds`` are held per state (a state's entries all held or all free), and the
+        arrays of each group in its ``gibbs_joint_holds`` hold the same states.
 
     Returns
     -------
@@ -268,6 +239,20 @@ def run_chain(emission, hmm: bool, X: np.ndarray, bounds: np.ndarray, alpha_pi: 
             raise ValueError(f"{type(emission).__name__}'s Gibbs update holds entries of "
                              f"{list(emission.gibbs_entry_holds)} only; got held entries of {unheld}.")
         K0, D0 = np.shape(state["pi"])[0], X.shape[1]
+        for n in sorted(set(entries) & set(emission.gibbs_state_holds)):
+            rows = entries[n].reshape(K0, -1)
+            if np.any(rows.any(axis=1) & ~rows.all(axis=1)):
+                raise ValueError(f"{type(emission).__name__}'s Gibbs update holds {n!r} per state (its entries are "
+                                 f"coupled): each state's entries must be all held or all free; got free masks "
+                                 f"{rows.tolist()}.")
+        for group in emission.gibbs_joint_holds:
+            states = {n: np.ones(K0, dtype=bool) if n in fixed else
+                      ~entries[n].reshape(K0, -1).all(axis=1) if n in entries else np.zeros(K0, dtype=bool)
+                      for n in group}
+            if len({tuple(v) for v in states.values()}) > 1:
+                got = {n: np.flatnonzero(v).tolist() for n, v in states.items()}
+                raise ValueError(f"{type(emission).__name__}'s Gibbs update holds the states of {list(group)} "
+                                 f"together; got held states {got}.")
         masks = {n: ~entries[n] if n in entries else np.zeros(s, dtype=bool)
                  for n, s in emission.shapes(K0, D0).items()}
         fix_emission = np.concatenate([fix_emission, emission.pack(masks) > 0])

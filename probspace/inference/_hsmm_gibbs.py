@@ -25,6 +25,14 @@ sampling over segments), then the parameters given the segmentation:
 
 Negative binomial durations have no conjugate prior for their shape and are
 not sampled here.
+
+Held entries (a model's ``fixed``, NaN free) keep their values in every draw:
+a probability row (``startprob``, a transition row, a nonparametric duration
+row) with held entries draws its free entries from ``Dirichlet(alpha + counts)``
+over the free entries alone, scaled to the mass the held ones leave (the exact
+conditional of the free entries given the held ones); a held Poisson rate is
+not updated; held emission arrays (and held entries of the emission's
+``gibbs_entry_holds``) are passed to its update kernel as fixed.
 """
 
 from __future__ import annotations
@@ -79,6 +87,17 @@ def _complete(state, length, last, pmf, rng):
     return full
 
 
+def _dirichlet_free(rng, alpha, counts, current, free):
+    """Draw a probability row: free entries ``Dirichlet(alpha + counts)`` scaled to the mass the others leave."""
+    if free.all():  # the unconstrained draw (also for a single entry: the same random stream as without holds)
+        return rng.dirichlet(alpha + counts)
+    out = np.array(current, dtype=np.float64, copy=True)
+    if free.any():
+        left = max(1.0 - float(out[~free].sum()), 0.0)
+        out[free] = left * rng.dirichlet(alpha[free] + counts[free]) if free.sum() > 1 else left
+    return out
+
+
 def _poisson_rate(rate, a, b, dur, D, rng):
     """Independence MH step for a truncated-Poisson rate (see the module docstring); returns (rate, accepted)."""
     n = dur.size
@@ -89,7 +108,7 @@ def _poisson_rate(rate, a, b, dur, D, rng):
     return rate, False
 
 
-def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_draws, seed, bar=None):
+def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_draws, seed, bar=None, held=None):
     """Run one chain: ``n_warmup`` discarded and ``n_draws`` kept sweeps from ``start``.
 
     Parameters
@@ -113,6 +132,9 @@ def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_d
     seed : int
         Seeds numpy's and numba's generators of this chain.
     bar : progress bar, optional
+    held : dict of str to ndarray, optional
+        Held entries (finite) per array, NaN where drawn (see the module
+        docstring); ``start`` must already carry the held values.
 
     Returns
     -------
@@ -132,7 +154,15 @@ def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_d
     names = tuple(emission.names)
     p = {k: np.array(v, dtype=np.float64) for k, v in start.items()}
     theta = np.ascontiguousarray(emission.pack(p), dtype=np.float64)
-    fix = np.zeros(len(names), dtype=np.bool_)
+    held = held or {}
+    free = {k: np.isnan(held[k]) if k in held else np.ones(np.shape(p[k]), dtype=bool)
+            for k in ("startprob", "transmat", "duration_pmf", "rate") if k in p}
+    fix = np.array([k in held and not np.isnan(held[k]).any() for k in names], dtype=np.bool_)
+    entries = {k: np.isnan(held[k]) for k in names if k in held and np.isnan(held[k]).any()}
+    if entries:  # held entries of emission arrays: one flag per entry of theta after the arrays' flags
+        shapes = emission.shapes(K, F)
+        masks = {n: ~entries[n] if n in entries else np.zeros(shp, dtype=bool) for n, shp in shapes.items()}
+        fix = np.concatenate([fix, emission.pack(masks) > 0])
     n_total = n_warmup + n_draws
     out = {k: np.empty((n_draws,) + v.shape) for k, v in p.items()}
     ll_out, acc_out = np.empty(n_draws), np.empty(n_draws)
@@ -148,24 +178,31 @@ def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_d
         path = _hsmm.sample_paths(fb, p["transmat"], p["duration_pmf"], logb, lengths, 1, rng)[0]
         state, length, first, last = segments_of(path, bounds)
         # chain
-        p["startprob"] = rng.dirichlet(alpha["startprob"] + np.bincount(state[first], minlength=K))
+        p["startprob"] = _dirichlet_free(rng, alpha["startprob"], np.bincount(state[first], minlength=K),
+                                         p["startprob"], free["startprob"])
         nxt = ~last
         trans = np.zeros((K, K))
         np.add.at(trans, (state[:-1][nxt[:-1]], state[1:][nxt[:-1]]), 1.0)
         A = np.zeros((K, K))
         for j in range(K):
-            A[j, off[j]] = rng.dirichlet(alpha["transmat"][j, off[j]] + trans[j, off[j]])
+            A[j, off[j]] = _dirichlet_free(rng, alpha["transmat"][j, off[j]], trans[j, off[j]],
+                                           p["transmat"][j, off[j]], free["transmat"][j, off[j]])
         p["transmat"] = A
         # durations, the censored last segments completed first
         full = _complete(state, length, last, p["duration_pmf"], rng)
         if duration == "nonparametric":
             counts = np.zeros((K, D))
             np.add.at(counts, (state, full - 1), 1.0)
-            p["duration_pmf"] = np.stack([rng.dirichlet(alpha["duration_pmf"][k] + counts[k]) for k in range(K)])
+            p["duration_pmf"] = np.stack([_dirichlet_free(rng, alpha["duration_pmf"][k], counts[k],
+                                                          p["duration_pmf"][k], free["duration_pmf"][k])
+                                          for k in range(K)])
             accepted = 1.0
         else:
             rate, hits = p["rate"].copy(), 0
             for k in range(K):
+                if not free["rate"][k]:
+                    hits += 1
+                    continue
                 rate[k], ok = _poisson_rate(rate[k], alpha["rate_shape"][k], alpha["rate_rate"][k],
                                             full[state == k], D, rng)
                 hits += ok
@@ -196,20 +233,44 @@ def _poisson_pmf(rate: np.ndarray, D: int) -> np.ndarray:
     return np.exp(logp - logsumexp(logp, axis=-1, keepdims=True))
 
 
-def log_prior(draws: dict, alpha: dict, duration: str, emission, hyper_public: dict) -> np.ndarray:
-    """Log prior density of each draw (leading axes kept): Dirichlets, Gamma rates and the emission's prior."""
+def _row_log_density(x, alpha, free):
+    """Log density of a row's free entries (Dirichlet over the free part, scaled to its mass); 0 if none is free."""
+    n = int(free.sum())
+    if n == x.shape[-1]:
+        return dirichlet_log_density(x, alpha)
+    if n < 2:
+        return np.zeros(x.shape[:-1])
+    part = x[..., free]
+    left = part.sum(axis=-1, keepdims=True)
+    return dirichlet_log_density(part / left, alpha[free]) - (n - 1) * np.log(left[..., 0])
+
+
+def log_prior(draws: dict, alpha: dict, duration: str, emission, hyper_public: dict, held: dict | None = None
+              ) -> np.ndarray:
+    """Log prior density of each draw (leading axes kept): Dirichlets, Gamma rates and the emission's prior.
+
+    With ``held`` entries, only the free entries carry a density (held arrays and entries are constants).
+    """
+    held = held or {}
     K = draws["startprob"].shape[-1]
-    lp = dirichlet_log_density(draws["startprob"], alpha["startprob"])
+
+    def free(name, shape):
+        return np.isnan(held[name]) if name in held else np.ones(shape, dtype=bool)
+
+    lp = _row_log_density(draws["startprob"], alpha["startprob"], free("startprob", (K,)))
     off = ~np.eye(K, dtype=bool)
+    fA = free("transmat", (K, K))
     for j in range(K):
-        lp = lp + dirichlet_log_density(draws["transmat"][..., j, off[j]], alpha["transmat"][j, off[j]])
+        lp = lp + _row_log_density(draws["transmat"][..., j, off[j]], alpha["transmat"][j, off[j]], fA[j, off[j]])
     if duration == "nonparametric":
+        fD = free("duration_pmf", draws["duration_pmf"].shape[-2:])
         for k in range(K):
-            lp = lp + dirichlet_log_density(draws["duration_pmf"][..., k, :], alpha["duration_pmf"][k])
+            lp = lp + _row_log_density(draws["duration_pmf"][..., k, :], alpha["duration_pmf"][k], fD[k])
     else:
         a, b, r = alpha["rate_shape"], alpha["rate_rate"], draws["rate"]
-        lp = lp + (a * np.log(b) - gammaln(a) + (a - 1.0) * np.log(r) - b * r).sum(axis=-1)
-    return lp + emission.log_prior({k: draws[k] for k in emission.names}, hyper_public)
+        lp = lp + ((a * np.log(b) - gammaln(a) + (a - 1.0) * np.log(r) - b * r) * free("rate", (K,))).sum(axis=-1)
+    whole = tuple(k for k in emission.names if k in held and not np.isnan(held[k]).any())
+    return lp + emission.log_prior({k: draws[k] for k in emission.names}, hyper_public, whole)
 
 
 def pointwise_log_likelihood(startprob, transmat, duration_pmf, log_frameprob, lengths) -> np.ndarray:

@@ -24,10 +24,13 @@ from ..emissions._base import check_counts
 __all__ = ["CategoricalGLM", "softmax_regression"]
 
 
-def softmax_regression(W0: np.ndarray, design: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
+def softmax_regression(W0: np.ndarray, design: np.ndarray, targets: np.ndarray, alpha: float,
+                       free: np.ndarray | None = None) -> np.ndarray:
     """Weighted multinomial logistic regressions, one per row ``r``, by L-BFGS from ``W0``; never worse than ``W0``.
 
-    Minimises ``-sum_t sum_rc targets[t, r, c] log softmax_c(W[r] @ design[t]) + alpha / 2 |W|^2``.
+    Minimises ``-sum_t sum_rc targets[t, r, c] log softmax_c(W[r] @ design[t]) + alpha / 2 |W|^2``,
+    over the entries where ``free`` (same shape as ``W0``, default all) is True; the others keep their
+    values in ``W0`` bit for bit.
 
     Parameters
     ----------
@@ -39,6 +42,8 @@ def softmax_regression(W0: np.ndarray, design: np.ndarray, targets: np.ndarray, 
         Non-negative weights of outcome ``c`` for row ``r`` at input ``t`` (expected counts).
     alpha : float
         L2 penalty.
+    free : ndarray of bool, shape (R, C, P), optional
+        Entries to optimise (held entries, False, stay at ``W0``).
 
     Returns
     -------
@@ -57,6 +62,22 @@ def softmax_regression(W0: np.ndarray, design: np.ndarray, targets: np.ndarray, 
         return value, np.einsum("trc,tp->rcp", resid, design).ravel() + alpha * theta
 
     theta0 = W0.ravel()
+    if free is not None and not np.all(free):
+        mask = np.asarray(free, dtype=bool).ravel()
+        if not mask.any():
+            return W0
+
+        def restricted(u):
+            theta = theta0.copy()
+            theta[mask] = u
+            value, grad = objective(theta)
+            return value, grad[mask]
+
+        res = minimize(restricted, theta0[mask], jac=True, method="L-BFGS-B", options={"maxiter": 200})
+        best = theta0.copy()
+        if np.all(np.isfinite(res.x)) and res.fun <= objective(theta0)[0]:
+            best[mask] = res.x
+        return best.reshape(R, C, P)
     res = minimize(objective, theta0, jac=True, method="L-BFGS-B", options={"maxiter": 200})
     best = res.x if np.all(np.isfinite(res.x)) and res.fun <= objective(theta0)[0] else theta0
     return best.reshape(R, C, P)
@@ -120,14 +141,23 @@ class CategoricalGLM(Emission):
         return np.where(np.isnan(X[:, :1]), 0.0, out)
 
     def m_step_given(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray],
-                     y: np.ndarray) -> dict[str, np.ndarray]:
-        """Weighted softmax regressions of the symbols on the covariates, state responsibilities as weights."""
+                     y: np.ndarray, held: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Weighted softmax regressions of the symbols on the covariates, state responsibilities as weights.
+
+        ``held`` (optional) maps ``glm_intercept``/``glm_coef`` to arrays whose
+        finite entries are held (at their values in ``params``) and NaN entries fitted.
+        """
         seen = ~np.isnan(X[:, 0])
         onehot = np.eye(self.n_symbols)[X[seen, 0].astype(np.int64)]
         targets = gamma[seen, :, None] * onehot[:, None, :]
         design = np.hstack([np.ones((int(seen.sum()), 1)), y[seen]])
         W0 = np.concatenate([params["glm_intercept"][:, :, None], params["glm_coef"]], axis=2)
-        W = softmax_regression(W0, design, targets, self.alpha)
+        free = None
+        if held:
+            K, C = W0.shape[:2]
+            free = np.concatenate([np.isnan(held.get("glm_intercept", np.full((K, C), np.nan)))[:, :, None],
+                                   np.isnan(held.get("glm_coef", np.full(W0[:, :, 1:].shape, np.nan)))], axis=2)
+        W = softmax_regression(W0, design, targets, self.alpha, free)
         return {"glm_intercept": np.ascontiguousarray(W[:, :, 0]), "glm_coef": np.ascontiguousarray(W[:, :, 1:])}
 
     def sample_given(self, params: dict[str, np.ndarray], states: np.ndarray, rng: np.random.Generator,

@@ -18,6 +18,7 @@ from ..inference._progress import progress_bar
 from ..posteriors import SemiMarkovChain
 from ..posteriors._mixture import FiniteMixture
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain
+from .hmm._constraints import Constraints, constrained_emission_m_step, whole_state_arrays
 from .hmm._generic import _ConformanceData
 
 __all__ = ["SemiMarkovHMM", "duration_pmf"]
@@ -110,6 +111,25 @@ class SemiMarkovHMM(EmissionChain):
     duration_init : array-like of shape (max_duration,) or (n_components, max_duration), optional
         Starting duration pmf (nonparametric), one row for all states or one per state; by default a
         geometric pmf whose mean is a fraction of the average sequence length.
+    fixed : dict, optional
+        Parameters held during fitting (EM and Gibbs), by name without the
+        trailing underscore: ``"startprob"``, ``"transmat"``, the duration
+        parameters (``"duration_pmf"`` for nonparametric durations,
+        ``"rate"`` for Poisson, ``"n"`` and ``"p"`` for negative binomial) and
+        the emission's arrays. Each is an array of the parameter's shape whose
+        finite entries are held at that value and whose NaN entries are
+        estimated; a held 0 of a probability row is a structural zero. The
+        diagonal of ``transmat`` is a structural zero already (give 0 or
+        NaN there). EM's M-step is exact under the holds (the free entries of
+        a probability row share the mass the held ones leave, in proportion to
+        their expected counts), so the log-likelihood never decreases; the
+        Gibbs sampler keeps held values in every draw and draws the free
+        entries of a row from their Dirichlet conditional scaled to the mass
+        left. Coupled emission arrays (full or tied covariances, or more than
+        two arrays) are held per state; Gibbs holds single entries only of the
+        emission's ``gibbs_entry_holds`` (diagonal Gaussian means) and whole
+        arrays otherwise. With held entries the states keep their order (no
+        relabelling of the draws).
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-4
@@ -228,6 +248,7 @@ class SemiMarkovHMM(EmissionChain):
         "duration": [Options(*DURATIONS)],
         "max_duration": [Interval("int", 1, None)],
         "duration_init": [None, "array-like"],
+        "fixed": [None, dict],
         "sampler": [None, Options("gibbs")],
         "n_chains": _bayes.MCMC_CONSTRAINTS["n_chains"],
         "n_draws": _bayes.MCMC_CONSTRAINTS["n_draws"],
@@ -240,15 +261,16 @@ class SemiMarkovHMM(EmissionChain):
 
     def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
                  duration: str = "nonparametric", max_duration: int = 50, duration_init: Any = None,
-                 max_iter: int = 100, tol: float = 1e-4, sampler: str | None = None, n_chains: int = 4,
-                 n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None, random_state: Any = None,
-                 progress: bool = False) -> None:
+                 fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4, sampler: str | None = None,
+                 n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
+                 random_state: Any = None, progress: bool = False) -> None:
         self.n_components = n_components
         self.emission = emission
         self.emission_params = emission_params
         self.duration = duration
         self.max_duration = max_duration
         self.duration_init = duration_init
+        self.fixed = fixed
         self.max_iter = max_iter
         self.tol = tol
         self.sampler = sampler
@@ -291,14 +313,25 @@ class SemiMarkovHMM(EmissionChain):
             return pmf / pmf.sum(axis=1, keepdims=True), {}
         return duration_pmf(self.duration, params, D), params
 
-    def _fit_parametric(self, counts: np.ndarray, params_now: dict) -> dict[str, np.ndarray]:
-        """Maximise ``sum_d counts[k, d] log pmf_theta(d)`` per state (from the current value, never worse)."""
+    def _fit_parametric(self, counts: np.ndarray, params_now: dict,
+                        held: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Maximise ``sum_d counts[k, d] log pmf_theta(d)`` per state (from the current value, never worse).
+
+        ``held`` (``fixed`` entries, NaN free): a state whose parameters are
+        all held is skipped; a negative binomial state with one of ``n``,
+        ``p`` held maximises over the other alone.
+        """
         K, D = counts.shape
         kind = self.duration
         out = {k: np.array(v, dtype=np.float64, copy=True) for k, v in params_now.items()}
+        held = held or {}
+        hold = {n: ~np.isnan(held[n]) if n in held else np.zeros(K, dtype=bool) for n in ("rate", "n", "p")}
         for k in range(K):
             c = counts[k]
-            if c.sum() <= 0:
+            if c.sum() <= 0 or hold["rate"][k] or (hold["n"][k] and hold["p"][k]):
+                continue
+            if hold["n"][k] or hold["p"][k]:
+                self._fit_nb_one(c, out, held, k, "p" if hold["n"][k] else "n")
                 continue
             if kind == "poisson":
                 def nll(u, c=c):
@@ -324,14 +357,74 @@ class SemiMarkovHMM(EmissionChain):
                 out.setdefault("p", np.full(K, 0.5))[k] = expit(best[1])
         return out
 
-    def _m_step_durations(self, fb: _hsmm.SemiMarkovFB) -> None:
+    def _fit_nb_one(self, c: np.ndarray, out: dict, held: dict, k: int, free: str) -> None:
+        """Negative binomial state ``k`` with one parameter held: maximise over ``free`` (never worse)."""
+        D = c.shape[0]
+        fixed_n = held["n"][k] if free == "p" else None
+        fixed_p = held["p"][k] if free == "n" else None
+
+        def nll(u):
+            n = fixed_n if fixed_n is not None else np.exp(u)
+            p = fixed_p if fixed_p is not None else expit(u)
+            return -(c * np.log(duration_pmf("negative_binomial", {"n": [n], "p": [p]}, D)[0] + 1e-300)).sum()
+
+        bounds = (-5.0, 8.0) if free == "n" else (-12.0, 12.0)
+        res = minimize_scalar(nll, bounds=bounds, method="bounded", options={"xatol": 1e-10})
+        now = out[free][k]
+        now_u = np.log(now) if free == "n" else np.log(now / (1.0 - now))
+        best = min([res.x, now_u], key=nll)
+        out[free][k] = np.exp(best) if free == "n" else expit(best)
+
+    def _m_step_durations(self, fb: _hsmm.SemiMarkovFB, held: dict | None = None) -> None:
         counts = augmented_counts(fb.duration_counts, fb.censored_counts, self.duration_pmf_)
         if self.duration == "nonparametric":
             rows = counts.sum(axis=1, keepdims=True)
             self.duration_pmf_ = np.where(rows > 0, counts / np.where(rows > 0, rows, 1.0), self.duration_pmf_)
             return
-        self.duration_params_ = self._fit_parametric(counts, self.duration_params_)
+        self.duration_params_ = self._fit_parametric(counts, self.duration_params_, held)
         self.duration_pmf_ = duration_pmf(self.duration, self.duration_params_, self.max_duration)
+
+    # -- held entries (fixed) ----------------------------------------------------------------------
+    def _constraints(self, emission, n_features: int) -> Constraints:
+        """Return the held entries of ``fixed`` checked against the parameter shapes (empty without ``fixed``)."""
+        if not self.fixed:
+            return Constraints({}, ())
+        K, owner = self.n_components, type(self).__name__
+        fixed = dict(self.fixed)
+        if "transmat" in fixed:
+            try:
+                A = np.array(fixed["transmat"], dtype=np.float64)
+            except (TypeError, ValueError):
+                A = None  # reported by Constraints.build
+            if A is not None and A.shape == (K, K):
+                diag = np.diagonal(A)
+                if not np.all(np.isnan(diag) | (diag == 0)):
+                    raise ValueError(f"fixed['transmat'] of {owner} must have 0 or NaN on its diagonal (a segment is "
+                                     f"followed by another state: a structural zero); got diagonal {diag}.")
+                A[np.diag_indices(K)] = 0.0
+                fixed["transmat"] = A
+        durations = {"nonparametric": {"duration_pmf": (K, self.max_duration)}, "poisson": {"rate": (K,)},
+                     "negative_binomial": {"n": (K,), "p": (K,)}}[self.duration]
+        shapes = {"startprob": (K,), "transmat": (K, K), **durations, **emission.shapes(K, n_features)}
+        simplex = ("startprob", "transmat", "duration_pmf", *emission.simplex)
+        cons = Constraints.build(fixed, None, None, shapes, simplex, ("rate", "n", *emission.positive), owner,
+                                 whole_state_arrays(emission), emission.held_support(K, n_features))
+        p = cons.held.get("p")
+        if p is not None and ((p[~np.isnan(p)] <= 0) | (p[~np.isnan(p)] >= 1)).any():
+            raise ValueError(f"fixed['p'] of {owner} holds negative binomial probabilities, which must lie in (0, 1).")
+        return cons
+
+    def _project(self, cons: Constraints) -> None:
+        """Write the held entries into the fitted arrays (free simplex entries rescaled: ``Constraints.project``)."""
+        point = cons.project({"startprob": self.startprob_, "transmat": self.transmat_,
+                              "duration_pmf": self.duration_pmf_, **self.duration_params_, **self.emission_arrays_})
+        self.startprob_, self.transmat_ = point["startprob"], point["transmat"]
+        self.emission_arrays_ = {k: point[k] for k in self.emission_arrays_}
+        if self.duration == "nonparametric":
+            self.duration_pmf_ = point["duration_pmf"]
+        elif any(k in cons.held for k in self.duration_params_):
+            self.duration_params_ = {k: point[k] for k in self.duration_params_}
+            self.duration_pmf_ = duration_pmf(self.duration, self.duration_params_, self.max_duration)
 
     # -- fitting ----------------------------------------------------------------------------------
     def _fit(self, X, lengths, rng):
@@ -342,10 +435,12 @@ class SemiMarkovHMM(EmissionChain):
             self._fit_em(X, lengths, rng)
             return
         alpha, hyper = self._check_gibbs(X)
+        cons = self._constraints(self._emission(X), X.shape[1])
         starts = []
         for _ in range(self.n_chains):  # each chain starts from its own EM fit, states in the reported order
             self._fit_em(X, lengths, child_generator(rng))
-            starts.append(self._relabel(self._chain_point()))
+            # held entries name the states: no relabelling, the held values back after moving off the boundary
+            starts.append(cons.project(self._chain_point()) if cons else self._relabel(self._chain_point()))
         emission = self._emission()
         packed = emission.pack_hyper(hyper, X.shape[1])
         chains = []
@@ -354,11 +449,12 @@ class SemiMarkovHMM(EmissionChain):
             for start in starts:
                 chains.append(_hsmm_gibbs.run_chain(emission, X, lengths, start, alpha, packed, self.duration,
                                                     self.n_warmup, self.n_draws, int(rng.integers(0, 2**31 - 1)),
-                                                    bar))
-        draws = self._relabel({k: np.stack([c[0][k] for c in chains]) for k in chains[0][0]})
+                                                    bar, held=cons.held if cons else None))
+        draws = {k: np.stack([c[0][k] for c in chains]) for k in chains[0][0]}
+        draws = draws if cons else self._relabel(draws)
         stats = {k: np.stack([c[1][k] for c in chains]) for k in chains[0][1]}
         flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
-        lp = _hsmm_gibbs.log_prior(flat, alpha, self.duration, emission, hyper)
+        lp = _hsmm_gibbs.log_prior(flat, alpha, self.duration, emission, hyper, held=cons.held if cons else None)
         stats["lp"] = stats["total_log_likelihood"] + lp.reshape(stats["total_log_likelihood"].shape)
         self.draws_, self.sample_stats_ = draws, stats
         self.prior_ = {**alpha, **{k: np.asarray(v, dtype=np.float64) for k, v in hyper.items()}}
@@ -380,6 +476,13 @@ class SemiMarkovHMM(EmissionChain):
                              "with sampler=None (EM marginalises them).")
         emission = self._emission(X)
         emission.check_sampler("gibbs", X, owner)
+        cons = self._constraints(emission, X.shape[1])
+        partial = [k for k in cons.names() if k in emission.names and k not in cons.whole()
+                   and k not in emission.gibbs_entry_holds]
+        if partial:
+            raise ValueError(f"fixed of {owner}(sampler='gibbs') holds single entries of "
+                             f"{list(emission.gibbs_entry_holds)} only for this emission; fixed{partial} have NaN "
+                             "entries. Hold the whole array, or fit by EM (sampler=None).")
         K, D = self.n_components, self.max_duration
         user = dict(self.prior or {})
         keys = ("startprob", "transmat", "duration_pmf") if self.duration == "nonparametric" else (
@@ -419,11 +522,14 @@ class SemiMarkovHMM(EmissionChain):
     # -- fitting ----------------------------------------------------------------------------------
     def _fit_em(self, X, lengths, rng):
         emission = self._start_emission(X, rng)
+        cons = self._constraints(emission, X.shape[1])
         K = self.n_components
         self.startprob_ = np.full(K, 1.0 / K)
         self.transmat_ = (np.ones((K, K)) - np.eye(K)) / (K - 1)
         self.duration_pmf_, self.duration_params_ = self._initial_durations(lengths)
         self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in emission.init(X, K, rng).items()}
+        if cons:
+            self._project(cons)
         trace, converged = [], False
         with progress_bar(self.progress, self.max_iter, "EM (semi-Markov HMM)", "iter") as bar:
             for _ in range(self.max_iter):
@@ -431,7 +537,9 @@ class SemiMarkovHMM(EmissionChain):
                 total = float(fb.log_likelihood.sum())
                 if not np.isfinite(total):
                     raise ValueError(f"{type(self).__name__}.fit: the data have zero probability under the current "
-                                     f"parameters (max_duration={self.max_duration} too short?).")
+                                     f"parameters (max_duration={self.max_duration} too short"
+                                     f"{', or held entries of fixed that rule out every segmentation' if cons else ''}"
+                                     "?).")
                 trace.append(total)
                 bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
                 bar.update(1)
@@ -442,9 +550,14 @@ class SemiMarkovHMM(EmissionChain):
                 rows = fb.transition_counts.sum(axis=1, keepdims=True)
                 self.transmat_ = np.where(rows > 0, fb.transition_counts / np.where(rows > 0, rows, 1.0),
                                           self.transmat_)
-                self._m_step_durations(fb)
-                self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in
-                                         emission.m_step(X, fb.marginals, self.emission_arrays_).items()}
+                self._m_step_durations(fb, cons.held if cons else None)
+                if cons:  # the exact maximiser over the free entries: constrained M-step, then the holds
+                    new = constrained_emission_m_step(emission, X, fb.marginals, self.emission_arrays_, cons.held)
+                    self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in new.items()}
+                    self._project(cons)
+                else:
+                    self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in
+                                             emission.m_step(X, fb.marginals, self.emission_arrays_).items()}
         self._finish_fit(trace, converged, X.shape[0], "log-likelihood")
 
     def _forward_backward(self, X, lengths):

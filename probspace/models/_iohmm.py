@@ -16,6 +16,7 @@ from ..posteriors import TimeVaryingMarkovChain
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain, sequence_starts
 from ._glm_emission import CategoricalGLM, softmax_regression
 from .hmm._base import two_state_data
+from .hmm._constraints import Constraints, constrained_emission_m_step, whole_state_arrays
 from .hmm._generic import _ConformanceData
 
 __all__ = ["InputDrivenHMM"]
@@ -84,6 +85,19 @@ class InputDrivenHMM(EmissionChain):
         L2 penalty ``alpha / 2 * (|b|^2 + |w|^2)`` on the transition intercepts
         and weights (in units of frames; keeps unseen transitions finite).
         Scale the covariates to comparable ranges: the penalty is not scale-free.
+    fixed : dict, optional
+        Parameters held during the EM fit, by name without the trailing
+        underscore: ``"startprob"``, ``"transition_intercept"``,
+        ``"transition_coef"`` (shape ``(n_components, n_components,
+        n_covariates)``) and the emission's arrays (``"glm_intercept"``,
+        ``"glm_coef"`` for ``emission="glm"``). Each is an array of the
+        parameter's shape whose finite entries are held at that value and
+        whose NaN entries are estimated (a held 0 of ``startprob`` is a
+        structural zero). The L-BFGS M-step of the transition (and GLM
+        emission) weights optimises the free entries only, and the held ones
+        stay bit for bit; held entries still count in the L2 penalty (a
+        constant). Coupled emission arrays (full or tied covariances, or more
+        than two arrays) are held per state.
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-4
@@ -128,18 +142,19 @@ class InputDrivenHMM(EmissionChain):
     (3, 2, 2)
     """
 
-    _parameter_constraints = {**CHAIN_CONSTRAINTS, "alpha": [Interval("real", 0, None)]}
+    _parameter_constraints = {**CHAIN_CONSTRAINTS, "alpha": [Interval("real", 0, None)], "fixed": [None, dict]}
     _conditional = True
     _chain_parameter_names = ("startprob_", "transition_intercept_", "transition_coef_")
     _conformance_alt_params = {"alpha": 1.0}
 
     def __init__(self, n_components: int = 2, *, emission: str = "gaussian", emission_params: dict | None = None,
-                 alpha: float = 1e-2, max_iter: int = 100, tol: float = 1e-4, random_state: Any = None,
-                 progress: bool = False) -> None:
+                 alpha: float = 1e-2, fixed: dict | None = None, max_iter: int = 100, tol: float = 1e-4,
+                 random_state: Any = None, progress: bool = False) -> None:
         self.n_components = n_components
         self.emission = emission
         self.emission_params = emission_params
         self.alpha = alpha
+        self.fixed = fixed
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -209,6 +224,9 @@ class InputDrivenHMM(EmissionChain):
         glm = self._glm()
         start = emission.init(X, K, rng, M) if glm else emission.init(X, K, rng)
         self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in start.items()}
+        cons = self._constraints(emission, X.shape[1], M)
+        if cons:
+            self._project(cons)
         starts = sequence_starts(lengths)
         inner = np.ones(X.shape[0], dtype=bool)
         inner[starts] = False
@@ -231,21 +249,61 @@ class InputDrivenHMM(EmissionChain):
                     break
                 start = fb.marginals[starts].sum(axis=0)
                 self.startprob_ = start / start.sum()
-                self._m_step_transitions(design, fb.pairwise[inner])
-                new = (emission.m_step_given(X, fb.marginals, self.emission_arrays_, cond) if glm
-                       else emission.m_step(X, fb.marginals, self.emission_arrays_))
+                self._m_step_transitions(design, fb.pairwise[inner], cons)
+                if glm:
+                    new = emission.m_step_given(X, fb.marginals, self.emission_arrays_, cond, cons.held)
+                elif cons:
+                    new = constrained_emission_m_step(emission, X, fb.marginals, self.emission_arrays_, cons.held)
+                else:
+                    new = emission.m_step(X, fb.marginals, self.emission_arrays_)
                 self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in new.items()}
+                if cons:  # the free entries' maximiser, then the held entries bit for bit
+                    self._project(cons)
         self._finish_fit(trace, converged, X.shape[0], "objective")
 
     def _penalty(self) -> float:
         return 0.5 * self.alpha * float((self.transition_intercept_ ** 2).sum() + (self.transition_coef_ ** 2).sum())
 
-    def _m_step_transitions(self, design: np.ndarray, xi: np.ndarray) -> None:
-        """Weighted multinomial logistic regression of the expected transitions ``xi`` (T', K, K) on ``design``."""
+    def _m_step_transitions(self, design: np.ndarray, xi: np.ndarray, cons: Constraints | None = None) -> None:
+        """Weighted multinomial logistic regression of the expected transitions ``xi`` (T', K, K) on ``design``.
+
+        Held entries (``fixed``) stay at their values; L-BFGS optimises the others.
+        """
         W0 = np.concatenate([self.transition_intercept_[:, :, None], self.transition_coef_], axis=2)
-        W = softmax_regression(W0, design, xi, self.alpha)
+        free = None
+        if cons and ("transition_intercept" in cons.held or "transition_coef" in cons.held):
+            K = W0.shape[0]
+            free = np.concatenate([
+                np.isnan(cons.held.get("transition_intercept", np.full((K, K), np.nan)))[:, :, None],
+                np.isnan(cons.held.get("transition_coef", np.full(self.transition_coef_.shape, np.nan)))], axis=2)
+        W = softmax_regression(W0, design, xi, self.alpha, free)
         self.transition_intercept_ = np.ascontiguousarray(W[:, :, 0])
         self.transition_coef_ = np.ascontiguousarray(W[:, :, 1:])
+
+    def _constraints(self, emission, n_features: int, n_covariates: int) -> Constraints:
+        """Return the held entries of ``fixed`` checked against the parameter shapes (empty without ``fixed``)."""
+        if not self.fixed:
+            return Constraints({}, ())
+        K = self.n_components
+        shapes = {"startprob": (K,), "transition_intercept": (K, K), "transition_coef": (K, K, n_covariates)}
+        if self._glm():
+            C = emission.n_symbols
+            shapes.update({"glm_intercept": (K, C), "glm_coef": (K, C, n_covariates)})
+        else:
+            shapes.update(emission.shapes(K, n_features))
+        return Constraints.build(self.fixed, None, None, shapes, ("startprob", *emission.simplex),
+                                 tuple(emission.positive), type(self).__name__,
+                                 {} if self._glm() else whole_state_arrays(emission),
+                                 {} if self._glm() else emission.held_support(K, n_features))
+
+    def _project(self, cons: Constraints) -> None:
+        """Write the held entries into the fitted arrays (free ``startprob`` entries share the mass left)."""
+        point = cons.project({"startprob": self.startprob_, "transition_intercept": self.transition_intercept_,
+                              "transition_coef": self.transition_coef_, **self.emission_arrays_})
+        self.startprob_ = point["startprob"]
+        self.transition_intercept_ = point["transition_intercept"]
+        self.transition_coef_ = point["transition_coef"]
+        self.emission_arrays_ = {k: point[k] for k in self.emission_arrays_}
 
     # -- the emission (registered, or the covariate-driven GLM) ----------------------------------------
     def _glm(self) -> bool:

@@ -6,6 +6,7 @@ forward-backward (streaming).
 """
 
 import copy
+import functools
 import itertools
 import warnings
 
@@ -144,7 +145,8 @@ def test_constraints_survive_save_and_load(tmp_path):
     (dict(covariance_type="full", fixed={"means": [[0.0, np.nan], [np.nan] * 2, [np.nan] * 2]}),
      "all entries of a state or none"),
     (dict(bayesian=True, topology="left-to-right"), "bayesian=True"),
-    (dict(sampler="gibbs", fixed={"covars": [[1.0], [np.nan], [np.nan]]}), r"single entries of \[.means.\].*covars"),
+    (dict(sampler="gibbs", covariance_type="full", fixed={"means": [[0.0, np.nan], [np.nan] * 2, [np.nan] * 2]}),
+     "all entries of a state or none"),
 ])
 def test_bad_constraints_are_value_errors(params, match):
     X = _three_regimes(D=2 if params.get("covariance_type") == "full" else 1)
@@ -465,7 +467,44 @@ def test_gibbs_holds_entries_of_diagonal_means_exactly():
     assert stats.kstest(var[:, 0, 0], held.cdf).pvalue > 1e-6
 
 
-def test_gibbs_refuses_entrywise_means_with_full_covariance():
+def test_gibbs_refuses_entries_the_emission_cannot_hold(monkeypatch):
+    """An emission whose Gibbs update holds no entries (``gibbs_entry_holds`` empty) is refused before fitting."""
+    init = GaussianEmission.__init__
+
+    @functools.wraps(init)
+    def no_entry_holds(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.gibbs_entry_holds = ()
+
+    monkeypatch.setattr(GaussianEmission, "__init__", no_entry_holds)
     with pytest.raises(ValueError, match=r"single entries of \[\]"):
-        GaussianHMM(2, covariance_type="full", sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
+        GaussianHMM(2, sampler="gibbs", fixed={"means": [[0.0], [np.nan]]}, n_draws=5,
                     n_warmup=5).fit(np.arange(20.0).reshape(-1, 1))
+
+
+def test_held_values_follow_each_array_support():
+    """A held 0 is a structural zero of Poisson rates and Bernoulli probabilities; covariances are matrices."""
+    rng = np.random.default_rng(0)
+    z = np.cumsum(rng.random(300) < 0.05) % 2
+    C = rng.poisson(np.where(z[:, None] == 1, [0.0, 4.0], [3.0, 1.0]))
+    m = PoissonHMM(2, fixed={"lambdas": [[np.nan, np.nan], [np.nan, 0.0]]}, random_state=0).fit(C)
+    assert m.lambdas_[1, 1] == 0.0 and np.isfinite(m.score(C))
+    g = PoissonHMM(2, fixed={"lambdas": [[np.nan, np.nan], [0.0, np.nan]]}, sampler="gibbs", n_chains=1, n_draws=20,
+                   n_warmup=20, random_state=0).fit(C)
+    assert np.all(g.draws_["lambdas"][..., 1, 0] == 0.0)
+    B = (rng.random((300, 2)) < np.where(z[:, None] == 1, [0.0, 0.8], [0.3, 0.2])).astype(int)
+    b = BernoulliHMM(2, fixed={"probs": [[np.nan, np.nan], [0.0, np.nan]]}, random_state=0).fit(B)
+    assert b.probs_[1, 0] == 0.0 and np.isfinite(b.score(B))
+    X = np.c_[rng.normal(size=300) + 3 * z, rng.normal(size=300)]
+    eye = [[1.0, 0.0], [0.0, 1.0]]
+    h = GaussianHMM(2, covariance_type="full", fixed={"covars": [eye, np.full((2, 2), np.nan)]}, random_state=0).fit(X)
+    assert np.array_equal(h.covars_[0], eye)
+    for bad, match in (([[1.0, 0.5], [0.4, 1.0]], "symmetric positive definite"),
+                       ([[1.0, 2.0], [2.0, 1.0]], "symmetric positive definite"),
+                       ([[-1.0, 0.0], [0.0, 1.0]], "diagonal entries must be positive")):
+        with pytest.raises(ValueError, match=match):
+            GaussianHMM(2, covariance_type="full", fixed={"covars": [bad, np.full((2, 2), np.nan)]}).fit(X)
+    with pytest.raises(ValueError, match=r"fixed\['probs'\].*\[0, 1\]"):
+        BernoulliHMM(2, fixed={"probs": [[1.5, np.nan], [np.nan, np.nan]]}).fit(B)
+    with pytest.raises(ValueError, match=r"fixed\['lambdas'\].*non-negative"):
+        PoissonHMM(2, fixed={"lambdas": [[-1.0, np.nan], [np.nan, np.nan]]}).fit(C)

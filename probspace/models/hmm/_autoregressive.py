@@ -11,7 +11,7 @@ from ..._docstrings import fill
 from ..._validation import Interval, check_n_samples
 from ...emissions._autoregressive import AutoregressiveEmission, lagged_rows
 from ...inference import _hmm
-from ._base import COMMON_CONSTRAINTS
+from ._base import COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS
 from ._generic import HMM
 
 __all__ = ["AutoregressiveHMM"]
@@ -103,6 +103,23 @@ class AutoregressiveHMM(HMM):
         Added to the diagonal of each fitted noise covariance.
     startprob_prior, transmat_prior : float or array-like, default=1.0
         Dirichlet priors of the EM (MAP) fit (1: maximum likelihood).
+    fixed : dict, optional
+        Parameters held during fitting, by name without the trailing
+        underscore (``"startprob"``, ``"transmat"``, ``"coefs"``,
+        ``"intercepts"``, ``"covars"``): an array of the parameter's shape
+        whose finite entries are held and whose NaN entries are estimated (a
+        held 0 of ``startprob``/``transmat`` is a structural zero). The
+        regression arrays are coupled within a state, so ``coefs``,
+        ``intercepts`` and ``covars`` are held per state (all entries of a
+        state or none); EM's M-step then fits the free arrays of a state
+        given its held ones (intercepts given held coefficients, and so on).
+        ``sampler="gibbs"`` holds entries of ``startprob``/``transmat`` and
+        whole emission arrays (``covars``, or ``coefs`` and ``intercepts``
+        together).
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions (forbidden ones are structural zeros), as for :class:`HMM`.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
@@ -154,14 +171,15 @@ class AutoregressiveHMM(HMM):
         "startprob_prior": [Interval("real", 0, None), "array-like"],
         "transmat_prior": [Interval("real", 0, None), "array-like"],
         **_bayes.MCMC_CONSTRAINTS,
+        **CONSTRAINT_CONSTRAINTS,
     }
     _supports_mcmc = True
     _conformance_data = staticmethod(_ar_conformance_data)
     _conformance_alt_params = {"order": 2, "startprob_prior": 2.0}
-    fixed = topology = bandwidth = None
 
     def __init__(self, n_components: int = 1, *, order: int = 1, min_covar: float = 1e-3,
-                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, sampler: str | None = None,
+                 startprob_prior: Any = 1.0, transmat_prior: Any = 1.0, fixed: dict | None = None,
+                 topology: str | None = None, bandwidth: int | None = None, sampler: str | None = None,
                  n_chains: int = 4, n_draws: int = 1000, n_warmup: int = 1000, prior: dict | None = None,
                  max_iter: int = 100, tol: float = 1e-2,
                  random_state: Any = None, verbose: bool = False, progress: bool = False) -> None:
@@ -170,6 +188,9 @@ class AutoregressiveHMM(HMM):
         self.min_covar = min_covar
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.sampler = sampler
         self.n_chains = n_chains
         self.n_draws = n_draws
@@ -228,6 +249,11 @@ class AutoregressiveHMM(HMM):
                 raise ValueError(f"prior of {type(self).__name__}(sampler='gibbs') holds {sorted(held)[0]!r} "
                                  "alone; the conjugate update holds 'coefs' and 'intercepts' together (both as "
                                  "pyro.distributions.Delta) or neither.")
+            held = set(self.fixed or {}) & {"coefs", "intercepts"}
+            if len(held) == 1:
+                raise ValueError(f"fixed of {type(self).__name__}(sampler='gibbs') holds {sorted(held)[0]!r} "
+                                 "alone; the conjugate update holds 'coefs' and 'intercepts' together or neither "
+                                 "(EM holds either).")
         self._centre = _frame_mean(X, self._emission(X))
         super()._fit(X, lengths, rng)
         frames = X[:, :D]
@@ -237,6 +263,11 @@ class AutoregressiveHMM(HMM):
 
     def _fit_em(self, X, lengths, rng, n_iter):
         self._fit_backend(X, lengths, rng, n_iter)  # no standardising, no missing values: lags carry NaN by design
+
+    def _constrained_m_step(self, X, gamma, cons):
+        """Run the regression M-step of each state given its held arrays (exact maximiser over the free ones)."""
+        held = {k: v for k, v in cons.held.items() if k in ("coefs", "intercepts", "covars")}
+        return self._emission().m_step(X, gamma, self._emission_point(), held=held)
 
     # -- generation -------------------------------------------------------------------------------
     def _draw_or_point(self, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -32,7 +32,14 @@ from ...emissions._base import check_counts
 from ...inference import _hmm
 from ...inference._progress import progress_bar
 from . import _adapter
-from ._constraints import Constraints, check_labels, check_sequence_weight, check_topology, label_mask
+from ._constraints import (
+    Constraints,
+    check_labels,
+    check_sequence_weight,
+    check_topology,
+    constrained_emission_m_step,
+    label_mask,
+)
 from ._filter import StreamingFilter
 
 COMMON_CONSTRAINTS = {
@@ -436,7 +443,8 @@ class _HMM(LatentModel):
         shapes = structure.shapes(self.n_components, self.n_features_in_)
         em = structure.emission
         return Constraints.build(fixed, topology, bandwidth, shapes, structure.simplex, em.positive,
-                                 type(self).__name__, self._whole_state_arrays(em))
+                                 type(self).__name__, self._whole_state_arrays(em),
+                                 em.held_support(self.n_components, self.n_features_in_))
 
     def _whole_state_arrays(self, emission: Emission) -> dict[str, str]:
         """Arrays held only per state, with the reason (coupled entries have no entry-wise M-step)."""
@@ -462,11 +470,7 @@ class _HMM(LatentModel):
 
     def _constrained_m_step(self, X: np.ndarray, gamma: np.ndarray, cons: Constraints) -> dict[str, np.ndarray]:
         """Run the emission's M-step with held arrays respected (Gaussian covariances around the held means)."""
-        em = self._emission()
-        params = self._emission_point()
-        if "means" in cons.held and hasattr(em, "covariance_type") and "means" in em.names and em.name == "gaussian":
-            return em.m_step(X, gamma, params, means=cons.held["means"])
-        return em.m_step(X, gamma, params)
+        return constrained_emission_m_step(self._emission(), X, gamma, self._emission_point(), cons.held)
 
     def _native_em_needed(self) -> bool:
         """Whether the fit needs probspace's EM (labels, weights, held entries): hmmlearn has none of them."""

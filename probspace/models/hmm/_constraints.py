@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Constraints", "check_labels", "check_sequence_weight", "label_mask", "topology_mask"]
+__all__ = ["Constraints", "check_labels", "check_sequence_weight", "constrained_emission_m_step", "label_mask",
+           "topology_mask", "whole_state_arrays"]
 
 _TOPOLOGIES = ("ergodic", "left-to-right", "banded")
 #: Tolerance on the sum of a held probability row.
@@ -66,6 +67,26 @@ def check_topology(topology: Any, bandwidth: Any, owner: str) -> None:
                              f"topology={topology!r}.")
 
 
+def _check_support(arr: np.ndarray, given: np.ndarray, kind: str, name: str, owner: str) -> None:
+    """Check held values against a support other than "every entry > 0" (see ``Constraints.build``)."""
+    if kind == "probability" and ((arr[given] < 0) | (arr[given] > 1)).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} holds probabilities, which must lie in [0, 1].")
+    if kind == "nonnegative" and (arr[given] < 0).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} must be non-negative (a held 0 is a structural zero).")
+    if kind != "matrix":
+        return
+    D = arr.shape[-1]
+    mats, held = arr.reshape(-1, D, D), given.reshape(-1, D, D)
+    diag = np.diagonal(mats, axis1=1, axis2=2)[np.diagonal(held, axis1=1, axis2=2)]
+    if (diag <= 0).any():
+        raise ValueError(f"fixed[{name!r}] of {owner} holds covariance matrices, whose diagonal entries must be "
+                         "positive.")
+    for m, h in zip(mats, held, strict=True):
+        if h.all() and (not np.allclose(m, m.T, rtol=1e-12, atol=0.0) or np.linalg.eigvalsh(m)[0] <= 0):
+            raise ValueError(f"fixed[{name!r}] of {owner} holds covariance matrices, which must be symmetric "
+                             "positive definite.")
+
+
 class Constraints:
     """Held entries of each parameter array (NaN: estimated), checked against the arrays' shapes.
 
@@ -85,12 +106,16 @@ class Constraints:
     @classmethod
     def build(cls, fixed: dict | None, topology: str | None, bandwidth: int | None,
               shapes: dict[str, tuple[int, ...]], simplex: tuple[str, ...], positive: tuple[str, ...],
-              owner: str, whole: dict[str, str] | None = None) -> Constraints:
+              owner: str, whole: dict[str, str] | None = None,
+              support: dict[str, str] | None = None) -> Constraints:
         """Check ``fixed`` and the topology against ``shapes`` and return the constraints.
 
         ``whole`` names arrays that may only be held per state (all entries of
         a state or none), with the reason; the other arrays may be held entry
-        by entry.
+        by entry. ``support`` overrides the "> 0" rule of ``positive`` arrays
+        (:meth:`probspace.emissions.Emission.held_support`): ``"matrix"``
+        (covariance matrices: positive diagonal, a fully held matrix symmetric
+        positive definite), ``"probability"`` ([0, 1]) or ``"nonnegative"``.
         """
         check_topology(topology, bandwidth, owner)
         if fixed is not None and not isinstance(fixed, dict):
@@ -114,7 +139,10 @@ class Constraints:
             given = ~np.isnan(arr)
             if name in simplex and ((arr[given] < 0) | (arr[given] > 1)).any():
                 raise ValueError(f"fixed[{name!r}] of {owner} holds probabilities, which must lie in [0, 1].")
-            if name in positive and (arr[given] <= 0).any():
+            kind = (support or {}).get(name)
+            if kind is not None:
+                _check_support(arr, given, kind, name, owner)
+            elif name in positive and (arr[given] <= 0).any():
                 raise ValueError(f"fixed[{name!r}] of {owner} must be positive.")
             if whole and name in whole:
                 per_state = given.reshape(arr.shape[0], -1)
@@ -122,8 +150,9 @@ class Constraints:
                     raise ValueError(f"fixed[{name!r}] of {owner} must hold all entries of a state or none "
                                      f"({whole[name]}); got a state with some entries NaN.")
             held[name] = arr
-        allowed, start = topology_mask(topology, bandwidth, shapes["transmat"][0])
-        if not allowed.all():
+        allowed, start = (topology_mask(topology, bandwidth, shapes["transmat"][0]) if topology not in
+                          (None, "ergodic") else (None, None))  # families without a transition matrix have no topology
+        if allowed is not None and not allowed.all():
             A = held.get("transmat", np.full(shapes["transmat"], np.nan))
             if (np.nan_to_num(A, nan=0.0)[~allowed] != 0).any():
                 raise ValueError(f"fixed['transmat'] of {owner} holds non-zero transitions that topology="
@@ -238,3 +267,21 @@ def check_sequence_weight(sample_weight: Any, n: int, owner: str, what: str = "s
     if not (w.sum() > 0):
         raise ValueError(f"{arg} passed to {owner} must not be all zero.")
     return w
+
+
+def whole_state_arrays(emission: Any) -> dict[str, str]:
+    """Emission arrays held only per state, with the reason (coupled entries have no entry-wise M-step)."""
+    coupled = getattr(emission, "covariance_type", "diag") in ("full", "tied") or len(emission.names) > 2
+    if not coupled:
+        return {}
+    why = "the entries of a state are coupled through its covariance"
+    return {n: why for n in emission.names if n not in emission.simplex}
+
+
+def constrained_emission_m_step(emission: Any, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray],
+                                held: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run the emission's M-step given held arrays (Gaussian covariances around held means); project afterwards."""
+    if "means" in held and getattr(emission, "name", None) in ("gaussian", "gmm") and \
+            hasattr(emission, "covariance_type"):
+        return emission.m_step(X, gamma, params, means=held["means"])
+    return emission.m_step(X, gamma, params)

@@ -10,7 +10,7 @@ from ..._docstrings import fill
 from ..._validation import Interval, Options, check_gaussian_scale
 from ...emissions import GaussianMixtureEmission
 from . import _adapter
-from ._base import _HMM, COMMON_CONSTRAINTS, standard_units
+from ._base import _HMM, COMMON_CONSTRAINTS, CONSTRAINT_CONSTRAINTS, standard_units
 from ._gaussian import GaussianHMM
 
 __all__ = ["GMMHMM"]
@@ -38,6 +38,20 @@ class GMMHMM(_HMM):
         Must be False.
     min_covar : float, default=1e-3
         Floor on the covariance diagonals.
+    fixed : dict, optional
+        Parameters held during the EM fit, by name without the trailing
+        underscore (``"startprob"``, ``"transmat"``, ``"weights"``,
+        ``"means"``, ``"covars"``, the last as full matrices (n_components,
+        n_mix, n_features, n_features)): finite entries are held, NaN entries
+        estimated, a held 0 of a probability row is a structural zero. Such a
+        fit starts from a few hmmlearn EM iterations and continues with
+        probspace's constrained EM, the one of ``HMM(emission="gmm")``
+        (free entries of a probability row share the mass left; ``means``
+        and ``covars`` are held per state, all entries of a state or none).
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions (forbidden ones are structural zeros), as for :class:`HMM`.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-2
@@ -84,12 +98,14 @@ class GMMHMM(_HMM):
         "n_mix": [Interval("int", 1, None)],
         "covariance_type": [Options("diag", "full", "tied", "spherical")],
         "min_covar": [Interval("real", 0, None, "neither")],
+        **CONSTRAINT_CONSTRAINTS,
     }
     _conformance_params = {"n_components": 2, "n_mix": 2}
     _conformance_alt_params = {"covariance_type": "full", "n_mix": 1}
 
     def __init__(self, n_components: int = 1, *, n_mix: int = 1, covariance_type: str = "diag",
-                 bayesian: bool = False, min_covar: float = 1e-3, max_iter: int = 100, tol: float = 1e-2,
+                 bayesian: bool = False, min_covar: float = 1e-3, fixed: dict | None = None,
+                 topology: str | None = None, bandwidth: int | None = None, max_iter: int = 100, tol: float = 1e-2,
                  implementation: str = "log", random_state: Any = None, verbose: bool = False,
                  progress: bool = False) -> None:
         self.n_components = n_components
@@ -97,6 +113,9 @@ class GMMHMM(_HMM):
         self.covariance_type = covariance_type
         self.bayesian = bayesian
         self.min_covar = min_covar
+        self.fixed = fixed
+        self.topology = topology
+        self.bandwidth = bandwidth
         self.max_iter = max_iter
         self.tol = tol
         self.implementation = implementation
@@ -128,6 +147,7 @@ class GMMHMM(_HMM):
             raise ValueError("GMMHMM.fit takes no labels or sequence_weight (hmmlearn's GMMHMM has no such EM); use "
                              "HMM(emission='gmm'), which fits both (posterior, predict and log_likelihood of a "
                              "fitted GMMHMM do take labels).")
+        super()._check_constraint_request(X, labels, weight)
 
     def _em_units(self, X):
         return standard_units(X, centre=True)
@@ -152,7 +172,23 @@ class GMMHMM(_HMM):
         return covs
 
     def _emission(self, X=None):
-        return GaussianMixtureEmission(self.covariance_type)
+        # min_covar in the units EM runs in (the constrained EM's M-step adds it, as hmmlearn's does)
+        return GaussianMixtureEmission(self.covariance_type, n_mix=self.n_mix,
+                                       min_covar=self._fit_units("min_covar", self.min_covar))
+
+    def _set_point(self, params):
+        """Write parameters into the backend, full covariances in hmmlearn's ``covariance_type`` layout."""
+        params = dict(params)
+        if "covars" in params:
+            cov = np.asarray(params["covars"])
+            if self.covariance_type == "diag":
+                cov = np.diagonal(cov, axis1=-2, axis2=-1).copy()
+            elif self.covariance_type == "spherical":
+                cov = np.diagonal(cov, axis1=-2, axis2=-1).mean(axis=-1)
+            elif self.covariance_type == "tied":
+                cov = cov[:, 0].copy()
+            params["covars"] = cov
+        super()._set_point(params)
 
     def _emission_point(self):
         return {"weights": self.weights_, "means": self.means_, "covars": self.covars_}
