@@ -410,18 +410,22 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
     return draws, stats
 
 
-def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict, entries: dict | None = None) -> bool:
+def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict, entries: dict | None = None,
+                         fixed: dict | None = None) -> bool:
     """Return whether probspace's compiled NUTS covers the model.
 
     It does without torch priors and without arrays held entrywise
-    (``entries``: held entries, NaN free; whole arrays it holds), for Gaussian
-    (diagonal, or one feature), Poisson and categorical emissions. Anything
-    else runs on Pyro's NUTS.
+    (``entries``: held entries, NaN free; whole arrays it holds, except
+    positive emission arrays with a held 0, a structural zero rate, whose log
+    its closed forms take), for Gaussian (diagonal, or one feature), Poisson
+    and categorical emissions. Anything else runs on Pyro's NUTS.
     """
     from .inference._nuts_numba import KINDS
 
     em = structure.emission
     if dists or entries or em.name not in KINDS:
+        return False
+    if any(k in em.positive and np.any(np.asarray(v) == 0) for k, v in (fixed or {}).items()):
         return False
     return em.name != "gaussian" or em.covariance_type == "diag" or (em.covariance_type == "full" and X.shape[1] == 1)
 
@@ -800,7 +804,7 @@ class MCMC(_Answers):
         if sampler == "gibbs":
             draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
                                       n_draws, progress, log_mask, free)
-        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists, entries):
+        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists, entries, fixed):
             draws, stats = _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng,
                                               n_warmup, n_draws, progress)
         else:

@@ -153,6 +153,18 @@ def test_nuts_holds_entries_of_gaussian_means_and_categorical_emissionprob():
     np.testing.assert_allclose(m.draws_["emissionprob"].sum(axis=-1), 1.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("lam", [[[0.0], [np.nan]], [[0.0], [5.0]]])
+def test_nuts_holds_a_structural_zero_rate(lam):
+    # a zero rate emits only zeros: 0 log 0 = 0 in the frames, and its prior term is dropped (Pyro's engine)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([np.zeros(20), rng.poisson(5, 20)]).reshape(-1, 1)
+    m = ps.PoissonHMM(2, sampler="nuts", fixed={"lambdas": lam}, n_chains=1, n_draws=20, n_warmup=20,
+                      random_state=0).fit(X)
+    assert np.all(m.draws_["lambdas"][..., 0, 0] == 0.0) and np.all(m.draws_["lambdas"][..., 1, 0] > 0)
+    assert "tree_depth" not in m.sample_stats_
+    assert np.all(np.isfinite(m.sample_stats_["lp"])) and not m.sample_stats_["diverging"].any()
+
+
 def test_nuts_array_determined_by_its_held_entries_is_a_constant():
     # row 0 has one free entry (0.7) and row 1 is [0, 1] by the topology: nothing of transmat is left to sample
     m = ps.PoissonHMM(2, sampler="nuts", topology="left-to-right", fixed={"transmat": [[0.3, np.nan], [np.nan] * 2]},
@@ -306,6 +318,31 @@ def test_nuts_agrees_with_gibbs_on_a_left_to_right_poisson_hmm_with_held_entries
     assert np.all(A_draws[..., 0, 2] == 0.05) and np.all(A_draws[..., 1, 0] == 0)
     assert np.all(A_draws[..., 2, :] == [0.0, 0.0, 1.0])
     assert _assert_engines_agree(gibbs, nuts, ("startprob", "transmat", "lambdas")) < 4.0
+
+
+@pytest.mark.slow
+def test_nuts_agrees_with_gibbs_on_categorical_emission_rows_with_structural_zeros():
+    # emissionprob rows with structural zeros and a held 0.1, left-to-right with bandwidth 1, non-uniform symbol
+    # concentrations. Measured (seeded): largest |z| 2.5 over the 11 free scalars. Scoring the free entries with
+    # the row's leading concentrations (alpha[:f]) gives |z| = 12.5 on emissionprob[1, 1].
+    rng = np.random.default_rng(6)
+    A = np.array([[0.85, 0.15, 0.0], [0.0, 0.85, 0.15], [0.0, 0.0, 1.0]])
+    B = np.array([[0.7, 0.3, 0.0, 0.0], [0.1, 0.5, 0.4, 0.0], [0.0, 0.1, 0.3, 0.6]])
+    seqs = []
+    for _ in range(6):
+        z = [0]
+        for _ in range(24):
+            z.append(rng.choice(3, p=A[z[-1]]))
+        seqs.append([rng.choice(4, p=B[k]) for k in z])
+    X = np.concatenate(seqs).reshape(-1, 1)
+    held = np.array([[np.nan, np.nan, 0.0, 0.0], [0.1, np.nan, np.nan, 0.0], [0.0, np.nan, np.nan, np.nan]])
+    kw = {"topology": "left-to-right", "bandwidth": 1, "fixed": {"emissionprob": held},
+          "prior": {"emissionprob": [1.0, 2.0, 1.5, 3.0], "transmat": 2.0}, "n_chains": 4, "random_state": 0}
+    gibbs = ps.CategoricalHMM(3, sampler="gibbs", n_draws=2000, n_warmup=300, **kw).fit(X, lengths=[25] * 6)
+    nuts = ps.CategoricalHMM(3, sampler="nuts", n_draws=400, n_warmup=200, **kw).fit(X, lengths=[25] * 6)
+    given = ~np.isnan(held)
+    assert np.all(nuts.draws_["emissionprob"][..., given] == held[given])
+    assert _assert_engines_agree(gibbs, nuts, ("startprob", "transmat", "emissionprob")) < 4.0
 
 
 @pytest.mark.slow

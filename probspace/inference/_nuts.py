@@ -176,6 +176,8 @@ class Site:
 
     def log_prior(self, value, values):
         """Log prior density of ``value`` (summed over the whole array, or over its free entries)."""
+        import torch
+
         if callable(self.prior) and not hasattr(self.prior, "log_prob"):
             lp = self.prior(value, values)
             return lp.sum() if self.held is None else self._over_free(lp)
@@ -183,7 +185,11 @@ class Site:
             return self.prior.log_prob(value).sum()
         if self.constraint == "simplex" and is_dirichlet(self.prior):
             return self._free_dirichlet(value)
-        return self._over_free(self.prior.log_prob(value))
+        # held entries (a structural zero may lie outside the prior's support) are scored at a free entry's value,
+        # then dropped
+        free = torch.as_tensor(self._free)
+        stand_in = value.reshape(-1)[int(np.flatnonzero(self._free)[0])]
+        return self._over_free(self.prior.log_prob(torch.where(free, value, stand_in)))
 
     def _over_free(self, lp):
         """Sum of per-entry log densities over the free entries (held ones have their prior dropped)."""
