@@ -264,7 +264,8 @@ def test_nuts_with_held_entries_matches_the_exact_posterior():
     # Exact posterior by quadrature on a 240 x 480 grid under the priors the sampler uses: Beta(2, 4) on b / 0.8
     # (the Dirichlet(1, 2, 4) row given A[0, 0]) and Gamma(2, 0.5) on the rate.
     # Measured (seeded): z = -1.36 / 0.90 (mean / sd of b), -1.46 / 0.34 (rate), bulk ESS 1130-1370 of 2000.
-    # Dropping the stick-breaking log-Jacobian of the partly held row gives z = -7.1 / 8.0 on b.
+    # Dropping the stick-breaking log-Jacobian of the partly held row gives z = -7.1 / 8.0 on b; dropping the exp
+    # Jacobian of the free rate gives z = -5.9 on its mean.
     X = _three_state_counts()
     exact = _grid_posterior(X)
     m = ps.PoissonHMM(3, sampler="nuts", fixed={"startprob": _PI, "transmat": _A, "lambdas": _LAM},
