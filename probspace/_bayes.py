@@ -770,11 +770,10 @@ class MCMC(_Answers):
             Held entries (``probspace.models.hmm._constraints``): whole arrays
             are held like a ``Delta`` prior (every engine). Held entries
             (structural zeros among them) keep their values, bit for bit, while
-            the free entries are sampled. Gibbs: held entries of
-            ``startprob``/``transmat`` keep their values while the free entries
-            of each row are drawn, and held entries (or states) of emission
-            arrays are passed to the emission's update (its
-            ``gibbs_entry_holds``). NUTS: entries of every array it samples,
+            the free entries are sampled. Gibbs: the free entries of each row
+            of ``startprob``/``transmat`` are drawn given the held ones, and
+            held entries (or states) of emission arrays are passed to the
+            emission's update (its ``gibbs_entry_holds``). NUTS: entries of every array it samples,
             always on Pyro's engine (the compiled NUTS holds whole arrays
             only); each free entry keeps its prior (a Dirichlet row becomes the
             Dirichlet of its free entries given the held ones, as in Gibbs)
