@@ -58,7 +58,8 @@ MCMC_PARAMS_DOC = """\
         ``"nuts"``: NUTS on the marginal likelihood with the latents summed
         out analytically: probspace's compiled NUTS (exact closed-form
         gradients, chains on parallel threads) where it covers the model,
-        Pyro's NUTS for a torch-distribution prior (non-conjugate priors).
+        Pyro's NUTS for a torch-distribution prior (non-conjugate priors) or
+        entries held by ``fixed``/``topology``.
         ``"nuts-pyro"``: always Pyro's NUTS. ``None``: a point (EM) or
         variational fit. See :ref:`bayesian-fits`.
     n_chains : int, default=4
@@ -357,7 +358,7 @@ def log_prior(structure: Structure, draws: dict[str, np.ndarray], alpha_pi: np.n
 
 
 def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng, n_warmup, n_draws,
-              progress, owner):
+              progress, owner, entries=None):
     import pyro.distributions as pdist
     import torch
 
@@ -371,6 +372,15 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
                                 dists.get("transmat", pdist.Dirichlet(torch.as_tensor(alpha_A)))))
     sites = [s for s in sites + em.nuts_sites(hyper, dists, K, D, starts[0]) if s.name not in fixed]
     constants = {k: torch.as_tensor(em.to_site(k, v), dtype=torch.float64) for k, v in fixed.items()}
+    determined = {}  # arrays held entrywise whose free entries are all determined by the held ones
+    for site in sites:
+        if entries and site.name in entries:
+            _check_held_prior(owner, site, dists)
+            site.hold(em.to_site(site.name, entries[site.name]))
+            if site.size == 0:
+                determined[site.name] = site.completed()
+                constants[site.name] = torch.as_tensor(determined[site.name], dtype=torch.float64)
+    sites = [s for s in sites if s.name not in determined]
     Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.float64)
     aux = em.torch_aux(Xt)
 
@@ -384,8 +394,12 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
     _check_user_priors(owner, sites, dists, inits, constants)
     draws, stats = _nuts.run_nuts(sites, log_likelihood, inits, n_warmup, n_draws, rng, progress=progress,
                                   constants=constants)
-    em.from_sites(draws)
     n_chains = len(starts)
+    for k, v in determined.items():
+        draws[k] = np.broadcast_to(v, (n_chains, n_draws) + v.shape).copy()
+    em.from_sites(draws)
+    for k, v in (entries or {}).items():  # held entries exactly as given (they are already; this is the contract)
+        draws[k] = np.where(np.isnan(v), draws[k], v)
     for k, v in fixed.items():  # held fixed: repeated in every draw
         draws[k] = np.broadcast_to(v, (n_chains, n_draws) + v.shape).copy()
     flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
@@ -396,15 +410,22 @@ def _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, star
     return draws, stats
 
 
-def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict) -> bool:
+def compiled_nuts_covers(structure: Structure, X: np.ndarray, dists: dict, entries: dict | None = None,
+                         fixed: dict | None = None) -> bool:
     """Return whether probspace's compiled NUTS covers the model.
 
-    It does without torch priors, for Gaussian (diagonal, or one feature), Poisson and categorical emissions.
+    It does without torch priors and without arrays held entrywise
+    (``entries``: held entries, NaN free; whole arrays it holds, except
+    positive emission arrays with a held 0, a structural zero rate, whose log
+    its closed forms take), for Gaussian (diagonal, or one feature), Poisson
+    and categorical emissions. Anything else runs on Pyro's NUTS.
     """
     from .inference._nuts_numba import KINDS
 
     em = structure.emission
-    if dists or em.name not in KINDS:
+    if dists or entries or em.name not in KINDS:
+        return False
+    if any(k in em.positive and np.any(np.asarray(v) == 0) for k, v in (fixed or {}).items()):
         return False
     return em.name != "gaussian" or em.covariance_type == "diag" or (em.covariance_type == "full" and X.shape[1] == 1)
 
@@ -485,6 +506,34 @@ def _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, st
              "n_steps": st[..., 3].astype(np.int64), "diverging": st[..., 4] > 0, "lp": st[..., 5],
              "energy": st[..., 6], "total_log_likelihood": st[..., 7]}
     return draws, stats
+
+
+def _check_held_prior(owner, site, dists):
+    """Reject a user distribution that cannot drop the prior of held entries: it must factorise or be a Dirichlet."""
+    from .inference._nuts import is_dirichlet
+
+    if site.name not in dists:
+        return
+    d = dists[site.name]
+    batch, event = tuple(getattr(d, "batch_shape", ())), tuple(getattr(d, "event_shape", ()))
+    if site.constraint == "simplex" and is_dirichlet(d):
+        try:
+            ok = np.broadcast_shapes(batch + event, site.shape) == site.shape
+        except ValueError:
+            ok = False
+        if ok:
+            return
+    elif not event:
+        try:
+            if np.broadcast_shapes(batch, site.shape) == site.shape:
+                return
+        except ValueError:
+            pass
+    raise ValueError(f"prior['{site.name}'] of {owner} must be a per-entry distribution (event shape (), batch "
+                     f"shape broadcasting to the {site.name} array's shape {site.shape})"
+                     f"{' or a Dirichlet over its rows' if site.constraint == 'simplex' else ''}, because "
+                     f"fixed['{site.name}'] holds some of its entries and their prior is dropped; got batch shape "
+                     f"{batch} and event shape {event}.")
 
 
 def _check_user_priors(name, sites, dists, inits, constants):
@@ -718,12 +767,18 @@ class MCMC(_Answers):
         log_mask : ndarray of shape (N, K), optional
             Added to the emission log-likelihoods (known labels; Gibbs only).
         held : Constraints, optional
-            Held entries (``probspace.models.hmm._constraints``; Gibbs only):
-            whole arrays are held like a ``Delta`` prior, held entries of
-            ``startprob``/``transmat`` (structural zeros) keep their values
-            while the free entries of each row are drawn, and held entries
-            (or states) of emission arrays are passed to the emission's
-            update (its ``gibbs_entry_holds``).
+            Held entries (``probspace.models.hmm._constraints``): whole arrays
+            are held like a ``Delta`` prior (every engine). Held entries
+            (structural zeros among them) keep their values, bit for bit, while
+            the free entries are sampled. Gibbs: the free entries of each row
+            of ``startprob``/``transmat`` are drawn given the held ones, and
+            held entries (or states) of emission arrays are passed to the
+            emission's update (its ``gibbs_entry_holds``). NUTS: entries of every array it samples,
+            always on Pyro's engine (the compiled NUTS holds whole arrays
+            only); each free entry keeps its prior (a Dirichlet row becomes the
+            Dirichlet of its free entries given the held ones, as in Gibbs)
+            and the prior of a held entry is dropped (see
+            :class:`probspace.inference._nuts.Site`).
 
         Returns
         -------
@@ -733,8 +788,10 @@ class MCMC(_Answers):
         K = np.shape(starts[0][structure.pi])[0]
         alpha_pi, alpha_A, hyper, dists, fixed = resolve_prior(structure, prior, sampler, X, K, owner)
         free = None
+        entries = {}  # arrays held entrywise (NaN: free)
         if held:
             fixed = {**fixed, **{k: held.held[k] for k in held.whole()}}
+            entries = {k: v for k, v in held.held.items() if k not in fixed}
             free = {"pi": np.isnan(held.held.get(structure.pi, np.full(K, np.nan))),
                     "A": np.isnan(held.held.get("transmat", np.full((K, K), np.nan)))}
             free.update({k: np.isnan(v) for k, v in held.held.items() if k in em.names and k not in fixed})
@@ -746,12 +803,12 @@ class MCMC(_Answers):
         if sampler == "gibbs":
             draws, stats = _run_gibbs(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng, n_warmup,
                                       n_draws, progress, log_mask, free)
-        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists):
+        elif sampler == "nuts" and compiled_nuts_covers(structure, X, dists, entries, fixed):
             draws, stats = _run_compiled_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, fixed, starts, rng,
                                               n_warmup, n_draws, progress)
         else:
             draws, stats = _run_nuts(structure, X, bounds, alpha_pi, alpha_A, hyper, dists, fixed, starts, rng,
-                                     n_warmup, n_draws, progress, owner)
+                                     n_warmup, n_draws, progress, owner, entries)
         draws = draws if em.key in fixed or keep_order else relabel(structure, draws)
         used = {structure.pi: alpha_pi, **({"transmat": alpha_A} if structure.hmm else {}), **hyper}
         used.update({k: v for k, v in (prior or {}).items() if is_distribution(v)})  # replaces the conjugate entry

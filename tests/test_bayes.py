@@ -836,16 +836,6 @@ def test_nuts_holds_whole_startprob_and_emission_arrays():
     assert np.all(m.draws_["covars"] > 0)
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"fixed": {"means": [[0.0], [np.nan]]}}, r"holds whole arrays only.*\['means'\]"),
-    ({"topology": "left-to-right"}, r"holds whole arrays only.*topology"),
-])
-def test_nuts_refuses_entrywise_holds(kw, match):
-    X = np.arange(20.0).reshape(-1, 1)
-    with pytest.raises(ValueError, match=match):
-        ps.GaussianHMM(2, sampler="nuts", n_draws=5, n_warmup=5, **kw).fit(X)
-
-
 def test_nuts_refuses_labels():
     X = np.arange(20.0).reshape(-1, 1)
     with pytest.raises(ValueError, match="takes no labels"):

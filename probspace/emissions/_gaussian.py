@@ -491,8 +491,8 @@ class GaussianEmission(Emission):
         var_prior = dists.get(self.scale, pdist.InverseGamma(half_dof * torch.ones(D), 0.5 * psi))
         scale = self.scale
 
-        def conditional_mean_prior(value, values):  # mu | sigma^2 ~ N(m0, sigma^2 / kappa0)
-            return pdist.Normal(m0, torch.sqrt(values[scale] / kappa0)).log_prob(value).sum()
+        def conditional_mean_prior(value, values):  # mu | sigma^2 ~ N(m0, sigma^2 / kappa0), per entry
+            return pdist.Normal(m0, torch.sqrt(values[scale] / kappa0)).log_prob(value)
 
         return [Site(scale, (K, D), "positive", var_prior),
                 Site("means", (K, D), "real", dists.get("means", conditional_mean_prior))]

@@ -167,4 +167,7 @@ class PoissonEmission(Emission):
         import torch
 
         lam = values["lambdas"]
-        return Xt @ torch.log(lam).T - lam.sum(dim=1) - aux
+        if bool((lam > 0).all()):
+            return Xt @ torch.log(lam).T - lam.sum(dim=1) - aux
+        # a held zero rate (structural zero): 0 log 0 = 0, so a zero count keeps probability 1
+        return torch.xlogy(Xt[:, None, :], lam[None]).sum(dim=2) - lam.sum(dim=1) - aux

@@ -33,7 +33,7 @@ __all__ = ["Site", "hmm_log_likelihood", "run_nuts"]
 
 
 class Site:
-    """One parameter array of the model: its shape, constraint and prior.
+    """One parameter array of the model: its shape, constraint, prior and held entries.
 
     Parameters
     ----------
@@ -45,18 +45,80 @@ class Site:
         Support; simplexes lie along the last axis.
     prior : callable or torch.distributions.Distribution
         Either a distribution whose ``log_prob`` of the value is summed, or a
-        callable ``(value, values) -> log density`` that may read other
-        parameters (conditional conjugate priors).
+        callable ``(value, values) -> log densities`` (one per entry of the
+        value, or a tensor broadcasting to it; summed here) that may read
+        other parameters (conditional conjugate priors).
+    held : ndarray of shape ``shape``, optional
+        Held entries (NaN: free), in the constrained layout. The unconstrained
+        vector then covers the free entries only: ``real`` entries are
+        themselves, ``positive`` ones the ``exp`` of theirs, and in each
+        simplex row with ``f >= 2`` free entries and held mass ``h`` the free
+        entries are ``(1 - h)`` times torch's stick-breaking bijection of
+        ``f - 1`` coordinates; a row with one free entry (or no mass left)
+        has no coordinates and its free entries are ``1 - h`` (or 0). Values
+        are built by writing the free entries into a constant tensor, so a
+        held 0 (structural zero) never sends a NaN into the gradient. The
+        prior of a held entry is dropped: a factorised prior is summed over
+        the free entries, and a Dirichlet row becomes ``Dirichlet(alpha_free)``
+        of the free entries rescaled by ``1 / (1 - h)`` (the conditional of the
+        Dirichlet given the held entries, as the Gibbs sampler draws them).
     """
 
-    def __init__(self, name: str, shape: tuple[int, ...], constraint: str, prior: Any) -> None:
+    #: Mass left by the held entries of a simplex row at or below which its free entries get none.
+    _NO_MASS = 1e-9
+
+    def __init__(self, name: str, shape: tuple[int, ...], constraint: str, prior: Any,
+                 held: np.ndarray | None = None) -> None:
         self.name = name
         self.shape = tuple(shape)
         self.constraint = constraint
         self.prior = prior
+        self.held = None
+        if held is not None:
+            self.hold(held)
+
+    def hold(self, held: np.ndarray) -> None:
+        """Hold the finite entries of ``held`` (NaN: free) from now on; ``size`` is then the unconstrained length."""
+        held = np.asarray(held, dtype=np.float64)
+        if held.shape != self.shape:
+            raise ValueError(f"held entries of site {self.name!r} must have shape {self.shape}; got {held.shape}.")
+        free = np.isnan(held)
+        base = np.where(free, 0.0, held)
+        self.held = held
+        self._free = free
+        self._rows = []  # simplex rows with coordinates: (row, free columns, mass left, first coordinate)
+        if self.constraint != "simplex":
+            self._index = np.flatnonzero(free)
+            self.size = int(self._index.size)
+        else:
+            S = self.shape[-1]
+            flat_base, flat_free = base.reshape(-1, S), free.reshape(-1, S)
+            size = 0
+            for r in range(flat_base.shape[0]):
+                cols = np.flatnonzero(flat_free[r])
+                left = 1.0 - flat_base[r].sum()
+                if cols.size >= 2 and left > self._NO_MASS:
+                    self._rows.append((r, cols, left, size))
+                    size += cols.size - 1
+                elif cols.size:  # determined: one free entry takes the mass left, or no mass is left
+                    flat_base[r, cols] = max(left, 0.0) / cols.size
+            base = flat_base.reshape(self.shape)
+            self._index = np.concatenate([r * S + cols for r, cols, _, _ in self._rows]).astype(np.int64) \
+                if self._rows else np.zeros(0, dtype=np.int64)
+            self.size = size
+        self._base = base
+
+    @property
+    def n_unconstrained(self) -> int:
+        """Length of the unconstrained vector (entries of the array when nothing is held)."""
+        return int(np.prod(self.shape, dtype=int)) if self.held is None else self.size
+
+    def completed(self) -> np.ndarray:
+        """Return the value of a site with no coordinates (every free entry determined by the held ones)."""
+        return self._base.copy()
 
     def transform(self):
-        """Return the torch bijection from unconstrained space to the support."""
+        """Return the torch bijection from unconstrained space to the support (of the whole array)."""
         from torch.distributions import biject_to, constraints
         from torch.distributions.transforms import identity_transform
 
@@ -65,11 +127,96 @@ class Site:
         return biject_to({"real": constraints.real, "positive": constraints.positive,
                              "simplex": constraints.simplex}[self.constraint])
 
+    def constrain(self, u):
+        """Return ``(value, log|J|)`` of the unconstrained ``u`` (leading batch axes kept in ``value``).
+
+        Without held entries this is :meth:`transform` (``log|J|`` summed over
+        everything); with them, ``u`` has ``size`` entries on its last axis.
+        """
+        import torch
+
+        if self.held is None:
+            t = self.transform()
+            v = t(u)
+            return v, (0.0 if self.constraint == "real" else t.log_abs_det_jacobian(u, v).sum())
+        lead = u.shape[:-1]
+        value = torch.as_tensor(self._base, dtype=u.dtype).reshape(-1).expand(lead + (self._base.size,)).clone()
+        index = torch.as_tensor(self._index)
+        if self.constraint == "real":
+            value[..., index] = u
+            return value.reshape(lead + self.shape), 0.0
+        if self.constraint == "positive":
+            value[..., index] = torch.exp(u)
+            return value.reshape(lead + self.shape), u.sum()
+        t = self.transform()
+        parts, logdet = [], 0.0
+        for _, cols, left, first in self._rows:
+            x = u[..., first:first + cols.size - 1]
+            s = t(x)
+            parts.append(left * s)
+            logdet = logdet + t.log_abs_det_jacobian(x, s).sum()
+        if parts:
+            value[..., index] = torch.cat(parts, dim=-1)
+        return value.reshape(lead + self.shape), logdet
+
+    def unconstrain(self, value):
+        """Inverse of :meth:`constrain`: the unconstrained vector of a constrained ``value`` (no batch axes)."""
+        import torch
+
+        if self.held is None:
+            return self.transform().inv(value)
+        flat = value.reshape(-1)
+        if self.constraint == "real":
+            return flat[torch.as_tensor(self._index)].clone()
+        if self.constraint == "positive":
+            return torch.log(flat[torch.as_tensor(self._index)])
+        t, S = self.transform(), self.shape[-1]
+        parts = [t.inv(flat[r * S + cols] / flat[r * S + cols].sum()) for r, cols, _, _ in self._rows]
+        return torch.cat(parts) if parts else flat.new_zeros(0)
+
     def log_prior(self, value, values):
-        """Log prior density of ``value`` (summed over the whole array)."""
+        """Log prior density of ``value`` (summed over the whole array, or over its free entries)."""
+        import torch
+
         if callable(self.prior) and not hasattr(self.prior, "log_prob"):
-            return self.prior(value, values)
-        return self.prior.log_prob(value).sum()
+            lp = self.prior(value, values)
+            return lp.sum() if self.held is None else self._over_free(lp)
+        if self.held is None:
+            return self.prior.log_prob(value).sum()
+        if self.constraint == "simplex" and is_dirichlet(self.prior):
+            return self._free_dirichlet(value)
+        # held entries (a structural zero may lie outside the prior's support) are scored at a free entry's value,
+        # then dropped
+        free = torch.as_tensor(self._free)
+        stand_in = value.reshape(-1)[int(np.flatnonzero(self._free)[0])]
+        return self._over_free(self.prior.log_prob(torch.where(free, value, stand_in)))
+
+    def _over_free(self, lp):
+        """Sum of per-entry log densities over the free entries (held ones have their prior dropped)."""
+        import torch
+
+        lp = torch.broadcast_to(torch.as_tensor(lp), self.shape)
+        return lp.reshape(-1)[torch.as_tensor(np.flatnonzero(self._free))].sum()
+
+    def _free_dirichlet(self, value):
+        """``Dirichlet(alpha_free)`` of each row's free entries rescaled to sum to 1, summed over rows."""
+        import torch
+        from torch.distributions import Dirichlet
+
+        alpha = torch.broadcast_to(self.prior.concentration, self.shape).reshape(-1, self.shape[-1])
+        rows = value.reshape(-1, self.shape[-1])
+        total = 0.0
+        for r, cols, left, _ in self._rows:
+            idx = torch.as_tensor(cols)
+            total = total + Dirichlet(alpha[r, idx]).log_prob(rows[r, idx] / left)
+        return total
+
+
+def is_dirichlet(d: Any) -> bool:
+    """Whether ``d`` is a torch (or Pyro) Dirichlet distribution."""
+    from torch.distributions import Dirichlet
+
+    return isinstance(d, Dirichlet)
 
 
 def _hmm_function():
@@ -139,7 +286,8 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     Parameters
     ----------
     sites : list of Site
-        The parameters, their supports and priors.
+        The parameters, their supports, priors and held entries (a site with
+        held entries samples its free entries only).
     log_likelihood : callable
         ``values -> torch scalar``: ``log p(X | theta)`` with the latents summed out.
     inits : list of dict
@@ -198,6 +346,10 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
         values, logdet = dict(constants), 0.0
         for s in sites:
             u = params[s.name]
+            if s.held is not None:  # free entries only
+                values[s.name], ld = s.constrain(u)
+                logdet = logdet + ld
+                continue
             if s.constraint == "real":
                 values[s.name] = u
                 continue
@@ -225,7 +377,7 @@ def run_nuts(sites: list[Site], log_likelihood: Callable, inits: list[dict[str, 
     finally:
         torch.set_num_threads(threads)
     out = {k: np.stack(v) for k, v in stats.items()}
-    n_params = sum(int(np.prod(np.shape(v)[2:], dtype=int)) for v in (np.stack(d) for d in all_draws.values()))
+    n_params = sum(s.n_unconstrained for s in sites)
     # after the chains, so the draws are the same with or without this statistic
     out["energy"] = -out["lp"] + 0.5 * seed_rng.chisquare(n_params, size=out["lp"].shape)
     return ({k: np.stack(v) for k, v in all_draws.items()}, out)
@@ -255,8 +407,8 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
     from pyro.infer.mcmc import HMC, MCMC, NUTS
 
     for init in inits:
-        start = {s.name: transforms[s.name].inv(torch.as_tensor(np.asarray(init[s.name]), dtype=torch.float64))
-                 for s in sites}
+        start = {s.name: (transforms[s.name].inv if s.held is None else s.unconstrain)(
+            torch.as_tensor(np.asarray(init[s.name]), dtype=torch.float64)) for s in sites}
         if kind == "hmc":
             kernel = _fixed_steps_hmc(HMC, num_steps)(potential_fn=potential, target_accept_prob=target_accept,
                                                       adapt_step_size=True, adapt_mass_matrix=True, full_mass=False)
@@ -286,7 +438,8 @@ def _chains(sites, transforms, potential, inits, n_warmup, n_draws, progress, ta
         samples = mcmc.get_samples()
         with torch.no_grad():
             for s in sites:
-                all_draws[s.name].append(transforms[s.name](samples[s.name]).numpy())
+                value = transforms[s.name](samples[s.name]) if s.held is None else s.constrain(samples[s.name])[0]
+                all_draws[s.name].append(value.numpy())
         diverging = np.asarray(diverged, dtype=bool)
         running = np.asarray(accept, dtype=np.float64)
         n = np.arange(1, running.size + 1)

@@ -499,15 +499,10 @@ class _HMM(LatentModel):
             if weight is not None:
                 raise ValueError(f"sequence_weight passed to {name}.fit applies to EM fits; an MCMC fit (sampler="
                                  f"{self.sampler!r}) samples the posterior of the data as given.")
-            if self.sampler != "gibbs":
+            if self.sampler != "gibbs":  # NUTS holds entries of every array it samples (on Pyro's engine)
                 if labels is not None:
                     raise ValueError(f"{name}(sampler={self.sampler!r}) takes no labels (known states); use "
                                      "sampler='gibbs'.")
-                entrywise = [k for k in cons.names() if k not in cons.whole()]
-                if entrywise:
-                    raise ValueError(f"{name}(sampler={self.sampler!r}) holds whole arrays only (fixed= without NaN "
-                                     f"entries); {entrywise} are held entrywise (NaN entries in fixed, or structural "
-                                     "zeros of topology). Use sampler='gibbs' or fit by EM.")
                 return
             partial = [k for k in cons.names() if k not in ("startprob", "transmat") and k not in cons.whole()]
             em = self._emission(X)

@@ -55,8 +55,8 @@ class GaussianHMM(_HMM):
         trailing underscore (``"startprob"``, ``"transmat"``, the emission's
         arrays): an array of the parameter's shape whose finite entries are
         held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. ``sampler="nuts"`` holds whole
-        arrays only (no NaN, no ``topology``). See :ref:`hmm-variants`.
+        structural zero and stays exactly 0. ``sampler="nuts"`` holds entries
+        on Pyro's NUTS (whole arrays on the compiled one). See :ref:`hmm-variants`.
     topology : {"ergodic", "left-to-right", "banded"}, optional
         Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
         at most ``bandwidth`` states ahead; starts in state 0) or
