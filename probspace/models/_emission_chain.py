@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._base import LatentModel
+from .._bayes import permute as _permute
 from .._random import child_generator
 from .._tags import ModelTags
 from .._validation import Interval, warn_unconverged
@@ -103,8 +104,47 @@ class EmissionChain(LatentModel):
         return log_frameprob if labels is None else log_frameprob + label_mask(labels, self.n_components)
 
     def _fit_labels(self, n: int) -> np.ndarray | None:
-        """The validated ``labels`` passed to the current ``fit`` (None outside ``fit`` or without them)."""
+        """Return the validated ``labels`` of the current ``fit`` (None outside ``fit`` or without them)."""
         return self._label_kwargs(self.__dict__.get("_fit_label_request"), n)["labels"]
+
+    def _start_from_labels(self, labels: np.ndarray | None, frames, m_step, held: bool) -> None:
+        """Start EM where the known labels point: states renumbered to match them, the emission led by them.
+
+        An EM start has an arbitrary state order, so the starting emission's
+        states are first renumbered to agree best with the labels (an
+        assignment problem on the per-frame state responsibilities; skipped
+        when held entries fix the order). Then one emission M-step on the
+        label-masked responsibilities in which the labelled frames carry as
+        much weight as all the others, so a few labels lead the start (as for
+        the HMM families). ``frames(arrays)`` gives the emission
+        log-likelihoods (T, K), ``m_step(gamma, arrays)`` the updated arrays.
+        """
+        from scipy.optimize import linear_sum_assignment
+        from scipy.special import logsumexp
+
+        known = None if labels is None else labels >= 0
+        if known is None or not known.any():
+            return
+        K = self.n_components
+        arrays = dict(self.emission_arrays_)
+        if not held:
+            logf = frames(arrays)
+            with np.errstate(invalid="ignore"):
+                resp = logf - logsumexp(logf, axis=1, keepdims=True)
+            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
+            np.add.at(cost, labels[known], -np.nan_to_num(np.maximum(resp[known], -700.0), nan=-700.0))
+            perm = linear_sum_assignment(cost)[1]
+            tied = getattr(self._emission(), "covariance_type", "") == "tied"
+            moved = _permute({k: v for k, v in arrays.items() if np.ndim(v) and np.shape(v)[0] == K
+                              and not (tied and k == "covars")}, perm)
+            arrays.update(moved)
+        logf = self._masked(frames(arrays), labels)
+        with np.errstate(invalid="ignore"):
+            gamma = np.exp(logf - logsumexp(logf, axis=1, keepdims=True))
+        if not np.all(np.isfinite(gamma)):
+            return  # a frame no state explains: reported by the EM loop
+        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in m_step(gamma, arrays).items()}
 
     def fit(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> EmissionChain:
         """Fit the model to ``X``, optionally with known states (semi-supervised).
@@ -232,7 +272,7 @@ class EmissionChain(LatentModel):
         return self._point_posterior(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0])).map()
 
     def _point_posterior(self, X, lengths, labels=None, **cond):
-        """The exact path posterior under the fitted point parameters (families override)."""
+        """Return the exact path posterior under the fitted point parameters (families override)."""
         return self._posterior(X, lengths, labels=labels, **cond)
 
     def to_arviz(self, X: Any, n_samples: int = 500, *, y: Any = None, random_state: Any = None,

@@ -535,6 +535,12 @@ class SemiMarkovHMM(EmissionChain):
         self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in emission.init(X, K, rng).items()}
         if cons:
             self._project(cons)
+        self._start_from_labels(
+            labels, lambda arrays: emission.log_frames(X, arrays),
+            lambda gamma, arrays: (constrained_emission_m_step(emission, X, gamma, arrays, cons.held) if cons
+                                   else emission.m_step(X, gamma, arrays)), bool(cons))
+        if cons:
+            self._project(cons)
         trace, converged = [], False
         with progress_bar(self.progress, self.max_iter, "EM (semi-Markov HMM)", "iter") as bar:
             for _ in range(self.max_iter):

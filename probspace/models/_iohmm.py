@@ -228,6 +228,16 @@ class InputDrivenHMM(EmissionChain):
         cons = self._constraints(emission, X.shape[1], M)
         if cons:
             self._project(cons)
+        if glm:
+            frames = lambda arrays: emission.log_frames_given(X, arrays, cond)
+            m_step = lambda gamma, arrays: emission.m_step_given(X, gamma, arrays, cond, cons.held)
+        else:
+            frames = lambda arrays: emission.log_frames(X, arrays)
+            m_step = lambda gamma, arrays: (constrained_emission_m_step(emission, X, gamma, arrays, cons.held) if cons
+                                            else emission.m_step(X, gamma, arrays))
+        self._start_from_labels(labels, frames, m_step, bool(cons))
+        if cons:
+            self._project(cons)
         starts = sequence_starts(lengths)
         inner = np.ones(X.shape[0], dtype=bool)
         inner[starts] = False
