@@ -96,6 +96,14 @@ class SemiMarkovHMM(EmissionChain):
     keeps the chains, so ``arviz.rhat``, ``ess`` and ``loo`` work (the
     pointwise terms are the one-step-ahead ``log p(x_t | x_<t, theta_s)``).
 
+    Known states (``labels=``, one int per frame, ``-1`` unknown) work as
+    for :class:`probspace.HMM`, in ``fit`` (EM and Gibbs), ``posterior``,
+    ``log_likelihood``, ``score``, ``predict`` and ``to_arviz``: a segment in
+    state ``j`` covering a frame labelled ``k != j`` gets probability 0, so
+    the posterior is exactly ``p(z | x, known states)`` and the likelihood
+    ``p(x, known states)``, and the fit is semi-supervised (states named by
+    the labels, Gibbs draws not relabelled).
+
     Parameters
     ----------
     n_components : int, default=2
@@ -128,8 +136,8 @@ class SemiMarkovHMM(EmissionChain):
         left. Coupled emission arrays (full or tied covariances, or more than
         two arrays) are held per state; Gibbs holds single entries only of the
         emission's ``gibbs_entry_holds`` (diagonal Gaussian means) and whole
-        arrays otherwise. With held entries the states keep their order (no
-        relabelling of the draws).
+        arrays otherwise. With held entries (or known ``labels``) the states
+        keep their order (no relabelling of the draws).
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-4
@@ -218,7 +226,8 @@ class SemiMarkovHMM(EmissionChain):
     key (the first feature of the mean for ``"gaussian"``, the first rate for
     ``"poisson"``, the mean symbol for ``"categorical"``), all arrays
     permuted together; under an exchangeable prior these are exact draws
-    from the posterior under that ordering constraint.
+    from the posterior under that ordering constraint (no sorting when held
+    entries or known ``labels`` name the states).
 
     Examples
     --------

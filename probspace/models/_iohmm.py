@@ -72,6 +72,14 @@ class InputDrivenHMM(EmissionChain):
     ``n_symbols`` (read from the data by default) and ``alpha`` (its L2
     penalty, default 1e-2).
 
+    Known states (``labels=``, one int per frame, ``-1`` unknown) work as
+    for :class:`probspace.HMM`, in ``fit``, ``posterior``,
+    ``log_likelihood``, ``score``, ``predict`` and ``to_arviz`` (with the
+    covariates as usual): the emission log-likelihood of every other state is
+    ``-inf`` at a labelled frame, so the posterior is exactly
+    ``p(z | x, y, known states)``, the likelihood ``p(x, known states | y)``,
+    and EM fits semi-supervised (states named by the labels).
+
     Parameters
     ----------
     n_components : int, default=2

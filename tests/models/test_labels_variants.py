@@ -178,6 +178,10 @@ def test_semi_markov_gibbs_posterior_with_labels_is_the_mixture_over_draws():
     assert model.log_likelihood(Xs, labels=lab)[0] == pytest.approx(expect, abs=1e-8)
     draws = model.posterior(Xs, labels=lab).sample(50, random_state=0)
     assert np.all(draws[:, 1] == 1)
+    data = model.to_arviz(Xs, n_samples=6, labels=lab, random_state=0)  # all 6 kept draws of both chains
+    assert np.all(data["latent_posterior"]["path"].values[..., 1] == 1)
+    pointwise = data.log_likelihood["x"].values  # per draw, terms of log p(x, known states | draw)
+    assert np.allclose(pointwise.sum(axis=-1).ravel(), per, atol=1e-8, rtol=0)
 
 
 # -- 2. joint draws --------------------------------------------------------------------------------------
@@ -266,7 +270,9 @@ def test_semi_supervised_em_is_monotone_and_names_the_states_by_their_labels(fam
     else:
         args, model = (X, rng.normal(size=(108, 1))), InputDrivenHMM(3, max_iter=200, tol=1e-8, random_state=0)
     model = _quiet(model, *args, labels=labels)
-    assert np.all(np.diff(model.history_) >= -1e-10), "semi-supervised EM must not decrease its objective"
+    # total gains (history_ is per frame); the IOHMM's L-BFGS M-step is monotone to its own tolerance
+    assert (np.diff(model.history_) * 108).min() > -1e-6, "semi-supervised EM must not decrease its objective"
+    assert model.n_iter_ > 3
     assert np.allclose(model.means_[:, 0], [5.0, 10.0, 0.0], atol=0.6)
     path = model.predict(*args, labels=labels)
     assert np.array_equal(path[labels >= 0], labels[labels >= 0])
