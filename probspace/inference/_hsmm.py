@@ -206,7 +206,8 @@ def _estep(log_start, log_trans, log_dur, log_surv, logb, bounds, start, end, ma
         for t in range(lo, hi):
             for k in range(K):
                 acc_m[k] += diff[t, k]
-                m = min(max(acc_m[k], 0.0), 1.0)
+                # a frame impossible in state k (a known label elsewhere) has marginal 0 exactly, not round-off
+                m = min(max(acc_m[k], 0.0), 1.0) if logb[t, k] > -np.inf else 0.0
                 marginals[t, k] = m
                 if m > 0.0:
                     e_joint += m * logb[t, k]

@@ -26,6 +26,10 @@ sampling over segments), then the parameters given the segmentation:
 Negative binomial durations have no conjugate prior for their shape and are
 not sampled here.
 
+Known states (labels) enter as a ``-inf`` mask on the emission
+log-likelihoods: each segmentation is then drawn from ``p(z | x, theta, known
+states)``, and the chain targets the posterior given the data and the labels.
+
 Held entries (a model's ``fixed``, NaN free) keep their values in every draw:
 a probability row (``startprob``, a transition row, a nonparametric duration
 row) with held entries draws its free entries from ``Dirichlet(alpha + counts)``
@@ -108,7 +112,8 @@ def _poisson_rate(rate, a, b, dur, D, rng):
     return rate, False
 
 
-def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_draws, seed, bar=None, held=None):
+def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_draws, seed, bar=None, held=None,
+              log_mask=None):
     """Run one chain: ``n_warmup`` discarded and ``n_draws`` kept sweeps from ``start``.
 
     Parameters
@@ -135,6 +140,10 @@ def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_d
     held : dict of str to ndarray, optional
         Held entries (finite) per array, NaN where drawn (see the module
         docstring); ``start`` must already carry the held values.
+    log_mask : ndarray of shape (T, K), optional
+        Added to the emission log-likelihoods: ``-inf`` for the states that
+        known labels rule out (``label_mask``), so every segmentation drawn
+        keeps the known states and the chain targets ``p(theta | x, known states)``.
 
     Returns
     -------
@@ -169,6 +178,8 @@ def run_chain(emission, X, lengths, start, alpha, hyper, duration, n_warmup, n_d
     off = ~np.eye(K, dtype=bool)
     for sweep in range(n_total + 1):
         logb = emission.log_frames(X, p)
+        if log_mask is not None:
+            logb = logb + log_mask
         fb = _hsmm.forward_backward(p["startprob"], p["transmat"], p["duration_pmf"], logb, lengths)
         ll = float(fb.log_likelihood.sum())
         if sweep > n_warmup:

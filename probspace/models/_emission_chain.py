@@ -9,6 +9,14 @@ marginals. That part lives here, once; the chain, its kernels and its
 posterior live in each family's module. The fitted emission arrays are kept in
 ``emission_arrays_`` and read as attributes named after them (``means_``,
 ``covars_``, ``lambdas_``...), as on :class:`probspace.HMM`.
+
+Known states (``labels``, one int per frame, -1 unknown) work as on the HMM
+families (:mod:`probspace.models.hmm._constraints`): they mask the emission
+log-likelihoods (``-inf`` for every state other than a known label), so the
+posterior of the masked chain is exactly ``p(z | x, z_S = labels_S)``, its
+likelihood ``p(x, z_S = labels_S)``, and EM (and Gibbs) fit semi-supervised.
+The public methods taking ``labels`` live here; each family applies the mask
+in its hooks, which receive the validated labels as ``labels``.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ from typing import Any
 import numpy as np
 
 from .._base import LatentModel
+from .._bayes import permute as _permute
+from .._random import child_generator
 from .._tags import ModelTags
 from .._validation import Interval, warn_unconverged
 from ..emissions import Emission, registered_emission
 from ..emissions._base import _REGISTRY
+from .hmm._constraints import check_labels, label_mask
 
 __all__ = ["EmissionChain", "CHAIN_CONSTRAINTS"]
 
@@ -83,6 +94,221 @@ class EmissionChain(LatentModel):
             return arrays[name[:-1]]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
+    # -- known states (labels) ---------------------------------------------------------------
+    def _label_kwargs(self, labels: Any, n: int) -> dict[str, np.ndarray | None]:
+        """Validate known states (``check_labels``); they reach the hooks as ``labels`` (also the ArviZ bridge's)."""
+        return {"labels": check_labels(labels, n, self.n_components, type(self).__name__)}
+
+    def _masked(self, log_frameprob: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        """Emission log-likelihoods with ``-inf`` for the states that known ``labels`` rule out."""
+        return log_frameprob if labels is None else log_frameprob + label_mask(labels, self.n_components)
+
+    def _fit_labels(self, n: int) -> np.ndarray | None:
+        """Return the validated ``labels`` of the current ``fit`` (None outside ``fit`` or without them)."""
+        return self._label_kwargs(self.__dict__.get("_fit_label_request"), n)["labels"]
+
+    def _start_from_labels(self, labels: np.ndarray | None, frames, m_step, held: bool) -> None:
+        """Start EM where the known labels point: states renumbered to match them, the emission led by them.
+
+        An EM start has an arbitrary state order, so the starting emission's
+        states are first renumbered to agree best with the labels (an
+        assignment problem on the per-frame state responsibilities; skipped
+        when held entries fix the order). Then one emission M-step on the
+        label-masked responsibilities in which the labelled frames carry as
+        much weight as all the others, so a few labels lead the start (as for
+        the HMM families). ``frames(arrays)`` gives the emission
+        log-likelihoods (T, K), ``m_step(gamma, arrays)`` the updated arrays.
+        """
+        from scipy.optimize import linear_sum_assignment
+        from scipy.special import logsumexp
+
+        known = None if labels is None else labels >= 0
+        if known is None or not known.any():
+            return
+        K = self.n_components
+        arrays = dict(self.emission_arrays_)
+        if not held:
+            logf = frames(arrays)
+            with np.errstate(invalid="ignore"):
+                resp = logf - logsumexp(logf, axis=1, keepdims=True)
+            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
+            np.add.at(cost, labels[known], -np.nan_to_num(np.maximum(resp[known], -700.0), nan=-700.0))
+            perm = linear_sum_assignment(cost)[1]
+            tied = getattr(self._emission(), "covariance_type", "") == "tied"
+            moved = _permute({k: v for k, v in arrays.items() if np.ndim(v) and np.shape(v)[0] == K
+                              and not (tied and k == "covars")}, perm)
+            arrays.update(moved)
+        logf = self._masked(frames(arrays), labels)
+        with np.errstate(invalid="ignore"):
+            gamma = np.exp(logf - logsumexp(logf, axis=1, keepdims=True))
+        if not np.all(np.isfinite(gamma)):
+            return  # a frame no state explains: reported by the EM loop
+        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in m_step(gamma, arrays).items()}
+
+    def fit(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> EmissionChain:
+        """Fit the model to ``X``, optionally with known states (semi-supervised).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated along the first axis.
+        y : array-like, optional
+            Covariates, one row per frame (families that take them); ignored by the others.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame, ``-1`` where unknown: the fit conditions
+            every path on them exactly (EM maximises ``log p(x, known states)``).
+
+        Returns
+        -------
+        self
+        """
+        self._fit_label_request = labels
+        try:
+            return super().fit(X, y, lengths=lengths)
+        finally:
+            self.__dict__.pop("_fit_label_request", None)
+
+    def posterior(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None):
+        """Posterior over the state paths of ``X``, optionally conditioned on known states.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : array-like, optional
+            Covariates, one row per frame (families that take them).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown). The posterior is then
+            exactly ``p(z | x, z_t = labels_t for the known t)``: marginals,
+            MAP path, joint draws and path probabilities all condition on them.
+
+        Returns
+        -------
+        Posterior
+            The family's exact path posterior (a mixture of them over the draws of an MCMC fit).
+        """
+        if labels is None:
+            return super().posterior(X, y, lengths=lengths)
+        X, lengths = self._check_input(X, lengths)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
+        post = self._posterior(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0]))
+        post._rng = child_generator(self.rng_)
+        return post
+
+    def log_likelihood(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> np.ndarray:
+        """Log-likelihood of each sequence; with ``labels``, the joint ``log p(x, known states)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : array-like, optional
+            Covariates, one row per frame (families that take them).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown).
+
+        Returns
+        -------
+        ndarray of shape (n_sequences,)
+        """
+        if labels is None:
+            return super().log_likelihood(X, y, lengths=lengths)
+        X, lengths = self._check_input(X, lengths)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
+        return np.asarray(self._log_likelihood(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0])),
+                          dtype=np.float64)
+
+    def score(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> float:
+        """Mean log-likelihood per sequence (of ``x`` and the known states with ``labels``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : array-like, optional
+            Covariates for families that take them; ignored by the others (as in scikit-learn).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown).
+
+        Returns
+        -------
+        float
+        """
+        y = y if self._model_tags().conditional else None
+        return float(np.mean(self.log_likelihood(X, y, lengths=lengths, labels=labels)))
+
+    def predict(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> np.ndarray:
+        """Most probable state path (MAP), optionally keeping known states.
+
+        Under the fitted point parameters (for an MCMC fit, the posterior means).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        y : array-like, optional
+            Covariates, one row per frame (families that take them).
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown); the path keeps them.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The MAP path.
+        """
+        X, lengths = self._check_input(X, lengths)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
+        return self._point_posterior(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0])).map()
+
+    def _point_posterior(self, X, lengths, labels=None, **cond):
+        """Return the exact path posterior under the fitted point parameters (families override)."""
+        return self._posterior(X, lengths, labels=labels, **cond)
+
+    def to_arviz(self, X: Any, n_samples: int = 500, *, y: Any = None, random_state: Any = None,
+                 lengths: Any = None, labels: Any = None):
+        """Posterior draws for ``X`` as an ArviZ object, optionally conditioned on known states.
+
+        A thin wrapper of :func:`probspace.to_inference_data`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Observations, sequences concatenated.
+        n_samples : int, default=500
+            Number of joint path draws (per chain for an MCMC fit).
+        y : array-like, optional
+            Covariates, one row per frame (families that take them).
+        random_state : None, int or numpy.random.Generator, optional
+            Seed for this call only; without it the draws continue the model's ``rng_``.
+        lengths : array-like of int, optional
+            Lengths of the sequences in ``X``.
+        labels : array-like of int, shape (n_samples,), optional
+            Known state of each frame (``-1``: unknown). The path draws,
+            pointwise log-likelihood and posterior predictive then answer for
+            ``p(z | x, known states)`` (as :meth:`posterior` and
+            :meth:`log_likelihood` with the same ``labels``); the labels and
+            the conditioned state marginals are written to ``constant_data``.
+
+        Returns
+        -------
+        arviz.InferenceData or xarray.DataTree
+        """
+        from ..diagnostics import to_inference_data
+
+        return to_inference_data(self, X, n_draws=n_samples, random_state=random_state, lengths=lengths, y=y,
+                                 labels=labels)
+
     # -- validation and fitting helpers ----------------------------------------------------
     def _check_X(self, X, lengths, *, reset):
         X, lengths = super()._check_X(X, lengths, reset=reset)
@@ -125,17 +351,20 @@ class EmissionChain(LatentModel):
 
     # -- ArviZ ---------------------------------------------------------------------------------
     def _arviz_dims(self) -> dict[str, tuple[str, ...]]:
-        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"),
+        return {"path": ("time",), "x": ("time", "feature"), "state_marginals": ("time", "state"), "labels": ("time",),
                 **self._emission().dims()}
 
-    def _posterior_predictive(self, X, latents, params, rng, **cond):
+    def _posterior_predictive(self, X, latents, params, rng, labels=None, **cond):
+        # the latents already keep the known states
         n_draws, n_obs = latents.shape
         emission = self._emission()
         return emission.sample(self.emission_arrays_, np.asarray(latents).ravel().astype(np.int64),
                                rng).reshape(n_draws, n_obs, -1)
 
-    def _arviz_constant_data(self, X, lengths, **cond):
-        return None
+    def _arviz_constant_data(self, X, lengths, labels=None, **cond):
+        if labels is None:
+            return None
+        return {"labels": labels, "state_marginals": self._posterior(X, lengths, labels=labels, **cond).mean}
 
 
 def sequence_starts(lengths: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from ..inference._progress import progress_bar
 from ..posteriors import SemiMarkovChain
 from ..posteriors._mixture import FiniteMixture
 from ._emission_chain import CHAIN_CONSTRAINTS, EmissionChain
-from .hmm._constraints import Constraints, constrained_emission_m_step, whole_state_arrays
+from .hmm._constraints import Constraints, constrained_emission_m_step, label_mask, whole_state_arrays
 from .hmm._generic import _ConformanceData
 
 __all__ = ["SemiMarkovHMM", "duration_pmf"]
@@ -96,6 +96,14 @@ class SemiMarkovHMM(EmissionChain):
     keeps the chains, so ``arviz.rhat``, ``ess`` and ``loo`` work (the
     pointwise terms are the one-step-ahead ``log p(x_t | x_<t, theta_s)``).
 
+    Known states (``labels=``, one int per frame, ``-1`` unknown) work as
+    for :class:`probspace.HMM`, in ``fit`` (EM and Gibbs), ``posterior``,
+    ``log_likelihood``, ``score``, ``predict`` and ``to_arviz``: a segment in
+    state ``j`` covering a frame labelled ``k != j`` gets probability 0, so
+    the posterior is exactly ``p(z | x, known states)`` and the likelihood
+    ``p(x, known states)``, and the fit is semi-supervised (states named by
+    the labels, Gibbs draws not relabelled).
+
     Parameters
     ----------
     n_components : int, default=2
@@ -128,8 +136,8 @@ class SemiMarkovHMM(EmissionChain):
         left. Coupled emission arrays (full or tied covariances, or more than
         two arrays) are held per state; Gibbs holds single entries only of the
         emission's ``gibbs_entry_holds`` (diagonal Gaussian means) and whole
-        arrays otherwise. With held entries the states keep their order (no
-        relabelling of the draws).
+        arrays otherwise. With held entries (or known ``labels``) the states
+        keep their order (no relabelling of the draws).
     max_iter : int, default=100
         EM iterations.
     tol : float, default=1e-4
@@ -218,7 +226,8 @@ class SemiMarkovHMM(EmissionChain):
     key (the first feature of the mean for ``"gaussian"``, the first rate for
     ``"poisson"``, the mean symbol for ``"categorical"``), all arrays
     permuted together; under an exchangeable prior these are exact draws
-    from the posterior under that ordering constraint.
+    from the posterior under that ordering constraint (no sorting when held
+    entries or known ``labels`` name the states).
 
     Examples
     --------
@@ -429,18 +438,22 @@ class SemiMarkovHMM(EmissionChain):
     # -- fitting ----------------------------------------------------------------------------------
     def _fit(self, X, lengths, rng):
         self.draws_, self.sample_stats_, self.prior_ = None, None, None
+        labels = self._fit_labels(X.shape[0])
         if self.sampler is None:
             if self.prior is not None:
                 raise ValueError(f"prior={self.prior!r} applies only to MCMC fits; set sampler='gibbs'.")
-            self._fit_em(X, lengths, rng)
+            self._fit_em(X, lengths, rng, labels)
             return
         alpha, hyper = self._check_gibbs(X)
         cons = self._constraints(self._emission(X), X.shape[1])
+        # held entries and known states name the states: no relabelling of the draws
+        named = bool(cons) or (labels is not None and bool((labels >= 0).any()))
         starts = []
         for _ in range(self.n_chains):  # each chain starts from its own EM fit, states in the reported order
-            self._fit_em(X, lengths, child_generator(rng))
-            # held entries name the states: no relabelling, the held values back after moving off the boundary
-            starts.append(cons.project(self._chain_point()) if cons else self._relabel(self._chain_point()))
+            self._fit_em(X, lengths, child_generator(rng), labels)
+            # held values back after moving off the boundary
+            point = self._chain_point()
+            starts.append(cons.project(point) if cons else point if named else self._relabel(point))
         emission = self._emission()
         packed = emission.pack_hyper(hyper, X.shape[1])
         chains = []
@@ -449,9 +462,10 @@ class SemiMarkovHMM(EmissionChain):
             for start in starts:
                 chains.append(_hsmm_gibbs.run_chain(emission, X, lengths, start, alpha, packed, self.duration,
                                                     self.n_warmup, self.n_draws, int(rng.integers(0, 2**31 - 1)),
-                                                    bar, held=cons.held if cons else None))
+                                                    bar, held=cons.held if cons else None,
+                                                    log_mask=label_mask(labels, self.n_components)))
         draws = {k: np.stack([c[0][k] for c in chains]) for k in chains[0][0]}
-        draws = draws if cons else self._relabel(draws)
+        draws = draws if named else self._relabel(draws)
         stats = {k: np.stack([c[1][k] for c in chains]) for k in chains[0][1]}
         flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
         lp = _hsmm_gibbs.log_prior(flat, alpha, self.duration, emission, hyper, held=cons.held if cons else None)
@@ -520,7 +534,7 @@ class SemiMarkovHMM(EmissionChain):
         return _bayes.permute(params, np.argsort(self._emission().order_key(params), axis=-1, kind="stable"))
 
     # -- fitting ----------------------------------------------------------------------------------
-    def _fit_em(self, X, lengths, rng):
+    def _fit_em(self, X, lengths, rng, labels=None):
         emission = self._start_emission(X, rng)
         cons = self._constraints(emission, X.shape[1])
         K = self.n_components
@@ -530,16 +544,22 @@ class SemiMarkovHMM(EmissionChain):
         self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in emission.init(X, K, rng).items()}
         if cons:
             self._project(cons)
+        self._start_from_labels(
+            labels, lambda arrays: emission.log_frames(X, arrays),
+            lambda gamma, arrays: (constrained_emission_m_step(emission, X, gamma, arrays, cons.held) if cons
+                                   else emission.m_step(X, gamma, arrays)), bool(cons))
+        if cons:
+            self._project(cons)
         trace, converged = [], False
         with progress_bar(self.progress, self.max_iter, "EM (semi-Markov HMM)", "iter") as bar:
             for _ in range(self.max_iter):
-                fb = self._forward_backward(X, lengths)
+                fb = self._forward_backward(X, lengths, labels)
                 total = float(fb.log_likelihood.sum())
                 if not np.isfinite(total):
+                    why = ", or held entries of fixed that rule out every segmentation" if cons else ""
+                    why += ", or labels whose runs of a state exceed it" if labels is not None else ""
                     raise ValueError(f"{type(self).__name__}.fit: the data have zero probability under the current "
-                                     f"parameters (max_duration={self.max_duration} too short"
-                                     f"{', or held entries of fixed that rule out every segmentation' if cons else ''}"
-                                     "?).")
+                                     f"parameters (max_duration={self.max_duration} too short{why}?).")
                 trace.append(total)
                 bar.set_postfix(loglik_per_frame=f"{total / X.shape[0]:.4f}")
                 bar.update(1)
@@ -560,9 +580,9 @@ class SemiMarkovHMM(EmissionChain):
                                              emission.m_step(X, fb.marginals, self.emission_arrays_).items()}
         self._finish_fit(trace, converged, X.shape[0], "log-likelihood")
 
-    def _forward_backward(self, X, lengths):
-        return _hsmm.forward_backward(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X),
-                                      lengths)
+    def _forward_backward(self, X, lengths, labels=None):
+        return _hsmm.forward_backward(self.startprob_, self.transmat_, self.duration_pmf_,
+                                      self._masked(self._log_frameprob(X), labels), lengths)
 
     # -- answers -------------------------------------------------------------------------------------
     def _model_tags(self):
@@ -577,24 +597,28 @@ class SemiMarkovHMM(EmissionChain):
         draws = self.__dict__.get("draws_")
         return None if draws is None else {k: v.reshape((-1,) + v.shape[2:]) for k, v in draws.items()}
 
-    def _chain_at(self, p: dict[str, np.ndarray], X, lengths) -> SemiMarkovChain:
+    def _chain_at(self, p: dict[str, np.ndarray], X, lengths, labels=None) -> SemiMarkovChain:
         return SemiMarkovChain(p["startprob"], p["transmat"], p["duration_pmf"],
-                               self._log_frameprob(X, {k: p[k] for k in self.emission_arrays_}), lengths)
+                               self._masked(self._log_frameprob(X, {k: p[k] for k in self.emission_arrays_}), labels),
+                               lengths)
 
-    def _posterior(self, X, lengths):
+    def _point_posterior(self, X, lengths, labels=None):
+        return SemiMarkovChain(self.startprob_, self.transmat_, self.duration_pmf_,
+                               self._masked(self._log_frameprob(X), labels), lengths)
+
+    def _posterior(self, X, lengths, labels=None):
         flat = self._draw_list()
         if flat is None:
-            return SemiMarkovChain(self.startprob_, self.transmat_, self.duration_pmf_, self._log_frameprob(X),
-                                   lengths)
+            return self._point_posterior(X, lengths, labels)
         n = flat["startprob"].shape[0]
-        return FiniteMixture(lambda s: self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths), n)
+        return FiniteMixture(lambda s: self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths, labels), n)
 
-    def _log_likelihood(self, X, lengths):
+    def _log_likelihood(self, X, lengths, labels=None):
         flat = self._draw_list()
         if flat is None:
-            return self._forward_backward(X, lengths).log_likelihood
+            return self._forward_backward(X, lengths, labels).log_likelihood
         n = flat["startprob"].shape[0]
-        per = np.array([self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths).log_likelihood
+        per = np.array([self._chain_at({k: v[s] for k, v in flat.items()}, X, lengths, labels).log_likelihood
                         for s in range(n)])
         return logsumexp(per, axis=0) - np.log(n)
 
@@ -603,16 +627,19 @@ class SemiMarkovHMM(EmissionChain):
         idx = rng.integers(0, flat["startprob"].shape[0], size=n_samples)
         return {k: v[idx] for k, v in flat.items()}
 
-    def _pointwise_log_likelihood(self, X, lengths, params):
+    def _pointwise_log_likelihood(self, X, lengths, params, labels=None):
+        # with labels: the terms log p(x_t, known z_t | the past), summing to log p(x, known states)
         if params is None:
-            return self._log_likelihood(X, lengths)
+            return self._log_likelihood(X, lengths, labels)
         emission = self._emission()
         n = params["startprob"].shape[0]
         return np.stack([_hsmm_gibbs.pointwise_log_likelihood(
             params["startprob"][s], params["transmat"][s], params["duration_pmf"][s],
-            emission.log_frames(X, {k: params[k][s] for k in emission.names}), lengths) for s in range(n)])
+            self._masked(emission.log_frames(X, {k: params[k][s] for k in emission.names}), labels), lengths)
+            for s in range(n)])
 
-    def _posterior_predictive(self, X, latents, params, rng):
+    def _posterior_predictive(self, X, latents, params, rng, labels=None):
+        # the latent draws already keep the known states
         if params is None:
             return super()._posterior_predictive(X, latents, params, rng)
         emission = self._emission()

@@ -72,6 +72,14 @@ class InputDrivenHMM(EmissionChain):
     ``n_symbols`` (read from the data by default) and ``alpha`` (its L2
     penalty, default 1e-2).
 
+    Known states (``labels=``, one int per frame, ``-1`` unknown) work as
+    for :class:`probspace.HMM`, in ``fit``, ``posterior``,
+    ``log_likelihood``, ``score``, ``predict`` and ``to_arviz`` (with the
+    covariates as usual): the emission log-likelihood of every other state is
+    ``-inf`` at a labelled frame, so the posterior is exactly
+    ``p(z | x, y, known states)``, the likelihood ``p(x, known states | y)``,
+    and EM fits semi-supervised (states named by the labels).
+
     Parameters
     ----------
     n_components : int, default=2
@@ -216,6 +224,7 @@ class InputDrivenHMM(EmissionChain):
     # -- fitting ----------------------------------------------------------------------------------
     def _fit(self, X, lengths, rng, cond):
         emission = self._start_emission(X, rng)
+        labels = self._fit_labels(X.shape[0])
         K, M = self.n_components, cond.shape[1]
         self.n_covariates_ = M
         self.startprob_ = np.full(K, 1.0 / K)
@@ -227,6 +236,16 @@ class InputDrivenHMM(EmissionChain):
         cons = self._constraints(emission, X.shape[1], M)
         if cons:
             self._project(cons)
+        if glm:
+            frames = lambda arrays: emission.log_frames_given(X, arrays, cond)
+            m_step = lambda gamma, arrays: emission.m_step_given(X, gamma, arrays, cond, cons.held)
+        else:
+            frames = lambda arrays: emission.log_frames(X, arrays)
+            m_step = lambda gamma, arrays: (constrained_emission_m_step(emission, X, gamma, arrays, cons.held) if cons
+                                            else emission.m_step(X, gamma, arrays))
+        self._start_from_labels(labels, frames, m_step, bool(cons))
+        if cons:
+            self._project(cons)
         starts = sequence_starts(lengths)
         inner = np.ones(X.shape[0], dtype=bool)
         inner[starts] = False
@@ -234,13 +253,14 @@ class InputDrivenHMM(EmissionChain):
         trace, converged = [], False
         with progress_bar(self.progress, self.max_iter, "EM (input-driven HMM)", "iter") as bar:
             for _ in range(self.max_iter):
-                fb = _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond), lengths)
+                fb = _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond, labels),
+                                             lengths)
                 total = float(fb.log_likelihood.sum()) - self._penalty()
                 if glm:
                     total -= emission.penalty(self.emission_arrays_)
                 if not np.isfinite(total):
                     raise ValueError(f"{type(self).__name__}.fit: the data have zero probability under the current "
-                                     "parameters (degenerate data?).")
+                                     "parameters (degenerate data, or labels that held entries of fixed rule out?).")
                 trace.append(total)
                 bar.set_postfix(objective_per_frame=f"{total / X.shape[0]:.4f}")
                 bar.update(1)
@@ -322,10 +342,11 @@ class InputDrivenHMM(EmissionChain):
         except TypeError as err:
             raise ValueError(f"emission_params={self.emission_params!r} do not fit the GLM emission: {err}.") from None
 
-    def _frames(self, X: np.ndarray, cond: np.ndarray) -> np.ndarray:
+    def _frames(self, X: np.ndarray, cond: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Emission log-likelihoods (T, K), with ``-inf`` for the states that known ``labels`` rule out."""
         if self._glm():
-            return self._emission().log_frames_given(X, self.emission_arrays_, cond)
-        return self._log_frameprob(X)
+            return self._masked(self._emission().log_frames_given(X, self.emission_arrays_, cond), labels)
+        return self._masked(self._log_frameprob(X), labels)
 
     def _emit(self, states: np.ndarray, rng: np.random.Generator, cond: np.ndarray) -> np.ndarray:
         emission = self._emission()
@@ -334,15 +355,16 @@ class InputDrivenHMM(EmissionChain):
         return emission.sample(self.emission_arrays_, states, rng)
 
     # -- answers -------------------------------------------------------------------------------------
-    def _posterior(self, X, lengths, cond):
-        return TimeVaryingMarkovChain(self.startprob_, self._transmats(cond), self._frames(X, cond), lengths)
+    def _posterior(self, X, lengths, cond, labels=None):
+        return TimeVaryingMarkovChain(self.startprob_, self._transmats(cond), self._frames(X, cond, labels), lengths)
 
-    def _log_likelihood(self, X, lengths, cond):
-        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond),
+    def _log_likelihood(self, X, lengths, cond, labels=None):
+        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond, labels),
                                        lengths).log_likelihood
 
-    def _pointwise_log_likelihood(self, X, lengths, params, cond):
-        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond),
+    def _pointwise_log_likelihood(self, X, lengths, params, cond, labels=None):
+        # with labels: log p(x_t, known z_t | the past), summing to log p(x, known states)
+        return _iohmm.forward_backward(self.startprob_, self._transmats(cond), self._frames(X, cond, labels),
                                        lengths).log_predictive
 
     def _sample(self, n_samples, rng, cond):
@@ -353,7 +375,7 @@ class InputDrivenHMM(EmissionChain):
             z[t] = rng.choice(self.n_components, p=A[t, z[t - 1]])
         return self._emit(z, rng, cond), z
 
-    def _posterior_predictive(self, X, latents, params, rng, cond=None):
+    def _posterior_predictive(self, X, latents, params, rng, cond=None, labels=None):
         latents = np.asarray(latents).astype(np.int64)
         return np.stack([self._emit(row, rng, cond) for row in latents])
 
