@@ -344,6 +344,52 @@ class Emission:
         """
         raise NotImplementedError(f"{type(self).__name__} has no missing-value M-step.")
 
+    def suff_stats(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Expected sufficient statistics of :meth:`m_step`, additive over frames, blocks and sequences.
+
+        Distributed EM (:mod:`probspace.dask`) computes them per block of
+        frames, adds them up and runs :meth:`m_step_from_stats` on the sum, so
+        ``m_step_from_stats(suff_stats(X, gamma, p), p)`` equals
+        ``m_step(X, gamma, p)`` to rounding. Keys must differ from ``start``,
+        ``trans``, ``loglik`` and ``rows``. An emission without them is fitted
+        in memory only.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D)
+            Observations (NaN for missing values, where :meth:`missing_supported`).
+        gamma : ndarray of shape (N, K)
+            State responsibilities.
+        params : dict of str to ndarray
+            The current parameters.
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no additive sufficient statistics (suff_stats).")
+
+    def m_step_from_stats(self, stats: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The M-step of :meth:`m_step` from (summed) :meth:`suff_stats`.
+
+        Parameters
+        ----------
+        stats : dict of str to ndarray
+            Sufficient statistics, summed over blocks.
+        params : dict of str to ndarray
+            The current parameters (kept for states with no weight).
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no M-step from sufficient statistics.")
+
+    @classmethod
+    def has_suff_stats(cls) -> bool:
+        """Whether the emission implements :meth:`suff_stats` and :meth:`m_step_from_stats` (distributed EM)."""
+        return cls.suff_stats is not Emission.suff_stats and cls.m_step_from_stats is not Emission.m_step_from_stats
+
     # -- MCMC ----------------------------------------------------------------------------------
     def check_sampler(self, sampler: str, X: np.ndarray, owner: str) -> None:
         """Reject a sampler this emission (with these settings) does not support, naming the reason."""
