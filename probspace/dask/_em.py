@@ -541,7 +541,7 @@ def _chunk_statistics(fam, X, params, logb, scan, c):
 
 
 def _poisson_hmmlearn(model, stats, params):
-    """hmmlearn's PoissonHMM M-step (its prior weighs every state by the total count), guarded."""
+    """Return hmmlearn's PoissonHMM M-step (its prior weighs every state by the total count), guarded."""
     post = stats["den"][:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
         y_bar = stats["num"] / post[:, None]
@@ -552,7 +552,7 @@ def _poisson_hmmlearn(model, stats, params):
 
 
 def _categorical_hmmlearn(model, stats, params):
-    """hmmlearn's CategoricalHMM M-step: ``max(prior - 1 + counts, 0)``, rows normalised (all-zero rows stay 0)."""
+    """Return hmmlearn's CategoricalHMM M-step: ``max(prior - 1 + counts, 0)`` over normalised rows."""
     B = np.maximum(np.asarray(model.emissionprob_prior, dtype=np.float64) - 1.0 + stats["counts"], 0.0)
     rows = B.sum(axis=1, keepdims=True)
     return {"emissionprob": B / np.where(rows == 0, 1.0, rows)}

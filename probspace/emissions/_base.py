@@ -345,7 +345,7 @@ class Emission:
         raise NotImplementedError(f"{type(self).__name__} has no missing-value M-step.")
 
     def suff_stats(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Expected sufficient statistics of :meth:`m_step`, additive over frames, blocks and sequences.
+        """Return the expected sufficient statistics of :meth:`m_step`, additive over frames and blocks.
 
         Distributed EM (:mod:`probspace.dask`) computes them per block of
         frames, adds them up and runs :meth:`m_step_from_stats` on the sum, so
@@ -370,7 +370,7 @@ class Emission:
         raise NotImplementedError(f"{type(self).__name__} has no additive sufficient statistics (suff_stats).")
 
     def m_step_from_stats(self, stats: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The M-step of :meth:`m_step` from (summed) :meth:`suff_stats`.
+        """Return the M-step of :meth:`m_step` from (summed) :meth:`suff_stats`.
 
         Parameters
         ----------

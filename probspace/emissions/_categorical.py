@@ -131,7 +131,7 @@ class CategoricalEmission(Emission):
         return self.m_step_from_stats(self.suff_stats(X, gamma, params), params)
 
     def suff_stats(self, X, gamma, params):
-        """``counts`` (K, n_symbols): expected number of times each state emits each symbol."""
+        """Return ``counts`` (K, n_symbols): the expected number of times each state emits each symbol."""
         obs = ~np.isnan(X[:, 0])
         counts = np.zeros(np.shape(params["emissionprob"]))
         np.add.at(counts.T, X[obs, 0].astype(np.int64), gamma[obs])

@@ -387,7 +387,7 @@ class GaussianEmission(Emission):
         return {"means": means, self.scale: covs}
 
     def suff_stats(self, X, gamma, params):
-        """Weighted counts ``den`` (K, D) and sums ``num`` (K, D) of the observed values, and their squares.
+        """Return weighted counts ``den`` (K, D) and sums ``num`` (K, D) of the observed values, and squares.
 
         Diagonal and spherical covariances: ``sq`` (K, D), the weighted sums of
         squares. Full and tied: ``outer`` (K, D, D), the weighted sums of

@@ -124,7 +124,7 @@ class PoissonEmission(Emission):
         return self.m_step_from_stats(self.suff_stats(X, gamma, params), params)
 
     def suff_stats(self, X, gamma, params):
-        """``num`` (K, D): expected counts per state; ``den`` (K, D): the states' weight on observed entries."""
+        """Return ``num`` (K, D), expected counts per state, and ``den`` (K, D), their weight on observed entries."""
         obs = ~np.isnan(X)
         return {"num": gamma.T @ np.where(obs, X, 0.0), "den": gamma.T @ obs.astype(np.float64)}
 
