@@ -13,9 +13,10 @@ import pytest
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 
+from hmmlearn import base as hmm_base  # noqa: E402
 from hmmlearn import hmm  # noqa: E402
 
-from probspace import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, PoissonHMM  # noqa: E402
+from probspace import GMMHMM, HMM, BernoulliHMM, CategoricalHMM, GaussianHMM, PoissonHMM  # noqa: E402
 from probspace.dask import expected_statistics, fit, partial_fit  # noqa: E402
 from probspace.dask._em import hmm_statistics  # noqa: E402
 from probspace.emissions import registered_emission  # noqa: E402
@@ -225,6 +226,24 @@ def test_unfitted_fit_partial_fit_and_errors():
         fit(GMMHMM(2), da.from_array(np.random.default_rng(0).normal(size=(100, 2)), chunks=50))
     with pytest.raises(NotImplementedError, match="bayesian"):
         fit(CategoricalHMM(2, bayesian=True), Xd)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_gaussian_hmm_floors_variances_as_its_backend(covariance_type):
+    """GaussianHMM: min_covar floors the variances after each M-step, as the in-memory backend does."""
+    X, lengths = _data("gaussian", False, seed=9)
+    start = _start(GaussianHMM(3, covariance_type=covariance_type, min_covar=1.5, means_weight=0.5,
+                               random_state=0), X, lengths)
+    ref = copy.deepcopy(start.backend_)  # the in-memory backend (priors in the units of X), run on X
+    ref.init_params, ref.n_iter = "", N_ITER
+    ref.monitor_ = hmm_base.ConvergenceMonitor(-np.inf, N_ITER, False)
+    ref.fit(X, lengths)
+    fit(start, da.from_array(X, chunks=(300, 2)), lengths=lengths, max_iter=N_ITER, tol=-np.inf)
+    low = np.linalg.eigvalsh(start.covars_)[:, 0]
+    assert low.min() >= 1.5 - 1e-9 and np.isclose(low.min(), 1.5)  # the floor is active
+    for name in ("startprob_", "transmat_", "means_"):
+        np.testing.assert_allclose(getattr(start, name), getattr(ref, name), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(start.covars_, ref.covars_, rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ from scipy.special import digamma
 
 from ..inference import _hmm
 from ..inference._progress import progress_bar
+from ..models.hmm._adapter import _floor_covariances
 from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
 from ._posterior import block_lengths, check_dask_rows, chunk_sequences
 
@@ -275,6 +276,12 @@ def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any)
     else:
         c_n = mw * md**2 + stats["s2"] - 2 * e * stats["s1"] + e**2 * denom
         covars = (cp + c_n) / np.maximum(max(cw - 1, 0) + denom, 1e-5)
+    # as the in-memory backend (_adapter.KernelEStepGaussianHMM): a state without weight keeps its mean and
+    # covariance, and variances are floored at min_covar after each M-step (min_covar in the units of X)
+    kept = ~np.isfinite(means).all(axis=1) | ~np.isfinite(covars.reshape(len(covars), -1)).all(axis=1)
+    means = np.where(kept[:, None], old, means)
+    covars = np.where(kept.reshape((-1,) + (1,) * (covars.ndim - 1)), params["covars"], covars)
+    covars = _floor_covariances(covars, model.min_covar, "full" if covars.ndim == 3 else "diag")
     return {"startprob": start / start.sum(), "transmat": np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0),
             "means": means, "covars": covars}
 
@@ -583,7 +590,8 @@ class _GaussianHMM(_HMMFamily):
         return {"n": n, "s1": s1, "s2": s2}
 
     def m_step(self, stats, params):
-        return hmm_m_step(stats, params, self.model)
+        with np.errstate(divide="ignore", invalid="ignore"):  # states without weight: kept by hmm_m_step
+            return hmm_m_step(stats, params, self.model)
 
     def write(self, params):
         b = self.model.backend_
