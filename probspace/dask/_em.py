@@ -9,6 +9,11 @@ rounding. :func:`partial_fit` is the same path for one iteration.
 
 Statistics are taken around the current means (``x - mu_old``), which keeps
 the covariance update free of cancellation for data far from the origin.
+
+The other HMM families reduce their emission's additive statistics
+(``Emission.suff_stats``) and run ``Emission.m_step_from_stats`` (or
+hmmlearn's M-step, for the hmmlearn-backed PoissonHMM and CategoricalHMM),
+mirroring each family's in-memory EM (see :class:`_HMMFamily`).
 """
 
 from __future__ import annotations
@@ -690,8 +695,10 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
-        A fitted model (the parameters of the E-step).
+    model : GaussianMixture, LDA or an HMM family
+        A fitted model (the parameters of the E-step): GaussianHMM (diag or
+        full), PoissonHMM, CategoricalHMM, BernoulliHMM, or HMM with an
+        emission that has :meth:`~probspace.emissions.Emission.suff_stats`.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
     lengths : array-like of int, optional
@@ -708,8 +715,12 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
         ``n`` (expected counts per component or state), ``s1`` and ``s2``
         (first and second moments around the current means), ``loglik``
         (total log-likelihood), ``rows``; HMMs add ``start`` and ``trans``
-        (expected initial states and transitions). LDA: ``sstats``, the
-        expected topic-word counts, and ``docs``.
+        (expected initial states and transitions). Other HMM families:
+        ``start``, ``trans``, ``loglik``, ``rows`` and the emission's
+        :meth:`~probspace.emissions.Emission.suff_stats` (for example
+        ``num`` and ``den`` for Poisson, ``counts`` for categorical
+        emissions). LDA: ``sstats``, the expected topic-word counts, and
+        ``docs``.
     """
     fam = _family(model)
     X, layout = fam.prepare(check_dask_rows(model, X), lengths)
@@ -731,12 +742,17 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
+    model : GaussianMixture, LDA or an HMM family
         Maximum-likelihood model (LDA: batch variational Bayes over the
         blocks, whatever its ``learning_method``), fitted or not, fitted in
-        place. HMMs:
+        place. GaussianHMM:
         ``covariance_type`` ``"diag"`` or ``"full"``; the priors act in the
-        units of ``X``, as in hmmlearn's own fit.
+        units of ``X``, as in hmmlearn's own fit. PoissonHMM, CategoricalHMM
+        (hmmlearn's M-step), BernoulliHMM and HMM (probspace's EM loop) with
+        an emission that has additive sufficient statistics
+        (:meth:`~probspace.emissions.Emission.suff_stats`: gaussian, poisson,
+        categorical, bernoulli); held entries of ``fixed=``/``topology=``
+        are kept as in the in-memory EM. Others raise ``ValueError``.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows. ``persist()`` it first when it fits in the
         cluster's memory, else every iteration recomputes it.
@@ -823,8 +839,8 @@ def partial_fit(model: Any, X: Any, **kwargs: Any) -> Any:
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
-        The model, updated in place.
+    model : GaussianMixture, LDA or an HMM family
+        The model, updated in place (the families of :func:`fit`).
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
     **kwargs
