@@ -272,21 +272,32 @@ def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any)
     e = means - old  # the shift from the centre of the moments
     md = means - mp
     cp, cw = np.asarray(model.covars_prior, dtype=float), float(np.max(model.covars_weight))
-    if params["covars"].ndim == 3:
+    ct = model.covariance_type
+    if ct in ("full", "tied"):
         D = means.shape[1]
         c_n = (mw[..., None, None] if mw.ndim else mw) * md[:, :, None] * md[:, None, :] + stats["s2"] \
             - stats["s1"][:, :, None] * e[:, None, :] - e[:, :, None] * stats["s1"][:, None, :] \
             + stats["n"][:, None, None] * e[:, :, None] * e[:, None, :]
-        covars = (cp + c_n) / (max(cw - D, 0) + stats["n"][:, None, None])
+        if ct == "full":
+            covars = (cp + c_n) / (max(cw - D, 0) + stats["n"][:, None, None])
+        else:
+            covars = (cp + c_n.sum(axis=0)) / (max(cw - D, 0) + stats["n"].sum())
     else:
         c_n = mw * md**2 + stats["s2"] - 2 * e * stats["s1"] + e**2 * denom
         covars = (cp + c_n) / np.maximum(max(cw - 1, 0) + denom, 1e-5)
+        if ct == "spherical":
+            covars = covars.mean(axis=1)
     # as the in-memory backend (_adapter.KernelEStepGaussianHMM): a state without weight keeps its mean and
     # covariance, and variances are floored at min_covar after each M-step (min_covar in the units of X)
-    kept = ~np.isfinite(means).all(axis=1) | ~np.isfinite(covars.reshape(len(covars), -1)).all(axis=1)
+    per_state = ct != "tied"
+    kept = ~np.isfinite(means).all(axis=1)
+    if per_state:
+        kept |= ~np.isfinite(covars.reshape(len(covars), -1)).all(axis=1)
+        covars = np.where(kept.reshape((-1,) + (1,) * (covars.ndim - 1)), params["covars"], covars)
+    elif not np.all(np.isfinite(covars)):
+        covars = params["covars"]
     means = np.where(kept[:, None], old, means)
-    covars = np.where(kept.reshape((-1,) + (1,) * (covars.ndim - 1)), params["covars"], covars)
-    covars = _floor_covariances(covars, model.min_covar, "full" if covars.ndim == 3 else "diag")
+    covars = _floor_covariances(covars, model.min_covar, ct)
     return {"startprob": start / start.sum(), "transmat": np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0),
             "means": means, "covars": covars}
 
@@ -575,14 +586,12 @@ _HMMLEARN_M_STEPS = {"poisson": _poisson_hmmlearn, "categorical": _categorical_h
 
 
 class _GaussianHMM(_HMMFamily):
-    """GaussianHMM (diag or full covariances): hmmlearn's statistics (moments around the current means) and M-step."""
+    """GaussianHMM: hmmlearn's statistics (moments around the current means) and M-step."""
 
     def params(self):
         self._setup()
         m = self.model
-        full = m.covars_
-        covars = full if m.covariance_type == "full" else np.diagonal(full, axis1=1, axis2=2).copy()
-        return {"startprob": m.startprob_, "transmat": m.transmat_, "means": m.means_, "covars": covars}
+        return {"startprob": m.startprob_, "transmat": m.transmat_, **m._emission_point()}
 
     def log_frames(self, X, params):
         X = np.asarray(X, dtype=np.float64)
@@ -591,7 +600,7 @@ class _GaussianHMM(_HMMFamily):
         return self.emission.log_frames(X, {"means": params["means"], "covars": params["covars"]})
 
     def emission_stats(self, X, gamma, params):
-        n, s1, s2 = _moments(X, gamma, params["means"], params["covars"].ndim == 3)
+        n, s1, s2 = _moments(X, gamma, params["means"], self.model.covariance_type in ("full", "tied"))
         return {"n": n, "s1": s1, "s2": s2}
 
     def m_step(self, stats, params):
@@ -605,7 +614,7 @@ class _GaussianHMM(_HMMFamily):
 
 
 #: What distributed EM fits, for error messages.
-_SUPPORTED = ("GaussianMixture, LDA, GaussianHMM (diag or full covariances), PoissonHMM, CategoricalHMM, BernoulliHMM "
+_SUPPORTED = ("GaussianMixture, LDA, GaussianHMM, PoissonHMM, CategoricalHMM, BernoulliHMM "
               "and HMM(emission=...) with an emission that has additive sufficient statistics "
               "(Emission.suff_stats: gaussian, poisson, categorical, bernoulli)")
 
@@ -618,10 +627,6 @@ def _hmm_family(model):
     if model.bayesian or getattr(model, "sampler", None) is not None:
         raise NotImplementedError(f"Distributed EM fits {name} by maximum likelihood (bayesian=False, sampler=None).")
     if isinstance(model, GaussianHMM):
-        if model.covariance_type not in ("diag", "full"):
-            raise NotImplementedError("Distributed EM fits GaussianHMM with covariance_type 'diag' or 'full'; got "
-                                      f"{model.covariance_type!r}. Use HMM(emission='gaussian', emission_params="
-                                      "{'covariance_type': ...}) for the others.")
         if model.fixed or model.topology not in (None, "ergodic"):
             raise ValueError("Distributed EM of GaussianHMM does not hold fixed or topology entries (its in-memory "
                              "constrained EM runs in standardised units); use HMM(emission='gaussian', fixed=...), "
@@ -696,8 +701,8 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
     Parameters
     ----------
     model : GaussianMixture, LDA or an HMM family
-        A fitted model (the parameters of the E-step): GaussianHMM (diag or
-        full), PoissonHMM, CategoricalHMM, BernoulliHMM, or HMM with an
+        A fitted model (the parameters of the E-step): GaussianHMM (every
+        ``covariance_type``), PoissonHMM, CategoricalHMM, BernoulliHMM, or HMM with an
         emission that has :meth:`~probspace.emissions.Emission.suff_stats`.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
@@ -745,8 +750,8 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     model : GaussianMixture, LDA or an HMM family
         Maximum-likelihood model (LDA: batch variational Bayes over the
         blocks, whatever its ``learning_method``), fitted or not, fitted in
-        place. GaussianHMM:
-        ``covariance_type`` ``"diag"`` or ``"full"``; the priors act in the
+        place. GaussianHMM (every ``covariance_type``; ``min_covar`` floors
+        the variances after each M-step, as in memory): the priors act in the
         units of ``X``, as in hmmlearn's own fit. PoissonHMM, CategoricalHMM
         (hmmlearn's M-step), BernoulliHMM and HMM (probspace's EM loop) with
         an emission that has additive sufficient statistics
