@@ -154,6 +154,30 @@ def test_distributed_em_equals_in_memory_em(case, one_sequence):
             np.testing.assert_array_equal(start._point()[name][given], held[given])
 
 
+@pytest.mark.parametrize("case", ["PoissonHMM", "HMM-poisson", "BernoulliHMM"])
+def test_convergence_rule_equals_in_memory(case):
+    """With a finite tol, the same iteration count, convergence flag and parameters as the in-memory EM."""
+    kind, make, _ = CASES[case]
+    X, lengths = _data(kind, False, seed=12)
+    start = _start(make(), X, lengths)
+    tol = 0.5
+    if start._native_backend:
+        ref = copy.deepcopy(start).set_params(tol=tol)
+        ref._em_loop(X, lengths, 50, "EM")
+        n_ref, params = ref.n_iter_, ref._point()
+    else:
+        b = start.backend_
+        ref = hmm.PoissonHMM(3, lambdas_prior=b.lambdas_prior, lambdas_weight=b.lambdas_weight, params="stl",
+                             n_iter=50, tol=tol, init_params="", transmat_prior=b.transmat_prior)
+        ref.startprob_, ref.transmat_, ref.lambdas_ = start.startprob_, start.transmat_, start.lambdas_
+        ref.fit(X.astype(np.int64), lengths)
+        n_ref, params = ref.monitor_.iter, {"startprob": ref.startprob_, "transmat": ref.transmat_,
+                                            "lambdas": ref.lambdas_}
+    fit(start, da.from_array(X, chunks=(300, X.shape[1])), lengths=lengths, max_iter=50, tol=tol)
+    assert start.converged_ and 2 < start.n_iter_ == n_ref < 50
+    _assert_params(start._point(), params)
+
+
 @pytest.mark.parametrize("name, settings", [
     ("poisson", {"rate_prior": 0.3, "rate_weight": 0.1}), ("bernoulli", {"probs_prior": 1.5}),
     ("categorical", {"n_symbols": 4, "concentration": 1.3}), ("gaussian", {"covariance_type": "diag"}),

@@ -457,6 +457,7 @@ class _HMMFamily(_Mixture):
         self.emission = m._emission()
         self.cons = m._constraints()
         self.native = bool(m._native_backend or self.cons)
+        self.stop_before_m_step = self.native  # as _HMM._em_loop (hmmlearn runs the M-step, then stops)
         self.priors = (np.asarray(m.backend_.startprob_prior, dtype=np.float64),
                        np.asarray(m.backend_.transmat_prior, dtype=np.float64))
 
@@ -743,7 +744,9 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     fitted model continues from its parameters (warm start). Then up to
     ``max_iter`` distributed iterations run until the gain in mean
     log-likelihood per row falls below ``tol`` (mixtures, as scikit-learn)
-    or the gain in total log-likelihood does (HMMs, as hmmlearn).
+    or the gain in total log-likelihood does (HMMs, as hmmlearn; native
+    and constrained HMM fits stop before that iteration's M-step, as
+    probspace's in-memory EM loop).
 
     Parameters
     ----------
@@ -811,18 +814,23 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     with progress_bar(progress, max_iter, "distributed EM", "iter") as bar:
         for _ in range(max_iter):
             (stats,) = dask.compute(fam.graph(X, layout, params, split), **compute_kwargs)
-            old, params = params, fam.m_step(stats, params)
             bar.update(1)
             if isinstance(fam, _LDA):
+                old, params = params, fam.m_step(stats, params)
                 trace.append(fam.trace(stats, old, params))
                 if trace[-1] < tol:
                     converged = True
                     break
                 continue
             trace.append(float(stats["loglik"]) / float(stats["rows"]))
-            scale = float(stats["rows"]) if isinstance(fam, _HMMFamily) else 1.0
-            if len(trace) > 1 and abs(trace[-1] - trace[-2]) * scale < tol:
-                converged = True
+            if isinstance(fam, _HMMFamily):  # hmmlearn's and probspace's rule: the gain in total log-likelihood
+                converged = len(trace) > 1 and (trace[-1] - trace[-2]) * float(stats["rows"]) < tol
+            else:  # scikit-learn's: the change in mean log-likelihood
+                converged = len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol
+            if converged and getattr(fam, "stop_before_m_step", False):
+                break  # probspace's EM loop stops before the M-step of a converged iteration
+            params = fam.m_step(stats, params)
+            if converged:
                 break
     fam.write(params)
     model.n_iter_ = len(trace)
