@@ -221,7 +221,9 @@ class Emission:
     defined, so the generic :class:`probspace.HMM` (``HMM(emission=name)``)
     fits it with no other file changed; for that it also implements
     :meth:`init` and :meth:`m_step` (EM), and :meth:`conformance_data`
-    (the data :mod:`probspace.testing` fits). The constructor's keyword
+    (the data :mod:`probspace.testing` fits). With :meth:`suff_stats` and
+    :meth:`m_step_from_stats` it is also fitted by distributed EM
+    (:func:`probspace.dask.fit`). The constructor's keyword
     arguments are the emission's settings (``HMM(emission_params=...)``),
     stored under their own names.
     """
