@@ -87,7 +87,7 @@ def _hmm_start(rng, covariance_type):
     return X, lengths, start
 
 
-@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
 @pytest.mark.parametrize("one_sequence", [False, True])
 def test_hmm_em_equals_hmmlearn_from_same_start(covariance_type, one_sequence):
     X, lengths, start = _hmm_start(np.random.default_rng(3), covariance_type)
@@ -95,12 +95,10 @@ def test_hmm_em_equals_hmmlearn_from_same_start(covariance_type, one_sequence):
         lengths = np.array([X.shape[0]])
     ref = hmm.GaussianHMM(3, covariance_type=covariance_type, n_iter=4, tol=-np.inf, init_params="", params="stmc")
     ref.startprob_, ref.transmat_, ref.means_ = start.startprob_, start.transmat_, start.means_
-    ref.covars_ = start.covars_ if covariance_type == "full" else np.diagonal(start.covars_, axis1=1, axis2=2)
+    ref.covars_ = start._emission_point()["covars"]  # hmmlearn's layout for each covariance_type
     # statistics: distributed (per block or per chunk of one sequence) equal single-process ones
     stats = expected_statistics(start, da.from_array(X, chunks=(170, 2)), lengths=lengths, split_every=2)
-    params = {"startprob": start.startprob_, "transmat": start.transmat_, "means": start.means_,
-              "covars": start.covars_ if covariance_type == "full" else np.diagonal(start.covars_, axis1=1, axis2=2)}
-    single = hmm_statistics(start, X, lengths, params)
+    single = hmm_statistics(start, X, lengths, start._point())
     for k in single:
         np.testing.assert_allclose(stats[k], single[k], rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(stats["loglik"], start.log_likelihood(X, lengths=lengths).sum(), rtol=1e-12)
@@ -109,16 +107,17 @@ def test_hmm_em_equals_hmmlearn_from_same_start(covariance_type, one_sequence):
     np.testing.assert_allclose(start.startprob_, ref.startprob_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(start.transmat_, ref.transmat_, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(start.means_, ref.means_, rtol=1e-8, atol=1e-8)
-    np.testing.assert_allclose(start.covars_, ref.covars_, rtol=1e-8, atol=1e-8)
+    want = ref._covars_[:, 0] if covariance_type == "spherical" and ref._covars_.ndim == 2 else ref._covars_
+    np.testing.assert_allclose(start._emission_point()["covars"], want, rtol=1e-8, atol=1e-8)
 
 
 def test_em_errors():
     rng = np.random.default_rng(2)
     X = _data(rng, n=200)
-    with pytest.raises(NotImplementedError, match="GaussianMixture, GaussianHMM and LDA"):
+    with pytest.raises(NotImplementedError, match="supports GaussianMixture, LDA, GaussianHMM"):
         fit(FactorAnalysis(2), da.from_array(X, chunks=50))
-    with pytest.raises(NotImplementedError, match="diag"):
-        fit(GaussianHMM(2, covariance_type="tied"), da.from_array(X, chunks=50))
+    with pytest.raises(ValueError, match="fixed or topology"):
+        fit(GaussianHMM(2, topology="banded"), da.from_array(X, chunks=50))
     with pytest.raises(NotImplementedError, match="bayesian"):
         fit(GaussianMixture(2, bayesian=True), da.from_array(X, chunks=50))
     with pytest.raises(ValueError, match="2-D"):

@@ -9,6 +9,11 @@ rounding. :func:`partial_fit` is the same path for one iteration.
 
 Statistics are taken around the current means (``x - mu_old``), which keeps
 the covariance update free of cancellation for data far from the origin.
+
+The other HMM families reduce their emission's additive statistics
+(``Emission.suff_stats``) and run ``Emission.m_step_from_stats`` (or
+hmmlearn's M-step, for the hmmlearn-backed PoissonHMM and CategoricalHMM),
+mirroring each family's in-memory EM (see :class:`_HMMFamily`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from scipy.special import digamma
 
 from ..inference import _hmm
 from ..inference._progress import progress_bar
+from ..models.hmm._adapter import _floor_covariances
 from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
 from ._posterior import block_lengths, check_dask_rows, chunk_sequences
 
@@ -222,46 +228,31 @@ def _moments(X, gamma, means, full):
     return gamma.sum(axis=0), s1, s2
 
 
-def _hmm_log_frames(model, X, params):
-    X = np.asarray(X, dtype=np.float64)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("Distributed EM needs finite X (no NaN or inf); fit data with missing values in memory.")
-    return model._emission().log_frames(X, {"means": params["means"], "covars": params["covars"]})
-
-
 def hmm_statistics(model, X, lengths, params) -> dict[str, np.ndarray]:
-    """E-step statistics of one block of whole sequences (hmmlearn's, moments around the current means).
+    """E-step statistics of one block of whole sequences: initial states, transitions, the emission's statistics.
 
     Parameters
     ----------
-    model : GaussianHMM
-        The model (for its emission density).
+    model : HMM family
+        The model (for its emission density and statistics).
     X : ndarray of shape (T, D)
         Whole sequences, concatenated.
     lengths : ndarray of int
         Their lengths.
     params : dict
-        ``startprob``, ``transmat``, ``means``, ``covars`` (emission layout).
+        ``startprob``, ``transmat`` and the emission arrays (emission layout).
 
     Returns
     -------
     dict of str to ndarray
-        ``start``, ``trans``, ``n``, ``s1``, ``s2``, ``loglik``, ``rows``.
+        ``start``, ``trans``, ``loglik``, ``rows`` and the emission's
+        statistics (GaussianHMM: ``n``, ``s1``, ``s2``, moments around the
+        current means, as hmmlearn's; other families: the emission's
+        :meth:`~probspace.emissions.Emission.suff_stats`).
     """
-    X = np.asarray(X, dtype=np.float64)
-    fb = _hmm.forward_backward(params["startprob"], params["transmat"], _hmm_log_frames(model, X, params), lengths)
-    bounds = _hmm.sequence_bounds(lengths, X.shape[0])
-    n, s1, s2 = _moments(X, fb.marginals, params["means"], params["covars"].ndim == 3)
-    return {"start": fb.marginals[bounds[:-1]].sum(axis=0), "trans": fb.transition_counts.sum(axis=0), "n": n,
-            "s1": s1, "s2": s2, "loglik": np.array(fb.log_likelihood.sum()), "rows": np.array(X.shape[0])}
-
-
-def _chunk_statistics(model, X, params, logb, scan, c):
-    marginals, _, _, counts, _ = chunk_smooth(params["startprob"], params["transmat"], logb, scan, c)
-    n, s1, s2 = _moments(np.asarray(X, dtype=np.float64), marginals, params["means"], params["covars"].ndim == 3)
-    K = marginals.shape[1]
-    return {"start": marginals[0] if c == 0 else np.zeros(K), "trans": counts, "n": n, "s1": s1, "s2": s2,
-            "loglik": np.array(scan[2] if c == 0 else 0.0), "rows": np.array(X.shape[0])}
+    fam = _family(model)
+    fam._setup()
+    return fam.statistics(X, lengths, params)
 
 
 def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any) -> dict[str, Any]:
@@ -281,15 +272,32 @@ def hmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], model: Any)
     e = means - old  # the shift from the centre of the moments
     md = means - mp
     cp, cw = np.asarray(model.covars_prior, dtype=float), float(np.max(model.covars_weight))
-    if params["covars"].ndim == 3:
+    ct = model.covariance_type
+    if ct in ("full", "tied"):
         D = means.shape[1]
         c_n = (mw[..., None, None] if mw.ndim else mw) * md[:, :, None] * md[:, None, :] + stats["s2"] \
             - stats["s1"][:, :, None] * e[:, None, :] - e[:, :, None] * stats["s1"][:, None, :] \
             + stats["n"][:, None, None] * e[:, :, None] * e[:, None, :]
-        covars = (cp + c_n) / (max(cw - D, 0) + stats["n"][:, None, None])
+        if ct == "full":
+            covars = (cp + c_n) / (max(cw - D, 0) + stats["n"][:, None, None])
+        else:
+            covars = (cp + c_n.sum(axis=0)) / (max(cw - D, 0) + stats["n"].sum())
     else:
         c_n = mw * md**2 + stats["s2"] - 2 * e * stats["s1"] + e**2 * denom
         covars = (cp + c_n) / np.maximum(max(cw - 1, 0) + denom, 1e-5)
+        if ct == "spherical":
+            covars = covars.mean(axis=1)
+    # as the in-memory backend (_adapter.KernelEStepGaussianHMM): a state without weight keeps its mean and
+    # covariance, and variances are floored at min_covar after each M-step (min_covar in the units of X)
+    per_state = ct != "tied"
+    kept = ~np.isfinite(means).all(axis=1)
+    if per_state:
+        kept |= ~np.isfinite(covars.reshape(len(covars), -1)).all(axis=1)
+        covars = np.where(kept.reshape((-1,) + (1,) * (covars.ndim - 1)), params["covars"], covars)
+    elif not np.all(np.isfinite(covars)):
+        covars = params["covars"]
+    means = np.where(kept[:, None], old, means)
+    covars = _floor_covariances(covars, model.min_covar, ct)
     return {"startprob": start / start.sum(), "transmat": np.where(rows > 0, trans / np.where(rows > 0, rows, 1), 0),
             "means": means, "covars": covars}
 
@@ -415,8 +423,21 @@ class _Mixture:
         return np.concatenate(dask.compute(*parts), axis=0), None
 
 
-class _GaussianHMM(_Mixture):
-    """Distributed EM of a GaussianHMM (diag or full covariances): blocks of sequences, or one long sequence."""
+class _HMMFamily(_Mixture):
+    """Distributed EM of an HMM: blocks of whole sequences, or one long sequence over chunks.
+
+    The E-step statistics are the expected initial states and transitions and
+    the emission's additive statistics (:meth:`Emission.suff_stats`). The
+    M-step mirrors the model's own EM: hmmlearn's (structural zeros kept, a
+    state left without weight keeps its parameters, as ``_adapter``'s guarded
+    M-step) for hmmlearn-backed families, probspace's EM loop
+    (``_HMM._em_loop``: Dirichlet MAP updates, the emission's M-step, held
+    entries projected by ``Constraints.project``) for native families and
+    for every constrained fit.
+    """
+
+    def __init__(self, model):
+        self.model = model
 
     def prepare(self, X, lengths):
         lengths = np.array([X.shape[0]]) if lengths is None else np.asarray(lengths, dtype=np.int64)
@@ -430,33 +451,96 @@ class _GaussianHMM(_Mixture):
             per = block_lengths(X.chunks[0], lengths)
         return X, per
 
-    def params(self):
+    def _setup(self):
+        """Read the fitted model's emission and constraints (after an in-memory initialisation, if any)."""
         m = self.model
-        full = m.covars_
-        covars = full if m.covariance_type == "full" else np.diagonal(full, axis1=1, axis2=2).copy()
-        return {"startprob": m.startprob_, "transmat": m.transmat_, "means": m.means_, "covars": covars}
+        self.emission = m._emission()
+        self.cons = m._constraints()
+        self.native = bool(m._native_backend or self.cons)
+        self.stop_before_m_step = self.native  # as _HMM._em_loop (hmmlearn runs the M-step, then stops)
+        self.priors = (np.asarray(m.backend_.startprob_prior, dtype=np.float64),
+                       np.asarray(m.backend_.transmat_prior, dtype=np.float64))
+
+    def params(self):
+        self._setup()
+        p = self.model._point()
+        return self.cons.project(p) if self.cons else p  # as the in-memory EM loop starts
+
+    # -- E-step (on the workers) ------------------------------------------------------------
+    def log_frames(self, X, params):
+        X = np.asarray(X, dtype=np.float64)
+        missing = np.isnan(X)
+        if np.isinf(X).any() or (missing.any() and not (self.native and self.emission.missing_supported(missing))):
+            raise ValueError(f"Distributed EM of {type(self.model).__name__} needs finite X (no inf; NaN only where "
+                             "the family's in-memory EM marginalises it); fit data with missing values in memory.")
+        self.model._check_frame(X)
+        return self.emission.log_frames(X, {n: params[n] for n in self.emission.names})
+
+    def emission_stats(self, X, gamma, params):
+        return self.emission.suff_stats(X, gamma, params)
+
+    def statistics(self, X, lengths, params):
+        X = np.asarray(X, dtype=np.float64)
+        fb = _hmm.forward_backward(params["startprob"], params["transmat"], self.log_frames(X, params), lengths)
+        bounds = _hmm.sequence_bounds(lengths, X.shape[0])
+        return {"start": fb.marginals[bounds[:-1]].sum(axis=0), "trans": fb.transition_counts.sum(axis=0),
+                **self.emission_stats(X, fb.marginals, params), "loglik": np.array(fb.log_likelihood.sum()),
+                "rows": np.array(X.shape[0])}
+
+    def chunk_statistics(self, X, params, logb, scan, c):
+        marginals, _, _, counts, _ = chunk_smooth(params["startprob"], params["transmat"], logb, scan, c)
+        K = marginals.shape[1]
+        return {"start": marginals[0] if c == 0 else np.zeros(K), "trans": counts,
+                **self.emission_stats(np.asarray(X, dtype=np.float64), marginals, params),
+                "loglik": np.array(scan[2] if c == 0 else 0.0), "rows": np.array(X.shape[0])}
 
     def graph(self, X, layout, params, split):
         p = dask.delayed(params, pure=True, traverse=False)
-        model = dask.delayed(self.model, pure=True, traverse=False)
+        fam = dask.delayed(self, pure=True, traverse=False)
         blocks = X.to_delayed()[:, 0]
         if layout is not None:
-            return _tree_sum([dask.delayed(hmm_statistics)(model, b, L, p) for b, L in zip(blocks, layout,
-                                                                                           strict=True)], split)
-        logb = [dask.delayed(_hmm_log_frames)(model, b, p) for b in blocks]
+            return _tree_sum([dask.delayed(_block_statistics)(fam, b, L, p) for b, L in zip(blocks, layout,
+                                                                                            strict=True)], split)
+        logb = [dask.delayed(_log_frames)(fam, b, p) for b in blocks]
         transfers = [dask.delayed(chunk_transfer, nout=2)(p["startprob"], p["transmat"], f, c == 0)
                      for c, f in enumerate(logb)]
         scan = dask.delayed(boundary_scan, nout=3)(transfers)
-        return _tree_sum([dask.delayed(_chunk_statistics)(model, b, p, f, scan, c)
+        return _tree_sum([dask.delayed(_chunk_statistics)(fam, b, p, f, scan, c)
                           for c, (b, f) in enumerate(zip(blocks, logb, strict=True))], split)
 
+    # -- M-step (on the client) -------------------------------------------------------------
+    def transitions_m_step(self, stats, params):
+        """Dirichlet MAP updates of the initial and transition probabilities, as the model's in-memory EM."""
+        start = np.maximum(self.priors[0] - 1.0 + stats["start"], 0.0)
+        trans = np.maximum(self.priors[1] - 1.0 + stats["trans"], 0.0)
+        if self.native:  # _HMM._em_loop
+            new_start = start / start.sum()
+        else:  # hmmlearn: structural zeros kept; an all-zero update keeps the old values (_guarded_mstep)
+            start = np.where(params["startprob"] == 0, 0.0, start)
+            trans = np.where(params["transmat"] == 0, 0.0, trans)
+            total = start.sum()
+            new_start = start / total if total > 0 else params["startprob"]
+        rows = trans.sum(axis=1, keepdims=True)
+        return new_start, np.where(rows > 0, trans / np.where(rows > 0, rows, 1.0), params["transmat"])
+
+    def emission_m_step(self, stats, params):
+        if self.native:
+            held = self.cons.held if self.cons else {}
+            if "means" in held and self.emission.name in ("gaussian", "gmm"):
+                return self.emission.m_step_from_stats(stats, params, means=held["means"])
+            return self.emission.m_step_from_stats(stats, params)
+        return _HMMLEARN_M_STEPS[self.emission.name](self.model, stats, params)
+
     def m_step(self, stats, params):
-        return hmm_m_step(stats, params, self.model)
+        if self.cons and not np.isfinite(stats["loglik"]):
+            raise ValueError(f"{type(self.model).__name__}: a sequence has zero probability under the constraints "
+                             "(fixed entries or topology rule out every path).")
+        start, trans = self.transitions_m_step(stats, params)
+        new = {"startprob": start, "transmat": trans, **self.emission_m_step(stats, params)}
+        return self.cons.project(new) if self.cons else new
 
     def write(self, params):
-        b = self.model.backend_
-        b.startprob_, b.transmat_, b.means_ = params["startprob"], params["transmat"], params["means"]
-        b.covars_ = params["covars"]
+        self.model._set_point(params)
 
     def init_rows(self, X, layout, init_size):
         if layout is None:
@@ -468,23 +552,118 @@ class _GaussianHMM(_Mixture):
         return np.asarray(X[:rows].compute()), lengths[:n_seq]
 
 
+def _log_frames(fam, X, params):
+    return fam.log_frames(X, params)
+
+
+def _block_statistics(fam, X, lengths, params):
+    return fam.statistics(X, lengths, params)
+
+
+def _chunk_statistics(fam, X, params, logb, scan, c):
+    return fam.chunk_statistics(X, params, logb, scan, c)
+
+
+def _poisson_hmmlearn(model, stats, params):
+    """Return hmmlearn's PoissonHMM M-step (its prior weighs every state by the total count), guarded."""
+    post = stats["den"][:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_bar = stats["num"] / post[:, None]
+        n = post.sum()
+        lam = (model.lambdas_prior + n * y_bar) / (model.lambdas_weight + n)
+    bad = ~np.isfinite(lam).all(axis=1, keepdims=True)
+    return {"lambdas": np.where(bad, params["lambdas"], lam)}
+
+
+def _categorical_hmmlearn(model, stats, params):
+    """Return hmmlearn's CategoricalHMM M-step: ``max(prior - 1 + counts, 0)`` over normalised rows."""
+    B = np.maximum(np.asarray(model.emissionprob_prior, dtype=np.float64) - 1.0 + stats["counts"], 0.0)
+    rows = B.sum(axis=1, keepdims=True)
+    return {"emissionprob": B / np.where(rows == 0, 1.0, rows)}
+
+
+#: Emission M-steps of the hmmlearn backends, by emission name (the hmmlearn-backed families fitted distributed).
+_HMMLEARN_M_STEPS = {"poisson": _poisson_hmmlearn, "categorical": _categorical_hmmlearn}
+
+
+class _GaussianHMM(_HMMFamily):
+    """GaussianHMM: hmmlearn's statistics (moments around the current means) and M-step."""
+
+    def params(self):
+        self._setup()
+        m = self.model
+        return {"startprob": m.startprob_, "transmat": m.transmat_, **m._emission_point()}
+
+    def log_frames(self, X, params):
+        X = np.asarray(X, dtype=np.float64)
+        if not np.all(np.isfinite(X)):
+            raise ValueError("Distributed EM needs finite X (no NaN or inf); fit data with missing values in memory.")
+        return self.emission.log_frames(X, {"means": params["means"], "covars": params["covars"]})
+
+    def emission_stats(self, X, gamma, params):
+        n, s1, s2 = _moments(X, gamma, params["means"], self.model.covariance_type in ("full", "tied"))
+        return {"n": n, "s1": s1, "s2": s2}
+
+    def m_step(self, stats, params):
+        with np.errstate(divide="ignore", invalid="ignore"):  # states without weight: kept by hmm_m_step
+            return hmm_m_step(stats, params, self.model)
+
+    def write(self, params):
+        b = self.model.backend_
+        b.startprob_, b.transmat_, b.means_ = params["startprob"], params["transmat"], params["means"]
+        b.covars_ = params["covars"]
+
+
+#: What distributed EM fits, for error messages.
+_SUPPORTED = ("GaussianMixture, LDA, GaussianHMM, PoissonHMM, CategoricalHMM, BernoulliHMM "
+              "and HMM(emission=...) with an emission that has additive sufficient statistics "
+              "(Emission.suff_stats: gaussian, poisson, categorical, bernoulli)")
+
+
+def _hmm_family(model):
+    from ..models import GaussianHMM
+    from ..models.hmm import HMM
+
+    name = type(model).__name__
+    if model.bayesian or getattr(model, "sampler", None) is not None:
+        raise NotImplementedError(f"Distributed EM fits {name} by maximum likelihood (bayesian=False, sampler=None).")
+    if isinstance(model, GaussianHMM):
+        if model.fixed or model.topology not in (None, "ergodic"):
+            raise ValueError("Distributed EM of GaussianHMM does not hold fixed or topology entries (its in-memory "
+                             "constrained EM runs in standardised units); use HMM(emission='gaussian', fixed=...), "
+                             "or fit in memory.")
+        return _GaussianHMM(model)
+    if model._native_backend:
+        if isinstance(model, HMM):
+            cls = model._emission_class()
+        else:
+            cls = type(model._emission())
+        if not cls.has_suff_stats():
+            raise ValueError(f"distributed EM supports {_SUPPORTED}; {getattr(model, 'emission', name)!r} "
+                             f"({cls.__name__}) has no suff_stats/m_step_from_stats. Fit it in memory.")
+        return _HMMFamily(model)
+    from ..models import CategoricalHMM, PoissonHMM
+
+    if not isinstance(model, (PoissonHMM, CategoricalHMM)):  # the hmmlearn M-steps of _HMMLEARN_M_STEPS
+        raise ValueError(f"distributed EM supports {_SUPPORTED}; got {name}. Fit it in memory or on a subsample.")
+    return _HMMFamily(model)
+
+
 def _family(model):
-    from ..models import LDA, GaussianHMM, GaussianMixture
+    from ..models import LDA, GaussianMixture
+    from ..models.hmm._base import _HMM
 
     if isinstance(model, GaussianMixture):
         if model.bayesian or model.sampler is not None:
             raise NotImplementedError("Distributed EM fits maximum-likelihood GaussianMixture (bayesian=False, "
                                       "sampler=None).")
         return _Mixture(model)
-    if isinstance(model, GaussianHMM):
-        if model.bayesian or model.sampler is not None or model.covariance_type not in ("diag", "full"):
-            raise NotImplementedError("Distributed EM fits GaussianHMM by maximum likelihood (bayesian=False, "
-                                      "sampler=None) with covariance_type 'diag' or 'full'.")
-        return _GaussianHMM(model)
+    if isinstance(model, _HMM):
+        return _hmm_family(model)
     if isinstance(model, LDA):
         return _LDA(model)
-    raise NotImplementedError(f"Distributed EM supports GaussianMixture, GaussianHMM and LDA; got "
-                              f"{type(model).__name__}. Fit other families in memory or on a subsample.")
+    raise NotImplementedError(f"Distributed EM supports {_SUPPORTED}; got {type(model).__name__}. Fit other "
+                              "families in memory or on a subsample.")
 
 
 # -- the distributed loop --------------------------------------------------------------------------
@@ -522,8 +701,10 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
-        A fitted model (the parameters of the E-step).
+    model : GaussianMixture, LDA or an HMM family
+        A fitted model (the parameters of the E-step): GaussianHMM (every
+        ``covariance_type``), PoissonHMM, CategoricalHMM, BernoulliHMM, or HMM with an
+        emission that has :meth:`~probspace.emissions.Emission.suff_stats`.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
     lengths : array-like of int, optional
@@ -540,8 +721,12 @@ def expected_statistics(model: Any, X: Any, *, lengths: Any = None, split_every:
         ``n`` (expected counts per component or state), ``s1`` and ``s2``
         (first and second moments around the current means), ``loglik``
         (total log-likelihood), ``rows``; HMMs add ``start`` and ``trans``
-        (expected initial states and transitions). LDA: ``sstats``, the
-        expected topic-word counts, and ``docs``.
+        (expected initial states and transitions). Other HMM families:
+        ``start``, ``trans``, ``loglik``, ``rows`` and the emission's
+        :meth:`~probspace.emissions.Emission.suff_stats` (for example
+        ``num`` and ``den`` for Poisson, ``counts`` for categorical
+        emissions). LDA: ``sstats``, the expected topic-word counts, and
+        ``docs``.
     """
     fam = _family(model)
     X, layout = fam.prepare(check_dask_rows(model, X), lengths)
@@ -559,16 +744,23 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     fitted model continues from its parameters (warm start). Then up to
     ``max_iter`` distributed iterations run until the gain in mean
     log-likelihood per row falls below ``tol`` (mixtures, as scikit-learn)
-    or the gain in total log-likelihood does (HMMs, as hmmlearn).
+    or the gain in total log-likelihood does (HMMs, as hmmlearn; native
+    and constrained HMM fits stop before that iteration's M-step, as
+    probspace's in-memory EM loop).
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
+    model : GaussianMixture, LDA or an HMM family
         Maximum-likelihood model (LDA: batch variational Bayes over the
         blocks, whatever its ``learning_method``), fitted or not, fitted in
-        place. HMMs:
-        ``covariance_type`` ``"diag"`` or ``"full"``; the priors act in the
-        units of ``X``, as in hmmlearn's own fit.
+        place. GaussianHMM (every ``covariance_type``; ``min_covar`` floors
+        the variances after each M-step, as in memory): the priors act in the
+        units of ``X``, as in hmmlearn's own fit. PoissonHMM, CategoricalHMM
+        (hmmlearn's M-step), BernoulliHMM and HMM (probspace's EM loop) with
+        an emission that has additive sufficient statistics
+        (:meth:`~probspace.emissions.Emission.suff_stats`: gaussian, poisson,
+        categorical, bernoulli); held entries of ``fixed=``/``topology=``
+        are kept as in the in-memory EM. Others raise ``ValueError``.
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows. ``persist()`` it first when it fits in the
         cluster's memory, else every iteration recomputes it.
@@ -622,18 +814,23 @@ def fit(model: Any, X: Any, *, lengths: Any = None, max_iter: int | None = None,
     with progress_bar(progress, max_iter, "distributed EM", "iter") as bar:
         for _ in range(max_iter):
             (stats,) = dask.compute(fam.graph(X, layout, params, split), **compute_kwargs)
-            old, params = params, fam.m_step(stats, params)
             bar.update(1)
             if isinstance(fam, _LDA):
+                old, params = params, fam.m_step(stats, params)
                 trace.append(fam.trace(stats, old, params))
                 if trace[-1] < tol:
                     converged = True
                     break
                 continue
             trace.append(float(stats["loglik"]) / float(stats["rows"]))
-            scale = float(stats["rows"]) if isinstance(fam, _GaussianHMM) else 1.0
-            if len(trace) > 1 and abs(trace[-1] - trace[-2]) * scale < tol:
-                converged = True
+            if isinstance(fam, _HMMFamily):  # hmmlearn's and probspace's rule: the gain in total log-likelihood
+                converged = len(trace) > 1 and (trace[-1] - trace[-2]) * float(stats["rows"]) < tol
+            else:  # scikit-learn's: the change in mean log-likelihood
+                converged = len(trace) > 1 and abs(trace[-1] - trace[-2]) < tol
+            if converged and getattr(fam, "stop_before_m_step", False):
+                break  # probspace's EM loop stops before the M-step of a converged iteration
+            params = fam.m_step(stats, params)
+            if converged:
                 break
     fam.write(params)
     model.n_iter_ = len(trace)
@@ -655,8 +852,8 @@ def partial_fit(model: Any, X: Any, **kwargs: Any) -> Any:
 
     Parameters
     ----------
-    model : GaussianMixture, GaussianHMM or LDA
-        The model, updated in place.
+    model : GaussianMixture, LDA or an HMM family
+        The model, updated in place (the families of :func:`fit`).
     X : dask.array.Array of shape (n_samples, n_features)
         Data chunked along rows.
     **kwargs

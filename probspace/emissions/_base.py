@@ -221,7 +221,9 @@ class Emission:
     defined, so the generic :class:`probspace.HMM` (``HMM(emission=name)``)
     fits it with no other file changed; for that it also implements
     :meth:`init` and :meth:`m_step` (EM), and :meth:`conformance_data`
-    (the data :mod:`probspace.testing` fits). The constructor's keyword
+    (the data :mod:`probspace.testing` fits). With :meth:`suff_stats` and
+    :meth:`m_step_from_stats` it is also fitted by distributed EM
+    (:func:`probspace.dask.fit`). The constructor's keyword
     arguments are the emission's settings (``HMM(emission_params=...)``),
     stored under their own names.
     """
@@ -343,6 +345,52 @@ class Emission:
         It is the M-step of the generic :class:`probspace.HMM` and, for the named families, of EM with missing values.
         """
         raise NotImplementedError(f"{type(self).__name__} has no missing-value M-step.")
+
+    def suff_stats(self, X: np.ndarray, gamma: np.ndarray, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the expected sufficient statistics of :meth:`m_step`, additive over frames and blocks.
+
+        Distributed EM (:mod:`probspace.dask`) computes them per block of
+        frames, adds them up and runs :meth:`m_step_from_stats` on the sum, so
+        ``m_step_from_stats(suff_stats(X, gamma, p), p)`` equals
+        ``m_step(X, gamma, p)`` to rounding. Keys must differ from ``start``,
+        ``trans``, ``loglik`` and ``rows``. An emission without them is fitted
+        in memory only.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D)
+            Observations (NaN for missing values, where :meth:`missing_supported`).
+        gamma : ndarray of shape (N, K)
+            State responsibilities.
+        params : dict of str to ndarray
+            The current parameters.
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no additive sufficient statistics (suff_stats).")
+
+    def m_step_from_stats(self, stats: dict[str, np.ndarray], params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Return the M-step of :meth:`m_step` from (summed) :meth:`suff_stats`.
+
+        Parameters
+        ----------
+        stats : dict of str to ndarray
+            Sufficient statistics, summed over blocks.
+        params : dict of str to ndarray
+            The current parameters (kept for states with no weight).
+
+        Returns
+        -------
+        dict of str to ndarray
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no M-step from sufficient statistics.")
+
+    @classmethod
+    def has_suff_stats(cls) -> bool:
+        """Whether the emission implements :meth:`suff_stats` and :meth:`m_step_from_stats` (distributed EM)."""
+        return cls.suff_stats is not Emission.suff_stats and cls.m_step_from_stats is not Emission.m_step_from_stats
 
     # -- MCMC ----------------------------------------------------------------------------------
     def check_sampler(self, sampler: str, X: np.ndarray, owner: str) -> None:

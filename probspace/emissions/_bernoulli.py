@@ -118,10 +118,17 @@ class BernoulliEmission(Emission):
         return True
 
     def m_step(self, X, gamma, params):
+        return self.m_step_from_stats(self.suff_stats(X, gamma, params), params)
+
+    def suff_stats(self, X, gamma, params):
+        """Return ``num`` (K, D), expected ones per state, and ``den`` (K, D), their weight on observed entries."""
         obs = ~np.isnan(X)
+        return {"num": gamma.T @ np.where(obs, X, 0.0), "den": gamma.T @ obs.astype(np.float64)}
+
+    def m_step_from_stats(self, stats, params):
         a = self.probs_prior - 1.0
-        num = gamma.T @ np.where(obs, X, 0.0) + a
-        den = gamma.T @ obs + 2.0 * a
+        num = stats["num"] + a
+        den = stats["den"] + 2.0 * a
         p = np.where(den > 0, num / np.where(den > 0, den, 1.0), params["probs"])
         return {"probs": np.clip(p, _EDGE, 1.0 - _EDGE)}
 

@@ -128,11 +128,18 @@ class CategoricalEmission(Emission):
         return inverse_cdf(params["emissionprob"][states], rng)[:, None].astype(np.int64)
 
     def m_step(self, X, gamma, params):
-        B = params["emissionprob"]
+        return self.m_step_from_stats(self.suff_stats(X, gamma, params), params)
+
+    def suff_stats(self, X, gamma, params):
+        """Return ``counts`` (K, n_symbols): the expected number of times each state emits each symbol."""
         obs = ~np.isnan(X[:, 0])
-        counts = np.zeros_like(B)
+        counts = np.zeros(np.shape(params["emissionprob"]))
         np.add.at(counts.T, X[obs, 0].astype(np.int64), gamma[obs])
-        new = np.maximum(self.concentration - 1.0 + counts, 0.0)
+        return {"counts": counts}
+
+    def m_step_from_stats(self, stats, params):
+        B = params["emissionprob"]
+        new = np.maximum(self.concentration - 1.0 + stats["counts"], 0.0)
         rows = new.sum(axis=1, keepdims=True)
         return {"emissionprob": np.where(rows > 0, new / np.where(rows > 0, rows, 1.0), B)}
 

@@ -386,6 +386,51 @@ class GaussianEmission(Emission):
             covs = np.tensordot(w / w.sum(), covs, axes=1)
         return {"means": means, self.scale: covs}
 
+    def suff_stats(self, X, gamma, params):
+        """Return weighted counts ``den`` (K, D) and sums ``num`` (K, D) of the observed values, and squares.
+
+        Diagonal and spherical covariances: ``sq`` (K, D), the weighted sums of
+        squares. Full and tied: ``outer`` (K, D, D), the weighted sums of
+        ``x x^T`` over the complete frames, and ``n`` (K,), their weight.
+        """
+        obs = ~np.isnan(X)
+        x0 = np.where(obs, X, 0.0)
+        out = {"den": gamma.T @ obs.astype(np.float64), "num": gamma.T @ x0}
+        if self.covariance_type in ("diag", "spherical"):
+            out["sq"] = gamma.T @ (x0**2)
+            return out
+        rows = obs.all(axis=1)
+        Xo, go = X[rows], gamma[rows]
+        out["outer"] = np.stack([(go[:, k, None] * Xo).T @ Xo for k in range(gamma.shape[1])])
+        out["n"] = go.sum(axis=0)
+        return out
+
+    def m_step_from_stats(self, stats, params, means=None):
+        """:meth:`m_step` from :meth:`suff_stats` (``means`` holds means as there)."""
+        den, num = stats["den"], stats["num"]
+        held = means
+        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), params["means"])
+        if held is not None:
+            means = np.where(np.isnan(held), means, held)
+        cov = params[self.scale]
+        if self.covariance_type in ("diag", "spherical"):
+            sq = stats["sq"] - 2 * means * num + means**2 * den
+            if self.covariance_type == "diag":
+                var = np.where(den > 0, sq / np.where(den > 0, den, 1.0), cov)
+            else:
+                tot = den.sum(axis=1)
+                var = np.where(tot > 0, sq.sum(axis=1) / np.where(tot > 0, tot, 1.0), cov)
+            return {"means": means, self.scale: var + self.min_covar}
+        n = stats["n"]
+        D = means.shape[1]
+        # sum_i g_ik (x_i - m_k)(x_i - m_k)^T over the complete frames, whose weighted sum of x is num[k]
+        mn = means[:, :, None] * num[:, None, :]
+        covs = stats["outer"] - mn - np.swapaxes(mn, 1, 2) + n[:, None, None] * means[:, :, None] * means[:, None, :]
+        covs = covs / np.maximum(n, 1e-300)[:, None, None] + self.min_covar * np.eye(D)
+        if self.covariance_type == "tied":
+            covs = np.tensordot(n / n.sum(), covs, axes=1)
+        return {"means": means, self.scale: covs}
+
     # -- MCMC ----------------------------------------------------------------------------------
     def check_sampler(self, sampler, X, owner):
         if self.covariance_type not in ("full", "diag"):

@@ -121,10 +121,17 @@ class PoissonEmission(Emission):
 
     def m_step(self, X, gamma, params):
         """Rate updates over the observed counts, with hmmlearn's Gamma prior per state."""
+        return self.m_step_from_stats(self.suff_stats(X, gamma, params), params)
+
+    def suff_stats(self, X, gamma, params):
+        """Return ``num`` (K, D), expected counts per state, and ``den`` (K, D), their weight on observed entries."""
         obs = ~np.isnan(X)
-        num = gamma.T @ np.where(obs, X, 0.0)
-        den = gamma.T @ obs
-        lam = (self.rate_prior + num) / (self.rate_weight + den)
+        return {"num": gamma.T @ np.where(obs, X, 0.0), "den": gamma.T @ obs.astype(np.float64)}
+
+    def m_step_from_stats(self, stats, params):
+        num, den = stats["num"], stats["den"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = (self.rate_prior + num) / (self.rate_weight + den)
         return {"lambdas": np.where(den > 0, lam, params["lambdas"])}
 
     def resolve_hyper(self, reader, X, K):
