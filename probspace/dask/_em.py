@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import Any
 
 import dask
 import numba
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 from scipy import linalg
 from scipy.special import digamma
 
@@ -497,16 +500,24 @@ class _HMMFamily(_Mixture):
     def graph(self, X, layout, params, split):
         p = dask.delayed(params, pure=True, traverse=False)
         fam = dask.delayed(self, pure=True, traverse=False)
-        blocks = X.to_delayed()[:, 0]
         if layout is not None:
+            blocks = X.to_delayed()[:, 0]
             return _tree_sum([dask.delayed(_block_statistics)(fam, b, L, p) for b, L in zip(blocks, layout,
                                                                                             strict=True)], split)
-        logb = [dask.delayed(_log_frames)(fam, b, p) for b in blocks]
-        transfers = [dask.delayed(chunk_transfer, nout=2)(p["startprob"], p["transmat"], f, c == 0)
-                     for c, f in enumerate(logb)]
-        scan = dask.delayed(boundary_scan, nout=3)(transfers)
-        return _tree_sum([dask.delayed(_chunk_statistics)(fam, b, p, f, scan, c)
-                          for c, (b, f) in enumerate(zip(blocks, logb, strict=True))], split)
+        # one sequence: one flat graph layer (delayed calls taking the scan would each merge its whole graph
+        # again, quadratic in the number of chunks)
+        frames = [k for (k,) in X.__dask_keys__()]
+        token = dask.base.tokenize(X, p.key, fam.key)
+        lf, tr, sc, cs = (f"{n}-{token}" for n in ("log-frames", "chunk-transfer", "boundary-scan", "chunk-stats"))
+        start, trans = (operator.getitem, p.key, "startprob"), (operator.getitem, p.key, "transmat")
+        dsk: dict = {}
+        for c, x in enumerate(frames):
+            dsk[(lf, c)] = (_log_frames, fam.key, x, p.key)
+            dsk[(tr, c)] = (chunk_transfer, start, trans, (lf, c), c == 0)
+            dsk[(cs, c)] = (_chunk_statistics, fam.key, x, p.key, (lf, c), sc, c)
+        dsk[sc] = (boundary_scan, [(tr, c) for c in range(len(frames))])
+        graph = HighLevelGraph.from_collections(cs, dsk, dependencies=[X, p, fam])
+        return _tree_sum([Delayed((cs, c), graph, layer=cs) for c in range(len(frames))], split)
 
     # -- M-step (on the client) -------------------------------------------------------------
     def transitions_m_step(self, stats, params):
