@@ -35,7 +35,7 @@ from ..inference import _hmm
 from ..inference._progress import progress_bar
 from ..models.hmm._adapter import _floor_covariances
 from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
-from ._posterior import block_lengths, check_dask_rows, chunk_sequences
+from ._posterior import block_lengths, check_dask_rows, chunk_sequences, shared
 
 __all__ = ["expected_statistics", "fit", "partial_fit"]
 
@@ -372,7 +372,7 @@ class _LDA:
                 "mean_change_tol": float(m.mean_change_tol)}
 
     def graph(self, X, layout, params, split):
-        p = dask.delayed(params, pure=True, traverse=False)
+        p = shared(params)
         return _tree_sum([dask.delayed(lda_statistics)(b, p) for b in X.to_delayed()[:, 0]], split)
 
     def m_step(self, stats, params):
@@ -410,7 +410,7 @@ class _Mixture:
         return _gmm_params(self.model)
 
     def graph(self, X, layout, params, split):
-        p = dask.delayed(params, pure=True, traverse=False)
+        p = shared(params)
         return _tree_sum([dask.delayed(gmm_statistics)(b, p) for b in X.to_delayed()[:, 0]], split)
 
     def m_step(self, stats, params):
@@ -498,12 +498,13 @@ class _HMMFamily(_Mixture):
                 "loglik": np.array(scan[2] if c == 0 else 0.0), "rows": np.array(X.shape[0])}
 
     def graph(self, X, layout, params, split):
-        p = dask.delayed(params, pure=True, traverse=False)
-        fam = dask.delayed(self, pure=True, traverse=False)
         if layout is not None:
+            p, fam = shared(params), shared(self)
             blocks = X.to_delayed()[:, 0]
             return _tree_sum([dask.delayed(_block_statistics)(fam, b, L, p) for b, L in zip(blocks, layout,
                                                                                             strict=True)], split)
+        p = dask.delayed(params, pure=True, traverse=False)
+        fam = dask.delayed(self, pure=True, traverse=False)
         # one sequence: one flat graph layer (delayed calls taking the scan would each merge its whole graph
         # again, quadratic in the number of chunks)
         frames = [k for (k,) in X.__dask_keys__()]

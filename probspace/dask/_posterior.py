@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import pickle
 from typing import Any
 
 import dask
@@ -18,6 +19,27 @@ __all__ = ["LazyPosterior", "chunk_sequences", "posterior"]
 
 #: Posterior attributes laid out one row per observation (per frame for sequences).
 _ROW_FIELDS = ("mean", "variance", "mode", "probs", "marginals", "filtered", "log_predictive", "concentration", "loc")
+
+
+#: Objects up to this size (pickled) travel inside every task instead of as one graph node.
+_EMBED_BYTES = 1 << 20
+
+
+def shared(obj: Any) -> Any:
+    """Return ``obj`` for the tasks of a graph: itself when small, else one ``dask.delayed`` node.
+
+    Embedded in every task, a small object (a model, the parameters of an EM
+    step) leaves each task depending on its data block alone, so the
+    distributed scheduler runs it where that block lives; as a shared node,
+    every task would also depend on the worker that holds the node, which
+    tilts the placement (and work stealing) towards that worker. A large
+    object is sent once per worker as a node.
+    """
+    try:
+        small = len(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)) <= _EMBED_BYTES
+    except Exception:  # unpicklable by pickle (cloudpickle may still send it as a node)
+        small = False
+    return obj if small else dask.delayed(obj, pure=True, traverse=False)
 
 
 def is_dask_array(X: Any) -> bool:
@@ -282,7 +304,7 @@ class LazyPosterior:
         self.model = model
         self.X = X
         self.block_lengths = lengths
-        self._model = dask.delayed(model, pure=True, traverse=False)
+        self._model = shared(model)
         probe = _probe(model, X, lengths)
         self.method = probe.method
         self._sequential = lengths is not None
