@@ -14,12 +14,14 @@ Also printed, without a goal: the chunked exact forward-backward of ONE sequence
 Setup, as a user with data on a cluster would have it: the data are generated on the workers block
 by block (seeded per block, never shipped from this process) and kept there under the array's own
 chunk keys, an equal share of consecutive blocks on each worker; the in-memory reference computes the
-same array in this process.
-Both clusters run side by side and the three ways (in-memory, 1 worker, 2 workers) are timed in
-interleaved rounds (order reversed every other round), so a change in the machine's load hits all
-three alike; the goals use the median over rounds of the same-round ratios. CPU seconds (this
-process for in-memory, the worker processes for the clusters) are printed as well: they show the
-overhead independently of how busy the machine is.
+same array in this process. Each way (in-memory, 1 worker, 2 workers) runs alone: per round, a fresh
+``LocalCluster`` starts, generates its data, runs every task once untimed and once timed, and closes
+before the next way starts, so no idle cluster shares the two cores with the one being timed (an idle
+cluster's scheduler and worker housekeeping take a few percent of a core). The ways alternate in
+rounds (order reversed every other round), so a change in the machine's load hits all three alike;
+the goals use the median over rounds of the same-round ratios. CPU seconds (this process for
+in-memory, the worker processes for the clusters) are printed as well: they show the overhead
+independently of how busy the machine is.
 
 ``--stable-malloc`` re-runs the script with glibc settings that keep freed memory (in this process and,
 since the environment wins over Dask's own ``MALLOC_TRIM_THRESHOLD_=65536``, in the workers): fewer
@@ -94,31 +96,36 @@ def persist_spread(client, rows, blocks, width):
     return da.Array(graph, name, (tuple(blocks), (width,)), dtype=np.float64)
 
 
-def interleaved(fns, clients, repeats):
-    """Time each callable in ``repeats`` rounds (order reversed every other round) after one warm-up each.
+def timed(f, cpu):
+    """Run ``f`` once: wall seconds, CPU seconds used (summed) and the busiest process's CPU seconds."""
+    c0 = cpu()
+    t0 = time.perf_counter()
+    f()
+    wall = time.perf_counter() - t0
+    used = cpu() - c0
+    return wall, used.sum(), used.max()
 
-    Returns per-way lists of wall seconds, of CPU seconds (this process for ``clients[way]`` None,
-    else the sum over that client's workers) and of the busiest worker's CPU seconds.
+
+def session(n_workers, tasks, make_data, kw):
+    """Time each task once on a fresh cluster of ``n_workers`` (0: in memory), alone on the machine.
+
+    The cluster starts, its data are generated on the workers, each task runs once untimed (imports,
+    compiled kernels loaded, first-touch memory), then once timed; the cluster is closed before the next
+    way runs, so no idle cluster shares the cores with the one being timed.
     """
-    def cpu(way):
-        c = clients[way]
-        return np.array([cpu_seconds()]) if c is None else np.array(list(c.run(cpu_seconds).values()))
+    from distributed import Client, LocalCluster
 
-    for f in fns.values():
-        f()
-    wall = {k: [] for k in fns}
-    cpus = {k: [] for k in fns}
-    busiest = {k: [] for k in fns}
-    for r in range(repeats):
-        for way in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
-            c0 = cpu(way)
-            t0 = time.perf_counter()
-            fns[way]()
-            wall[way].append(time.perf_counter() - t0)
-            used = cpu(way) - c0
-            cpus[way].append(used.sum())
-            busiest[way].append(used.max())
-    return wall, cpus, busiest
+    if n_workers == 0:
+        return {task: timed(fns["in-memory"], lambda: np.array([cpu_seconds()])) for task, fns in tasks.items()}
+    way = f"{n_workers} worker" + ("s" if n_workers > 1 else "")
+    with LocalCluster(n_workers=n_workers, **kw) as cluster, Client(cluster) as client:
+        data = make_data(client)
+        cpu = lambda: np.array(list(client.run(cpu_seconds).values()))  # noqa: E731
+        for fns in tasks.values():
+            fns[way](*data)
+        out = {task: timed(lambda f=fns[way]: f(*data), cpu) for task, fns in tasks.items()}
+        out["_blocks"] = sorted(len(v) for v in client.has_what().values())
+    return out
 
 
 def main():
@@ -142,7 +149,6 @@ def main():
 
     import dask
     import dask.array as da
-    from distributed import Client, LocalCluster
 
     from probspace import GaussianHMM, GaussianMixture
     from probspace.dask import expected_statistics
@@ -163,46 +169,41 @@ def main():
     params = _gmm_params(gm)
 
     kw = dict(threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50)
-    with LocalCluster(n_workers=1, **kw) as c1, LocalCluster(n_workers=2, **kw) as c2, \
-            Client(c1, set_as_default=False) as cl1, Client(c2, set_as_default=False) as cl2:
-        clients = {"in-memory": None, "1 worker": cl1, "2 workers": cl2}
-        data = {}
-        for way, cl in clients.items():
-            if cl is not None:
-                with cl.as_current():
-                    data[way] = (persist_spread(cl, gmm_rows, blocks, 2),
-                                 None if args.no_hmm else persist_spread(cl, hmm_rows, blocks, 1))
-        print("blocks per worker: " + "; ".join(
-            f"{way}: {sorted(len(v) for v in cl.has_what().values())}" for way, cl in clients.items() if cl))
 
-        def on(way, f):
-            """Run ``f`` with ``way``'s client as the current one."""
-            def run():
-                with clients[way].as_current():
-                    return f(*data[way])
-            return run
+    def make_data(client):
+        return (persist_spread(client, gmm_rows, blocks, 2),
+                None if args.no_hmm else persist_spread(client, hmm_rows, blocks, 1))
 
-        tasks = {
-            "marginals": {
-                "in-memory": lambda: gm.posterior(X_mem).mean.sum(axis=0),
-                **{w: on(w, lambda X, H: gm.posterior(X).mean.sum(axis=0).compute()) for w in clients if clients[w]}},
-            "em_iteration": {
-                "in-memory": lambda: gmm_m_step(gmm_statistics(X_mem, params), params, gm.reg_covar),
-                **{w: on(w, lambda X, H: gmm_m_step(expected_statistics(gm, X), params, gm.reg_covar))
-                   for w in clients if clients[w]}},
-        }
+    tasks = {
+        "marginals": {"in-memory": lambda: gm.posterior(X_mem).mean.sum(axis=0)},
+        "em_iteration": {"in-memory": lambda: gmm_m_step(gmm_statistics(X_mem, params), params, gm.reg_covar)},
+    }
+    if not args.no_hmm:
+        tasks["hmm_chunked_fb"] = {"in-memory": lambda: _hmm.forward_backward(
+            hm.startprob_, hm.transmat_, hm._log_frameprob(H_mem)).marginals.sum(0)}
+    for w in ("1 worker", "2 workers"):
+        tasks["marginals"][w] = lambda X, H: gm.posterior(X).mean.sum(axis=0).compute()
+        tasks["em_iteration"][w] = lambda X, H: gmm_m_step(expected_statistics(gm, X), params, gm.reg_covar)
         if not args.no_hmm:
-            def fb_mem():
-                return _hmm.forward_backward(hm.startprob_, hm.transmat_, hm._log_frameprob(H_mem)).marginals.sum(0)
-            tasks["hmm_chunked_fb"] = {
-                "in-memory": fb_mem,
-                **{w: on(w, lambda X, H: hm.posterior(H).marginals.sum(axis=0).compute())
-                   for w in clients if clients[w]}}
-        results = {task: interleaved(fns, clients, repeats) for task, fns in tasks.items()}
+            tasks["hmm_chunked_fb"][w] = lambda X, H: hm.posterior(H).marginals.sum(axis=0).compute()
+    for fns in tasks.values():  # in-memory warm-up
+        fns["in-memory"]()
+    ways = {"in-memory": 0, "1 worker": 1, "2 workers": 2}
+    results = {task: ({w: [] for w in ways}, {w: [] for w in ways}, {w: [] for w in ways}) for task in tasks}
+    placement = {}
+    for r in range(repeats):
+        for way in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
+            out = session(ways[way], tasks, make_data, kw)
+            placement[way] = out.pop("_blocks", None)
+            for task, (wall, cpu, busy) in out.items():
+                for store, value in zip(results[task], (wall, cpu, busy), strict=True):
+                    store[way].append(value)
+        print(f"round {r + 1}/{repeats} done", flush=True)
+    print("blocks per worker: " + "; ".join(f"{w}: {b}" for w, b in placement.items() if b))
 
     print(f"\nN = T = {n:,}, blocks of {chunk:,} rows; {repeats} interleaved rounds; "
           "wall s: best (median); CPU s: median (workers summed)")
-    ways = list(clients)
+    ways = list(ways)
     print(f"{'task':<16}" + "".join(f"{w + ' wall':>20}" for w in ways) + "".join(f"{w + ' CPU':>17}" for w in ways))
     for task, (wall, cpus, _) in results.items():
         print(f"{task:<16}" + "".join(f"{min(wall[w]):>11.2f} ({np.median(wall[w]):5.2f})" for w in ways)
