@@ -18,20 +18,18 @@ mirroring each family's in-memory EM (see :class:`_HMMFamily`).
 
 from __future__ import annotations
 
-import math
 import numbers
 import operator
 from typing import Any
 
 import dask
-import numba
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 from scipy import linalg
 from scipy.special import digamma
 
-from ..inference import _hmm
+from ..inference import _hmm, _mixture
 from ..inference._progress import progress_bar
 from ..models.hmm._adapter import _floor_covariances
 from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
@@ -52,92 +50,6 @@ def _precisions_cholesky(cov: np.ndarray, covariance_type: str) -> np.ndarray:
     return out[0] if covariance_type == "tied" else out
 
 
-def gmm_log_weighted(X: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-    """Return ``log w_k + log N(x_i | mu_k, Sigma_k)``, shape (N, K), from scikit-learn's Cholesky precisions."""
-    means, pc, ct = params["means"], params["precisions_cholesky"], params["covariance_type"]
-    N, D = X.shape
-    K = means.shape[0]
-    out = np.empty((N, K))
-    for k in range(K):
-        diff = X - means[k]
-        if ct == "full" or ct == "tied":
-            P = pc[k] if ct == "full" else pc
-            y = diff @ P
-            logdet = np.log(np.diag(P)).sum()
-        else:
-            p = pc[k] if ct == "diag" else np.full(D, pc[k])
-            y = diff * p
-            logdet = np.log(p).sum()
-        out[:, k] = logdet - 0.5 * np.einsum("ij,ij->i", y, y)
-    return out - 0.5 * D * np.log(2 * np.pi) + np.log(params["weights"])
-
-
-@numba.njit(cache=True, nogil=True)
-def _gmm_statistics_kernel(X, log_w, means, prec, full, n, s1, s2, loglik):  # pragma: no cover - compiled
-    """Accumulate one block's E-step statistics row by row, with no per-row temporaries.
-
-    ``prec`` holds each component's Cholesky precision (K, D, D; upper
-    triangular, scikit-learn's layout) when ``full``, else per-feature
-    precisions on its diagonal; ``s2`` is (K, D, D) either way (only its
-    diagonal filled when not ``full``). Sums go through partial sums of 1024 rows,
-    which keeps their rounding error near that of NumPy's pairwise sums.
-    """
-    N, D = X.shape
-    K = means.shape[0]
-    lw = np.empty(K)
-    diff = np.empty((K, D))
-    pn = np.zeros(K)
-    p1 = np.zeros((K, D))
-    p2 = np.zeros(s2.shape)
-    pll = 0.0
-    for i in range(N):
-        top = -np.inf
-        for k in range(K):
-            q = 0.0
-            for d in range(D):
-                diff[k, d] = X[i, d] - means[k, d]
-            if full:
-                for e in range(D):
-                    y = 0.0
-                    for d in range(e + 1):
-                        y += diff[k, d] * prec[k, d, e]
-                    q += y * y
-            else:
-                for d in range(D):
-                    y = diff[k, d] * prec[k, d, d]
-                    q += y * y
-            lw[k] = log_w[k] - 0.5 * q
-            if lw[k] > top:
-                top = lw[k]
-        tot = 0.0
-        for k in range(K):
-            lw[k] = math.exp(lw[k] - top)
-            tot += lw[k]
-        pll += top + math.log(tot)
-        for k in range(K):
-            r = lw[k] / tot
-            pn[k] += r
-            for d in range(D):
-                rd = r * diff[k, d]
-                p1[k, d] += rd
-                if full:
-                    for e in range(D):
-                        p2[k, d, e] += rd * diff[k, e]
-                else:
-                    p2[k, d, d] += rd * diff[k, d]
-        if (i + 1) % 1024 == 0 or i == N - 1:
-            loglik[0] += pll
-            pll = 0.0
-            for k in range(K):
-                n[k] += pn[k]
-                pn[k] = 0.0
-                for d in range(D):
-                    s1[k, d] += p1[k, d]
-                    p1[k, d] = 0.0
-            s2 += p2
-            p2[...] = 0.0
-
-
 def gmm_statistics(X: np.ndarray, params: dict[str, Any]) -> dict[str, np.ndarray]:
     """E-step statistics of one block: counts, first and second moments around the current means, log-likelihood.
 
@@ -153,26 +65,8 @@ def gmm_statistics(X: np.ndarray, params: dict[str, Any]) -> dict[str, np.ndarra
     dict of str to ndarray
         ``n`` (K,), ``s1`` (K, D), ``s2`` (K, D, D) or (K, D), ``loglik`` (), ``rows`` ().
     """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    means, pc, ct = np.asarray(params["means"], dtype=np.float64), params["precisions_cholesky"], \
-        params["covariance_type"]
-    K, D = means.shape
-    full = ct in ("full", "tied")
-    if full:
-        prec = np.ascontiguousarray(np.broadcast_to(pc, (K, D, D)), dtype=np.float64)
-        logdet = np.log(np.diagonal(prec, axis1=1, axis2=2)).sum(axis=1)
-    else:
-        p = np.broadcast_to(np.asarray(pc, dtype=np.float64).reshape(K, -1), (K, D))
-        prec = np.zeros((K, D, D))
-        prec[:, np.arange(D), np.arange(D)] = p
-        logdet = np.log(p).sum(axis=1)
-    log_w = np.log(params["weights"]) + logdet - 0.5 * D * np.log(2 * np.pi)
-    n, s1, s2, loglik = np.zeros(K), np.zeros((K, D)), np.zeros((K, D, D)), np.zeros(1)
-    if X.shape[0]:
-        _gmm_statistics_kernel(X, log_w, means, prec, full, n, s1, s2, loglik)
-    if not full:
-        s2 = np.diagonal(s2, axis1=1, axis2=2).copy()
-    return {"n": n, "s1": s1, "s2": s2, "loglik": np.array(loglik[0]), "rows": np.array(X.shape[0])}
+    return _mixture.statistics(X, _mixture.layout(params["weights"], params["means"], params["precisions_cholesky"],
+                                                  params["covariance_type"]))
 
 
 def gmm_m_step(stats: dict[str, np.ndarray], params: dict[str, Any], reg_covar: float) -> dict[str, Any]:

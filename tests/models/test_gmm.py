@@ -179,3 +179,14 @@ def test_pointwise_log_likelihood_per_parameter_draw(faithful):
     dens = sum(params["weights"][0, k] * stats.multivariate_normal(params["means"][0, k], covs[k]).pdf(faithful)
                for k in range(2))
     np.testing.assert_allclose(ll[0], np.log(dens), atol=1e-8)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_compiled_responsibilities_equal_sklearn(covariance_type):
+    """The compiled row-by-row posterior equals scikit-learn's predict_proba, also far out in the tails."""
+    rng = np.random.default_rng(3)
+    X = np.r_[rng.normal(size=(300, 3)) + rng.integers(0, 3, (300, 1)) * 4.0, [[1e3, -1e3, 5e2]]]
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X[:-1])
+    probs = model.posterior(X).probs
+    np.testing.assert_allclose(probs, model.backend_.predict_proba(X), rtol=0, atol=1e-12)
+    assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=1), 1.0, rtol=0, atol=1e-14)
