@@ -11,6 +11,10 @@ Goals (issue #18), on N = 1e7 observations (a 3-component Gaussian mixture in 2-
 Also printed, without a goal: the chunked exact forward-backward of ONE sequence of T = 1e7 frames
 (2-state Gaussian HMM) with 2 and 1 workers, against the monolithic in-memory forward-backward.
 
+Blocks: n / 10 rows (1e6 rows, 16 MB; about 50 ms of work per task for the marginals): Dask spends about
+a millisecond per task and recommends tasks well above that; at n / 20 (500,000 rows, about 24 ms per
+task) the per-task and per-computation costs weigh more (``--chunk 500000``; see benchmarks/README.md).
+
 Setup, as a user with data on a cluster would have it: the data are generated on the workers block
 by block (seeded per block, never shipped from this process) and kept there under the array's own
 chunk keys, an equal share of consecutive blocks on each worker; the in-memory reference computes the
@@ -131,7 +135,7 @@ def session(n_workers, tasks, make_data, kw):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000, help="observations and HMM frames (default 1e7)")
-    parser.add_argument("--chunk", type=int, default=None, help="rows per block (default: n / 20, 500,000)")
+    parser.add_argument("--chunk", type=int, default=None, help="rows per block (default: n / 10, 1,000,000)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quick", action="store_true", help="smoke run: n = 1e6, 3 rounds")
     parser.add_argument("--no-hmm", action="store_true", help="skip the (goal-free) HMM timing")
@@ -145,7 +149,7 @@ def main():
                   dict(os.environ, **MALLOC_SETTINGS))
     n = 1_000_000 if args.quick else args.n
     repeats = 3 if args.quick else args.repeats
-    chunk = min(args.chunk or max(1, n // 20), n)
+    chunk = min(args.chunk or max(1, n // 10), n)
 
     import dask
     import dask.array as da
