@@ -355,24 +355,11 @@ class GaussianEmission(Emission):
         (NaN: estimated); the covariances are then the maximisers around the
         held means (an exact M-step with those entries fixed).
         """
-        obs = ~np.isnan(X)
-        x0 = np.where(obs, X, 0.0)
-        den = gamma.T @ obs  # (K, D): posterior weight of the observed entries
-        num = gamma.T @ x0
-        old = params["means"]
-        held = means
-        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), old)
-        if held is not None:
-            means = np.where(np.isnan(held), means, held)
-        cov = params[self.scale]
         if self.covariance_type in ("diag", "spherical"):
-            sq = gamma.T @ (x0**2) - 2 * means * num + means**2 * den
-            if self.covariance_type == "diag":
-                var = np.where(den > 0, sq / np.where(den > 0, den, 1.0), cov)
-            else:
-                tot = den.sum(axis=1)
-                var = np.where(tot > 0, sq.sum(axis=1) / np.where(tot > 0, tot, 1.0), cov)
-            return {"means": means, self.scale: var + self.min_covar}
+            return self.m_step_from_stats(self.suff_stats(X, gamma, params), params, means)
+        obs = ~np.isnan(X)
+        den = gamma.T @ obs.astype(np.float64)  # (K, D): posterior weight of the observed entries
+        means = self._weighted_means(den, gamma.T @ np.where(obs, X, 0.0), params, means)
         rows = ~np.isnan(X).any(axis=1)  # only whole frames are missing here
         Xo, go = X[rows], gamma[rows]
         K, D = means.shape
@@ -385,6 +372,12 @@ class GaussianEmission(Emission):
             w = go.sum(axis=0)
             covs = np.tensordot(w / w.sum(), covs, axes=1)
         return {"means": means, self.scale: covs}
+
+    @staticmethod
+    def _weighted_means(den, num, params, held):
+        """Weighted means ``num / den`` (the old mean where a state has no weight), held entries in place."""
+        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), params["means"])
+        return means if held is None else np.where(np.isnan(held), means, held)
 
     def suff_stats(self, X, gamma, params):
         """Return weighted counts ``den`` (K, D) and sums ``num`` (K, D) of the observed values, and squares.
@@ -408,10 +401,7 @@ class GaussianEmission(Emission):
     def m_step_from_stats(self, stats, params, means=None):
         """:meth:`m_step` from :meth:`suff_stats` (``means`` holds means as there)."""
         den, num = stats["den"], stats["num"]
-        held = means
-        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), params["means"])
-        if held is not None:
-            means = np.where(np.isnan(held), means, held)
+        means = self._weighted_means(den, num, params, means)
         cov = params[self.scale]
         if self.covariance_type in ("diag", "spherical"):
             sq = stats["sq"] - 2 * means * num + means**2 * den
