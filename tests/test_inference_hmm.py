@@ -247,3 +247,19 @@ def test_streamed_viterbi_with_a_helper_thread_equals_the_whole_array_pass():
             np.testing.assert_array_equal(path[lo:lo + L], paths[np.argmax(joint)])
             assert best[s] == pytest.approx(joint.max(), rel=1e-12)
             lo += L
+
+
+def _double_in_pool(blocks):
+    from probspace.inference import _threads
+
+    return _threads.map_blocks(lambda b: 2 * b, blocks, n_threads=2)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_thread_pool_works_in_a_forked_child():
+    """A child forked after the pool started gets a fresh pool (the parent's threads do not exist there)."""
+    import multiprocessing
+
+    assert _double_in_pool([1, 2, 3]) == [2, 4, 6]  # the pool exists in this process now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_double_in_pool, ([4, 5],)).get(timeout=60) == [8, 10]

@@ -31,6 +31,16 @@ _POOL_SIZE = 0
 _LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """Forget the parent's pool in a forked child: its threads do not exist there (work sent to it would hang)."""
+    global _POOL, _POOL_SIZE, _LOCK
+    _POOL, _POOL_SIZE, _LOCK = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _available() -> int:
     try:
         return len(os.sched_getaffinity(0))
