@@ -16,6 +16,21 @@ FRAGMENTS: dict[str, str] = {
         Seeds the fit and every later call made without its own
         ``random_state``. ``fit`` builds ``rng_`` from it: with an int, a refit
         replays the same sequence of draws; consecutive unseeded calls differ.""",
+    "held_params": """\
+    fixed : dict, optional
+        Parameters held during fitting (EM and MCMC), by name without the
+        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
+        arrays): an array of the parameter's shape whose finite entries are
+        held at that value and whose NaN entries are estimated. A held 0 is a
+        structural zero and stays exactly 0. ``sampler="nuts"`` holds entries
+        on Pyro's NUTS (whole arrays on the compiled one). See :ref:`hmm-variants`.
+    topology : {"ergodic", "left-to-right", "banded"}, optional
+        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
+        at most ``bandwidth`` states ahead; starts in state 0) or
+        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
+        structural zeros.
+    bandwidth : int, optional
+        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).""",
     "common_attributes": """\
     n_features_in_ : int
         Number of features seen during ``fit``.

@@ -277,6 +277,21 @@ def _entropy(startprob, transmat, log_frameprob_first, first_marginals, counts, 
     return np.array([loglik - (e_start + e_trans + e_emit)])
 
 
+def scan_tasks(token: str, startprob: Any, transmat: Any, frames: list) -> tuple[dict, str]:
+    """Graph tasks of one sequence's chunk transfers and boundary scan, and the scan's key.
+
+    ``frames`` are the keys (or tasks) of the chunks' emission log-likelihoods;
+    ``startprob``/``transmat`` values or tasks. One flat dict: built from
+    delayed calls, each call taking the scan would merge its whole graph
+    again, quadratic in the number of chunks. The transfer of chunk ``c`` has
+    key ``("chunk-transfer-" + token, c)``.
+    """
+    tr, sc = f"chunk-transfer-{token}", f"boundary-scan-{token}"
+    dsk: dict = {(tr, c): (chunk_transfer, startprob, transmat, f, c == 0) for c, f in enumerate(frames)}
+    dsk[sc] = (boundary_scan, [(tr, c) for c in range(len(frames))])
+    return dsk, sc
+
+
 class ChunkedMarkovChain:
     """Exact posterior over the state path of one long sequence, spread over the chunks of a dask array.
 
@@ -379,9 +394,8 @@ class ChunkedMarkovChain:
         frames = [k for (k,) in logb.__dask_keys__()]
         C = len(frames)
         token = dask.base.tokenize(logb, pi, A)
-        tr, sc, sm = f"chunk-transfer-{token}", f"boundary-scan-{token}", f"chunk-smooth-{token}"
-        dsk: dict = {(tr, c): (chunk_transfer, pi, A, f, c == 0) for c, f in enumerate(frames)}
-        dsk[sc] = (boundary_scan, [(tr, c) for c in range(C)])
+        tr, sm = f"chunk-transfer-{token}", f"chunk-smooth-{token}"
+        dsk, sc = scan_tasks(token, pi, A, frames)
         dsk.update({(sm, c): (chunk_smooth, pi, A, f, sc, c) for c, f in enumerate(frames)})
         dsk[f"counts-{token}"] = (sum, [(operator.getitem, (sm, c), 3) for c in range(C)])
         dsk[f"emit-{token}"] = (sum, [(operator.getitem, (sm, c), 4) for c in range(C)])
@@ -394,18 +408,16 @@ class ChunkedMarkovChain:
             chunks = (sizes, *((t,) for t in tail))
             layer = HighLevelGraph.from_collections(key, part, dependencies=[core])
             setattr(self, name, da.Array(layer, key, chunks, dtype=np.float64))
-        self._graph = graph
         self._frames = frames
         self._transfers = [(tr, c) for c in range(C)]
         self._scan = sc
         counts = Delayed(f"counts-{token}", graph, layer=sm)
-        scan = core
         self.transition_counts = da.from_delayed(counts, (K, K), dtype=float)
-        self.log_likelihood = da.from_delayed(dask.delayed(np.atleast_1d)(scan[2]), (1,), dtype=float)
+        self.log_likelihood = da.from_delayed(dask.delayed(np.atleast_1d)(core[2]), (1,), dtype=float)
         first = self.marginals[0]
         e_emit = Delayed(f"emit-{token}", graph, layer=sm)
         self._entropy = da.from_delayed(
-            dask.delayed(_entropy)(pi, A, None, first, self.transition_counts, e_emit, scan[2]), (1,),
+            dask.delayed(_entropy)(pi, A, None, first, self.transition_counts, e_emit, core[2]), (1,),
             dtype=float)
 
     @property

@@ -32,7 +32,7 @@ from scipy.special import digamma
 from ..inference import _hmm, _mixture
 from ..inference._progress import progress_bar
 from ..models.hmm._adapter import _floor_covariances
-from ._chunked import boundary_scan, chunk_smooth, chunk_transfer
+from ._chunked import chunk_smooth, scan_tasks
 from ._posterior import block_lengths, check_dask_rows, chunk_sequences, shared
 
 __all__ = ["expected_statistics", "fit", "partial_fit"]
@@ -399,18 +399,15 @@ class _HMMFamily(_Mixture):
                                                                                             strict=True)], split)
         p = dask.delayed(params, pure=True, traverse=False)
         fam = dask.delayed(self, pure=True, traverse=False)
-        # one sequence: one flat graph layer (delayed calls taking the scan would each merge its whole graph
-        # again, quadratic in the number of chunks)
+        # one sequence: one flat graph layer (see scan_tasks)
         frames = [k for (k,) in X.__dask_keys__()]
         token = dask.base.tokenize(X, p.key, fam.key)
-        lf, tr, sc, cs = (f"{n}-{token}" for n in ("log-frames", "chunk-transfer", "boundary-scan", "chunk-stats"))
+        lf, cs = f"log-frames-{token}", f"chunk-stats-{token}"
         start, trans = (operator.getitem, p.key, "startprob"), (operator.getitem, p.key, "transmat")
-        dsk: dict = {}
+        dsk, sc = scan_tasks(token, start, trans, [(lf, c) for c in range(len(frames))])
         for c, x in enumerate(frames):
             dsk[(lf, c)] = (_log_frames, fam.key, x, p.key)
-            dsk[(tr, c)] = (chunk_transfer, start, trans, (lf, c), c == 0)
             dsk[(cs, c)] = (_chunk_statistics, fam.key, x, p.key, (lf, c), sc, c)
-        dsk[sc] = (boundary_scan, [(tr, c) for c in range(len(frames))])
         graph = HighLevelGraph.from_collections(cs, dsk, dependencies=[X, p, fam])
         return _tree_sum([Delayed((cs, c), graph, layer=cs) for c in range(len(frames))], split)
 

@@ -32,7 +32,7 @@ from .._tags import ModelTags
 from .._validation import Interval, warn_unconverged
 from ..emissions import Emission, registered_emission
 from ..emissions._base import _REGISTRY
-from .hmm._constraints import check_labels, label_mask
+from .hmm._constraints import check_labels, label_mask, label_permutation, lead_by_labels
 
 __all__ = ["EmissionChain", "CHAIN_CONSTRAINTS"]
 
@@ -99,6 +99,12 @@ class EmissionChain(LatentModel):
         """Validate known states (``check_labels``); they reach the hooks as ``labels`` (also the ArviZ bridge's)."""
         return {"labels": check_labels(labels, n, self.n_components, type(self).__name__)}
 
+    def _labelled_input(self, X, y, lengths, labels):
+        """Validate ``X`` (and ``lengths``); return them with the keyword arguments of the covariates and labels."""
+        X, lengths = self._check_input(X, lengths)
+        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
+        return X, lengths, {**cond, **self._label_kwargs(labels, X.shape[0])}
+
     def _masked(self, log_frameprob: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         """Emission log-likelihoods with ``-inf`` for the states that known ``labels`` rule out."""
         return log_frameprob if labels is None else log_frameprob + label_mask(labels, self.n_components)
@@ -119,7 +125,6 @@ class EmissionChain(LatentModel):
         the HMM families). ``frames(arrays)`` gives the emission
         log-likelihoods (T, K), ``m_step(gamma, arrays)`` the updated arrays.
         """
-        from scipy.optimize import linear_sum_assignment
         from scipy.special import logsumexp
 
         known = None if labels is None else labels >= 0
@@ -131,9 +136,7 @@ class EmissionChain(LatentModel):
             logf = frames(arrays)
             with np.errstate(invalid="ignore"):
                 resp = logf - logsumexp(logf, axis=1, keepdims=True)
-            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
-            np.add.at(cost, labels[known], -np.nan_to_num(np.maximum(resp[known], -700.0), nan=-700.0))
-            perm = linear_sum_assignment(cost)[1]
+            perm = label_permutation(labels[known], np.nan_to_num(np.maximum(resp[known], -700.0), nan=-700.0), K)
             tied = getattr(self._emission(), "covariance_type", "") == "tied"
             moved = _permute({k: v for k, v in arrays.items() if np.ndim(v) and np.shape(v)[0] == K
                               and not (tied and k == "covars")}, perm)
@@ -143,7 +146,7 @@ class EmissionChain(LatentModel):
             gamma = np.exp(logf - logsumexp(logf, axis=1, keepdims=True))
         if not np.all(np.isfinite(gamma)):
             return  # a frame no state explains: reported by the EM loop
-        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        lead_by_labels(gamma, known)
         self.emission_arrays_ = {k: np.asarray(v, dtype=np.float64) for k, v in m_step(gamma, arrays).items()}
 
     def fit(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> EmissionChain:
@@ -194,9 +197,8 @@ class EmissionChain(LatentModel):
         """
         if labels is None:
             return super().posterior(X, y, lengths=lengths)
-        X, lengths = self._check_input(X, lengths)
-        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
-        post = self._posterior(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0]))
+        X, lengths, kw = self._labelled_input(X, y, lengths, labels)
+        post = self._posterior(X, lengths, **kw)
         post._rng = child_generator(self.rng_)
         return post
 
@@ -220,10 +222,8 @@ class EmissionChain(LatentModel):
         """
         if labels is None:
             return super().log_likelihood(X, y, lengths=lengths)
-        X, lengths = self._check_input(X, lengths)
-        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
-        return np.asarray(self._log_likelihood(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0])),
-                          dtype=np.float64)
+        X, lengths, kw = self._labelled_input(X, y, lengths, labels)
+        return np.asarray(self._log_likelihood(X, lengths, **kw), dtype=np.float64)
 
     def score(self, X: Any, y: Any = None, *, lengths: Any = None, labels: Any = None) -> float:
         """Mean log-likelihood per sequence (of ``x`` and the known states with ``labels``).
@@ -267,9 +267,8 @@ class EmissionChain(LatentModel):
         ndarray of shape (n_samples,)
             The MAP path.
         """
-        X, lengths = self._check_input(X, lengths)
-        cond = self._condition_kwargs(y, X.shape[0], fitting=False)
-        return self._point_posterior(X, lengths, **cond, **self._label_kwargs(labels, X.shape[0])).map()
+        X, lengths, kw = self._labelled_input(X, y, lengths, labels)
+        return self._point_posterior(X, lengths, **kw).map()
 
     def _point_posterior(self, X, lengths, labels=None, **cond):
         """Return the exact path posterior under the fitted point parameters (families override)."""

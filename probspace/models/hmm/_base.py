@@ -39,6 +39,8 @@ from ._constraints import (
     check_topology,
     constrained_emission_m_step,
     label_mask,
+    label_permutation,
+    lead_by_labels,
 )
 from ._filter import StreamingFilter
 
@@ -404,8 +406,6 @@ class _HMM(LatentModel):
         emission M-step on the labelled posterior in which the labelled frames
         carry as much weight as all the others, so a few labels lead the start.
         """
-        from scipy.optimize import linear_sum_assignment
-
         labels = self._fit_labels
         known = labels >= 0
         if not known.any():
@@ -413,10 +413,7 @@ class _HMM(LatentModel):
         K = self.n_components
         if not self._constraints():
             fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X), lengths)
-            logg = np.log(np.maximum(fb.marginals[known], 1e-300))
-            cost = np.zeros((K, K))  # cost[j, k]: frames labelled j explained by start state k
-            np.add.at(cost, labels[known], -logg)
-            perm = linear_sum_assignment(cost)[1]
+            perm = label_permutation(labels[known], np.log(np.maximum(fb.marginals[known], 1e-300)), K)
             params = self._point()
             tied = getattr(self._emission(), "covariance_type", "") == "tied"
             moved = _bayes.permute({k: v for k, v in params.items() if not (tied and k == "covars")}, perm)
@@ -424,8 +421,7 @@ class _HMM(LatentModel):
         fb = _hmm.forward_backward(self.startprob_, self.transmat_, self._log_frameprob(X) + mask, lengths)
         if not np.all(np.isfinite(fb.log_likelihood)):
             return  # reported by the EM loop
-        gamma = fb.marginals.copy()
-        gamma[known] *= max(1.0, (~known).sum() / known.sum())
+        gamma = lead_by_labels(fb.marginals.copy(), known)
         cons = self._fit_constraints()
         if cons:
             self._set_point(cons.project(self._constrained_m_step(X, gamma, cons)))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Constraints", "check_labels", "check_sequence_weight", "constrained_emission_m_step", "label_mask",
-           "topology_mask", "whole_state_arrays"]
+           "label_permutation", "lead_by_labels", "topology_mask", "whole_state_arrays"]
 
 _TOPOLOGIES = ("ergodic", "left-to-right", "banded")
 #: Tolerance on the sum of a held probability row.
@@ -246,6 +246,27 @@ def label_mask(labels: np.ndarray | None, K: int) -> np.ndarray | None:
     mask[known] = -np.inf
     mask[np.flatnonzero(known), labels[known]] = 0.0
     return mask
+
+
+def label_permutation(labels: np.ndarray, log_resp: np.ndarray, K: int) -> np.ndarray:
+    """Renumbering of EM's start states that agrees best with the known labels.
+
+    ``labels`` and ``log_resp`` (the start's log state responsibilities) are
+    those of the labelled frames; the answer solves the assignment problem on
+    ``cost[j, k] = -sum of log_resp[t, k] over the frames labelled j``: new
+    state ``j`` is old state ``perm[j]``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.zeros((K, K))
+    np.add.at(cost, labels, -log_resp)
+    return linear_sum_assignment(cost)[1]
+
+
+def lead_by_labels(gamma: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Weight the labelled frames of ``gamma`` (in place) as much as all the others together, so labels lead."""
+    gamma[known] *= max(1.0, (~known).sum() / known.sum())
+    return gamma
 
 
 def check_sequence_weight(sample_weight: Any, n: int, owner: str, what: str = "sequence",

@@ -50,20 +50,7 @@ class GaussianHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     means_prior, means_weight, covars_prior, covars_weight : float
         Normal and inverse-gamma/Wishart priors of the EM fit (hmmlearn's).
-    fixed : dict, optional
-        Parameters held during fitting (EM and MCMC), by name without the
-        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
-        arrays): an array of the parameter's shape whose finite entries are
-        held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. ``sampler="nuts"`` holds entries
-        on Pyro's NUTS (whole arrays on the compiled one). See :ref:`hmm-variants`.
-    topology : {"ergodic", "left-to-right", "banded"}, optional
-        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
-        at most ``bandwidth`` states ahead; starts in state 0) or
-        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
-        structural zeros.
-    bandwidth : int, optional
-        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
+    {held_params}
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.

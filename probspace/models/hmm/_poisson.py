@@ -35,20 +35,7 @@ class PoissonHMM(_HMM):
         Dirichlet priors of the EM (MAP) fit.
     lambdas_prior, lambdas_weight : float, default=0.0
         Gamma prior on the rates (hmmlearn's parametrisation).
-    fixed : dict, optional
-        Parameters held during fitting (EM and MCMC), by name without the
-        trailing underscore (``"startprob"``, ``"transmat"``, the emission's
-        arrays): an array of the parameter's shape whose finite entries are
-        held at that value and whose NaN entries are estimated. A held 0 is a
-        structural zero and stays exactly 0. ``sampler="nuts"`` holds entries
-        on Pyro's NUTS (whole arrays on the compiled one). See :ref:`hmm-variants`.
-    topology : {"ergodic", "left-to-right", "banded"}, optional
-        Allowed transitions: ``"left-to-right"`` (``i -> j`` for ``j >= i``,
-        at most ``bandwidth`` states ahead; starts in state 0) or
-        ``"banded"`` (``|i - j| <= bandwidth``); forbidden transitions are
-        structural zeros.
-    bandwidth : int, optional
-        Width of the band (``"banded"``: default 1; ``"left-to-right"``: no limit).
+    {held_params}
     {mcmc_params}
     max_iter : int, default=100
         EM iterations.
